@@ -1,0 +1,283 @@
+"""The `printstation` command: the agent, its demo, and the central side's reference tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+EXAMPLES = """\
+examples:
+  printstation demo                          print 6 sample cards on the simulated printer
+  printstation run --config /etc/printstation/printstation.toml
+  printstation keys generate --id central-2026 --out keys/
+  printstation sample-jobs --count 5 --out jobs/
+  printstation submit jobs/*.json --key keys/central-2026.key --station bogor-kota-01
+  printstation watch --station bogor-kota-01
+"""
+
+
+def _settings_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration (flags override PRINTSTATION_* variables, "
+                             "which override the --config file)")
+    g.add_argument("--config", type=Path, help="TOML file, see printstation.example.toml")
+    g.add_argument("--station-id", help="this station's id (a-z 0-9 - _, 1-64)")
+    g.add_argument("--broker-url", help="amqp:// or amqps:// URL of the broker")
+    g.add_argument("--pool", action="append", dest="pools", metavar="POOL",
+                   help="join this pool queue (repeat for several)")
+    g.add_argument("--printer-url", help="printer URL, e.g. sim://?print_time=0.5")
+    g.add_argument("--state-dir", type=Path, help="journal and state folder (made 0700)")
+    g.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def _load(args: argparse.Namespace):
+    from .config import load_settings
+
+    return load_settings(args.config, station_id=args.station_id, broker_url=args.broker_url,
+                         pools=args.pools, printer_url=args.printer_url,
+                         state_dir=args.state_dir, log_level=args.log_level)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import logs
+    from .core import Agent
+
+    settings = _load(args)
+    logs.configure(settings.log_level)
+    agent = Agent(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    agent.start()
+    while not stop.is_set() and not agent.stopped.is_set():
+        stop.wait(0.5)
+    agent.stop()
+    if agent.fatal is not None:
+        print(f"printstation: {agent.fatal}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    print(json.dumps(settings.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import logs
+    from .demo import run_demo
+
+    logs.configure("error" if not args.verbose else "info")
+    return run_demo(count=args.count, out=args.out, broker=args.broker,
+                    print_time=args.print_time, jam_at=args.jam_at)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema_export import write_all
+
+    for path in write_all(args.out):
+        print(path)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from .signing import generate_keypair
+
+    priv, pub = generate_keypair(args.out, args.id)
+    print(f"private key (keep on the central system, 0600): {priv}")
+    print(f"public key (give to stations as trusted_keys.{args.id}): {pub}")
+    return 0
+
+
+def cmd_sample_jobs(args: argparse.Namespace) -> int:
+    from .samples import sample_job
+
+    args.out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for i in range(1, args.count + 1):
+        job_id = f"{args.prefix}-{i:06d}"
+        job = sample_job(job_id, card_stock=args.stock, two_sided=not args.one_sided)
+        path = args.out / f"{job_id}.json"
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(job.body))
+        print(path)
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .central import Submitter
+
+    with Submitter.from_key_file(args.broker_url, args.key, args.key_id) as sub:
+        for path in args.jobs:
+            body = Path(path).read_bytes()
+            job_id = sub.submit_job(body, station=args.station, pool=args.pool)
+            print(f"published {job_id} ({len(body)} bytes, confirmed)")
+    return 0
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    from .central import Submitter
+
+    fields: dict[str, Any] = {}
+    if args.job_id:
+        fields["job_id"] = args.job_id
+    if args.reason:
+        fields["reason"] = args.reason
+    with Submitter.from_key_file(args.broker_url, args.key, args.key_id) as sub:
+        sub.control(args.station, args.command, **fields)
+    print(f"sent {args.command} to {args.station} (confirmed)")
+    return 0
+
+
+def format_event(e: dict) -> str:
+    schema = e.get("schema", "?").split("/")[0].removeprefix("printstation.")
+    head = f"{e.get('at', '')[:19]} {e.get('station_id')} #{e.get('seq')} {schema:9}"
+    if schema == "status":
+        reason = e.get("reason") or {}
+        card = e.get("card") or {}
+        extra = f" card {card['card_no']}" if card else ""
+        why = f" ({reason.get('code')}: {reason.get('detail')})" if reason else ""
+        return f"{head} {e['job_id']} {e['status']}{extra}{why}"
+    if schema == "card":
+        return f"{head} card {e['card_no']} {e['outcome']} job={e['job_id']} {e['reason'] or ''}"
+    if schema == "telemetry":
+        stock = ", ".join(f"{c['kind']} {c['remaining']}/{c['capacity']}"
+                          for c in e.get("consumables", []))
+        why = f" ({e['blocked_reason']})" if e.get("blocked_reason") else ""
+        return f"{head} {e['state']}{why}; {stock}; queued {e.get('queued_jobs')}"
+    if schema == "alert":
+        return f"{head} {e['severity']} {e['condition']}: {e['message']}" + (
+            " [cleared]" if e.get("cleared") else "")
+    return f"{head} {json.dumps(e)[:200]}"
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from .central import EventTap
+
+    binding = f"*.{args.station}.#" if args.station else "#"
+    with EventTap(args.broker_url, binding=binding) as tap:
+        print(f"watching {binding} on printstation.events (Ctrl-C to stop)", file=sys.stderr)
+        try:
+            for event in tap.events(args.timeout or 1e9):
+                print(json.dumps(event) if args.json else format_event(event), flush=True)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="printstation", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="ID-card print-station agent: takes signed print jobs from RabbitMQ, "
+                    "prints them on the card printer, reports every status back.",
+        epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"printstation {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the agent (the service)",
+                       description="Run the station agent until SIGTERM: consume jobs and "
+                                   "control commands, print, publish statuses.")
+    _settings_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("config", help="print the effective configuration and exit",
+                       description="Validate the configuration (file, environment, flags) "
+                                   "and print the result; exits 2 naming a bad key.")
+    _settings_flags(p)
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("demo", help="print sample cards on the simulated printer",
+                       description="Run the real agent core on the simulated printer with "
+                                   "an embedded job source (no broker), or through RabbitMQ "
+                                   "with --broker, and print a batch of sample cards.")
+    p.add_argument("--count", type=int, default=6, help="sample cards to print (default 6)")
+    p.add_argument("--out", type=Path, help="output folder (default: a new temporary one)")
+    p.add_argument("--broker", metavar="URL", help="go through RabbitMQ at this amqp:// URL")
+    p.add_argument("--print-time", type=float, default=0.4, help="seconds per card")
+    p.add_argument("--jam-at", type=int, default=3,
+                   help="simulate a jam at this card (0: none); it clears after 1 s")
+    p.add_argument("--verbose", action="store_true", help="show the agent's log lines")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("schema", help="write JSON Schemas and the AsyncAPI document",
+                       description="Write a JSON Schema for every contract message and an "
+                                   "AsyncAPI document of the broker topology.")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("keys", help="signing keys for the central side",
+                       description="Manage Ed25519 signing keys.")
+    ksub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    k = ksub.add_parser("generate", help="make a key pair: ID.key (private) and ID.pub",
+                        description="Generate an Ed25519 key pair for signing jobs.")
+    k.add_argument("--id", required=True, help="key id, sent as x-key-id")
+    k.add_argument("--out", type=Path, default=Path("."), help="folder for the two files")
+    k.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("sample-jobs", help="write synthetic e-KTP-like job files",
+                       description="Write sample job bodies (fake names and numbers, drawn "
+                                   "with Pillow) as JSON files, unsigned.")
+    p.add_argument("--count", type=int, default=5)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--prefix", default="SAMPLE")
+    p.add_argument("--stock", default="ektp")
+    p.add_argument("--one-sided", action="store_true")
+    p.set_defaults(func=cmd_sample_jobs)
+
+    for name, func, helptext in [
+        ("submit", cmd_submit, "sign and publish job files (central side)"),
+        ("control", cmd_control, "send a signed control command to a station"),
+    ]:
+        p = sub.add_parser(name, help=helptext, description=helptext + ", with publisher "
+                           "confirms and mandatory routing.")
+        p.add_argument("--broker-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
+        p.add_argument("--key", type=Path, help="private key file; without it, unsigned")
+        p.add_argument("--key-id", help="x-key-id (default: the key file's name)")
+        if name == "submit":
+            p.add_argument("jobs", nargs="+", help="job JSON files")
+            target = p.add_mutually_exclusive_group(required=True)
+            target.add_argument("--station", help="publish to station.<id>")
+            target.add_argument("--pool", help="publish to pool.<pool>")
+        else:
+            p.add_argument("station")
+            p.add_argument("command", choices=["cancel", "pause", "resume", "telemetry"])
+            p.add_argument("--job-id")
+            p.add_argument("--reason")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("watch", help="follow the events stations publish",
+                       description="Tail printstation.events in a readable form.")
+    p.add_argument("--broker-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
+    p.add_argument("--station", help="only this station")
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    p.add_argument("--timeout", type=float, help="stop after this many idle seconds")
+    p.set_defaults(func=cmd_watch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from printstation.drivers.registry import DriverNotFound
+
+    from .config import ConfigError
+    from .journal import JournalError
+    from .signing import KeyFileError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, KeyFileError, JournalError, DriverNotFound) as exc:
+        print(f"printstation: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"printstation: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

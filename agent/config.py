@@ -1,0 +1,205 @@
+"""Station configuration: defaults, then a TOML file, then PRINTSTATION_* variables, then flags.
+
+Every name in the contract's topology is configurable, and the defaults work with no
+configuration at all (a simulated printer, the local broker). A bad value stops start-up
+with one message that names the key and the problem (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .contract import NAME_PATTERN, NAME_RE
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the key and the problem."""
+
+
+def default_station_id() -> str:
+    """The host name, cut to the contract's alphabet, so an unconfigured station still has one."""
+    name = re.sub(r"[^a-z0-9_\-]", "-", socket.gethostname().lower()).strip("-")
+    return (name or "station")[:64]
+
+
+def default_state_dir() -> Path:
+    """systemd's StateDirectory when run as a service, else the user's state folder."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "printstation"
+
+
+class Names(BaseModel):
+    """Broker object names of contract section 1; `{station}` and `{pool}` are filled in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_exchange: str = "printstation.jobs"
+    event_exchange: str = "printstation.events"
+    control_exchange: str = "printstation.control"
+    dead_exchange: str = "printstation.dead"
+    dead_queue: str = "printstation.dead"
+    station_queue: str = "printstation.station.{station}"
+    pool_queue: str = "printstation.pool.{pool}"
+    control_queue: str = "printstation.control.{station}"
+
+
+class Threshold(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    warning: int = Field(ge=0)
+    critical: int = Field(ge=0)
+
+
+def _default_thresholds() -> dict[str, Threshold]:
+    return {
+        "ribbon": Threshold(warning=100, critical=20),
+        "film": Threshold(warning=100, critical=20),
+        "cards": Threshold(warning=50, critical=10),
+    }
+
+
+class Settings(BaseSettings):
+    """Everything a station needs to know; see `printstation.example.toml` for each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PRINTSTATION_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    station_id: str = Field(default_factory=default_station_id, pattern=NAME_PATTERN)
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    pools: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    printer_url: str = "sim://"
+    card_stock: str = Field(default="ektp", pattern=NAME_PATTERN)
+    state_dir: Path = Field(default_factory=default_state_dir)
+    trusted_keys: dict[str, Path] = Field(default_factory=dict)
+    verify_signatures: bool = True
+    thresholds: dict[str, Threshold] = Field(default_factory=_default_thresholds)
+    names: Names = Field(default_factory=Names)
+    delivery_limit: int = Field(default=20, ge=1, le=1000)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    telemetry_interval: float = Field(default=30.0, gt=0, le=30.0)
+    reconnect_max_delay: float = Field(default=30.0, gt=0)
+    heartbeat: int = Field(default=30, ge=0)
+    log_level: str = "info"
+
+    @field_validator("broker_url")
+    @classmethod
+    def _amqp_url(cls, value: str) -> str:
+        if not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps://")
+        return value
+
+    @field_validator("pools", mode="before")
+    @classmethod
+    def _split_pools(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("pools")
+    @classmethod
+    def _pool_names(cls, value: list[str]) -> list[str]:
+        for pool in value:
+            if not NAME_RE.match(pool):
+                raise ValueError(f"pool {pool!r} is not 1-64 characters of a-z 0-9 - _")
+        return value
+
+    @field_validator("printer_url")
+    @classmethod
+    def _has_scheme(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError("must be a URL such as sim:// or evolis+usb://0f49:...")
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_consumables(cls, value: dict[str, Threshold]) -> dict[str, Threshold]:
+        for kind, threshold in value.items():
+            if kind not in ("ribbon", "film", "cards"):
+                raise ValueError(f"unknown consumable {kind!r}; use ribbon, film or cards")
+            if threshold.critical > threshold.warning:
+                raise ValueError(f"{kind}: critical level is above the warning level")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError("must be debug, info, warning or error")
+        return value.lower()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if _TOML_FILE.path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_TOML_FILE.path))
+        return tuple(sources)
+
+    def station_queue(self) -> str:
+        return self.names.station_queue.format(station=self.station_id)
+
+    def control_queue(self) -> str:
+        return self.names.control_queue.format(station=self.station_id)
+
+    def pool_queue(self, pool: str) -> str:
+        return self.names.pool_queue.format(pool=pool)
+
+
+class _TomlFile:
+    path: Path | None = None
+
+
+_TOML_FILE = _TomlFile()
+
+
+def load_settings(config_file: Path | str | None = None, **flags: Any) -> Settings:
+    """Settings from file, environment and flags, or ConfigError with one message."""
+    flags = {k: v for k, v in flags.items() if v is not None}
+    path = Path(config_file) if config_file else None
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path}: not found")
+        try:
+            with path.open("rb") as fh:
+                tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
+    _TOML_FILE.path = path
+    try:
+        return Settings(**flags)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        key = ".".join(str(p) for p in first["loc"]) or "config"
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            msg = "unknown key"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"config key {key}: {msg}{more}") from None
+    finally:
+        _TOML_FILE.path = None

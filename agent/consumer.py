@@ -1,0 +1,148 @@
+"""The job source on RabbitMQ: the one owner of the consuming AMQP connection.
+
+It declares the topology, consumes the station queue and the control queue, and takes
+pool jobs one at a time with `basic.get`, only when the station could start one now, each
+claim acknowledged inside an AMQP transaction (contract section 7). A delivery is
+acknowledged only after intake stored it in the journal, so a crash before that leaves it
+in the queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pika
+import pika.exceptions
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+
+from . import topology
+from .config import Settings
+from .intake import Decision, Delivery, Intake
+from .journal import Journal
+from .reconnect import run_with_reconnect
+
+log = structlog.get_logger("printstation.consumer")
+
+POOL_POLL_SECONDS = 0.5
+
+
+def _headers(props: pika.BasicProperties) -> dict[str, Any]:
+    return dict(props.headers or {})
+
+
+class AmqpSource:
+    def __init__(self, settings: Settings, journal: Journal, intake: Intake, *,
+                 can_take_pool_job: Callable[[], bool],
+                 on_connected: Callable[[bool], None],
+                 on_fatal: Callable[[BaseException], None]):
+        self.settings = settings
+        self.journal = journal
+        self.intake = intake
+        self.can_take_pool_job = can_take_pool_job
+        self.on_connected = on_connected
+        self.on_fatal = on_fatal
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        run_with_reconnect("consumer", self._stop, self._session,
+                           on_state=self._set_connected, on_fatal=self.on_fatal,
+                           max_delay=self.settings.reconnect_max_delay)
+
+    def _set_connected(self, up: bool) -> None:
+        if up:
+            self.connected.set()
+        else:
+            self.connected.clear()
+        self.on_connected(up)
+
+    def _session(self) -> None:
+        params = topology.connection_parameters(
+            self.settings.broker_url, heartbeat=self.settings.heartbeat,
+            name=f"printstation-consumer-{self.settings.station_id}")
+        conn = pika.BlockingConnection(params)
+        try:
+            topology.declare(conn, self.settings)
+            ch = conn.channel()
+            ch.basic_qos(prefetch_count=4)
+            ch.basic_consume(self.settings.station_queue(), self._on_station)
+            ch.basic_consume(self.settings.control_queue(), self._on_control)
+            pool_ch = conn.channel() if self.settings.pools else None
+            if pool_ch is not None:
+                pool_ch.tx_select()
+            self.release_unconfirmed_claims()
+            self._set_connected(True)
+            log.info("consumer_connected", station_queue=self.settings.station_queue(),
+                     pools=self.settings.pools)
+            while not self._stop.is_set():
+                conn.process_data_events(time_limit=POOL_POLL_SECONDS)
+                if pool_ch is not None:
+                    self._poll_pools(pool_ch)
+        finally:
+            if conn.is_open:
+                with contextlib.suppress(pika.exceptions.AMQPError):
+                    conn.close()
+
+    def release_unconfirmed_claims(self) -> None:
+        """Claims whose transaction never committed are not ours: report them released."""
+        for row in self.journal.jobs_in("claiming"):
+            self.journal.release(row.job_id, "claim_unconfirmed",
+                                 "the broker did not confirm this station's claim")
+            log.warning("claim_unconfirmed", job_id=row.job_id)
+
+    # ------------------------------------------------------------------------ deliveries
+
+    def _apply(self, ch: BlockingChannel, tag: int, decision: Decision) -> None:
+        if decision.action == "reject":
+            ch.basic_reject(tag, requeue=False)
+        else:
+            ch.basic_ack(tag)
+
+    def _on_station(self, ch: BlockingChannel, method: Any, props: pika.BasicProperties,
+                    body: bytes) -> None:
+        d = Delivery(body=body, headers=_headers(props), message_id=props.message_id,
+                     source="station", redelivered=bool(method.redelivered))
+        self._apply(ch, method.delivery_tag, self.intake.job(d))
+
+    def _on_control(self, ch: BlockingChannel, method: Any, props: pika.BasicProperties,
+                    body: bytes) -> None:
+        d = Delivery(body=body, headers=_headers(props), message_id=props.message_id,
+                     source="control", redelivered=bool(method.redelivered))
+        self._apply(ch, method.delivery_tag, self.intake.control(d))
+
+    def _poll_pools(self, ch: BlockingChannel) -> None:
+        for pool in self.settings.pools:
+            while not self._stop.is_set() and self.can_take_pool_job():
+                method, props, body = ch.basic_get(self.settings.pool_queue(pool))
+                if method is None:
+                    break
+                d = Delivery(body=body, headers=_headers(props), message_id=props.message_id,
+                             source=f"pool:{pool}", redelivered=bool(method.redelivered))
+                self._claim(ch, method.delivery_tag, self.intake.job(d))
+
+    def _claim(self, ch: BlockingChannel, tag: int, decision: Decision) -> None:
+        """Ack or reject inside the transaction; a claim counts only after commit-ok."""
+        try:
+            self._apply(ch, tag, decision)
+            ch.tx_commit()
+        except Exception:
+            if decision.action == "claim" and decision.job_id:
+                self.journal.release(decision.job_id, "claim_unconfirmed",
+                                     "the connection broke before the broker confirmed the claim")
+                log.warning("claim_unconfirmed", job_id=decision.job_id)
+            raise
+        if decision.action == "claim" and decision.job_id:
+            self.journal.confirm_claim(decision.job_id)
+            log.info("pool_job_claimed", job_id=decision.job_id)

@@ -1,0 +1,325 @@
+"""Pydantic models of every message in the station contract (../shared/CONTRACT.md, v1).
+
+The models are strict on purpose: the central system is written by others, and a message
+that does not follow the contract must be refused with a precise reason, never guessed at.
+Validation errors are turned into reasons with `describe_errors`, which never echoes the
+offending input, because a job's input is personal data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from PIL import Image, UnidentifiedImageError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+JOB_SCHEMA = "printstation.job/1"
+STATUS_SCHEMA = "printstation.status/1"
+CARD_SCHEMA = "printstation.card/1"
+TELEMETRY_SCHEMA = "printstation.telemetry/1"
+ALERT_SCHEMA = "printstation.alert/1"
+CONTROL_SCHEMA = "printstation.control/1"
+INBOUND_SCHEMAS = (JOB_SCHEMA, CONTROL_SCHEMA)
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_IMAGE_BYTES = 8 * 1024 * 1024
+MIN_IMAGE_WIDTH = 500
+MAX_IMAGE_WIDTH = 2048
+CR80_ASPECT = 1.586
+ASPECT_TOLERANCE = 0.02
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
+NAME_PATTERN = r"^[a-z0-9_\-]{1,64}$"
+JOB_ID_RE = re.compile(JOB_ID_PATTERN)
+NAME_RE = re.compile(NAME_PATTERN)
+
+JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN, description="identity of the card")]
+StationId = Annotated[str, Field(pattern=NAME_PATTERN)]
+CardStock = Annotated[str, Field(pattern=NAME_PATTERN, description="kind of blank, e.g. ektp")]
+
+JobStatusName = Literal[
+    "accepted", "printing", "printed", "failed", "rejected", "cancelled", "expired",
+    "needs_check", "released",
+]
+TERMINAL_STATUSES = frozenset({"printed", "failed", "rejected", "cancelled", "expired"})
+
+ReasonCode = Literal[
+    "invalid_job", "unknown_schema", "bad_signature", "stock_mismatch", "printer_fault",
+    "encoder_fault", "cancelled_by_operator", "cancelled_by_central", "attempts_exhausted",
+    "operator_resolved", "claim_unconfirmed", "redelivered", "handed_back",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- job (inbound)
+
+
+def _decode_image(value: str, what: str, *, one_bit: bool = False) -> tuple[bytes, tuple[int, int]]:
+    """Decode and fully load a base64 image, so a corrupt one is refused at intake, not mid-card."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a base64 string")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{what} is not valid base64") from None
+    if len(raw) > MAX_IMAGE_BYTES:
+        raise ValueError(f"{what} is {len(raw)} bytes encoded, more than {MAX_IMAGE_BYTES}")
+    if not (raw.startswith(b"\x89PNG\r\n\x1a\n") or raw.startswith(b"\xff\xd8\xff")):
+        raise ValueError(f"{what} is neither PNG nor JPEG")
+    if one_bit and not raw.startswith(b"\x89PNG"):
+        raise ValueError(f"{what} must be a 1-bit PNG")
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            size = img.size
+            mode = img.mode
+            if size[0] > MAX_IMAGE_WIDTH * 2 or size[1] > MAX_IMAGE_WIDTH * 2:
+                raise ValueError(f"{what} is {size[0]}x{size[1]} px, far too large")
+            img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+        raise ValueError(f"{what} cannot be decoded") from None
+    if one_bit and mode != "1":
+        raise ValueError(f"{what} must be a 1-bit image, not mode {mode}")
+    return raw, size
+
+
+def _check_card_geometry(size: tuple[int, int], what: str) -> None:
+    width, height = size
+    if not MIN_IMAGE_WIDTH <= width <= MAX_IMAGE_WIDTH:
+        raise ValueError(
+            f"{what} is {width} px wide; it must be {MIN_IMAGE_WIDTH} to {MAX_IMAGE_WIDTH}"
+        )
+    aspect = width / height
+    if abs(aspect - CR80_ASPECT) > CR80_ASPECT * ASPECT_TOLERANCE:
+        raise ValueError(
+            f"{what} is {width}x{height} px (aspect {aspect:.3f}); a landscape CR80 card "
+            f"needs {CR80_ASPECT} within {ASPECT_TOLERANCE:.0%}"
+        )
+
+
+class Side(_Strict):
+    """One side of a card. Every field here but `overlay` is personal data."""
+
+    image: str = Field(description="base64 PNG or JPEG, landscape CR80, 500-2048 px wide")
+    black: str | None = Field(default=None, description="base64 1-bit PNG mask for the K panel")
+    overlay: bool = True
+
+    @model_validator(mode="after")
+    def _images_are_cards(self) -> Side:
+        _, size = _decode_image(self.image, "image")
+        _check_card_geometry(size, "image")
+        if self.black is not None:
+            _, mask_size = _decode_image(self.black, "black", one_bit=True)
+            if mask_size != size:
+                raise ValueError(
+                    f"black mask is {mask_size[0]}x{mask_size[1]} px but the image is "
+                    f"{size[0]}x{size[1]}"
+                )
+        return self
+
+    def image_bytes(self) -> bytes:
+        return base64.b64decode(self.image)
+
+    def black_bytes(self) -> bytes | None:
+        return None if self.black is None else base64.b64decode(self.black)
+
+
+class Sides(_Strict):
+    front: Side
+    back: Side | None = None
+
+
+class Job(_Strict):
+    """`printstation.job/1`: one card to print."""
+
+    schema_: Literal["printstation.job/1"] = Field(alias="schema")
+    job_id: JobId
+    reference: str | None = Field(default=None, max_length=128)
+    created_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+    card_stock: CardStock
+    sides: Sides
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("reference")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("reference must hold printable characters only")
+        return value
+
+    @property
+    def two_sided(self) -> bool:
+        return self.sides.back is not None
+
+
+# ----------------------------------------------------------------------- control (inbound)
+
+
+class Control(_Strict):
+    """`printstation.control/1`: a command from the central system to one station."""
+
+    schema_: Literal["printstation.control/1"] = Field(alias="schema")
+    command: Literal["cancel", "pause", "resume", "telemetry"]
+    job_id: JobId | None = None
+    reason: str | None = Field(default=None, max_length=256)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _cancel_names_a_job(self) -> Control:
+        if self.command == "cancel" and self.job_id is None:
+            raise ValueError("command cancel needs a job_id")
+        return self
+
+
+# ---------------------------------------------------------------------- events (outbound)
+
+
+class Reason(_Strict):
+    code: ReasonCode
+    detail: str = Field(max_length=1024)
+
+
+class CardRef(_Strict):
+    card_no: int
+
+
+class _Event(_Strict):
+    station_id: StationId
+    seq: int = Field(ge=1)
+    at: AwareDatetime
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Status(_Event):
+    """`printstation.status/1`, routing key `status.<station_id>.<status>`."""
+
+    schema_: Literal["printstation.status/1"] = Field(default=STATUS_SCHEMA, alias="schema")
+    job_id: JobId
+    reference: str | None = None
+    status: JobStatusName
+    attempt: int = Field(ge=0)
+    reason: Reason | None = None
+    card: CardRef | None = None
+
+
+class CardEvent(_Event):
+    """`printstation.card/1`: one blank that left the feeder, whatever became of it."""
+
+    schema_: Literal["printstation.card/1"] = Field(default=CARD_SCHEMA, alias="schema")
+    card_no: int
+    job_id: JobId | None
+    outcome: Literal["issued", "spoiled", "test"]
+    reason: str | None = None
+
+
+class Consumable(_Strict):
+    kind: Literal["ribbon", "film", "cards"]
+    type: str | None
+    capacity: int | None
+    remaining: int | None
+    unit: Literal["prints", "panels", "cards"]
+    source: Literal["printer", "agent"]
+
+
+class PrinterInfo(_Strict):
+    driver: str
+    model: str | None
+    serial: str | None
+    firmware: str | None
+    state: Literal["ready", "busy", "fault", "offline", "unknown"]
+    faults: list[str]
+
+
+class Counters(_Strict):
+    printed_today: int
+    spoiled_today: int
+    printed_total: int
+    spoiled_total: int
+
+
+class Telemetry(_Event):
+    """`printstation.telemetry/1`: the station's state, for the central system and technicians."""
+
+    schema_: Literal["printstation.telemetry/1"] = Field(default=TELEMETRY_SCHEMA, alias="schema")
+    agent_version: str
+    state: Literal["ready", "printing", "paused", "blocked", "offline", "stopping"]
+    blocked_reason: str | None = None
+    taking_jobs: bool
+    not_taking_jobs_because: str | None = None
+    signatures_verified: bool
+    printer: PrinterInfo
+    consumables: list[Consumable]
+    cards_left: int | None
+    first_to_run_out: str | None
+    counters: Counters
+    queued_jobs: int
+
+
+class Alert(_Event):
+    """`printstation.alert/1`, raised once when a condition starts and once when it clears."""
+
+    schema_: Literal["printstation.alert/1"] = Field(default="printstation.alert/1", alias="schema")
+    severity: Literal["info", "warning", "critical"]
+    condition: str
+    message: str
+    cleared: bool = False
+
+
+EVENT_MODELS: dict[str, type[_Event]] = {
+    STATUS_SCHEMA: Status,
+    CARD_SCHEMA: CardEvent,
+    TELEMETRY_SCHEMA: Telemetry,
+    ALERT_SCHEMA: Alert,
+}
+ALL_MODELS: dict[str, type[BaseModel]] = {
+    JOB_SCHEMA: Job,
+    CONTROL_SCHEMA: Control,
+    **EVENT_MODELS,
+}
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A one-line reason naming each failing field, without echoing any input value."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)[:1000]
+
+
+def now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def routing_key(event: dict[str, Any]) -> str:
+    """The routing key of an outbound event, as contract section 4 names it."""
+    schema, station = event["schema"], event["station_id"]
+    if schema == STATUS_SCHEMA:
+        return f"status.{station}.{event['status']}"
+    if schema == CARD_SCHEMA:
+        return f"card.{station}"
+    if schema == TELEMETRY_SCHEMA:
+        return f"telemetry.{station}"
+    if schema == ALERT_SCHEMA:
+        return f"alert.{station}.{event['severity']}"
+    raise ValueError(f"no routing key for schema {schema!r}")

@@ -1,0 +1,237 @@
+"""The agent core: wires the journal, intake, printer thread, job source and event sink.
+
+Each resource has one owner: the journal object owns the SQLite file, the printer thread
+owns the driver, the consumer owns the consuming AMQP connection and the publisher owns
+the publishing one. They talk through the journal (jobs in, events out) and through
+plain flags; no thread ever calls into another thread's pika connection.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from printstation.drivers.base import FAULT_ADVICE, PrinterDriver
+from printstation.drivers.registry import open_driver
+
+from . import __version__, contract
+from .config import Settings
+from .intake import ControlActions, Intake
+from .journal import Journal
+from .printing import PrinterWorker
+from .signing import Verifier
+
+log = structlog.get_logger("printstation.agent")
+
+
+@dataclass(frozen=True)
+class StationState:
+    state: str
+    blocked_reason: str | None
+    taking_jobs: bool
+    not_taking_because: str | None
+
+
+class Agent:
+    def __init__(self, settings: Settings, *, driver: PrinterDriver | None = None,
+                 verifier: Verifier | None = None):
+        self.settings = settings
+        self.journal = Journal(settings.state_dir, settings.station_id)
+        self.verifier = verifier or Verifier.from_files(settings.trusted_keys,
+                                                        enabled=settings.verify_signatures)
+        self.driver = driver or open_driver(settings.printer_url, state_dir=settings.state_dir)
+        self.intake = Intake(self.journal, self.verifier, ControlActions(
+            pause=self.pause, resume=self.resume, telemetry=self.telemetry_now,
+            cancel=self.cancel))
+        self.printer = PrinterWorker(
+            self.journal, self.driver, default_stock=settings.card_stock,
+            max_attempts=settings.max_attempts, paused=self.paused,
+            on_change=self.request_telemetry)
+        self.broker_up = {"consumer": False, "publisher": False}
+        self.fatal: BaseException | None = None
+        self.stopped = threading.Event()
+        self._stopping = False
+        self._telemetry_now = threading.Event()
+        self._force_telemetry = True
+        self._telemetry_thread = threading.Thread(target=self._telemetry_loop,
+                                                  name="telemetry", daemon=True)
+        self._components: list[object] = []
+        self._last_telemetry_key: tuple | None = None
+
+    # ----------------------------------------------------------------------- lifecycle
+
+    def start(self, *, embedded_sink: Callable[[dict], None] | None = None) -> None:
+        """Start every thread; with `embedded_sink`, events go to it instead of RabbitMQ."""
+        if not self.verifier.enabled:
+            log.warning("signatures_not_verified",
+                        detail="verify_signatures is off: for local demos only")
+        self.printer.start()
+        if embedded_sink is None:
+            from .consumer import AmqpSource
+            from .publisher import AmqpPublisher
+
+            publisher = AmqpPublisher(self.settings, self.journal,
+                                      on_connected=lambda up: self._broker("publisher", up),
+                                      on_fatal=self._fatal)
+            source = AmqpSource(self.settings, self.journal, self.intake,
+                                can_take_pool_job=self.can_take_pool_job,
+                                on_connected=lambda up: self._broker("consumer", up),
+                                on_fatal=self._fatal)
+            self._components = [publisher, source]
+        else:
+            from .embedded import EmbeddedSink
+
+            self._components = [EmbeddedSink(self.journal, embedded_sink)]
+        for c in self._components:
+            c.start()  # type: ignore[attr-defined]
+        self._telemetry_thread.start()
+        self.request_telemetry()
+        log.info("agent_started", station_id=self.settings.station_id, version=__version__,
+                 printer_url=self.settings.printer_url.split("?")[0], pools=self.settings.pools)
+
+    def stop(self) -> None:
+        """Stop taking jobs, finish the card in the printer, publish what is stored, stop."""
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("agent_stopping")
+        for c in reversed(self._components):
+            if type(c).__name__ == "AmqpSource":
+                c.stop()  # type: ignore[attr-defined]
+        self.printer.stop()
+        self._emit_telemetry(force=True)
+        self._telemetry_now.set()
+        for c in reversed(self._components):
+            if type(c).__name__ != "AmqpSource":
+                c.stop()  # type: ignore[attr-defined]
+        self._telemetry_thread.join(5)
+        self.journal.close()
+        self.stopped.set()
+        log.info("agent_stopped")
+
+    def _fatal(self, exc: BaseException) -> None:
+        log.error("agent_fatal", error=str(exc))
+        self.fatal = exc
+        self.stopped.set()
+
+    def _broker(self, owner: str, up: bool) -> None:
+        if self.broker_up.get(owner) != up:
+            self.broker_up[owner] = up
+            self.request_telemetry()
+
+    # ------------------------------------------------------------------ operator actions
+
+    def paused(self) -> bool:
+        return self.journal.get_meta("paused", "0") == "1"
+
+    def pause(self, who: str, why: str) -> None:
+        self.journal.set_meta("paused", "1")
+        self.journal.record_action(who, "pause", None, why)
+        log.info("paused", by=who)
+        self.request_telemetry()
+
+    def resume(self, who: str, why: str) -> None:
+        self.journal.set_meta("paused", "0")
+        self.journal.record_action(who, "resume", None, why)
+        self.journal.job_event.set()
+        log.info("resumed", by=who)
+        self.request_telemetry()
+
+    def cancel(self, job_id: str, code: str, why: str) -> str:
+        result = self.journal.cancel(job_id, code, why)
+        self.journal.record_action(code.removeprefix("cancelled_by_"), "cancel", job_id, why)
+        return result
+
+    # ------------------------------------------------------------------------- state
+
+    def station_state(self) -> StationState:
+        snap = self.printer.snapshot
+        status = snap.status
+        if self._stopping:
+            return StationState("stopping", None, False, "the agent is stopping")
+        if status.state == "offline":
+            why = snap.error or "printer offline"
+            return StationState("offline", why, False, f"printer offline: {why}")
+        if status.faults:
+            why = "; ".join(FAULT_ADVICE.get(f, f.value) for f in status.faults)
+            return StationState("blocked", why, False, why)
+        if self.paused():
+            return StationState("paused", None, False, "paused by an operator")
+        if snap.current_job is not None:
+            return StationState("printing", None, True, None)
+        return StationState("ready", None, True, None)
+
+    def can_take_pool_job(self) -> bool:
+        """Take a pool job only when this station could start it now (contract 7.3)."""
+        return self.station_state().taking_jobs and self.journal.jobs_in("queued") == []
+
+    # --------------------------------------------------------------------- telemetry
+
+    def request_telemetry(self) -> None:
+        """Something changed: publish telemetry if the state it reports changed."""
+        self._telemetry_now.set()
+
+    def telemetry_now(self) -> None:
+        """Publish telemetry now, changed or not (control command `telemetry`)."""
+        self._force_telemetry = True
+        self._telemetry_now.set()
+
+    def _telemetry_loop(self) -> None:
+        while not self.stopped.is_set():
+            self._telemetry_now.wait(self.settings.telemetry_interval)
+            if self._stopping:
+                return
+            forced = self._force_telemetry or not self._telemetry_now.is_set()
+            self._force_telemetry = False
+            self._telemetry_now.clear()
+            try:
+                self._emit_telemetry(force=forced)
+            except Exception as exc:  # a closed journal at shutdown, or a bug: keep running
+                log.error("telemetry_error", error=type(exc).__name__)
+                time.sleep(0.5)
+
+    def telemetry(self) -> dict:
+        snap = self.printer.snapshot
+        st = self.station_state()
+        ident = snap.identity
+        consumables = [
+            {"kind": c.kind, "type": c.type, "capacity": c.capacity, "remaining": c.remaining,
+             "unit": c.unit, "source": c.source}
+            for c in snap.status.consumables
+        ]
+        left = [(c["remaining"], c["kind"]) for c in consumables if c["remaining"] is not None]
+        cards_left, first_out = min(left) if left else (None, None)
+        return {
+            "schema": contract.TELEMETRY_SCHEMA,
+            "agent_version": __version__,
+            "state": st.state,
+            "blocked_reason": st.blocked_reason,
+            "taking_jobs": st.taking_jobs,
+            "not_taking_jobs_because": st.not_taking_because,
+            "signatures_verified": self.verifier.enabled,
+            "printer": {
+                "driver": ident.driver if ident else type(self.driver).__name__,
+                "model": ident.model if ident else None,
+                "serial": ident.serial if ident else None,
+                "firmware": ident.firmware if ident else None,
+                "state": snap.status.state,
+                "faults": [f.value for f in snap.status.faults],
+            },
+            "consumables": consumables,
+            "cards_left": cards_left,
+            "first_to_run_out": first_out,
+            "counters": self.journal.card_counts(),
+            "queued_jobs": self.journal.queued_count(),
+        }
+
+    def _emit_telemetry(self, *, force: bool) -> None:
+        event = self.telemetry()
+        key = (event["state"], event["blocked_reason"], tuple(event["printer"]["faults"]),
+               event["taking_jobs"])
+        if force or key != self._last_telemetry_key:
+            self._last_telemetry_key = key
+            self.journal.emit(event)

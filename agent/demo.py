@@ -1,0 +1,150 @@
+"""`printstation demo`: the real agent core printing sample cards on the simulated printer.
+
+Without `--broker` the jobs go in through the embedded source (no RabbitMQ needed); with
+it they are signed and published to the broker and the agent consumes them as in
+production. Either way the agent verifies signatures, journals, prints on its printer
+thread and reports every status; the demo shows progress and ends with a summary read
+from the simulator's ledger, which is what the "printer" really produced.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from printstation.simulator.printer import read_ledger
+
+from .config import Settings
+from .contract import TERMINAL_STATUSES
+from .core import Agent
+from .embedded import EmbeddedSource
+from .samples import sample_job
+from .signing import Verifier, sign_headers
+
+KEY_ID = "demo"
+
+
+def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: float,
+             jam_at: int | None, console: Console | None = None, timeout: float = 600) -> int:
+    """Print `count` sample cards; returns the process exit code (0 when all printed)."""
+    console = console or Console(stderr=False)
+    out = out or Path(tempfile.mkdtemp(prefix="printstation-demo-"))
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cards_dir = out / "cards"
+    station = f"demo-{uuid.uuid4().hex[:8]}"
+    jam = f"&jam_at={jam_at}&clear_after=1" if jam_at else ""
+    settings = Settings(
+        station_id=station,
+        state_dir=out / "state",
+        printer_url=f"sim://?print_time={print_time}&out={cards_dir}{jam}",
+        **({"broker_url": broker} if broker else {}),
+    )
+    key = Ed25519PrivateKey.generate()
+    agent = Agent(settings, verifier=Verifier({KEY_ID: key.public_key()}))
+
+    final: dict[str, dict] = {}
+    seen_status: Counter[str] = Counter()
+    done = threading.Event()
+    lock = threading.Lock()
+    job_ids = [f"DEMO-{station[5:]}-{i:04d}" for i in range(1, count + 1)]
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+                        TimeElapsedColumn(), console=console)
+    task = progress.add_task("printing", total=count, note="")
+
+    def on_event(event: dict) -> None:
+        schema = event.get("schema")
+        if schema == "printstation.status/1" and event["job_id"] in job_ids:
+            with lock:
+                seen_status[event["status"]] += 1
+                if event["status"] in TERMINAL_STATUSES:
+                    final[event["job_id"]] = event
+                    progress.update(task, completed=len(final))
+                elif event["status"] == "printing":
+                    progress.update(task, note=f"card for {event['job_id']} in the printer")
+                if len(final) == count:
+                    done.set()
+        elif schema == "printstation.telemetry/1" and event.get("blocked_reason"):
+            progress.update(task, note=f"[red]{event['blocked_reason']}")
+
+    console.print(f"[bold]printstation demo[/]: {count} sample cards, station {station}, "
+                  f"printer {settings.printer_url.split('?')[0]}, "
+                  f"{'broker ' + broker if broker else 'embedded job source (no broker)'}")
+    started = time.monotonic()
+    with progress:
+        if broker:
+            _demo_through_broker(agent, settings, key, job_ids, on_event, done, timeout)
+        else:
+            agent.start(embedded_sink=on_event)
+            source = EmbeddedSource(agent.intake)
+            for job_id in job_ids:
+                body = json.dumps(sample_job(job_id).body).encode()
+                source.submit(body, sign_headers(key, KEY_ID, body), message_id=job_id)
+            done.wait(timeout)
+            agent.stop()
+    elapsed = time.monotonic() - started
+    return _summary(console, out, cards_dir, final, count, elapsed)
+
+
+def _demo_through_broker(agent: Agent, settings: Settings, key: Ed25519PrivateKey,
+                         job_ids: list[str], on_event, done: threading.Event,
+                         timeout: float) -> None:
+    from .central import EventTap, Submitter
+
+    with EventTap(settings.broker_url, binding=f"*.{settings.station_id}.#") as tap:
+        agent.start()
+        if not _wait(lambda: all(agent.broker_up.values()) or agent.fatal is not None, 30):
+            raise SystemExit("demo: the agent could not reach the broker at "
+                             f"{settings.broker_url}")
+        if agent.fatal is not None:
+            raise SystemExit(f"demo: {agent.fatal}")
+        with Submitter(settings.broker_url, key=key, key_id=KEY_ID) as submitter:
+            for job_id in job_ids:
+                submitter.submit_job(sample_job(job_id).body, station=settings.station_id)
+        deadline = time.monotonic() + timeout
+        while not done.is_set() and time.monotonic() < deadline:
+            for event in tap.events(0.5):
+                on_event(event)
+                if done.is_set():
+                    break
+        agent.stop()
+
+
+def _wait(cond, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def _summary(console: Console, out: Path, cards_dir: Path, final: dict[str, dict],
+             count: int, elapsed: float) -> int:
+    ledger = read_ledger(cards_dir)
+    outcomes = Counter(line["outcome"] for line in ledger)
+    statuses = Counter(e["status"] for e in final.values())
+    printed_ids = [line["job_id"] for line in ledger if line["outcome"] == "issued"]
+    duplicates = len(printed_ids) - len(set(printed_ids))
+    console.print()
+    console.print(f"[bold]Summary[/] after {elapsed:.1f} s")
+    console.print(f"  jobs: {count}, terminal: {len(final)} "
+                  f"({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})")
+    console.print(f"  cards from the printer: {len(ledger)} "
+                  f"({', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}); "
+                  f"printed twice: {duplicates}")
+    console.print(f"  card images and ledger: {cards_dir}")
+    console.print(f"  agent journal: {out / 'state'}")
+    ok = statuses.get("printed", 0) == count and duplicates == 0
+    console.print("[green]all cards printed[/]" if ok else "[red]not every card printed[/]")
+    return 0 if ok else 1

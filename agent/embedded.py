@@ -1,0 +1,60 @@
+"""The embedded default: the agent core without RabbitMQ, for `printstation demo`.
+
+Jobs are handed straight to intake (the same checks, journal and printer thread as in
+production) and stored events are delivered to a callback instead of the broker, then
+marked published exactly as the AMQP publisher would after a confirm.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+
+import structlog
+
+from .intake import Decision, Delivery, Intake
+from .journal import Journal
+
+log = structlog.get_logger("printstation.embedded")
+
+
+class EmbeddedSource:
+    """Hands job bodies to intake as the station queue would."""
+
+    def __init__(self, intake: Intake):
+        self.intake = intake
+
+    def submit(self, body: bytes, headers: dict, message_id: str | None = None) -> Decision:
+        return self.intake.job(Delivery(body=body, headers=headers, message_id=message_id))
+
+
+class EmbeddedSink:
+    def __init__(self, journal: Journal, deliver: Callable[[dict], None]):
+        self.journal = journal
+        self.deliver = deliver
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="embedded-sink", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.journal.outbox_event.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            self.journal.outbox_event.clear()
+            rows = self.journal.unpublished(200)
+            for _seq, _rk, body in rows:
+                try:
+                    self.deliver(json.loads(body))
+                except Exception as exc:
+                    log.error("embedded_sink_error", error=type(exc).__name__)
+            self.journal.mark_published([seq for seq, _, _ in rows])
+            if not rows:
+                if self._stop.is_set():
+                    return
+                self.journal.outbox_event.wait(0.5)

@@ -1,0 +1,455 @@
+"""The journal: every job, every card and every outbound event, durably, in one SQLite file.
+
+A job is taken by storing it here and only then acknowledging its delivery, and an event
+is stored here before it is published (the outbox), so a crash at any moment loses
+neither. Each change of a job and the events it causes are one transaction, so the
+journal never says a card was printed without the status that reports it.
+
+One object owns the connection; every thread goes through its methods, which hold its
+lock. The file lives in a 0700 directory, is created 0600, and uses `secure_delete` so a
+job's images, dropped once the job is terminal, are overwritten rather than left in free
+pages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import contract
+from .contract import TERMINAL_STATUSES, routing_key
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    reference TEXT,
+    card_stock TEXT,
+    source TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    sides INTEGER,
+    created_at TEXT,
+    expires_at TEXT,
+    accepted_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    body BLOB,
+    headers TEXT,
+    reason_code TEXT,
+    reason_detail TEXT,
+    card_no INTEGER,
+    counter_before INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    routing_key TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (published, seq);
+CREATE TABLE IF NOT EXISTS cards (
+    card_no INTEGER PRIMARY KEY,
+    job_id TEXT,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    counter INTEGER,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    why TEXT
+);
+"""
+
+#: Job states that are not terminal and still hold the job's data.
+LIVE_STATES = ("claiming", "queued", "printing", "needs_check")
+
+
+class JournalError(Exception):
+    """The journal file cannot be used; the message says how to recover."""
+
+
+@dataclass(frozen=True)
+class JobRow:
+    job_id: str
+    reference: str | None
+    card_stock: str | None
+    source: str
+    state: str
+    attempt: int
+    sides: int | None
+    expires_at: str | None
+    body: bytes | None
+    headers: str | None
+    card_no: int | None
+    counter_before: int | None
+
+    @property
+    def expires(self) -> datetime | None:
+        return datetime.fromisoformat(self.expires_at) if self.expires_at else None
+
+
+class Journal:
+    def __init__(self, state_dir: Path, station_id: str):
+        self.station_id = station_id
+        self.state_dir = state_dir
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(state_dir, 0o700)
+        self.path = state_dir / "journal.sqlite3"
+        old_umask = os.umask(0o077)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise JournalError(
+                    f"journal {self.path} is corrupt ({check}); stop the agent, move the "
+                    "file aside for inspection, and restore the last backup"
+                )
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(
+                f"journal {self.path} cannot be opened ({exc}); if it is corrupt, move it "
+                "aside for inspection and restore the last backup"
+            ) from None
+        finally:
+            os.umask(old_umask)
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(f"{self.path}{suffix}")
+            if p.exists():
+                os.chmod(p, 0o600)
+        self._lock = threading.RLock()
+        self.outbox_event = threading.Event()
+        self.job_event = threading.Event()
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                       (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('last_seq', '0')")
+        self.outbox_event.set()
+        self.job_event.set()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ----------------------------------------------------------------------- the outbox
+
+    def _emit(self, db: sqlite3.Connection, event: dict[str, Any]) -> int:
+        """Store one event with the next `seq`, validated against its contract model."""
+        seq = int(db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]) + 1
+        db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (str(seq),))
+        event = {"schema": event.pop("schema"), "station_id": self.station_id, "seq": seq,
+                 "at": contract.now().isoformat(), **event}
+        contract.EVENT_MODELS[event["schema"]].model_validate(event)
+        db.execute(
+            "INSERT INTO outbox (seq, routing_key, body, created_at) VALUES (?, ?, ?, ?)",
+            (seq, routing_key(event), json.dumps(event).encode(), event["at"]),
+        )
+        self.outbox_event.set()
+        return seq
+
+    def _status(self, db: sqlite3.Connection, job_id: str, status: str, *,
+                reason: tuple[str, str] | None = None, card_no: int | None = None) -> None:
+        row = db.execute("SELECT reference, attempt FROM jobs WHERE job_id=?",
+                         (job_id,)).fetchone()
+        self._emit(db, {
+            "schema": contract.STATUS_SCHEMA,
+            "job_id": job_id,
+            "reference": row["reference"] if row else None,
+            "status": status,
+            "attempt": row["attempt"] if row else 0,
+            "reason": {"code": reason[0], "detail": reason[1]} if reason else None,
+            "card": {"card_no": card_no} if card_no is not None else None,
+        })
+
+    def emit(self, event: dict[str, Any]) -> int:
+        """Store a telemetry or alert event for publishing."""
+        with self._tx() as db:
+            return self._emit(db, dict(event))
+
+    def unpublished(self, limit: int = 200) -> list[tuple[int, str, bytes]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, routing_key, body FROM outbox WHERE published=0 ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(r["seq"], r["routing_key"], r["body"]) for r in rows]
+
+    def mark_published(self, seqs: list[int]) -> None:
+        if not seqs:
+            return
+        with self._tx() as db:
+            db.executemany("UPDATE outbox SET published=1 WHERE seq=?", [(s,) for s in seqs])
+
+    def backlog(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox WHERE published=0").fetchone()[0]
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return int(self._db.execute(
+                "SELECT value FROM meta WHERE key='last_seq'").fetchone()[0])
+
+    # --------------------------------------------------------------------- taking jobs
+
+    def known(self, job_id: str) -> str | None:
+        """The job's state if this station has ever seen it."""
+        with self._lock:
+            row = self._db.execute("SELECT state FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        return row["state"] if row else None
+
+    def take(self, job: contract.Job, body: bytes, headers: dict[str, Any], source: str,
+             *, claiming: bool = False) -> bool:
+        """Store a job durably; False if it is already known (a redelivery or a duplicate).
+
+        A pool claim is stored as `claiming` and reported only once `confirm_claim` says the
+        broker committed the acknowledgement.
+        """
+        now = contract.now().isoformat()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM jobs WHERE job_id=?", (job.job_id,)).fetchone():
+                return False
+            db.execute(
+                "INSERT INTO jobs (job_id, reference, card_stock, source, state, sides, "
+                "created_at, expires_at, accepted_at, updated_at, body, headers) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job.job_id, job.reference, job.card_stock, source,
+                 "claiming" if claiming else "queued", 2 if job.two_sided else 1,
+                 job.created_at.isoformat(),
+                 job.expires_at.isoformat() if job.expires_at else None,
+                 now, now, body, json.dumps(headers)),
+            )
+            if not claiming:
+                self._status(db, job.job_id, "accepted")
+        if not claiming:
+            self.job_event.set()
+        return True
+
+    def confirm_claim(self, job_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state='queued', updated_at=? WHERE job_id=? "
+                       "AND state='claiming'", (contract.now().isoformat(), job_id))
+            self._status(db, job_id, "accepted")
+        self.job_event.set()
+
+    def release(self, job_id: str, code: str, detail: str) -> None:
+        """The job is the central system's again; its data is dropped."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state='released', body=NULL, headers=NULL, "
+                       "reason_code=?, reason_detail=?, updated_at=? WHERE job_id=?",
+                       (code, detail, contract.now().isoformat(), job_id))
+            self._status(db, job_id, "released", reason=(code, detail))
+
+    def note_released_unknown(self, job_id: str, code: str, detail: str) -> None:
+        """Report `released` for a pool delivery this station never held (not stored)."""
+        with self._tx() as db:
+            self._status(db, job_id, "released", reason=(code, detail))
+
+    def reject(self, job_id: str | None, reference: str | None, code: str, detail: str) -> bool:
+        """Record and report an unusable message; False when nothing could be reported.
+
+        A job_id this station already holds keeps its own status: a bad copy of a known job
+        must not give it a second terminal status.
+        """
+        if job_id is None:
+            return False
+        now = contract.now().isoformat()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM jobs WHERE job_id=?", (job_id,)).fetchone():
+                return False
+            db.execute(
+                "INSERT INTO jobs (job_id, reference, source, state, accepted_at, updated_at, "
+                "reason_code, reason_detail) VALUES (?, ?, 'rejected', 'rejected', ?, ?, ?, ?)",
+                (job_id, reference, now, now, code, detail),
+            )
+            self._status(db, job_id, "rejected", reason=(code, detail))
+        return True
+
+    # ------------------------------------------------------------------------ printing
+
+    def next_job(self) -> JobRow | None:
+        """The oldest job waiting to print."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE state='queued' ORDER BY accepted_at, rowid LIMIT 1"
+            ).fetchone()
+        return _job_row(row) if row else None
+
+    def get(self, job_id: str) -> JobRow | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        return _job_row(row) if row else None
+
+    def jobs_in(self, *states: str) -> list[JobRow]:
+        marks = ",".join("?" * len(states))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY accepted_at, rowid",
+                states,
+            ).fetchall()
+        return [_job_row(r) for r in rows]
+
+    def start_printing(self, job_id: str, counter_before: int | None) -> int:
+        """Mark the blank as about to enter the printer; returns the attempt number."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET state='printing', attempt=attempt+1, counter_before=?, "
+                "updated_at=? WHERE job_id=? AND state='queued'",
+                (counter_before, contract.now().isoformat(), job_id),
+            )
+            self._status(db, job_id, "printing")
+            return db.execute("SELECT attempt FROM jobs WHERE job_id=?",
+                              (job_id,)).fetchone()[0]
+
+    def _card(self, db: sqlite3.Connection, job_id: str | None, outcome: str,
+              reason: str | None, counter: int | None) -> int:
+        at = contract.now().isoformat()
+        cur = db.execute(
+            "INSERT INTO cards (job_id, outcome, reason, counter, at) VALUES (?, ?, ?, ?, ?)",
+            (job_id, outcome, reason, counter, at),
+        )
+        card_no = int(cur.lastrowid or 0)
+        self._emit(db, {"schema": contract.CARD_SCHEMA, "card_no": card_no, "job_id": job_id,
+                        "outcome": outcome, "reason": reason})
+        return card_no
+
+    def card_printed(self, job_id: str, counter: int | None) -> int:
+        with self._tx() as db:
+            card_no = self._card(db, job_id, "issued", None, counter)
+            db.execute(
+                "UPDATE jobs SET state='printed', card_no=?, body=NULL, headers=NULL, "
+                "updated_at=? WHERE job_id=?",
+                (card_no, contract.now().isoformat(), job_id),
+            )
+            self._status(db, job_id, "printed", card_no=card_no)
+        return card_no
+
+    def card_spoiled(self, job_id: str | None, counter: int | None, reason: str) -> int:
+        """A blank left the feeder and did not become a good card."""
+        with self._tx() as db:
+            return self._card(db, job_id, "spoiled", reason, counter)
+
+    def back_to_queue(self, job_id: str) -> None:
+        """The card did not print (a fault held it); it waits to be printed once, later."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state='queued', updated_at=? WHERE job_id=? "
+                       "AND state='printing'", (contract.now().isoformat(), job_id))
+        self.job_event.set()
+
+    def finish(self, job_id: str, status: str, code: str | None = None,
+               detail: str | None = None) -> bool:
+        """End a live job in a terminal status; False if it was already terminal."""
+        assert status in TERMINAL_STATUSES
+        marks = ",".join("?" * len(LIVE_STATES))
+        with self._tx() as db:
+            cur = db.execute(
+                f"UPDATE jobs SET state=?, body=NULL, headers=NULL, reason_code=?, "
+                f"reason_detail=?, updated_at=? WHERE job_id=? AND state IN ({marks})",
+                (status, code, detail, contract.now().isoformat(), job_id, *LIVE_STATES),
+            )
+            if cur.rowcount == 0:
+                return False
+            self._status(db, job_id, status,
+                         reason=(code, detail or "") if code else None)
+        return True
+
+    def cancel(self, job_id: str, code: str, detail: str) -> str:
+        """Cancel a job that has not started printing; returns what became of it."""
+        with self._tx() as db:
+            row = db.execute("SELECT state FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+            if row is None:
+                return "unknown"
+            if row["state"] not in ("queued", "claiming"):
+                return row["state"]
+            db.execute(
+                "UPDATE jobs SET state='cancelled', body=NULL, headers=NULL, reason_code=?, "
+                "reason_detail=?, updated_at=? WHERE job_id=?",
+                (code, detail, contract.now().isoformat(), job_id),
+            )
+            self._status(db, job_id, "cancelled", reason=(code, detail))
+        return "cancelled"
+
+    def mark_needs_check(self, job_id: str, detail: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state='needs_check', reason_detail=?, updated_at=? "
+                       "WHERE job_id=?", (detail, contract.now().isoformat(), job_id))
+            self._status(db, job_id, "needs_check", reason=("printer_fault", detail))
+
+    # ---------------------------------------------------------------- settings and counts
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row["value"] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                       "value=excluded.value", (key, value))
+
+    def record_action(self, who: str, action: str, target: str | None, why: str | None) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO actions (at, who, action, target, why) VALUES (?, ?, ?, ?, ?)",
+                       (contract.now().isoformat(), who, action, target, why))
+
+    def card_counts(self) -> dict[str, int]:
+        today = contract.now().date().isoformat()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT outcome, substr(at, 1, 10) = ? AS today, COUNT(*) AS n FROM cards "
+                "GROUP BY outcome, today", (today,),
+            ).fetchall()
+        counts = {"printed_today": 0, "spoiled_today": 0, "printed_total": 0, "spoiled_total": 0}
+        for r in rows:
+            name = {"issued": "printed", "spoiled": "spoiled"}.get(r["outcome"])
+            if name is None:
+                continue
+            counts[f"{name}_total"] += r["n"]
+            if r["today"]:
+                counts[f"{name}_today"] += r["n"]
+        return counts
+
+    def queued_count(self) -> int:
+        with self._lock:
+            return self._db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'printing')").fetchone()[0]
+
+
+def _job_row(row: sqlite3.Row) -> JobRow:
+    return JobRow(
+        job_id=row["job_id"], reference=row["reference"], card_stock=row["card_stock"],
+        source=row["source"], state=row["state"], attempt=row["attempt"], sides=row["sides"],
+        expires_at=row["expires_at"], body=row["body"], headers=row["headers"],
+        card_no=row["card_no"], counter_before=row["counter_before"],
+    )

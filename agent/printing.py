@@ -1,0 +1,220 @@
+"""The printer thread: the one owner of the printer driver.
+
+It takes the oldest stored job, checks that it may print it (not expired, the stock in the
+feeder is the stock the job needs, the printer has no fault), journals `printing` with the
+printer's card counter before the blank is drawn, prints, and journals the outcome with
+its card. A fault an operator can clear holds the job; it is printed once the fault is gone.
+It never touches the AMQP connections: everything it reports goes through the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import structlog
+from pydantic import ValidationError
+
+from printstation.drivers.base import (
+    CardJob,
+    FaultCode,
+    Identity,
+    PrinterDriver,
+    PrinterError,
+    PrinterStatus,
+)
+from printstation.drivers.panels import prepare_side
+
+from . import contract
+from .journal import JobRow, Journal
+
+log = structlog.get_logger("printstation.printer")
+
+POLL_SECONDS = 1.0
+
+
+@dataclass
+class PrinterSnapshot:
+    """What the rest of the agent knows of the printer, without touching it."""
+
+    identity: Identity | None = None
+    status: PrinterStatus = field(default_factory=lambda: PrinterStatus(state="offline"))
+    current_job: str | None = None
+    error: str | None = None
+    updated: float = 0.0
+
+
+def build_card(row: JobRow, native_size: tuple[int, int]) -> CardJob:
+    """Decode a stored job into panels; raises ValueError naming what is wrong."""
+    if row.body is None:
+        raise ValueError("the job's data is gone")
+    try:
+        job = contract.Job.model_validate(json.loads(row.body))
+    except ValidationError as exc:
+        raise ValueError(contract.describe_errors(exc)) from None
+    front = job.sides.front
+    back = job.sides.back
+    return CardJob(
+        job_id=job.job_id,
+        front=prepare_side(front.image_bytes(), front.black_bytes(), front.overlay, native_size),
+        back=None if back is None else prepare_side(back.image_bytes(), back.black_bytes(),
+                                                     back.overlay, native_size),
+    )
+
+
+class PrinterWorker:
+    def __init__(self, journal: Journal, driver: PrinterDriver, *, default_stock: str,
+                 max_attempts: int, paused: Callable[[], bool], on_change: Callable[[], None]):
+        self.journal = journal
+        self.driver = driver
+        self.default_stock = default_stock
+        self.max_attempts = max_attempts
+        self.paused = paused
+        self.on_change = on_change
+        self.snapshot = PrinterSnapshot()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
+        self.idle = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop between cards: a card in the printer is finished first."""
+        self._stop.set()
+        self.journal.job_event.set()
+        self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # ------------------------------------------------------------------------- state
+
+    def _update(self, **changes: object) -> None:
+        with self._lock:
+            before = self.snapshot
+            after = replace(before, updated=time.monotonic(), **changes)
+            self.snapshot = after
+        if (before.status.state, before.status.faults, before.current_job, before.error) != (
+            after.status.state, after.status.faults, after.current_job, after.error
+        ):
+            self.on_change()
+
+    def loaded_stock(self) -> str:
+        return self.snapshot.status.card_stock or self.default_stock
+
+    def _poll(self) -> PrinterStatus:
+        try:
+            status = self.driver.status()
+            self._update(status=status, error=None)
+        except PrinterError as exc:
+            status = PrinterStatus(state="offline", faults=(exc.fault,))
+            self._update(status=status, error=exc.detail)
+        except Exception as exc:
+            status = PrinterStatus(state="offline", faults=(FaultCode.OTHER,))
+            self._update(status=status, error=f"{type(exc).__name__}")
+            log.error("printer_status_error", error=type(exc).__name__)
+        return status
+
+    # -------------------------------------------------------------------------- loop
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.driver.open()
+                self._update(identity=self.driver.identity())
+                break
+            except Exception as exc:
+                detail = exc.detail if isinstance(exc, PrinterError) else type(exc).__name__
+                self._update(status=PrinterStatus(state="offline", faults=(FaultCode.OFFLINE,)),
+                             error=detail)
+                log.warning("printer_unreachable", error=detail)
+                self._stop.wait(2.0)
+        self._recover()
+        while not self._stop.is_set():
+            status = self._poll()
+            if status.faults or status.state == "offline" or self.paused():
+                self.idle.set()
+                self._stop.wait(POLL_SECONDS)
+                continue
+            self.journal.job_event.clear()
+            row = self.journal.next_job()
+            if row is None:
+                self.idle.set()
+                self.journal.job_event.wait(POLL_SECONDS)
+                continue
+            self.idle.clear()
+            self._print(row, status)
+        try:
+            self.driver.close()
+        except Exception as exc:
+            log.warning("printer_close_error", error=type(exc).__name__)
+
+    def _recover(self) -> None:
+        """Settle jobs that were `printing` when the agent stopped: never a blind reprint."""
+        for row in self.journal.jobs_in("printing"):
+            counter = self._poll().card_counter
+            if counter is not None and row.counter_before is not None \
+                    and counter == row.counter_before:
+                self.journal.back_to_queue(row.job_id)
+                log.info("recovered_not_printed", job_id=row.job_id)
+            else:
+                self.journal.mark_needs_check(
+                    row.job_id, "the agent stopped while this card was in the printer; "
+                                "an operator must say whether it came out")
+                log.warning("recovered_needs_check", job_id=row.job_id)
+
+    def _print(self, row: JobRow, status: PrinterStatus) -> None:
+        job_id = row.job_id
+        if row.expires is not None and contract.now() > row.expires:
+            self.journal.finish(job_id, "expired", None, None)
+            log.info("job_expired", job_id=job_id)
+            return
+        stock = self.loaded_stock()
+        if row.card_stock != stock:
+            self.journal.finish(job_id, "failed", "stock_mismatch",
+                                f"job needs {row.card_stock} blanks; the feeder holds {stock}")
+            log.info("job_stock_mismatch", job_id=job_id, needs=row.card_stock, loaded=stock)
+            return
+        try:
+            card = build_card(row, self.driver.native_size)
+        except Exception as exc:
+            detail = str(exc) if isinstance(exc, ValueError) else "the job's images cannot be used"
+            self.journal.finish(job_id, "failed", "invalid_job", detail[:500])
+            log.warning("job_unprintable", job_id=job_id, error=type(exc).__name__)
+            return
+        attempt = self.journal.start_printing(job_id, status.card_counter)
+        self._update(current_job=job_id)
+        log.info("card_started", job_id=job_id, attempt=attempt)
+        try:
+            result = self.driver.print_card(card)
+        except PrinterError as exc:
+            self._card_failed(job_id, attempt, exc)
+            return
+        except Exception as exc:
+            # The driver did not say what happened to the blank: never guess.
+            self.journal.mark_needs_check(job_id, f"driver error {type(exc).__name__}")
+            log.error("card_unknown_outcome", job_id=job_id, error=type(exc).__name__)
+            self._update(current_job=None, error=type(exc).__name__)
+            self._stop.wait(POLL_SECONDS)
+            return
+        card_no = self.journal.card_printed(job_id, result.counter)
+        self._update(current_job=None)
+        log.info("card_printed", job_id=job_id, card_no=card_no, counter=result.counter)
+
+    def _card_failed(self, job_id: str, attempt: int, exc: PrinterError) -> None:
+        if exc.card_drawn:
+            self.journal.card_spoiled(job_id, exc.counter, exc.fault.value)
+        if exc.card_drawn and attempt >= self.max_attempts:
+            self.journal.finish(job_id, "failed", "attempts_exhausted",
+                                f"{attempt} blanks spoiled ({exc.fault.value})")
+        else:
+            self.journal.back_to_queue(job_id)
+        log.warning("card_fault", job_id=job_id, fault=exc.fault.value,
+                    card_drawn=exc.card_drawn, attempt=attempt)
+        self._update(current_job=None, error=exc.detail)
+        self._poll()

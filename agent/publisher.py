@@ -1,0 +1,103 @@
+"""The outbox publisher: the one owner of the publishing AMQP connection.
+
+It publishes stored events in `seq` order with publisher confirms and `mandatory`, and
+marks each published only once the broker confirmed it, so an event is sent at least
+once and never lost. An event no queue is bound for (the broker returns it) is kept in
+the dead-letter exchange with its routing key in a header instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pika
+import pika.exceptions
+import structlog
+
+from .config import Settings
+from .journal import Journal
+from .reconnect import run_with_reconnect
+from .topology import connection_parameters
+
+log = structlog.get_logger("printstation.publisher")
+
+
+class EventSink:
+    """Where stored events go; the AMQP publisher and the demo's in-process sink are sinks."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class AmqpPublisher(EventSink):
+    def __init__(self, settings: Settings, journal: Journal, *,
+                 on_connected: Callable[[bool], None],
+                 on_fatal: Callable[[BaseException], None]):
+        self.settings = settings
+        self.journal = journal
+        self.on_connected = on_connected
+        self.on_fatal = on_fatal
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self.published = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.journal.outbox_event.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        run_with_reconnect("publisher", self._stop, self._session,
+                           on_state=self.on_connected, on_fatal=self.on_fatal,
+                           max_delay=self.settings.reconnect_max_delay)
+
+    def _session(self) -> None:
+        params = connection_parameters(
+            self.settings.broker_url, heartbeat=self.settings.heartbeat,
+            name=f"printstation-publisher-{self.settings.station_id}")
+        conn = pika.BlockingConnection(params)
+        try:
+            ch = conn.channel()
+            ch.confirm_delivery()
+            self.on_connected(True)
+            log.info("publisher_connected")
+            while not self._stop.is_set():
+                if not self._drain(ch):
+                    self.journal.outbox_event.clear()
+                    if not self.journal.unpublished(1):
+                        while not (self.journal.outbox_event.is_set() or self._stop.is_set()):
+                            conn.process_data_events(time_limit=0.1)
+            self._drain(ch)
+        finally:
+            if conn.is_open:
+                conn.close()
+
+    def _drain(self, ch: pika.adapters.blocking_connection.BlockingChannel) -> int:
+        """Publish one batch of the backlog; returns how many were published."""
+        rows = self.journal.unpublished(200)
+        done: list[int] = []
+        try:
+            for seq, rk, body in rows:
+                props = pika.BasicProperties(
+                    content_type="application/json", delivery_mode=2,
+                    message_id=f"{self.settings.station_id}:{seq}")
+                try:
+                    ch.basic_publish(self.settings.names.event_exchange, rk, body, props,
+                                     mandatory=True)
+                except pika.exceptions.UnroutableError:
+                    log.warning("event_unroutable_kept_in_dead_letter", seq=seq, routing_key=rk)
+                    keep = pika.BasicProperties(
+                        content_type="application/json", delivery_mode=2,
+                        message_id=props.message_id,
+                        headers={"x-unroutable-exchange": self.settings.names.event_exchange,
+                                 "x-unroutable-routing-key": rk})
+                    ch.basic_publish(self.settings.names.dead_exchange, rk, body, keep)
+                done.append(seq)
+        finally:
+            self.journal.mark_published(done)
+            self.published += len(done)
+        return len(done)

@@ -1,0 +1,121 @@
+"""Declaring the broker objects of contract section 1, idempotently, and refusing mismatches.
+
+An object that already exists with other arguments stops the agent with an error naming
+it and the difference: the agent never deletes or re-creates a queue, because a queue
+holds citizens' jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import pika.exceptions
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+
+from .config import Settings
+
+log = structlog.get_logger("printstation.topology")
+
+ACCESS_REFUSED = 403
+PRECONDITION_FAILED = 406
+
+
+class TopologyMismatch(Exception):
+    """A broker object exists with other arguments than the contract's."""
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    exchange: str
+    routing_key: str
+
+
+def queue_arguments(settings: Settings) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": settings.names.dead_exchange,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        "x-delivery-limit": settings.delivery_limit,
+    }
+
+
+def exchanges(settings: Settings) -> list[tuple[str, str]]:
+    n = settings.names
+    return [
+        (n.job_exchange, "direct"),
+        (n.event_exchange, "topic"),
+        (n.control_exchange, "direct"),
+        (n.dead_exchange, "fanout"),
+    ]
+
+
+def queues(settings: Settings) -> list[QueueSpec]:
+    n, sid = settings.names, settings.station_id
+    specs = [
+        QueueSpec(n.dead_queue, n.dead_exchange, ""),
+        QueueSpec(settings.station_queue(), n.job_exchange, f"station.{sid}"),
+        QueueSpec(settings.control_queue(), n.control_exchange, f"station.{sid}"),
+    ]
+    specs += [QueueSpec(settings.pool_queue(p), n.job_exchange, f"pool.{p}")
+              for p in settings.pools]
+    return specs
+
+
+def _declare(conn: BlockingConnection, what: str,
+             active: Callable[[BlockingChannel], Any],
+             passive: Callable[[BlockingChannel], Any]) -> None:
+    """Declare one object; where this station may not configure it, check that it exists."""
+    ch = conn.channel()
+    try:
+        active(ch)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == PRECONDITION_FAILED:
+            raise TopologyMismatch(f"{what} exists with other arguments: {exc.reply_text}") \
+                from None
+        if exc.reply_code != ACCESS_REFUSED:
+            raise
+        ch = conn.channel()
+        try:
+            passive(ch)
+        except pika.exceptions.ChannelClosedByBroker as again:
+            raise TopologyMismatch(f"{what} cannot be declared or found: {again.reply_text}") \
+                from None
+        log.info("topology_checked_passively", object=what)
+    if ch.is_open:
+        ch.close()
+
+
+def declare(conn: BlockingConnection, settings: Settings) -> None:
+    for name, kind in exchanges(settings):
+        _declare(
+            conn, f"exchange {name!r}",
+            lambda ch, name=name, kind=kind: ch.exchange_declare(name, kind, durable=True),
+            lambda ch, name=name: ch.exchange_declare(name, passive=True),
+        )
+    args = queue_arguments(settings)
+    for spec in queues(settings):
+        _declare(
+            conn, f"queue {spec.name!r}",
+            lambda ch, s=spec: ch.queue_declare(s.name, durable=True, arguments=args),
+            lambda ch, s=spec: ch.queue_declare(s.name, passive=True),
+        )
+        ch = conn.channel()
+        ch.queue_bind(spec.name, spec.exchange, routing_key=spec.routing_key)
+        ch.close()
+
+
+def connection_parameters(url: str, *, heartbeat: int = 30,
+                          name: str = "printstation") -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    params.heartbeat = heartbeat
+    params.blocked_connection_timeout = 60
+    params.connection_attempts = 1
+    params.socket_timeout = 10
+    params.client_properties = {"connection_name": name}
+    return params

@@ -1,0 +1,1 @@
+"""Printer drivers behind one interface, chosen by the printer URL scheme."""

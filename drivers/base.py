@@ -1,0 +1,143 @@
+"""The one interface every printer driver implements.
+
+Drivers only talk to hardware (as Network UPS Tools drivers do): they report identity,
+status, faults, consumable levels and the hardware card counter, and print one card from
+its panels. Policy (what to print, when to hold, what to report) belongs to the agent.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from PIL import Image
+
+
+class FaultCode(StrEnum):
+    """Faults in the agent's words; each driver maps its printer's codes onto these."""
+
+    JAM = "jam"
+    RIBBON_OUT = "ribbon_out"
+    FILM_OUT = "film_out"
+    COVER_OPEN = "cover_open"
+    FEEDER_EMPTY = "feeder_empty"
+    HOPPER_FULL = "hopper_full"
+    OFFLINE = "offline"
+    HEAD_ERROR = "head_error"
+    PROTOCOL = "protocol_error"
+    OTHER = "other"
+
+
+#: What an operator should do for each fault, shown on every surface.
+FAULT_ADVICE: dict[FaultCode, str] = {
+    FaultCode.JAM: "Card jam: open the printer, remove the card, close it",
+    FaultCode.RIBBON_OUT: "Ribbon out: load a new ribbon",
+    FaultCode.FILM_OUT: "Retransfer film out: load a new film roll",
+    FaultCode.COVER_OPEN: "Cover open: close the printer cover",
+    FaultCode.FEEDER_EMPTY: "Feeder empty: load blank cards",
+    FaultCode.HOPPER_FULL: "Output hopper full: take the printed cards out",
+    FaultCode.OFFLINE: "Printer offline: check its power and cable",
+    FaultCode.HEAD_ERROR: "Print head error: call a technician",
+    FaultCode.PROTOCOL: "Printer replies are unreadable: check the cable, restart the printer",
+    FaultCode.OTHER: "Printer error: see the printer's display",
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    driver: str
+    model: str | None
+    serial: str | None
+    firmware: str | None
+
+
+@dataclass(frozen=True)
+class ConsumableLevel:
+    kind: Literal["ribbon", "film", "cards"]
+    type: str | None
+    capacity: int | None
+    remaining: int | None
+    unit: Literal["prints", "panels", "cards"]
+    source: Literal["printer", "agent"] = "printer"
+
+
+@dataclass(frozen=True)
+class PrinterStatus:
+    state: Literal["ready", "busy", "fault", "offline"]
+    faults: tuple[FaultCode, ...] = ()
+    card_counter: int | None = None
+    card_stock: str | None = None
+    consumables: tuple[ConsumableLevel, ...] = ()
+
+
+@dataclass
+class SidePanels:
+    """One side at the printer's native resolution: colour (Y, M, C), resin black (K), overlay."""
+
+    color: Image.Image
+    black: Image.Image
+    overlay: bool = True
+
+
+@dataclass
+class CardJob:
+    """One physical card to print; `job_id` is None for a test card."""
+
+    job_id: str | None
+    front: SidePanels
+    back: SidePanels | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sides(self) -> int:
+        return 1 if self.back is None else 2
+
+
+@dataclass(frozen=True)
+class CardResult:
+    """A good card came out; `counter` is the printer's card counter for it."""
+
+    counter: int | None
+
+
+class PrinterError(Exception):
+    """The printer could not finish; `card_drawn` says whether a blank left the feeder."""
+
+    def __init__(self, fault: FaultCode, detail: str, *, card_drawn: bool = False,
+                 counter: int | None = None):
+        super().__init__(f"{fault.value}: {detail}")
+        self.fault = fault
+        self.detail = detail
+        self.card_drawn = card_drawn
+        self.counter = counter
+
+
+class PrinterDriver(abc.ABC):
+    """A printer reached through one URL scheme; one thread owns an instance."""
+
+    name: ClassVar[str]
+    native_size: ClassVar[tuple[int, int]] = (1016, 648)
+
+    @classmethod
+    @abc.abstractmethod
+    def from_url(cls, url: str, *, state_dir: Path) -> PrinterDriver:
+        """Build a driver from its printer URL; raise ValueError naming a bad part."""
+
+    def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect to the printer; may raise PrinterError(OFFLINE)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the printer."""
+
+    @abc.abstractmethod
+    def identity(self) -> Identity: ...
+
+    @abc.abstractmethod
+    def status(self) -> PrinterStatus: ...
+
+    @abc.abstractmethod
+    def print_card(self, card: CardJob) -> CardResult:
+        """Print one card; raise PrinterError on a fault, saying whether a blank was drawn."""

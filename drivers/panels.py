@@ -1,0 +1,40 @@
+"""Turn a job side's images into printer panels at the printer's native resolution.
+
+Y, M and C come from the colour image; K (resin black, which is what makes text and
+barcodes crisp) from the job's black mask, or, without one, from near-black pixels.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from .base import SidePanels
+
+#: A pixel whose brightest channel is below this goes on the K panel when no mask is given.
+NEAR_BLACK = 48
+
+
+def prepare_side(image: bytes, black: bytes | None, overlay: bool,
+                 native_size: tuple[int, int]) -> SidePanels:
+    with Image.open(io.BytesIO(image)) as src:
+        color = src.convert("RGB").resize(native_size, Image.Resampling.LANCZOS)
+    if black is not None:
+        with Image.open(io.BytesIO(black)) as mask_src:
+            mask = mask_src.convert("1").resize(native_size, Image.Resampling.NEAREST)
+        k = np.asarray(mask, dtype=bool)
+        # PIL's "1" mode is white=1; the K panel prints where the mask is black.
+        k = ~k
+    else:
+        k = np.asarray(color, dtype=np.uint8).max(axis=2) < NEAR_BLACK
+    black_panel = Image.fromarray(np.where(k, 0, 255).astype(np.uint8), "L").convert("1")
+    return SidePanels(color=color, black=black_panel, overlay=overlay)
+
+
+def compose(side: SidePanels) -> Image.Image:
+    """What the printed side looks like: colour panels, then resin black on top."""
+    out = side.color.copy()
+    out.paste((0, 0, 0), mask=Image.eval(side.black.convert("L"), lambda v: 255 - v))
+    return out

@@ -1,0 +1,1 @@
+"""A model of a retransfer ID-card printer, for tests and demos."""

@@ -1,0 +1,230 @@
+"""A model of a retransfer ID-card printer: feeder, YMCKO ribbon, film, faults, card counter.
+
+Every physical card it produces (good or spoiled) is one JSON line in `ledger.jsonl` of its
+output folder, and every good card is also a PNG of what the card looks like. That ledger
+is the ground truth the tests check the agent against: it is written by the "printer",
+never by the agent. The output folder holds pictures of cards (personal data), so it is
+created readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from PIL import Image
+
+from printstation.drivers.base import (
+    CardJob,
+    CardResult,
+    ConsumableLevel,
+    FaultCode,
+    Identity,
+    PrinterError,
+    PrinterStatus,
+)
+from printstation.drivers.panels import compose
+
+#: Faults that stay until cleared (by an operator, a test, or `clear_after`).
+STICKY = (FaultCode.JAM, FaultCode.COVER_OPEN, FaultCode.HEAD_ERROR, FaultCode.OFFLINE)
+
+
+@dataclass
+class SimParams:
+    """Everything that describes one simulated printer; `sim://` query parameters set these."""
+
+    model: str = "Simulated Retransfer ID Printer"
+    serial: str = "SIM-0001"
+    firmware: str = "1.0.0"
+    print_time: float = 0.2
+    stock: str = "ektp"
+    cards: int = 500
+    ribbon_type: str = "YMCKO"
+    ribbon: int = 1000
+    film: int = 1000
+    counter: int = 0
+    jam_at: list[int] = field(default_factory=list)
+    faults: list[FaultCode] = field(default_factory=list)
+    clear_after: float | None = None
+    render: bool = True
+
+
+class SimulatedPrinter:
+    """Thread-safe: the driver's thread prints while a test or operator injects faults."""
+
+    def __init__(self, params: SimParams, output_dir: Path):
+        self.params = params
+        self.output_dir = output_dir
+        self.output_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.output_dir, 0o700)
+        self.ledger_path = output_dir / "ledger.jsonl"
+        self._lock = threading.Condition()
+        self.counter = params.counter
+        self.cards_in_feeder = params.cards
+        self.stock = params.stock
+        self.ribbon_left = params.ribbon
+        self.film_left = params.film
+        self._faults: dict[FaultCode, float] = {f: time.monotonic() for f in params.faults}
+        self._jam_at = set(params.jam_at)
+        self._busy = False
+
+    # ------------------------------------------------------------------ operator and tests
+
+    def inject(self, fault: FaultCode) -> None:
+        with self._lock:
+            self._faults[fault] = time.monotonic()
+            self._lock.notify_all()
+
+    def clear(self, fault: FaultCode | None = None) -> None:
+        with self._lock:
+            if fault is None:
+                self._faults.clear()
+            else:
+                self._faults.pop(fault, None)
+            self._lock.notify_all()
+
+    def load(self, *, cards: int | None = None, stock: str | None = None,
+             ribbon: int | None = None, film: int | None = None) -> None:
+        with self._lock:
+            if cards is not None:
+                self.cards_in_feeder = cards
+                self._faults.pop(FaultCode.FEEDER_EMPTY, None)
+            if stock is not None:
+                self.stock = stock
+            if ribbon is not None:
+                self.ribbon_left = ribbon
+                self._faults.pop(FaultCode.RIBBON_OUT, None)
+            if film is not None:
+                self.film_left = film
+                self._faults.pop(FaultCode.FILM_OUT, None)
+
+    # --------------------------------------------------------------------------- queries
+
+    def identity(self) -> Identity:
+        p = self.params
+        return Identity(driver="sim", model=p.model, serial=p.serial, firmware=p.firmware)
+
+    def _expire_faults(self) -> None:
+        if self.params.clear_after is None:
+            return
+        limit = time.monotonic() - self.params.clear_after
+        for fault, since in list(self._faults.items()):
+            if since <= limit and fault in STICKY:
+                del self._faults[fault]
+
+    def faults(self) -> tuple[FaultCode, ...]:
+        with self._lock:
+            self._expire_faults()
+            found = set(self._faults)
+        if self.cards_in_feeder <= 0:
+            found.add(FaultCode.FEEDER_EMPTY)
+        if self.ribbon_left <= 0:
+            found.add(FaultCode.RIBBON_OUT)
+        if self.film_left <= 0:
+            found.add(FaultCode.FILM_OUT)
+        return tuple(sorted(found))
+
+    def status(self) -> PrinterStatus:
+        faults = self.faults()
+        if FaultCode.OFFLINE in faults:
+            return PrinterStatus(state="offline", faults=faults)
+        state = "fault" if faults else ("busy" if self._busy else "ready")
+        p = self.params
+        return PrinterStatus(
+            state=state,
+            faults=faults,
+            card_counter=self.counter,
+            card_stock=self.stock,
+            consumables=(
+                ConsumableLevel("ribbon", p.ribbon_type, p.ribbon, self.ribbon_left, "prints"),
+                ConsumableLevel("film", "retransfer", p.film, self.film_left, "panels"),
+                ConsumableLevel("cards", self.stock, p.cards, self.cards_in_feeder, "cards"),
+            ),
+        )
+
+    # -------------------------------------------------------------------------- printing
+
+    def print_card(self, card: CardJob) -> CardResult:
+        faults = self.faults()
+        if faults:
+            raise PrinterError(faults[0], "printer not ready")
+        with self._lock:
+            self.cards_in_feeder -= 1
+            self.counter += 1
+            number = self.counter
+            self._busy = True
+        try:
+            for _side in range(card.sides):
+                self._wait_print_time(card.sides)
+                with self._lock:
+                    jam = number in self._jam_at or FaultCode.JAM in self._faults
+                    if jam:
+                        self._jam_at.discard(number)
+                        self._faults[FaultCode.JAM] = time.monotonic()
+                if jam:
+                    raise self._spoil(card, number, FaultCode.JAM, "card jammed in the printer")
+                if self.ribbon_left <= 0:
+                    raise self._spoil(card, number, FaultCode.RIBBON_OUT, "ribbon ran out")
+                if self.film_left <= 0:
+                    raise self._spoil(card, number, FaultCode.FILM_OUT, "film ran out")
+                with self._lock:
+                    self.ribbon_left -= 1
+                    self.film_left -= 1
+            png = self._render(card, number) if self.params.render else None
+            self._record(number, card.job_id, "issued", None, png)
+            return CardResult(counter=number)
+        finally:
+            with self._lock:
+                self._busy = False
+
+    def _wait_print_time(self, sides: int) -> None:
+        deadline = time.monotonic() + self.params.print_time / sides
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+
+    def _spoil(self, card: CardJob, number: int, fault: FaultCode, why: str) -> PrinterError:
+        self._record(number, card.job_id, "spoiled", fault.value, None)
+        return PrinterError(fault, why, card_drawn=True, counter=number)
+
+    def _render(self, card: CardJob, number: int) -> str:
+        sides = [compose(card.front)] + ([compose(card.back)] if card.back else [])
+        width, height = sides[0].size
+        sheet = Image.new("RGB", (width * len(sides) + 16 * (len(sides) - 1), height), "white")
+        for i, img in enumerate(sides):
+            sheet.paste(img, (i * (width + 16), 0))
+        name = f"card-{number:06d}.png"
+        path = self.output_dir / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            sheet.save(fh, "PNG", compress_level=1)
+        return name
+
+    def _record(self, number: int, job_id: str | None, outcome: str, reason: str | None,
+                png: str | None) -> None:
+        line = {
+            "card_no": number,
+            "job_id": job_id,
+            "outcome": outcome,
+            "reason": reason,
+            "png": png,
+            "at": datetime.now().astimezone().isoformat(),
+        }
+        with self._lock:
+            fd = os.open(self.ledger_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a") as fh:
+                fh.write(json.dumps(line) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+
+
+def read_ledger(output_dir: Path) -> list[dict]:
+    """Every card the simulated printer produced, in order."""
+    path = output_dir / "ledger.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
