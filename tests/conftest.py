@@ -1,0 +1,196 @@
+"""Fixtures: a private vhost on the real broker, signing keys, agents on the simulator.
+
+Every test run gets its own vhost (so two runs at once never see each other's queues) and
+every test its own station id. A broker that cannot be reached fails the test with a
+message saying how to start it; it never skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pika
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from printstation.agent import logs
+from printstation.agent.central import EventTap, Submitter
+from printstation.agent.config import Settings
+from printstation.agent.core import Agent
+from printstation.agent.signing import Verifier, sign_headers
+
+BROKER_HOST = os.environ.get("PRINTSTATION_TEST_BROKER_HOST", "127.0.0.1")
+BROKER_PORT = int(os.environ.get("PRINTSTATION_TEST_BROKER_PORT", "5672"))
+KEY_ID = "central-test"
+START_BROKER = (
+    f"RabbitMQ is not reachable at {BROKER_HOST}:{BROKER_PORT}. These tests need the real "
+    "broker: start it with `rabbitmq-server -detached` (or `systemctl start rabbitmq-server`), "
+    "check it with `rabbitmqctl status`, then run the tests again."
+)
+
+logs.configure("warning")
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll `cond` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def rabbitmqctl(*args: str) -> str:
+    proc = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def vhost() -> Iterator[str]:
+    try:
+        socket.create_connection((BROKER_HOST, BROKER_PORT), timeout=3).close()
+    except OSError:
+        pytest.fail(START_BROKER, pytrace=False)
+    name = f"printstation-test-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    yield name
+    rabbitmqctl("delete_vhost", name)
+
+
+@pytest.fixture(scope="session")
+def broker_url(vhost: str) -> str:
+    return f"amqp://guest:guest@{BROKER_HOST}:{BROKER_PORT}/{quote(vhost, safe='')}"
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def station_id() -> str:
+    return f"st-{uuid.uuid4().hex[:10]}"
+
+
+class Station:
+    """One in-process agent on a simulated printer, with helpers for tests."""
+
+    def __init__(self, agent: Agent, cards_dir: Path):
+        self.agent = agent
+        self.cards_dir = cards_dir
+
+    @property
+    def printer(self):
+        return self.agent.driver.printer  # type: ignore[attr-defined]
+
+    def ledger(self) -> list[dict]:
+        from printstation.simulator.printer import read_ledger
+
+        return read_ledger(self.cards_dir)
+
+    def issued(self) -> list[str]:
+        return [c["job_id"] for c in self.ledger() if c["outcome"] == "issued"]
+
+
+@pytest.fixture
+def make_station(tmp_path: Path, broker_url: str,
+                 signing_key: Ed25519PrivateKey) -> Iterator[Callable[..., Station]]:
+    started: list[Agent] = []
+
+    def make(station_id: str, *, sim: str = "print_time=0.05&render=0", start: bool = True,
+             state_dir: Path | None = None, **settings: Any) -> Station:
+        cards = tmp_path / f"cards-{station_id}"
+        settings.setdefault("broker_url", broker_url)
+        s = Settings(station_id=station_id,
+                     state_dir=state_dir or tmp_path / f"state-{station_id}",
+                     printer_url=f"sim://?{sim}&out={cards}", heartbeat=10,
+                     reconnect_max_delay=2.0, **settings)
+        agent = Agent(s, verifier=Verifier({KEY_ID: signing_key.public_key()}))
+        if start:
+            agent.start()
+            started.append(agent)
+            wait_for(lambda: all(agent.broker_up.values()) or agent.fatal, 20,
+                     "the agent to connect to the broker")
+        return Station(agent, cards)
+
+    yield make
+    for agent in started:
+        agent.stop()
+
+
+@pytest.fixture
+def submitter(broker_url: str, signing_key: Ed25519PrivateKey) -> Iterator[Submitter]:
+    with Submitter(broker_url, key=signing_key, key_id=KEY_ID) as sub:
+        yield sub
+
+
+@pytest.fixture
+def raw_publish(broker_url: str) -> Iterator[Callable[..., None]]:
+    """Publish arbitrary bytes and headers to a station, as a misbehaving sender would."""
+    conn = pika.BlockingConnection(pika.URLParameters(broker_url))
+    ch = conn.channel()
+    ch.confirm_delivery()
+
+    def publish(station: str, body: bytes, headers: dict | None = None,
+                message_id: str | None = None, exchange: str = "printstation.jobs") -> None:
+        ch.basic_publish(exchange, f"station.{station}", body,
+                         pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                              headers=headers, message_id=message_id),
+                         mandatory=True)
+
+    yield publish
+    conn.close()
+
+
+class Events:
+    """Every event one station published, collected from a private queue."""
+
+    def __init__(self, tap: EventTap):
+        self.tap = tap
+        self.all: list[dict] = []
+
+    def pump(self) -> list[dict]:
+        self.all.extend(self.tap.drain(0.05))
+        return self.all
+
+    def statuses(self, job_id: str | None = None) -> list[dict]:
+        self.pump()
+        return [e for e in self.all if e["schema"] == "printstation.status/1"
+                and (job_id is None or e["job_id"] == job_id)]
+
+    def final(self, job_id: str) -> dict | None:
+        from printstation.agent.contract import TERMINAL_STATUSES
+
+        ends = [e for e in self.statuses(job_id) if e["status"] in TERMINAL_STATUSES]
+        return ends[-1] if ends else None
+
+    def wait_final(self, job_ids: list[str], timeout: float = 30.0) -> dict[str, dict]:
+        wait_for(lambda: all(self.final(j) for j in job_ids), timeout,
+                 f"a terminal status for {len(job_ids)} jobs")
+        return {j: self.final(j) for j in job_ids}  # type: ignore[misc]
+
+
+@pytest.fixture
+def events(broker_url: str, station_id: str) -> Iterator[Events]:
+    with EventTap(broker_url, binding=f"*.{station_id}.#") as tap:
+        yield Events(tap)
+
+
+def signed(signing_key: Ed25519PrivateKey, body: dict | bytes) -> tuple[bytes, dict]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return raw, sign_headers(signing_key, KEY_ID, raw)
