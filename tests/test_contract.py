@@ -1,0 +1,127 @@
+"""The contract models refuse what the contract forbids, with a reason naming the field."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from pydantic import ValidationError
+
+from printstation.agent import contract
+from printstation.agent.samples import sample_job
+
+
+@pytest.fixture(scope="module")
+def job() -> dict:
+    return sample_job("UNIT-1", seed=1).body
+
+
+def _png(size: tuple[int, int], mode: str = "RGB") -> str:
+    buf = io.BytesIO()
+    Image.new(mode, size, "white" if mode == "RGB" else 1).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _reason(body: dict) -> str:
+    with pytest.raises(ValidationError) as info:
+        contract.Job.model_validate(body)
+    return contract.describe_errors(info.value)
+
+
+def test_a_sample_job_is_valid(job):
+    parsed = contract.Job.model_validate(job)
+    assert parsed.two_sided and parsed.card_stock == "ektp"
+
+
+@pytest.mark.parametrize("job_id", ["", "x" * 65, "has space", "ümlaut", "a/b"])
+def test_bad_job_ids_are_refused(job, job_id):
+    assert _reason({**job, "job_id": job_id}).startswith("job_id:")
+
+
+def test_unknown_schema_is_refused(job):
+    assert "schema" in _reason({**job, "schema": "printstation.job/2"})
+
+
+def test_unknown_fields_are_refused(job):
+    assert "surprise" in _reason({**job, "surprise": 1})
+
+
+def test_times_need_a_zone(job):
+    assert "created_at" in _reason({**job, "created_at": "2026-11-24T09:30:00"})
+
+
+def test_reference_is_bounded_and_printable(job):
+    assert "reference" in _reason({**job, "reference": "x" * 129})
+    assert "reference" in _reason({**job, "reference": "a\nb"})
+
+
+@pytest.mark.parametrize(("image", "needle"), [
+    ("not base64!", "not valid base64"),
+    (base64.b64encode(b"GIF89a....").decode(), "neither PNG nor JPEG"),
+    (base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 40).decode(), "cannot be decoded"),
+    (_png((400, 252)), "400 px wide"),
+    (_png((2100, 1324)), "2100 px wide"),
+    (_png((1012, 1012)), "aspect"),
+])
+def test_bad_images_are_refused_with_the_reason(job, image, needle):
+    sides = {"front": {"image": image}}
+    assert needle in _reason({**job, "sides": sides})
+
+
+def test_black_mask_must_be_one_bit_and_the_image_size(job):
+    image = _png((1012, 638))
+    assert "1-bit" in _reason({**job, "sides": {"front": {"image": image,
+                                                            "black": _png((1012, 638))}}})
+    assert "mask is 1000x630" in _reason({**job, "sides": {"front": {
+        "image": image, "black": _png((1000, 630), "1")}}})
+
+
+def test_an_oversize_image_is_refused_before_decoding(job, monkeypatch):
+    monkeypatch.setattr(contract, "MAX_IMAGE_BYTES", 1000)
+    assert "more than 1000" in _reason(job)
+
+
+def test_reasons_never_echo_the_input(job):
+    secret = "3171234567890123"
+    body = {**job, "job_id": f"bad id {secret}", "reference": secret * 10}
+    assert secret not in _reason(body)
+
+
+def test_control_cancel_needs_a_job_id():
+    with pytest.raises(ValidationError):
+        contract.Control.model_validate({"schema": contract.CONTROL_SCHEMA, "command": "cancel"})
+    contract.Control.model_validate({"schema": contract.CONTROL_SCHEMA, "command": "pause"})
+
+
+def test_routing_keys_follow_section_4():
+    base = {"station_id": "s1"}
+    assert contract.routing_key({**base, "schema": contract.STATUS_SCHEMA,
+                                 "status": "printed"}) == "status.s1.printed"
+    assert contract.routing_key({**base, "schema": contract.CARD_SCHEMA}) == "card.s1"
+    assert contract.routing_key({**base, "schema": contract.TELEMETRY_SCHEMA}) == "telemetry.s1"
+    assert contract.routing_key({**base, "schema": contract.ALERT_SCHEMA,
+                                 "severity": "warning"}) == "alert.s1.warning"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(["schema", "job_id", "created_at", "card_stock", "sides",
+                                        "reference", "expires_at", "x"]), json_values))
+def test_any_json_is_either_a_job_or_a_validation_error(doc):
+    doc.setdefault("schema", contract.JOB_SCHEMA)
+    try:
+        contract.Job.model_validate(json.loads(json.dumps(doc)))
+    except ValidationError as exc:
+        assert contract.describe_errors(exc)

@@ -1,0 +1,79 @@
+"""Intake never crashes on a message, whatever its bytes, and takes only valid signed jobs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import KEY_ID, signed
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from printstation.agent.intake import Delivery, Intake
+from printstation.agent.journal import Journal
+from printstation.agent.samples import sample_job
+from printstation.agent.signing import Verifier
+
+KEY = Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="module")
+def intake(tmp_path_factory) -> Intake:
+    journal = Journal(tmp_path_factory.mktemp("intake"), "unit")
+    return Intake(journal, Verifier({KEY_ID: KEY.public_key()}), None)
+
+
+header_values = st.one_of(st.text(max_size=100), st.binary(max_size=100), st.integers(),
+                          st.none(), st.booleans())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=2000),
+       headers=st.dictionaries(st.sampled_from(["x-signature", "x-key-id", "x-delivery-count",
+                                                "other"]), header_values),
+       message_id=st.one_of(st.none(), st.text(max_size=70)),
+       source=st.sampled_from(["station", "pool:p1", "control"]))
+def test_arbitrary_messages_are_rejected_never_raised(intake, body, headers, message_id, source):
+    d = Delivery(body=body, headers=headers, message_id=message_id, source=source)
+    decision = intake.control(d) if source == "control" else intake.job(d)
+    assert decision.action == "reject"
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])
+@given(doc=st.dictionaries(st.text(max_size=12), st.one_of(st.text(max_size=30), st.integers(),
+                                                           st.none()), max_size=6))
+def test_signed_json_that_is_not_a_job_is_rejected(intake, doc):
+    body, headers = signed(KEY, {"schema": "printstation.job/1", **doc})
+    assert intake.job(Delivery(body=body, headers=headers)).action == "reject"
+
+
+def test_deeply_nested_json_is_rejected(intake):
+    body, headers = signed(KEY, b"[" * 100_000 + b"]" * 100_000)
+    decision = intake.job(Delivery(body=body, headers=headers))
+    assert decision.action == "reject" and decision.why == "invalid_job"
+
+
+def test_a_valid_signed_job_is_taken_once(intake):
+    body, headers = signed(KEY, sample_job("INTAKE-1", two_sided=False).body)
+    assert intake.job(Delivery(body=body, headers=headers, message_id="INTAKE-1")).why \
+        == "accepted"
+    assert intake.job(Delivery(body=body, headers=headers)).why == "duplicate"
+    assert intake.journal.known("INTAKE-1") == "queued"
+
+
+def test_a_message_id_that_differs_from_the_job_id_is_refused(intake):
+    body, headers = signed(KEY, sample_job("INTAKE-2", two_sided=False).body)
+    decision = intake.job(Delivery(body=body, headers=headers, message_id="OTHER"))
+    assert decision.action == "reject"
+
+
+def test_a_bad_copy_of_a_known_job_gets_no_second_status(intake):
+    body, headers = signed(KEY, sample_job("INTAKE-3", two_sided=False).body)
+    intake.job(Delivery(body=body, headers=headers))
+    before = intake.journal.last_seq()
+    tampered = json.dumps({**json.loads(body), "reference": "changed"}).encode()
+    assert intake.job(Delivery(body=tampered, headers=headers)).action == "reject"
+    assert intake.journal.last_seq() == before

@@ -1,0 +1,67 @@
+"""The journal keeps jobs and events durably, privately, and says how to recover when broken."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from printstation.agent.contract import Job
+from printstation.agent.journal import Journal, JournalError
+from printstation.agent.samples import sample_job
+
+
+@pytest.fixture
+def job() -> tuple[Job, bytes]:
+    body = sample_job("J-1", two_sided=False)
+    raw = json.dumps(body.body).encode()
+    return Job.model_validate_json(raw), raw
+
+
+def test_state_dir_and_files_are_private(tmp_path, job):
+    journal = Journal(tmp_path / "state", "s1")
+    journal.take(job[0], job[1], {}, "station")
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    for f in (tmp_path / "state").iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+def test_seq_grows_by_one_per_event_and_across_reopen(tmp_path, job):
+    journal = Journal(tmp_path, "s1")
+    journal.take(job[0], job[1], {}, "station")
+    journal.start_printing("J-1", 0)
+    journal.card_printed("J-1", 1)
+    seqs = [s for s, _, _ in journal.unpublished()]
+    assert seqs == list(range(1, 5))  # accepted, printing, card, printed
+    journal.mark_published(seqs)
+    journal.close()
+    again = Journal(tmp_path, "s1")
+    assert again.emit({"schema": "printstation.alert/1", "severity": "info",
+                       "condition": "test", "message": "m"}) == 5
+
+
+def test_a_job_is_taken_once_and_its_data_dropped_when_terminal(tmp_path, job):
+    journal = Journal(tmp_path, "s1")
+    assert journal.take(job[0], job[1], {}, "station")
+    assert not journal.take(job[0], job[1], {}, "station")
+    assert journal.get("J-1").body == job[1]
+    assert journal.finish("J-1", "expired")
+    assert journal.get("J-1").body is None
+    assert not journal.finish("J-1", "failed", "printer_fault", "again")
+    statuses = [json.loads(b)["status"] for _, _, b in journal.unpublished()]
+    assert statuses == ["accepted", "expired"]
+
+
+def test_events_are_checked_against_the_contract(tmp_path):
+    journal = Journal(tmp_path, "s1")
+    with pytest.raises(ValueError):
+        journal.emit({"schema": "printstation.alert/1", "severity": "loud", "condition": "x",
+                      "message": "m"})
+    assert journal.last_seq() == 0
+
+
+def test_a_corrupt_journal_stops_with_how_to_recover(tmp_path):
+    (tmp_path / "journal.sqlite3").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(JournalError, match="move it aside"):
+        Journal(tmp_path, "s1")

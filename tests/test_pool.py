@@ -1,0 +1,71 @@
+"""Pool queues: competing stations, claims in a transaction, redeliveries never printed."""
+
+from __future__ import annotations
+
+import uuid
+
+import pika
+import pytest
+from conftest import Events, wait_for
+
+from printstation.agent.central import EventTap
+from printstation.agent.samples import sample_job
+
+
+@pytest.fixture
+def pool() -> str:
+    return f"pool-{uuid.uuid4().hex[:8]}"
+
+
+def test_each_pool_job_is_printed_by_exactly_one_station(make_station, submitter, broker_url,
+                                                         pool):
+    a = make_station(f"pa-{pool}", pools=[pool])
+    b = make_station(f"pb-{pool}", pools=[pool])
+    job_ids = [f"POOL-{pool}-{i}" for i in range(10)]
+    with EventTap(broker_url, binding="status.#") as tap:
+        events = Events(tap)
+        for job_id in job_ids:
+            submitter.submit_job(sample_job(job_id, two_sided=False).body, pool=pool)
+        finals = events.wait_final(job_ids, timeout=60)
+    assert {f["status"] for f in finals.values()} == {"printed"}
+    printed = a.issued() + b.issued()
+    assert sorted(printed) == sorted(job_ids)
+    by_station = {f["station_id"] for f in finals.values()}
+    assert by_station <= {f"pa-{pool}", f"pb-{pool}"}
+
+
+def test_a_paused_station_leaves_pool_jobs_to_the_others(make_station, submitter, broker_url,
+                                                         pool):
+    a = make_station(f"pa-{pool}", pools=[pool])
+    a.agent.pause("test", "paused station")
+    b = make_station(f"pb-{pool}", pools=[pool])
+    job_ids = [f"PAUSE-{pool}-{i}" for i in range(4)]
+    with EventTap(broker_url, binding="status.#") as tap:
+        events = Events(tap)
+        for job_id in job_ids:
+            submitter.submit_job(sample_job(job_id, two_sided=False).body, pool=pool)
+        events.wait_final(job_ids, timeout=60)
+    assert a.issued() == [] and sorted(b.issued()) == sorted(job_ids)
+
+
+def test_a_redelivered_pool_job_is_released_and_dead_lettered_not_printed(
+        make_station, submitter, broker_url, pool):
+    a = make_station(f"pa-{pool}", pools=[pool])
+    a.agent.pause("test", "hold pool jobs")
+    job = sample_job(f"REDELIVER-{pool}", two_sided=False).body
+    with EventTap(broker_url, binding="status.#") as tap:
+        events = Events(tap)
+        submitter.submit_job(job, pool=pool)
+        # Another consumer takes it and gives it back: the broker marks it redelivered.
+        conn = pika.BlockingConnection(pika.URLParameters(broker_url))
+        ch = conn.channel()
+        method = wait_for(lambda: ch.basic_get(f"printstation.pool.{pool}")[0],
+                          what="the pool job")
+        ch.basic_nack(method.delivery_tag, requeue=True)
+        conn.close()
+        a.agent.resume("test", "go")
+        final = wait_for(lambda: [e for e in events.statuses(job["job_id"])
+                                  if e["status"] == "released"], what="released")[0]
+    assert final["reason"]["code"] == "redelivered"
+    assert a.issued() == []
+    assert a.agent.journal.known(job["job_id"]) is None
