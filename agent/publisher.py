@@ -2,8 +2,9 @@
 
 It publishes stored events in `seq` order with publisher confirms and `mandatory`, and
 marks each published only once the broker confirmed it, so an event is sent at least
-once and never lost. An event no queue is bound for (the broker returns it) is kept in
-the dead-letter exchange with its routing key in a header instead of vanishing.
+once and never lost. A status, card or alert event no queue is bound for (the broker
+returns it) is kept in the dead-letter exchange with its routing key in a header instead
+of vanishing; unroutable telemetry is dropped, as the next one supersedes it.
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ class AmqpPublisher(EventSink):
                     ch.basic_publish(self.settings.names.event_exchange, rk, body, props,
                                      mandatory=True)
                 except pika.exceptions.UnroutableError:
+                    if rk.startswith("telemetry."):
+                        # Superseded by the next one within 30 s: not worth keeping.
+                        log.debug("telemetry_unroutable", seq=seq)
+                        done.append(seq)
+                        continue
                     log.warning("event_unroutable_kept_in_dead_letter", seq=seq, routing_key=rk)
                     keep = pika.BasicProperties(
                         content_type="application/json", delivery_mode=2,
