@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 
 import pika.exceptions
@@ -16,6 +17,9 @@ import structlog
 from .topology import TopologyMismatch
 
 log = structlog.get_logger("printstation.reconnect")
+
+#: A session that lasted this long counts as recovered: backoff starts small again.
+STABLE_SECONDS = 10.0
 
 #: What a lost broker or network looks like from pika.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (
@@ -31,9 +35,9 @@ def run_with_reconnect(name: str, stop: threading.Event, session: Callable[[], N
     """Call `session` until `stop` is set; it returns normally only when asked to stop."""
     delay = 0.5
     while not stop.is_set():
+        started = time.monotonic()
         try:
             session()
-            delay = 0.5
         except TopologyMismatch as exc:
             on_fatal(exc)
             return
@@ -41,5 +45,15 @@ def run_with_reconnect(name: str, stop: threading.Event, session: Callable[[], N
             on_state(False)
             log.warning("broker_lost", owner=name, error=f"{type(exc).__name__}: {exc}"[:300],
                         retry_in=round(delay, 1))
-            stop.wait(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, max_delay)
+        except Exception as exc:
+            # Not the broker (a full disk under the journal, a bug): the unacknowledged
+            # delivery goes back to the queue with the connection; retry after a pause.
+            on_state(False)
+            log.error("session_failed", owner=name, error=type(exc).__name__,
+                      retry_in=round(delay, 1))
+        else:
+            continue
+        if time.monotonic() - started > STABLE_SECONDS:
+            delay = 0.5  # it was up for a while: this is a new outage, start small again
+        stop.wait(delay * random.uniform(0.8, 1.2))
+        delay = min(delay * 2, max_delay)
