@@ -79,6 +79,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     print_time=args.print_time, jam_at=args.jam_at)
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .probe import run_probe
+
+    with tempfile.TemporaryDirectory(prefix="printstation-probe-") as tmp:
+        return run_probe(args.url, Path(tmp), args.json)
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from .schema_export import write_all
 
@@ -204,6 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulate a jam at this card (0: none); it clears after 1 s")
     p.add_argument("--verbose", action="store_true", help="show the agent's log lines")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("probe", help="show a printer's identity, state and consumables",
+                       description="Reach the printer at URL as the agent would and show its "
+                                   "identity, state, faults and consumables, or why it cannot "
+                                   "be reached. Exit 0: ready, 1: faults, 2: unreachable.",
+                       epilog="URLs: sim://, evolis+usb://0f49[:PRODUCT]?serial=SN, "
+                              "evolis+serial:///dev/ttyUSB0, evolis+tcp://10.0.0.5:9100")
+    p.add_argument("url", help="printer URL")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("schema", help="write JSON Schemas and the AsyncAPI document",
                        description="Write a JSON Schema for every contract message and an "

@@ -207,6 +207,14 @@ class PrinterWorker:
         log.info("card_printed", job_id=job_id, card_no=card_no, counter=result.counter)
 
     def _card_failed(self, job_id: str, attempt: int, exc: PrinterError) -> None:
+        if exc.card_drawn is None:
+            self.journal.mark_needs_check(
+                job_id, f"the printer link broke while the card was inside ({exc.fault.value}); "
+                        "an operator must say whether it came out")
+            log.warning("card_unknown_outcome", job_id=job_id, fault=exc.fault.value)
+            self._update(current_job=None, error=exc.detail)
+            self._poll()
+            return
         if exc.card_drawn:
             self.journal.card_spoiled(job_id, exc.counter, exc.fault.value)
         if exc.card_drawn and attempt >= self.max_attempts:

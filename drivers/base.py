@@ -104,9 +104,13 @@ class CardResult:
 
 
 class PrinterError(Exception):
-    """The printer could not finish; `card_drawn` says whether a blank left the feeder."""
+    """The printer could not finish; `card_drawn` says whether a blank left the feeder.
 
-    def __init__(self, fault: FaultCode, detail: str, *, card_drawn: bool = False,
+    `card_drawn=None` means the driver cannot know (the link broke while the card was in
+    the printer, which may still finish it): the agent must not guess either way.
+    """
+
+    def __init__(self, fault: FaultCode, detail: str, *, card_drawn: bool | None = False,
                  counter: int | None = None):
         super().__init__(f"{fault.value}: {detail}")
         self.fault = fault

@@ -9,6 +9,7 @@ created readable by its owner only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from printstation.drivers.base import (
@@ -52,6 +54,9 @@ class SimParams:
     faults: list[FaultCode] = field(default_factory=list)
     clear_after: float | None = None
     render: bool = True
+    state_file: str | None = None
+    #: Faults that appear just before card N is drawn: [{"card": N, "fault": "cover_open"}].
+    events: list[dict] = field(default_factory=list)
 
 
 class SimulatedPrinter:
@@ -72,6 +77,7 @@ class SimulatedPrinter:
         self._faults: dict[FaultCode, float] = {f: time.monotonic() for f in params.faults}
         self._jam_at = set(params.jam_at)
         self._busy = False
+        self._load_state()
 
     # ------------------------------------------------------------------ operator and tests
 
@@ -150,14 +156,25 @@ class SimulatedPrinter:
     # -------------------------------------------------------------------------- printing
 
     def print_card(self, card: CardJob) -> CardResult:
+        """Draw a blank and print it: what the in-process driver does in one call."""
+        return self.print_drawn(self.draw_blank(), card)
+
+    def draw_blank(self) -> int:
+        """Take a blank from the feeder into the printer; returns its card number."""
+        with self._lock:
+            self._fire_events(self.counter + 1)
         faults = self.faults()
         if faults:
             raise PrinterError(faults[0], "printer not ready")
         with self._lock:
             self.cards_in_feeder -= 1
             self.counter += 1
-            number = self.counter
             self._busy = True
+            self._save_state()
+            return self.counter
+
+    def print_drawn(self, number: int, card: CardJob) -> CardResult:
+        """Print the blank in the printer; a fault spoils it (it goes to the reject box)."""
         try:
             for _side in range(card.sides):
                 self._wait_print_time(card.sides)
@@ -175,12 +192,50 @@ class SimulatedPrinter:
                 with self._lock:
                     self.ribbon_left -= 1
                     self.film_left -= 1
+                    self._save_state()
             png = self._render(card, number) if self.params.render else None
-            self._record(number, card.job_id, "issued", None, png)
+            self._record(number, card, "issued", None, png)
             return CardResult(counter=number)
         finally:
             with self._lock:
                 self._busy = False
+
+    def reject(self, number: int, reason: str) -> None:
+        """The blank in the printer goes to the reject box unprinted (host gave up on it)."""
+        with self._lock:
+            self._busy = False
+        self._record(number, None, "spoiled", reason, None)
+
+    def _fire_events(self, next_card: int) -> None:
+        for event in self.params.events:
+            if event.get("card") == next_card and not event.get("fired"):
+                event["fired"] = True
+                self._faults[FaultCode(event["fault"])] = time.monotonic()
+
+    def _save_state(self) -> None:
+        """Stock and counters survive restarts of the simulator, as a printer's do."""
+        if self.params.state_file is None:
+            return
+        state = {"counter": self.counter, "cards": self.cards_in_feeder, "stock": self.stock,
+                 "ribbon": self.ribbon_left, "film": self.film_left}
+        path = Path(self.params.state_file)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            json.dump(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def _load_state(self) -> None:
+        path = Path(self.params.state_file) if self.params.state_file else None
+        if path is None or not path.exists():
+            return
+        state = json.loads(path.read_text())
+        self.counter = state["counter"]
+        self.cards_in_feeder = state["cards"]
+        self.stock = state["stock"]
+        self.ribbon_left = state["ribbon"]
+        self.film_left = state["film"]
 
     def _wait_print_time(self, sides: int) -> None:
         deadline = time.monotonic() + self.params.print_time / sides
@@ -188,7 +243,7 @@ class SimulatedPrinter:
             time.sleep(min(left, 0.05))
 
     def _spoil(self, card: CardJob, number: int, fault: FaultCode, why: str) -> PrinterError:
-        self._record(number, card.job_id, "spoiled", fault.value, None)
+        self._record(number, card, "spoiled", fault.value, None)
         return PrinterError(fault, why, card_drawn=True, counter=number)
 
     def _render(self, card: CardJob, number: int) -> str:
@@ -204,11 +259,12 @@ class SimulatedPrinter:
             sheet.save(fh, "PNG", compress_level=1)
         return name
 
-    def _record(self, number: int, job_id: str | None, outcome: str, reason: str | None,
+    def _record(self, number: int, card: CardJob | None, outcome: str, reason: str | None,
                 png: str | None) -> None:
         line = {
             "card_no": number,
-            "job_id": job_id,
+            "job_id": card.job_id if card else None,
+            "fingerprint": fingerprint(card.front.black) if card else None,
             "outcome": outcome,
             "reason": reason,
             "png": png,
@@ -220,6 +276,16 @@ class SimulatedPrinter:
                 fh.write(json.dumps(line) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
+
+
+def fingerprint(black: Image.Image) -> str:
+    """Identifies a card by its front resin-black panel, which crosses the wire bit-exact.
+
+    A real printer never learns a job's id, so tests tell which job a physical card belongs
+    to from what was printed: the K panel carries the card's text and numbers.
+    """
+    ink = ~np.asarray(black.convert("1"), dtype=bool)
+    return hashlib.sha256(np.packbits(ink).tobytes()).hexdigest()[:20]
 
 
 def read_ledger(output_dir: Path) -> list[dict]:

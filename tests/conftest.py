@@ -194,3 +194,93 @@ def events(broker_url: str, station_id: str) -> Iterator[Events]:
 def signed(signing_key: Ed25519PrivateKey, body: dict | bytes) -> tuple[bytes, dict]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return raw, sign_headers(signing_key, KEY_ID, raw)
+
+
+class SimProcess:
+    """`printstation-sim` as its own process, with its control port for tests."""
+
+    def __init__(self, out: Path, *settings: str, pty: bool = True):
+        self.out = out
+        self.settings = settings
+        self.pty = pty
+        self.tcp_port: int | None = None
+        self.proc: subprocess.Popen | None = None
+        self.endpoints: dict[str, str] = {}
+        self.start()
+
+    def start(self) -> None:
+        import sys
+
+        args = [sys.executable, "-m", "printstation.simulator.server", "--out", str(self.out),
+                "--tcp", str(self.tcp_port or 0), "--control", "0"]
+        if self.pty:
+            args += ["--pty", str(self.out / "ttySIM")]
+        for s in self.settings:
+            args += ["--set", s]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("printstation-sim did not start")
+        self.endpoints = json.loads(line)
+        self.tcp_port = int(self.endpoints["tcp"].rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    @property
+    def tcp_url(self) -> str:
+        return f"evolis+tcp://{self.endpoints['tcp']}"
+
+    @property
+    def serial_url(self) -> str:
+        return f"evolis+serial://{self.endpoints['pty']}"
+
+    def control(self, **cmd: Any) -> dict:
+        host, port = self.endpoints["control"].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(json.dumps(cmd).encode() + b"\n")
+            answer = sock.makefile("rb").readline()
+        result = json.loads(answer)
+        assert result["ok"], result
+        return result
+
+    def ledger(self) -> list[dict]:
+        from printstation.simulator.printer import read_ledger
+
+        return read_ledger(self.out)
+
+
+@pytest.fixture
+def sim_process(tmp_path: Path) -> Iterator[Callable[..., SimProcess]]:
+    made: list[SimProcess] = []
+
+    def make(*settings: str, name: str = "sim", pty: bool = True) -> SimProcess:
+        sim = SimProcess(tmp_path / name, *settings, pty=pty)
+        made.append(sim)
+        return sim
+
+    yield make
+    for sim in made:
+        sim.stop()
+
+
+def job_fingerprint(body: dict) -> str:
+    """The fingerprint the simulated printer writes in its ledger for this job's card."""
+    from printstation.agent.journal import JobRow
+    from printstation.agent.printing import build_card
+    from printstation.simulator.printer import fingerprint
+
+    raw = json.dumps(body).encode()
+    row = JobRow(body["job_id"], None, body["card_stock"], "station", "queued", 0, 1, None, raw,
+                 None, None, None)
+    return fingerprint(build_card(row, (1016, 648)).front.black)

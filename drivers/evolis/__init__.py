@@ -1,0 +1,1 @@
+"""Evolis escape-command language (see PROTOCOL.md in this folder for sources)."""

@@ -1,0 +1,311 @@
+"""Evolis card printers through the escape-command language, over USB, serial or TCP.
+
+URLs (PROTOCOL.md has the details):
+  evolis+usb://0f49[:PRODUCT][?serial=SERIAL]   USB, vendor 0x0F49 (Evolis)
+  evolis+serial:///dev/ttyUSB0[?baud=9600]       any pyserial port or URL (spy://, loop://)
+  evolis+tcp://10.0.0.5:9100                      a networked printer
+Common query parameters: levels (32, 64 or 128 colour levels, default 32), ribbon (ribbon
+type set with `Pr`, default ymcko), timeout (seconds for a reply, default 5), print_timeout
+(seconds for a card to come out, default 120).
+
+The driver only talks to the printer; whether to hold, retry or report is the agent's call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
+
+import numpy as np
+
+from ..base import (
+    CardJob,
+    CardResult,
+    ConsumableLevel,
+    FaultCode,
+    Identity,
+    PrinterDriver,
+    PrinterError,
+    PrinterStatus,
+    SidePanels,
+)
+from ..transport import ReplyTimeout, TcpTransport, Transport, TransportError
+from . import protocol
+
+EVOLIS_VENDOR = 0x0F49
+DRIVER_PARAMS = ("levels", "ribbon", "timeout", "print_timeout", "baud")
+RIBBON_TYPES = ("ymcko", "ymckok", "ymckk", "ko", "k")
+
+
+@dataclass(frozen=True)
+class EvolisOptions:
+    levels: int = 32
+    ribbon: str = "ymcko"
+    timeout: float = 5.0
+    print_timeout: float = 120.0
+
+
+def _split_url(url: str) -> tuple[str, str, dict[str, str]]:
+    """(transport, rest of the URL without driver parameters, driver parameters)."""
+    scheme, _, rest = url.partition("://")
+    transport = scheme.partition("+")[2]
+    if transport not in ("usb", "serial", "tcp"):
+        raise ValueError(f"printer URL {url!r}: use evolis+usb://, evolis+serial:// or "
+                         "evolis+tcp://")
+    base, _, query = rest.partition("?")
+    ours, theirs = {}, []
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in DRIVER_PARAMS:
+            ours[key] = value
+        else:
+            theirs.append((key, value))
+    if theirs:
+        base += "?" + urlencode(theirs)
+    return transport, base, ours
+
+
+def _options(params: dict[str, str]) -> EvolisOptions:
+    try:
+        levels = int(params.get("levels", 32))
+        timeout = float(params.get("timeout", 5.0))
+        print_timeout = float(params.get("print_timeout", 120.0))
+    except ValueError as exc:
+        raise ValueError(f"evolis printer URL: {exc}") from None
+    if levels not in protocol.LEVEL_BITS:
+        raise ValueError("evolis printer URL: levels must be 32, 64 or 128")
+    ribbon = params.get("ribbon", "ymcko").lower()
+    if ribbon not in RIBBON_TYPES:
+        raise ValueError(f"evolis printer URL: ribbon {ribbon!r} is not one of "
+                         f"{', '.join(RIBBON_TYPES)}")
+    return EvolisOptions(levels=levels, ribbon=ribbon, timeout=timeout,
+                         print_timeout=print_timeout)
+
+
+def transport_for(kind: str, base: str, params: dict[str, str]) -> Transport:
+    if kind == "tcp":
+        host, _, port = base.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"evolis+tcp:// needs HOST:PORT, not {base!r}")
+        return TcpTransport(host.strip("[]"), int(port))
+    if kind == "serial":
+        from ..transport import SerialTransport
+
+        if not base:
+            raise ValueError("evolis+serial:// needs a port, e.g. evolis+serial:///dev/ttyUSB0")
+        return SerialTransport(base, baudrate=int(params.get("baud", 9600)))
+    from ..usb_transport import UsbTransport
+
+    ids, _, query = base.partition("?")
+    vendor_s, _, product_s = ids.partition(":")
+    try:
+        vendor = int(vendor_s or "0f49", 16)
+        product = int(product_s, 16) if product_s else None
+    except ValueError:
+        raise ValueError(f"evolis+usb:// needs VENDOR[:PRODUCT] in hex, not {ids!r}") from None
+    serial = dict(parse_qsl(query)).get("serial")
+    return UsbTransport(vendor, product, serial)
+
+
+class EvolisDriver(PrinterDriver):
+    name = "evolis"
+    native_size = protocol.CARD_SIZE
+
+    def __init__(self, transport: Transport, options: EvolisOptions | None = None):
+        self.transport = transport
+        self.options = options or EvolisOptions()
+        self._identity: Identity | None = None
+        self._open = False
+
+    @classmethod
+    def from_url(cls, url: str, *, state_dir: Path) -> EvolisDriver:
+        kind, base, params = _split_url(url)
+        return cls(transport_for(kind, base, params), _options(params))
+
+    # ---------------------------------------------------------------- connection
+
+    def open(self) -> None:
+        try:
+            self.transport.open()
+            self.transport.discard_input()
+        except TransportError as exc:
+            self.transport.close()
+            raise PrinterError(FaultCode.OFFLINE, exc.reason) from None
+        self._open = True
+        if self._identity is not None:
+            self._resync(self._identity)
+        self._identity = Identity(
+            driver="evolis",
+            model=self._ask("Rtp"),
+            serial=self._ask("Rsn"),
+            firmware=self._ask("Rfv"),
+        )
+        # The host handles errors (it reports them and decides), not the printer's panel.
+        self._expect_ok("Pem", 2)
+
+    def close(self) -> None:
+        self._open = False
+        self.transport.close()
+
+    def _resync(self, known: Identity) -> None:
+        """Skip replies still on their way from before a timeout or a lost link.
+
+        A serial line has no sessions: a late reply would answer the next command. So ask
+        two questions whose answers are known (serial number, firmware) and drop every reply
+        before that pair. A printer that never gives the pair (another one was plugged in)
+        is identified afresh on the next attempt.
+        """
+        expected = [known.serial, known.firmware]
+        deadline = time.monotonic() + 3 * self.options.timeout
+        seen: list[str] = []
+        try:
+            self.transport.write(protocol.command("Rsn") + protocol.command("Rfv"))
+            while seen[-2:] != expected:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ReplyTimeout("replies are out of step")
+                seen.append(self.transport.read_reply(left).decode("ascii", "replace").strip())
+        except TransportError as exc:
+            self._open = False
+            self._identity = None
+            raise PrinterError(FaultCode.OFFLINE, f"{self.transport.description}: "
+                               f"{exc.reason}; will identify the printer again") from None
+
+    def _reconnect(self) -> None:
+        """After an unplug or a lost connection, open again before the next command."""
+        if not self._open:
+            self.transport.close()
+            self.open()
+
+    # ------------------------------------------------------------------- talking
+
+    def _ask(self, name: str, *params: object, timeout: float | None = None,
+             card_drawn: bool | None = False) -> str:
+        """Send one command and return its reply as text; PrinterError on any failure."""
+        try:
+            self.transport.write(protocol.command(name, *params))
+            raw = self.transport.read_reply(timeout or self.options.timeout)
+        except ReplyTimeout as exc:
+            # A late reply would answer the next command: start a fresh connection instead.
+            self._open = False
+            raise PrinterError(FaultCode.OFFLINE, exc.reason, card_drawn=card_drawn) from None
+        except TransportError as exc:
+            self._open = False
+            raise PrinterError(FaultCode.OFFLINE, exc.reason, card_drawn=card_drawn) from None
+        return self._text(raw, name, card_drawn)
+
+    def _text(self, raw: bytes, name: str, card_drawn: bool | None) -> str:
+        try:
+            text = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            text = ""
+        if not text or not text.isprintable():
+            self.transport.discard_input()
+            raise PrinterError(FaultCode.PROTOCOL,
+                               f"unreadable reply to {name} ({len(raw)} bytes)",
+                               card_drawn=card_drawn)
+        return text
+
+    def _expect_ok(self, name: str, *params: object, timeout: float | None = None,
+                   card_drawn: bool | None = False) -> None:
+        reply = self._ask(name, *params, timeout=timeout, card_drawn=card_drawn)
+        if reply != protocol.OK:
+            fault = protocol.reply_fault(reply) or FaultCode.PROTOCOL
+            raise PrinterError(fault, f"{name}: printer answered {reply[:60]!r}",
+                               card_drawn=card_drawn)
+
+    def _number(self, name: str, *params: object) -> int | None:
+        reply = self._ask(name, *params)
+        return int(reply) if reply.isdigit() else None
+
+    # -------------------------------------------------------------------- queries
+
+    def identity(self) -> Identity:
+        if self._identity is None:
+            self._reconnect()
+        assert self._identity is not None
+        return self._identity
+
+    def status(self) -> PrinterStatus:
+        self._reconnect()
+        faults: list[FaultCode] = []
+        if protocol.parse_volts(self._checked("Rse", "o")) < 2.5:
+            faults.append(FaultCode.COVER_OPEN)
+        if protocol.parse_volts(self._checked("Rse", "f")) < 2.5:
+            faults.append(FaultCode.FEEDER_EMPTY)
+        ribbon_left = self._ask("Rrt", "count")
+        capacity = self._number("Rrt", "qty")
+        remaining = int(ribbon_left) if ribbon_left.isdigit() else 0
+        if remaining == 0:
+            faults.append(FaultCode.RIBBON_OUT)
+        if self._ask("Rlr", "h") == "CARD":
+            faults.append(FaultCode.HOPPER_FULL)
+        if self._ask("Rlr", "p") != protocol.OK:
+            faults.append(FaultCode.JAM)  # a card is held inside while nothing prints
+        return PrinterStatus(
+            state="fault" if faults else "ready",
+            faults=tuple(sorted(set(faults))),
+            card_counter=self._number("Rco", "c"),
+            consumables=(ConsumableLevel("ribbon", self.options.ribbon.upper(), capacity,
+                                         remaining, "prints"),),
+        )
+
+    def _checked(self, name: str, *params: object) -> str:
+        """A sensor reading; an unreadable one is a protocol fault, not a crash."""
+        reply = self._ask(name, *params)
+        try:
+            protocol.parse_volts(reply)
+        except ValueError:
+            raise PrinterError(FaultCode.PROTOCOL, f"{name};{';'.join(map(str, params))}: "
+                               f"unexpected reply {reply[:40]!r}") from None
+        return reply
+
+    # ------------------------------------------------------------------- printing
+
+    def print_card(self, card: CardJob) -> CardResult:
+        self._reconnect()
+        levels = self.options.levels
+        self._expect_ok("Pr", self.options.ribbon)
+        self._expect_ok("Ss")  # the blank leaves the feeder here
+        try:
+            for side_name, side in (("Sr", card.front), ("Sv", card.back)):
+                if side is None:
+                    continue
+                self._expect_ok(side_name, card_drawn=True)
+                for panel, data, depth in self._panels(side, levels):
+                    self._download(panel, depth, data)
+            # A broken link now leaves the outcome unknown; an error reply spoils the blank.
+            reply = self._ask("Se", timeout=self.options.print_timeout, card_drawn=None)
+            if reply != protocol.OK:
+                raise PrinterError(protocol.reply_fault(reply) or FaultCode.PROTOCOL,
+                                   f"Se: printer answered {reply[:60]!r}", card_drawn=True)
+        except PrinterError as exc:
+            if exc.card_drawn:
+                with contextlib.suppress(PrinterError):
+                    self._ask("Ser", card_drawn=True)  # reject the blank, clear the path
+            raise
+        return CardResult(counter=self._number("Rco", "c"))
+
+    def _panels(self, side: SidePanels, levels: int) -> list[tuple[str, bytes, int]]:
+        color = protocol.encode_color(side.color, levels)
+        ink = ~np.asarray(side.black.convert("1"), dtype=bool)
+        panels = [("y", color["y"], levels), ("m", color["m"], levels),
+                  ("c", color["c"], levels), ("k", protocol.encode_mono(ink), 2)]
+        if side.overlay:
+            panels.append(("o", protocol.encode_mono(np.ones_like(ink)), 2))
+        return panels
+
+    def _download(self, panel: str, levels: int, data: bytes) -> None:
+        try:
+            self.transport.write(protocol.download(panel, levels, data), timeout=60)
+            raw = self.transport.read_reply(self.options.timeout)
+        except TransportError as exc:
+            self._open = False
+            raise PrinterError(FaultCode.OFFLINE, exc.reason, card_drawn=True) from None
+        reply = self._text(raw, f"Db;{panel}", True)
+        if reply != protocol.OK:
+            fault = protocol.reply_fault(reply) or FaultCode.PROTOCOL
+            raise PrinterError(fault, f"Db;{panel}: printer answered {reply[:60]!r}",
+                               card_drawn=True)

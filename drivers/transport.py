@@ -1,0 +1,218 @@
+"""Byte transports under a printer driver: serial (any pyserial URL), TCP, and USB (pyusb).
+
+A transport only moves bytes. Every read and write has a timeout, so a printer that goes
+silent, answers slowly or sends half a reply gives a clear `TransportError`, never a hang.
+Replies of the Evolis escape language end at a NUL or CR byte (see drivers/evolis/PROTOCOL.md);
+`read_reply` collects one such reply.
+"""
+
+from __future__ import annotations
+
+import abc
+import socket
+import termios
+import time
+
+REPLY_END = (b"\x00", b"\r", b"\n")
+REPLY_END_BYTES = b"".join(REPLY_END)
+MAX_REPLY = 4096
+
+
+class TransportError(Exception):
+    """The printer cannot be reached or stopped answering; `reason` says why, for people."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ReplyTimeout(TransportError):
+    pass
+
+
+class Transport(abc.ABC):
+    """One connection to one printer; owned by the printer thread."""
+
+    description: str = "printer"
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    @abc.abstractmethod
+    def open(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def _write(self, data: bytes, timeout: float) -> None: ...
+
+    @abc.abstractmethod
+    def _read_some(self, timeout: float) -> bytes:
+        """Whatever bytes arrive within `timeout` (b'' if none); raise TransportError if gone."""
+
+    def write(self, data: bytes, timeout: float = 10.0) -> None:
+        self._write(data, timeout)
+
+    def discard_input(self) -> None:
+        """Drop stale bytes (a reply to a command whose answer timed out)."""
+        self._buffer = b""
+        while self._read_some(0.01):
+            pass
+
+    def read_reply(self, timeout: float) -> bytes:
+        """One reply without its terminator; ReplyTimeout if it does not end in time.
+
+        Empty replies do not exist in the language (every command answers at least `OK`),
+        so terminator bytes between replies (a CR after a NUL, say) are skipped.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self._buffer = self._buffer.lstrip(REPLY_END_BYTES)
+            ends = [i for i in (self._buffer.find(e) for e in REPLY_END) if i >= 0]
+            if ends:
+                idx = min(ends)
+                reply, self._buffer = self._buffer[:idx], self._buffer[idx + 1:]
+                return reply
+            if len(self._buffer) > MAX_REPLY:
+                junk = len(self._buffer)
+                self._buffer = b""
+                raise TransportError(f"{self.description}: {junk} bytes without an end of "
+                                     "reply; the printer's answer is unreadable")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                partial = f" (got {len(self._buffer)} bytes of it)" if self._buffer else ""
+                self._buffer = b""
+                raise ReplyTimeout(f"{self.description}: no complete reply within "
+                                   f"{timeout:g} s{partial}")
+            self._buffer += self._read_some(min(left, 0.2))
+
+
+class SerialTransport(Transport):
+    """Any pyserial port or URL: /dev/ttyUSB0, a pty, `spy://...`, `loop://`."""
+
+    def __init__(self, port: str, *, baudrate: int = 9600):
+        super().__init__()
+        self.port = port
+        self.baudrate = baudrate
+        self.description = f"serial port {port}"
+        self._serial = None
+
+    def open(self) -> None:
+        import serial
+
+        try:
+            self._serial = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.05,
+                                                 write_timeout=10, exclusive=None)
+        except serial.SerialException as exc:
+            raise TransportError(_serial_reason(self.port, exc)) from None
+
+    def close(self) -> None:
+        if self._serial is not None:
+            try:
+                self._serial.close()
+            finally:
+                self._serial = None
+
+    def _port(self):
+        if self._serial is None:
+            raise TransportError(f"{self.description} is not open")
+        return self._serial
+
+    def _write(self, data: bytes, timeout: float) -> None:
+        import serial
+
+        port = self._port()
+        try:
+            port.write_timeout = timeout  # reconfigures the port: fails if it went away
+            port.write(data)
+            port.flush()
+        except (serial.SerialException, OSError, termios.error) as exc:
+            self.close()
+            raise TransportError(f"{self.description}: write failed ({exc})") from None
+
+    def _read_some(self, timeout: float) -> bytes:
+        import serial
+
+        port = self._port()
+        try:
+            port.timeout = max(timeout, 0.001)
+            first = port.read(1)
+            if not first:
+                return b""
+            return first + port.read(port.in_waiting or 0)
+        except (serial.SerialException, OSError, termios.error) as exc:
+            self.close()
+            raise TransportError(f"{self.description}: the printer went away ({exc})") from None
+
+
+def _serial_reason(port: str, exc: Exception) -> str:
+    text = str(exc)
+    if "Permission denied" in text or "Errno 13" in text:
+        return (f"serial port {port}: permission denied; add the service user to the group "
+                "that owns it (usually dialout)")
+    if "No such file" in text or "Errno 2" in text:
+        return f"serial port {port} does not exist; check the cable and the port name"
+    return f"serial port {port} cannot be opened: {text}"
+
+
+class TcpTransport(Transport):
+    """A networked printer (or the simulator) on a TCP port."""
+
+    def __init__(self, host: str, port: int, *, connect_timeout: float = 5.0):
+        super().__init__()
+        self.host, self.port = host, port
+        self.connect_timeout = connect_timeout
+        self.description = f"printer at {host}:{port}"
+        self._sock: socket.socket | None = None
+
+    def open(self) -> None:
+        try:
+            self._sock = socket.create_connection((self.host, self.port),
+                                                  timeout=self.connect_timeout)
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except ConnectionRefusedError:
+            raise TransportError(f"{self.description} refused the connection; is it on and "
+                                 "is the port right?") from None
+        except TimeoutError:
+            raise TransportError(f"{self.description} did not answer within "
+                                 f"{self.connect_timeout:g} s") from None
+        except OSError as exc:
+            raise TransportError(f"{self.description} cannot be reached: "
+                                 f"{exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+    def _conn(self) -> socket.socket:
+        if self._sock is None:
+            raise TransportError(f"{self.description}: not connected")
+        return self._sock
+
+    def _write(self, data: bytes, timeout: float) -> None:
+        sock = self._conn()
+        sock.settimeout(timeout)
+        try:
+            sock.sendall(data)
+        except OSError as exc:
+            self.close()
+            raise TransportError(f"{self.description}: write failed ({exc})") from None
+
+    def _read_some(self, timeout: float) -> bytes:
+        sock = self._conn()
+        sock.settimeout(max(timeout, 0.001))
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            return b""
+        except OSError as exc:
+            self.close()
+            raise TransportError(f"{self.description}: connection lost ({exc})") from None
+        if not data:
+            self.close()
+            raise TransportError(f"{self.description} closed the connection")
+        return data

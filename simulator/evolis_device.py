@@ -1,0 +1,301 @@
+"""A simulated Evolis printer that answers the escape-command language byte for byte.
+
+`EvolisDevice` sits on the printer model (`SimulatedPrinter`) and turns commands into the
+replies a printer sends: `OK`, query answers, or error strings such as `CARD JAM`. Each
+connection (pty, TCP, the USB bridge) gets a `DeviceSession` that frames the byte stream;
+one host is served at a time, as a printer does. Replies end with NUL (PROTOCOL.md).
+
+Test controls sit beside the protocol: garbage or truncated replies, slow replies, and
+an unplug flag the servers act on.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from printstation.drivers.base import CardJob, FaultCode, PrinterError, SidePanels
+from printstation.drivers.evolis import protocol
+
+from .printer import SimulatedPrinter
+
+REPLY_END = b"\x00"
+FAULT_REPLY = {
+    FaultCode.COVER_OPEN: "COVER OPEN",
+    FaultCode.FEEDER_EMPTY: "FEEDER EMPTY",
+    FaultCode.JAM: "CARD JAM",
+    FaultCode.RIBBON_OUT: "ERROR RIBBON",
+    FaultCode.FILM_OUT: "ERROR RIBBON",
+    FaultCode.HOPPER_FULL: "HOPPER FULL",
+    FaultCode.HEAD_ERROR: "ERROR HEAD",
+}
+RIBBONS = ("ymcko", "ymckok", "ymckk", "ko", "k")
+
+
+@dataclass
+class Mischief:
+    """Misbehaviour injected by tests: the next replies are garbage, cut short, or late."""
+
+    garbage: int = 0
+    truncate: int = 0
+    delay: float = 0.0
+    silent: int = 0
+
+
+#: A blank left in the printer this long without a command goes to the reject box.
+HOST_TIMEOUT = 5.0
+
+
+@dataclass
+class CardInPrinter:
+    number: int
+    touched: float = field(default_factory=time.monotonic)
+    side: str | None = None
+    panels: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    levels: int = 32
+
+
+class EvolisDevice:
+    def __init__(self, printer: SimulatedPrinter):
+        self.printer = printer
+        self.mischief = Mischief()
+        self.card: CardInPrinter | None = None
+        self.lock = threading.RLock()
+        self.unplugged_until = 0.0
+
+    @property
+    def unplugged(self) -> bool:
+        return time.monotonic() < self.unplugged_until
+
+    def session(self) -> DeviceSession:
+        return DeviceSession(self)
+
+    def host_lost(self) -> None:
+        """The host went away with a blank in the printer and no print order: reject it."""
+        with self.lock:
+            card, self.card = self.card, None
+        if card is not None:
+            self.printer.reject(card.number, "host_lost")
+
+    # ------------------------------------------------------------------- commands
+    # One method per command, named `_cmd_<command>` exactly as the protocol spells it.
+
+    def handle(self, name: str, params: list[str]) -> str:
+        with self.lock:
+            if FaultCode.OFFLINE in self.printer.faults():
+                return ""  # an offline printer says nothing
+            if self.card is not None:
+                if time.monotonic() - self.card.touched > HOST_TIMEOUT:
+                    self.host_lost()  # the host went quiet mid-card, as a printer times out
+                else:
+                    self.card.touched = time.monotonic()
+            handler = getattr(self, f"_cmd_{name}", None)
+            if handler is None:
+                return "ERROR CDE"
+            try:
+                return handler(params)
+            except (IndexError, ValueError):
+                return "ERROR PARAMETRES"
+
+    def _cmd_Rtp(self, p: list[str]) -> str:
+        return self.printer.params.model
+
+    def _cmd_Rsn(self, p: list[str]) -> str:
+        return self.printer.params.serial
+
+    def _cmd_Rfv(self, p: list[str]) -> str:
+        return self.printer.params.firmware
+
+    def _cmd_Rkn(self, p: list[str]) -> str:
+        return "KIT-SIM-01"
+
+    def _set(self, p: list[str]) -> str:
+        return "OK"
+
+    _cmd_Pem = _cmd_Pc = _cmd_Pl = _cmd_Ps = _cmd_Pmi = _cmd_Srs = _set
+
+    def _cmd_Pr(self, p: list[str]) -> str:
+        return "OK" if p[0].lower() in RIBBONS else "ERROR PARAMETRES"
+
+    def _cmd_Rse(self, p: list[str]) -> str:
+        faults = self.printer.faults()
+        if p[0] == "o":
+            return "0,00 Volts" if FaultCode.COVER_OPEN in faults else "5,00 Volts"
+        if p[0] == "f":
+            return "0,00 Volts" if self.printer.cards_in_feeder <= 0 else "5,00 Volts"
+        if p[0] == "n":
+            return "0,17 Volts" if self.printer.cards_in_feeder < 20 else "3,92 Volts"
+        return "ERROR PARAMETRES"
+
+    def _cmd_Rrt(self, p: list[str]) -> str:
+        if p[0] == "count":
+            return str(max(self.printer.ribbon_left, 0))
+        if p[0] == "qty":
+            return str(self.printer.params.ribbon)
+        return "ERROR PARAMETRES"
+
+    def _cmd_Rlr(self, p: list[str]) -> str:
+        if p[0] == "p":
+            stuck = FaultCode.JAM in self.printer.faults() or self.card is not None
+            return "CARD" if stuck else "OK"
+        if p[0] == "h":
+            return "CARD" if FaultCode.HOPPER_FULL in self.printer.faults() else "NO CARD"
+        if p[0] == "c":
+            return "OK"
+        return "ERROR PARAMETRES"
+
+    def _cmd_Rco(self, p: list[str]) -> str:
+        if p[0] == "c":
+            return str(self.printer.counter)
+        return "0"
+
+    def _cmd_Ss(self, p: list[str]) -> str:
+        if self.card is not None:
+            return "ERROR CDE"
+        try:
+            number = self.printer.draw_blank()
+        except PrinterError as exc:
+            return FAULT_REPLY.get(exc.fault, "ERROR UNKNOW")
+        self.card = CardInPrinter(number)
+        return "OK"
+
+    def _cmd_Sr(self, p: list[str]) -> str:
+        return self._side("front")
+
+    def _cmd_Sv(self, p: list[str]) -> str:
+        return self._side("back")
+
+    def _side(self, side: str) -> str:
+        if self.card is None:
+            return "ERROR CDE"
+        self.card.side = side
+        self.card.panels.setdefault(side, {})
+        return "OK"
+
+    def download(self, panel: str, levels: int, data: bytes) -> str:
+        with self.lock:
+            if self.card is None or self.card.side is None:
+                return "ERROR CDE"
+            self.card.touched = time.monotonic()
+            if panel in "ymc" and levels != 2:
+                self.card.levels = levels
+            self.card.panels[self.card.side][panel] = data
+            return "OK"
+
+    def _cmd_Ser(self, p: list[str]) -> str:
+        card, self.card = self.card, None
+        if card is not None:
+            self.printer.reject(card.number, "rejected_by_host")
+        return "OK"
+
+    def _cmd_Se(self, p: list[str]) -> str:
+        card, self.card = self.card, None
+        if card is None or "front" not in card.panels:
+            if card is not None:
+                self.printer.reject(card.number, "no_image")
+            return "ERROR CDE"
+        job = CardJob(job_id=None, front=_side_panels(card.panels["front"], card.levels),
+                      back=_side_panels(card.panels["back"], card.levels)
+                      if "back" in card.panels else None)
+        # The card prints even if the host goes away now: the printer has all it needs.
+        try:
+            self.printer.print_drawn(card.number, job)
+        except PrinterError as exc:
+            return FAULT_REPLY.get(exc.fault, "ERROR UNKNOW")
+        return "OK"
+
+    # -------------------------------------------------------------------- replies
+
+    def frame(self, reply: str) -> bytes:
+        """The reply's bytes, unless a test asked for it to be garbled, cut or withheld."""
+        m = self.mischief
+        if m.delay:
+            time.sleep(m.delay)
+        if m.silent:
+            m.silent -= 1
+            return b""
+        if m.garbage:
+            m.garbage -= 1
+            return os.urandom(8).replace(b"\x00", b"\xff") + REPLY_END
+        if m.truncate:
+            m.truncate -= 1
+            return reply.encode()[: max(len(reply) // 2, 1)]
+        return reply.encode("ascii") + REPLY_END
+
+
+def _side_panels(panels: dict[str, bytes], levels: int) -> SidePanels:
+    blank = bytes(protocol.panel_bytes(levels))
+    color = protocol.decode_color({c: panels.get(c, blank) for c in "ymc"}, levels)
+    ink = protocol.decode_mono(panels["k"]) if "k" in panels else np.zeros((648, 1016), bool)
+    black = Image.fromarray(~ink).convert("1")
+    return SidePanels(color=color, black=black, overlay="o" in panels)
+
+
+class DeviceSession:
+    """Frames one connection's byte stream into commands and downloads."""
+
+    def __init__(self, device: EvolisDevice):
+        self.device = device
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buffer += data
+        replies = []
+        while True:
+            reply = self._next()
+            if reply is None:
+                return replies
+            if reply:
+                replies.append(self.device.frame(reply))
+
+    def _next(self) -> str | None:
+        """Handle one complete command from the buffer; None when more bytes are needed."""
+        buf = self.buffer.lstrip(b"\x00\r\n")
+        if not buf:
+            self.buffer = b""
+            return None
+        if not buf.startswith(protocol.ESC):
+            cut = buf.find(protocol.ESC)
+            self.buffer = buf[cut:] if cut >= 0 else b""
+            return "ERROR CDE"
+        if buf.startswith(protocol.ESC + b"Db;"):
+            return self._download(buf)
+        end = buf.find(protocol.CR)
+        if end < 0:
+            self.buffer = buf
+            return None
+        text = buf[1:end].decode("ascii", "replace")
+        self.buffer = buf[end + 1:]
+        name, *params = text.split(";")
+        return self.device.handle(name, params)
+
+    def _download(self, buf: bytes) -> str | None:
+        parts = buf[1:64].split(b";", 3)
+        if len(parts) < 4:
+            self.buffer = buf
+            return None if len(buf) < 64 else self._bad(buf)
+        _, panel_b, levels_b, _ = parts
+        header = len(b"Db;" + panel_b + b";" + levels_b + b";") + 1
+        try:
+            panel, levels = panel_b.decode(), int(levels_b)
+            size = protocol.panel_bytes(levels)
+        except (ValueError, KeyError, UnicodeDecodeError):
+            return self._bad(buf)
+        if panel not in ("y", "m", "c", "k", "o"):
+            return self._bad(buf)
+        if len(buf) < header + size + 1:
+            self.buffer = buf
+            return None
+        data = buf[header:header + size]
+        self.buffer = buf[header + size + 1:]
+        return self.device.download(panel, levels, data)
+
+    def _bad(self, buf: bytes) -> str:
+        cut = buf.find(protocol.ESC, 1)
+        self.buffer = buf[cut:] if cut >= 0 else b""
+        return "ERROR PARAMETRES"
