@@ -67,6 +67,7 @@ class EvolisDevice:
         self.card: CardInPrinter | None = None
         self.lock = threading.RLock()
         self.unplugged_until = 0.0
+        self.printing = False  # between `Se` and the card coming out
 
     @property
     def unplugged(self) -> bool:
@@ -203,10 +204,13 @@ class EvolisDevice:
                       back=_side_panels(card.panels["back"], card.levels)
                       if "back" in card.panels else None)
         # The card prints even if the host goes away now: the printer has all it needs.
+        self.printing = True
         try:
             self.printer.print_drawn(card.number, job)
         except PrinterError as exc:
             return FAULT_REPLY.get(exc.fault, "ERROR UNKNOW")
+        finally:
+            self.printing = False
         return "OK"
 
     # -------------------------------------------------------------------- replies

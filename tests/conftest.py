@@ -113,12 +113,13 @@ def make_station(tmp_path: Path, broker_url: str,
     started: list[Agent] = []
 
     def make(station_id: str, *, sim: str = "print_time=0.05&render=0", start: bool = True,
-             state_dir: Path | None = None, **settings: Any) -> Station:
+             state_dir: Path | None = None, printer_url: str | None = None,
+             **settings: Any) -> Station:
         cards = tmp_path / f"cards-{station_id}"
         settings.setdefault("broker_url", broker_url)
         s = Settings(station_id=station_id,
                      state_dir=state_dir or tmp_path / f"state-{station_id}",
-                     printer_url=f"sim://?{sim}&out={cards}", heartbeat=10,
+                     printer_url=printer_url or f"sim://?{sim}&out={cards}", heartbeat=10,
                      reconnect_max_delay=2.0, **settings)
         agent = Agent(s, verifier=Verifier({KEY_ID: signing_key.public_key()}))
         if start:
@@ -178,6 +179,19 @@ class Events:
 
         ends = [e for e in self.statuses(job_id) if e["status"] in TERMINAL_STATUSES]
         return ends[-1] if ends else None
+
+    def wait_status(self, job_ids: list[str], wanted: set[str],
+                    timeout: float = 30.0) -> dict[str, dict]:
+        """The latest status of each job once every one has reached one of `wanted`."""
+        def latest() -> dict[str, dict] | None:
+            last = {}
+            for job_id in job_ids:
+                mine = [e for e in self.statuses(job_id) if e["status"] in wanted]
+                if not mine:
+                    return None
+                last[job_id] = mine[-1]
+            return last
+        return wait_for(latest, timeout, f"{len(job_ids)} jobs to reach {sorted(wanted)}")
 
     def wait_final(self, job_ids: list[str], timeout: float = 30.0) -> dict[str, dict]:
         wait_for(lambda: all(self.final(j) for j in job_ids), timeout,

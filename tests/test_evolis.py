@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -22,7 +23,14 @@ from printstation.drivers.evolis import protocol
 from printstation.drivers.evolis.driver import EvolisDriver
 from printstation.drivers.registry import open_driver
 
-TRANSPORTS = ["tcp", "serial"]
+TRANSPORTS = ["tcp", "serial", "usb"]
+USB_ENV = "PRINTSTATION_USB_BACKEND"
+
+
+@pytest.fixture(autouse=True)
+def _no_usb_backend_left_behind(monkeypatch):
+    """driver_for sets the simulated USB backend in the environment; undo it after each test."""
+    monkeypatch.delenv(USB_ENV, raising=False)
 
 
 def card_for(body: dict) -> CardJob:
@@ -32,10 +40,22 @@ def card_for(body: dict) -> CardJob:
     return build_card(row, protocol.CARD_SIZE)
 
 
+def sim_url(sim, transport: str) -> str:
+    """The printer URL of the simulator on one transport; USB goes through its pyusb backend."""
+    if transport == "tcp":
+        return sim.tcp_url
+    if transport == "serial":
+        return sim.serial_url
+    serial = sim.control(cmd="status")["serial"]
+    os.environ[USB_ENV] = (f"printstation.simulator.usb_backend:get_backend"
+                           f"?address={sim.endpoints['tcp']}&serial={serial}")
+    return f"evolis+usb://0f49:ffff?serial={serial}"
+
+
 def driver_for(sim, transport: str, tmp_path: Path, **params: str) -> EvolisDriver:
-    url = sim.tcp_url if transport == "tcp" else sim.serial_url
+    url = sim_url(sim, transport)
     if params:
-        url += "?" + "&".join(f"{k}={v}" for k, v in params.items())
+        url += ("&" if "?" in url else "?") + "&".join(f"{k}={v}" for k, v in params.items())
     driver = open_driver(url, state_dir=tmp_path)
     assert isinstance(driver, EvolisDriver)
     driver.open()
