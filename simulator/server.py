@@ -243,7 +243,8 @@ class Server:
             mischief.delay = float(cmd["seconds"])
         elif action != "status":
             raise ValueError(f"unknown control command {action!r}")
-        return {"ok": True, "serial": printer.params.serial, "counter": printer.counter, "cards": printer.cards_in_feeder,
+        return {"ok": True, "serial": printer.params.serial, "counter": printer.counter,
+                "cards": printer.cards_in_feeder,
                 "ribbon": printer.ribbon_left, "film": printer.film_left,
                 "faults": [f.value for f in printer.faults()],
                 "unplugged": self.device.unplugged, "printing": self.device.printing}

@@ -213,11 +213,13 @@ def signed(signing_key: Ed25519PrivateKey, body: dict | bytes) -> tuple[bytes, d
 class SimProcess:
     """`printstation-sim` as its own process, with its control port for tests."""
 
-    def __init__(self, out: Path, *settings: str, pty: bool = True):
+    def __init__(self, out: Path, *settings: str, pty: bool = True,
+                 extra_args: list[str] | None = None):
         self.out = out
         self.settings = settings
         self.pty = pty
         self.tcp_port: int | None = None
+        self.extra_args = extra_args or []
         self.proc: subprocess.Popen | None = None
         self.endpoints: dict[str, str] = {}
         self.start()
@@ -231,6 +233,7 @@ class SimProcess:
             args += ["--pty", str(self.out / "ttySIM")]
         for s in self.settings:
             args += ["--set", s]
+        args += self.extra_args
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -278,8 +281,9 @@ class SimProcess:
 def sim_process(tmp_path: Path) -> Iterator[Callable[..., SimProcess]]:
     made: list[SimProcess] = []
 
-    def make(*settings: str, name: str = "sim", pty: bool = True) -> SimProcess:
-        sim = SimProcess(tmp_path / name, *settings, pty=pty)
+    def make(*settings: str, name: str = "sim", pty: bool = True,
+             args: list[str] | None = None) -> SimProcess:
+        sim = SimProcess(tmp_path / name, *settings, pty=pty, extra_args=args)
         made.append(sim)
         return sim
 

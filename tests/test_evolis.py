@@ -272,3 +272,28 @@ def test_probe_reports_identity_or_why_not(sim_process):
     out = subprocess.run([sys.executable, "-m", "printstation.agent.cli", "probe", sim.tcp_url],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "refused the connection" in out.stdout
+
+
+def test_a_scenario_file_sets_stock_and_faults(tmp_path):
+    from printstation.simulator.server import load_scenario
+
+    params = load_scenario(Path(__file__).parent.parent / "simulator" / "scenarios"
+                           / "busy-office.toml", ["print_time=0.01"])
+    assert (params.cards, params.ribbon, params.jam_at, params.print_time) == (40, 30, [7], 0.01)
+    assert params.events == [{"card": 12, "fault": "cover_open"}]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[printer]\nspeed = 3\n')
+    with pytest.raises(ValueError, match="unknown printer settings: speed"):
+        load_scenario(bad, [])
+
+
+def test_a_fault_event_stops_the_card_it_names(sim_process, tmp_path):
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('[[events]]\ncard = 2\nfault = "cover_open"\n')
+    sim = sim_process("print_time=0.01", "render=0", args=["--scenario", str(scenario)])
+    driver = driver_for(sim, "tcp", tmp_path)
+    driver.print_card(card_for(sample_job("EV-S1", two_sided=False).body))
+    with pytest.raises(PrinterError) as info:
+        driver.print_card(card_for(sample_job("EV-S2", two_sided=False).body))
+    assert info.value.fault is FaultCode.COVER_OPEN and info.value.card_drawn is False
+    driver.close()
