@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     names: Names = Field(default_factory=Names)
     delivery_limit: int = Field(default=20, ge=1, le=1000)
     max_attempts: int = Field(default=3, ge=1, le=20)
+    handback_after: float = Field(default=300.0, ge=0)
     telemetry_interval: float = Field(default=30.0, gt=0, le=30.0)
     reconnect_max_delay: float = Field(default=30.0, gt=0)
     heartbeat: int = Field(default=30, ge=0)

@@ -28,6 +28,7 @@ from .reconnect import run_with_reconnect
 log = structlog.get_logger("printstation.consumer")
 
 POOL_POLL_SECONDS = 0.5
+RECOVERY_WAIT = 30.0
 
 
 def _headers(props: pika.BasicProperties) -> dict[str, Any]:
@@ -38,8 +39,10 @@ class AmqpSource:
     def __init__(self, settings: Settings, journal: Journal, intake: Intake, *,
                  can_take_pool_job: Callable[[], bool],
                  on_connected: Callable[[bool], None],
-                 on_fatal: Callable[[BaseException], None]):
+                 on_fatal: Callable[[BaseException], None],
+                 after: threading.Event | None = None):
         self.settings = settings
+        self.after = after
         self.journal = journal
         self.intake = intake
         self.can_take_pool_job = can_take_pool_job
@@ -57,6 +60,10 @@ class AmqpSource:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        if self.after is not None:
+            # Let the printer thread settle jobs that were printing when the agent stopped;
+            # a printer that stays unreachable does not keep jobs out of the journal.
+            self.after.wait(RECOVERY_WAIT)
         run_with_reconnect("consumer", self._stop, self._session,
                            on_state=self._set_connected, on_fatal=self.on_fatal,
                            max_delay=self.settings.reconnect_max_delay)
@@ -82,7 +89,6 @@ class AmqpSource:
             pool_ch = conn.channel() if self.settings.pools else None
             if pool_ch is not None:
                 pool_ch.tx_select()
-            self.release_unconfirmed_claims()
             self._set_connected(True)
             log.info("consumer_connected", station_queue=self.settings.station_queue(),
                      pools=self.settings.pools)
@@ -94,13 +100,6 @@ class AmqpSource:
             if conn.is_open:
                 with contextlib.suppress(pika.exceptions.AMQPError):
                     conn.close()
-
-    def release_unconfirmed_claims(self) -> None:
-        """Claims whose transaction never committed are not ours: report them released."""
-        for row in self.journal.jobs_in("claiming"):
-            self.journal.release(row.job_id, "claim_unconfirmed",
-                                 "the broker did not confirm this station's claim")
-            log.warning("claim_unconfirmed", job_id=row.job_id)
 
     # ------------------------------------------------------------------------ deliveries
 

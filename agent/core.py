@@ -22,6 +22,7 @@ from . import __version__, contract
 from .config import Settings
 from .intake import ControlActions, Intake
 from .journal import Journal
+from .local_control import ControlError, Handler, LocalControlServer
 from .printing import PrinterWorker
 from .signing import Verifier
 
@@ -50,7 +51,7 @@ class Agent:
         self.printer = PrinterWorker(
             self.journal, self.driver, default_stock=settings.card_stock,
             max_attempts=settings.max_attempts, paused=self.paused,
-            on_change=self.request_telemetry)
+            on_change=self.request_telemetry, handback_after=settings.handback_after)
         self.broker_up = {"consumer": False, "publisher": False}
         self.fatal: BaseException | None = None
         self.stopped = threading.Event()
@@ -60,6 +61,7 @@ class Agent:
         self._telemetry_thread = threading.Thread(target=self._telemetry_loop,
                                                   name="telemetry", daemon=True)
         self._components: list[object] = []
+        self.control: LocalControlServer | None = None
         self._last_telemetry_key: tuple | None = None
 
     # ----------------------------------------------------------------------- lifecycle
@@ -69,7 +71,10 @@ class Agent:
         if not self.verifier.enabled:
             log.warning("signatures_not_verified",
                         detail="verify_signatures is off: for local demos only")
+        self.recover()
         self.printer.start()
+        self.control = LocalControlServer(self.settings.state_dir, self._control_handlers())
+        self.control.start()
         if embedded_sink is None:
             from .consumer import AmqpSource
             from .publisher import AmqpPublisher
@@ -80,7 +85,7 @@ class Agent:
             source = AmqpSource(self.settings, self.journal, self.intake,
                                 can_take_pool_job=self.can_take_pool_job,
                                 on_connected=lambda up: self._broker("consumer", up),
-                                on_fatal=self._fatal)
+                                on_fatal=self._fatal, after=self.printer.recovered)
             self._components = [publisher, source]
         else:
             from .embedded import EmbeddedSink
@@ -102,6 +107,8 @@ class Agent:
         for c in reversed(self._components):
             if type(c).__name__ == "AmqpSource":
                 c.stop()  # type: ignore[attr-defined]
+        if self.control is not None:
+            self.control.stop()
         self.printer.stop()
         self._emit_telemetry(force=True)
         self._telemetry_now.set()
@@ -122,6 +129,26 @@ class Agent:
         if self.broker_up.get(owner) != up:
             self.broker_up[owner] = up
             self.request_telemetry()
+
+    # ------------------------------------------------------------------------ recovery
+
+    def recover(self) -> None:
+        """Settle what the journal held when the agent last stopped, before taking jobs.
+
+        Claims never confirmed are released; a hand-back whose publication was attempted is
+        released without a second attempt (a second copy in the pool could be printed twice);
+        pool jobs not started go back to the pool, as other stations may print them sooner.
+        Jobs that were `printing` are settled by the printer thread, which asks the printer.
+        """
+        for row in self.journal.jobs_in("claiming"):
+            self.journal.release(row.job_id, "claim_unconfirmed",
+                                 "the agent stopped before the broker confirmed the claim")
+        for row in self.journal.jobs_in("handback_sending"):
+            self.journal.handback_done(row.job_id, confirmed=False)
+        for row in self.journal.jobs_in("queued"):
+            if row.source.startswith("pool:"):
+                self.journal.hand_back(row.job_id, "the station restarted before printing it")
+        log.info("recovered", held=self.journal.queued_count())
 
     # ------------------------------------------------------------------ operator actions
 
@@ -145,6 +172,64 @@ class Agent:
         result = self.journal.cancel(job_id, code, why)
         self.journal.record_action(code.removeprefix("cancelled_by_"), "cancel", job_id, why)
         return result
+
+    def hand_back(self, job_id: str, who: str, why: str) -> list[str]:
+        """Give queued pool jobs back to their pool ("all", or one job); returns which."""
+        rows = self.journal.jobs_in("queued") if job_id == "all" else \
+            [r for r in [self.journal.get(job_id)] if r is not None]
+        done = [r.job_id for r in rows if self.journal.hand_back(r.job_id, why)]
+        for jid in done:
+            self.journal.record_action(who, "hand-back", jid, why)
+        return done
+
+    def _control_handlers(self) -> dict[str, Handler]:
+        def need(req: dict, key: str) -> str:
+            value = req.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise ControlError(f"{req['cmd']} needs {key}")
+            return value.strip()[:500]
+
+        def cancel(req: dict, who: str) -> dict:
+            job_id, why = need(req, "job_id"), need(req, "why")
+            self.journal.record_action(who, "cancel", job_id, why)
+            result = self.journal.cancel(job_id, "cancelled_by_operator", f"{who}: {why}")
+            if result != "cancelled":
+                raise ControlError(f"job {job_id} is {result}; only a job not yet printing "
+                                   "can be cancelled")
+            return {"result": result}
+
+        def resolve(req: dict, who: str) -> dict:
+            job_id, why = need(req, "job_id"), need(req, "why")
+            if not isinstance(req.get("printed"), bool):
+                raise ControlError("resolve needs printed: true or false")
+            try:
+                result = self.journal.resolve(job_id, printed=req["printed"], who=who, why=why)
+            except (LookupError, ValueError) as exc:
+                raise ControlError(str(exc)) from None
+            return {"result": result}
+
+        def hand_back(req: dict, who: str) -> dict:
+            done = self.hand_back(need(req, "job_id"), who, need(req, "why"))
+            if not done:
+                raise ControlError("no pool job waiting to print matched; only pool jobs not "
+                                   "yet printing can be handed back")
+            return {"handed_back": done}
+
+        def pause(req: dict, who: str) -> dict:
+            self.pause(who, req.get("why") or "operator")
+            return {}
+
+        def resume(req: dict, who: str) -> dict:
+            self.resume(who, req.get("why") or "operator")
+            return {}
+
+        return {
+            "status": lambda req, who: {"telemetry": self.telemetry()},
+            "jobs": lambda req, who: {"jobs": self.journal.recent_jobs(
+                int(req.get("limit", 50)))},
+            "pause": pause, "resume": resume, "cancel": cancel, "resolve": resolve,
+            "hand-back": hand_back,
+        }
 
     # ------------------------------------------------------------------------- state
 

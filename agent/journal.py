@@ -67,6 +67,13 @@ CREATE TABLE IF NOT EXISTS cards (
     counter INTEGER,
     at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS handback (
+    job_id TEXT PRIMARY KEY,
+    routing_key TEXT NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    why TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS actions (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
@@ -78,7 +85,11 @@ CREATE TABLE IF NOT EXISTS actions (
 """
 
 #: Job states that are not terminal and still hold the job's data.
-LIVE_STATES = ("claiming", "queued", "printing", "needs_check")
+#: `handing_back`: a pool job waiting to be published back to its pool; `handback_sending`:
+#: its publication was attempted, so it must never be attempted again (a second copy in the
+#: pool could be printed by two stations).
+LIVE_STATES = ("claiming", "queued", "printing", "needs_check", "handing_back",
+               "handback_sending")
 
 
 class JournalError(Exception):
@@ -302,7 +313,7 @@ class Journal:
         """The oldest job waiting to print."""
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM jobs WHERE state='queued' ORDER BY accepted_at, rowid LIMIT 1"
+                "SELECT * FROM jobs WHERE state='queued' ORDER BY rowid LIMIT 1"
             ).fetchone()
         return _job_row(row) if row else None
 
@@ -315,7 +326,7 @@ class Journal:
         marks = ",".join("?" * len(states))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY accepted_at, rowid",
+                f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY rowid",
                 states,
             ).fetchall()
         return [_job_row(r) for r in rows]
@@ -405,6 +416,90 @@ class Journal:
             db.execute("UPDATE jobs SET state='needs_check', reason_detail=?, updated_at=? "
                        "WHERE job_id=?", (detail, contract.now().isoformat(), job_id))
             self._status(db, job_id, "needs_check", reason=("printer_fault", detail))
+
+    # ------------------------------------------------------------------ pool hand-back
+
+    def hand_back(self, job_id: str, why: str) -> bool:
+        """Queue a pool job that has not started to go back to its pool; False if it can't."""
+        with self._tx() as db:
+            row = db.execute("SELECT source, state, body, headers FROM jobs WHERE job_id=?",
+                             (job_id,)).fetchone()
+            if row is None or row["state"] != "queued" or not row["source"].startswith("pool:"):
+                return False
+            pool = row["source"].removeprefix("pool:")
+            db.execute("INSERT INTO handback VALUES (?, ?, ?, ?, ?)",
+                       (job_id, f"pool.{pool}", row["body"], row["headers"] or "{}", why))
+            db.execute("UPDATE jobs SET state='handing_back', updated_at=? WHERE job_id=?",
+                       (contract.now().isoformat(), job_id))
+        self.outbox_event.set()
+        return True
+
+    def pending_handbacks(self) -> list[tuple[str, str, bytes, dict]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT h.job_id, h.routing_key, h.body, h.headers FROM handback h "
+                "JOIN jobs j ON j.job_id = h.job_id WHERE j.state='handing_back' "
+                "ORDER BY j.rowid").fetchall()
+        return [(r["job_id"], r["routing_key"], r["body"], json.loads(r["headers"]))
+                for r in rows]
+
+    def handback_sending(self, job_id: str) -> None:
+        """About to publish: from now on this hand-back is never attempted again."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state='handback_sending', updated_at=? WHERE job_id=?",
+                       (contract.now().isoformat(), job_id))
+
+    def handback_done(self, job_id: str, *, confirmed: bool) -> None:
+        """Report `released`; unconfirmed, the central system re-sends it (contract 7.1)."""
+        with self._tx() as db:
+            row = db.execute("SELECT why FROM handback WHERE job_id=?", (job_id,)).fetchone()
+            why = row["why"] if row else "handed back"
+            if not confirmed:
+                why += "; the copy for the pool was not confirmed, the central system re-sends"
+            db.execute("DELETE FROM handback WHERE job_id=?", (job_id,))
+            db.execute("UPDATE jobs SET state='released', body=NULL, headers=NULL, "
+                       "reason_code='handed_back', reason_detail=?, updated_at=? "
+                       "WHERE job_id=?", (why, contract.now().isoformat(), job_id))
+            self._status(db, job_id, "released", reason=("handed_back", why))
+
+    # ---------------------------------------------------------------- operator resolution
+
+    def resolve(self, job_id: str, *, printed: bool, who: str, why: str) -> str:
+        """An operator says whether the card of a `needs_check` job came out."""
+        with self._tx() as db:
+            row = db.execute("SELECT state FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+            if row is None:
+                raise LookupError(f"job {job_id} is not known to this station")
+            if row["state"] != "needs_check":
+                raise ValueError(f"job {job_id} is {row['state']}, not needs_check")
+            detail = f"resolved by {who}: {why}"[:500]
+            now = contract.now().isoformat()
+            if printed:
+                card_no = self._card(db, job_id, "issued", "operator_resolved", None)
+                db.execute("UPDATE jobs SET state='printed', card_no=?, body=NULL, headers=NULL, "
+                           "reason_code='operator_resolved', reason_detail=?, updated_at=? "
+                           "WHERE job_id=?", (card_no, detail, now, job_id))
+                self._status(db, job_id, "printed", card_no=card_no,
+                             reason=("operator_resolved", detail))
+            else:
+                self._card(db, job_id, "spoiled", "operator_resolved", None)
+                db.execute("UPDATE jobs SET state='failed', body=NULL, headers=NULL, "
+                           "reason_code='operator_resolved', reason_detail=?, updated_at=? "
+                           "WHERE job_id=?", (detail, now, job_id))
+                self._status(db, job_id, "failed", reason=("operator_resolved", detail))
+            db.execute("INSERT INTO actions (at, who, action, target, why) VALUES (?, ?, ?, ?, ?)",
+                       (now, who, "resolve-printed" if printed else "resolve-not-printed",
+                        job_id, why))
+        return "printed" if printed else "failed"
+
+    def recent_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Recent jobs for operators: ids, reference, status, times; never their images."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id, reference, card_stock, source, state, attempt, accepted_at, "
+                "updated_at, reason_code, reason_detail, card_no FROM jobs "
+                "ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [dict(r) for r in rows]
 
     # ---------------------------------------------------------------- settings and counts
 

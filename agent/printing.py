@@ -10,6 +10,7 @@ It never touches the AMQP connections: everything it reports goes through the jo
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -67,8 +68,11 @@ def build_card(row: JobRow, native_size: tuple[int, int]) -> CardJob:
 
 class PrinterWorker:
     def __init__(self, journal: Journal, driver: PrinterDriver, *, default_stock: str,
-                 max_attempts: int, paused: Callable[[], bool], on_change: Callable[[], None]):
+                 max_attempts: int, paused: Callable[[], bool], on_change: Callable[[], None],
+                 handback_after: float = 300.0):
         self.journal = journal
+        self.handback_after = handback_after
+        self._blocked_since: float | None = None
         self.driver = driver
         self.default_stock = default_stock
         self.max_attempts = max_attempts
@@ -79,6 +83,7 @@ class PrinterWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
         self.idle = threading.Event()
+        self.recovered = threading.Event()
 
     def start(self) -> None:
         self._thread.start()
@@ -135,24 +140,51 @@ class PrinterWorker:
                 log.warning("printer_unreachable", error=detail)
                 self._stop.wait(2.0)
         self._recover()
+        self.recovered.set()
         while not self._stop.is_set():
-            status = self._poll()
-            if status.faults or status.state == "offline" or self.paused():
-                self.idle.set()
-                self._stop.wait(POLL_SECONDS)
-                continue
-            self.journal.job_event.clear()
-            row = self.journal.next_job()
-            if row is None:
-                self.idle.set()
-                self.journal.job_event.wait(POLL_SECONDS)
-                continue
-            self.idle.clear()
-            self._print(row, status)
+            try:
+                self._step()
+            except sqlite3.Error as exc:
+                # The journal cannot be written (disk full, unwritable): print nothing that
+                # could not be recorded; retry until it can.
+                self._update(error=f"journal unwritable: {exc}")
+                log.error("journal_unwritable", error=str(exc)[:200])
+                self._stop.wait(5.0)
         try:
             self.driver.close()
         except Exception as exc:
             log.warning("printer_close_error", error=type(exc).__name__)
+
+    def _step(self) -> None:
+        status = self._poll()
+        faulted = bool(status.faults) or status.state == "offline"
+        self._watch_fault(faulted)
+        if faulted or self.paused():
+            self.idle.set()
+            self._stop.wait(POLL_SECONDS)
+            return
+        self.journal.job_event.clear()
+        row = self.journal.next_job()
+        if row is None:
+            self.idle.set()
+            self.journal.job_event.wait(POLL_SECONDS)
+            return
+        self.idle.clear()
+        self._print(row, status)
+
+    def _watch_fault(self, faulted: bool) -> None:
+        """Pool jobs held by a fault for `handback_after` seconds go back to their pool."""
+        if not faulted:
+            self._blocked_since = None
+            return
+        now = time.monotonic()
+        if self._blocked_since is None:
+            self._blocked_since = now
+        elif now - self._blocked_since >= self.handback_after:
+            for row in self.journal.jobs_in("queued"):
+                if row.source.startswith("pool:") and self.journal.hand_back(
+                        row.job_id, f"printer fault not cleared in {self.handback_after:g} s"):
+                    log.info("pool_job_handed_back", job_id=row.job_id)
 
     def _recover(self) -> None:
         """Settle jobs that were `printing` when the agent stopped: never a blind reprint."""

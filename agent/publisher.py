@@ -67,6 +67,7 @@ class AmqpPublisher(EventSink):
             self.on_connected(True)
             log.info("publisher_connected")
             while not self._stop.is_set():
+                self._hand_back(ch)
                 if not self._drain(ch):
                     self.journal.outbox_event.clear()
                     if not self.journal.unpublished(1):
@@ -76,6 +77,29 @@ class AmqpPublisher(EventSink):
         finally:
             if conn.is_open:
                 conn.close()
+
+    def _hand_back(self, ch: pika.adapters.blocking_connection.BlockingChannel) -> None:
+        """Publish pool jobs handed back, each at most once, before reporting them released.
+
+        The attempt is journaled first: if the agent dies before the broker's confirm, the
+        job is reported released without a second copy (the central system re-sends it),
+        because two copies in a pool could be printed by two stations.
+        """
+        for job_id, rk, body, headers in self.journal.pending_handbacks():
+            self.journal.handback_sending(job_id)
+            props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                         message_id=job_id, headers=headers)
+            try:
+                ch.basic_publish(self.settings.names.job_exchange, rk, body, props,
+                                 mandatory=True)
+            except (pika.exceptions.UnroutableError, pika.exceptions.NackError):
+                self.journal.handback_done(job_id, confirmed=False)
+                continue
+            except Exception:
+                self.journal.handback_done(job_id, confirmed=False)
+                raise
+            self.journal.handback_done(job_id, confirmed=True)
+            log.info("pool_job_handed_back", job_id=job_id, routing_key=rk)
 
     def _drain(self, ch: pika.adapters.blocking_connection.BlockingChannel) -> int:
         """Publish one batch of the backlog; returns how many were published."""

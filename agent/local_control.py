@@ -1,0 +1,141 @@
+"""The running agent's local control interface: a Unix socket in its state directory.
+
+Operators' commands (`printstation status`, `pause`, `resume`, `jobs`, `cancel`, `resolve`,
+`hand-back`) reach the agent here, never by editing files. Nothing listens on the network:
+the socket is a file (0660, in the 0700 state directory) and the kernel tells who is
+calling (SO_PEERCRED), which every action records in the journal with its reason.
+Requests and answers are one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("printstation.control")
+
+SOCKET_NAME = "control.sock"
+MAX_REQUEST = 64 * 1024
+
+
+class ControlError(Exception):
+    """An operator's command that cannot be carried out; the message says why."""
+
+
+Handler = Callable[[dict[str, Any], str], dict[str, Any]]
+
+
+def _peer(conn: socket.socket) -> str:
+    """The user name of the process on the other end of the socket."""
+    try:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", creds)
+        return pwd.getpwuid(uid).pw_name
+    except (OSError, KeyError):
+        return "unknown"
+
+
+class LocalControlServer:
+    def __init__(self, state_dir: Path, handlers: dict[str, Handler]):
+        self.path = state_dir / SOCKET_NAME
+        self.handlers = handlers
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread = threading.Thread(target=self._run, name="local-control", daemon=True)
+
+    def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o117)
+        try:
+            sock.bind(str(self.path))
+        finally:
+            os.umask(old)
+        sock.listen(8)
+        sock.settimeout(0.5)
+        self._sock = sock
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        if self._sock is not None:
+            self._sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def _run(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        who = _peer(conn)
+        with conn, conn.makefile("rwb") as fh:
+            line = fh.readline(MAX_REQUEST + 1)
+            answer = self.answer(line, who)
+            fh.write(json.dumps(answer).encode() + b"\n")
+            fh.flush()
+
+    def answer(self, line: bytes, who: str) -> dict[str, Any]:
+        """One request to one answer; a bad request gets an error naming the problem."""
+        try:
+            if len(line) > MAX_REQUEST:
+                raise ControlError("request too long")
+            request = json.loads(line)
+            if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+                raise ControlError('a request is a JSON object with "cmd"')
+            handler = self.handlers.get(request["cmd"])
+            if handler is None:
+                known = ", ".join(sorted(self.handlers))
+                raise ControlError(f"unknown command {request['cmd']!r}; known: {known}")
+            return {"ok": True, **handler(request, who)}
+        except ControlError as exc:
+            return {"ok": False, "error": str(exc)}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {"ok": False, "error": "the request is not JSON"}
+        except Exception as exc:
+            log.error("control_command_failed", error=type(exc).__name__)
+            return {"ok": False, "error": f"the agent could not do it ({type(exc).__name__})"}
+
+
+def call(state_dir: Path, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    """Send one request to the running agent; ControlError if it cannot be reached."""
+    path = state_dir / SOCKET_NAME
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+    except FileNotFoundError:
+        raise ControlError(f"the agent is not running (no control socket at {path})") from None
+    except PermissionError:
+        raise ControlError(f"permission denied on {path}: join the agent's group") from None
+    except OSError as exc:
+        raise ControlError(f"cannot reach the agent at {path}: {exc.strerror}") from None
+    with sock, sock.makefile("rwb") as fh:
+        fh.write(json.dumps(request).encode() + b"\n")
+        fh.flush()
+        line = fh.readline()
+    if not line:
+        raise ControlError("the agent closed the connection without an answer")
+    answer = json.loads(line)
+    if not answer.get("ok"):
+        raise ControlError(answer.get("error", "failed"))
+    return answer
