@@ -64,6 +64,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any]:
+    from .local_control import call
+
+    return call(_load(args).state_dir, request)
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    """Operator commands, answered by the running agent over its control socket."""
+    request: dict[str, Any] = {"cmd": args.command}
+    for key in ("job_id", "why", "limit"):
+        if getattr(args, key, None) is not None:
+            request[key] = getattr(args, key)
+    if args.command == "resolve":
+        request["printed"] = args.printed
+    answer = _call(args, request)
+    if args.command == "status":
+        t = answer["telemetry"]
+        why = f" ({t['blocked_reason']})" if t.get("blocked_reason") else ""
+        print(f"state     {t['state']}{why}")
+        print(f"printer   {t['printer']['model']} {t['printer']['serial']}: "
+              f"{t['printer']['state']} {' '.join(t['printer']['faults'])}")
+        print(f"queued    {t['queued_jobs']} jobs; taking jobs: {t['taking_jobs']}")
+        for c in t["consumables"]:
+            print(f"{c['kind']:9} {c['remaining']}/{c['capacity']} {c['unit']}")
+    elif args.command == "jobs":
+        for job in answer["jobs"]:
+            reason = f" {job['reason_code']}" if job["reason_code"] else ""
+            print(f"{job['updated_at'][:19]}  {job['job_id']:30} {job['state']:12}"
+                  f"{reason}  {job['reference'] or ''}")
+    else:
+        print(json.dumps({k: v for k, v in answer.items() if k != "ok"}) if len(answer) > 1
+              else f"{args.command}: done")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     settings = _load(args)
     print(json.dumps(settings.model_dump(mode="json"), indent=2))
@@ -201,6 +236,36 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_flags(p)
     p.set_defaults(func=cmd_config)
 
+    local = [
+        ("status", "the running agent's state, printer and consumables", []),
+        ("pause", "stop printing after the current card", ["why?"]),
+        ("resume", "print again", ["why?"]),
+        ("jobs", "recent jobs: id, status, times, reference (never personal data)", []),
+        ("cancel", "cancel a job that has not started printing", ["job_id", "why"]),
+        ("resolve", "say whether the card of a needs_check job came out", ["job_id", "why"]),
+        ("hand-back", "give a pool job (or all) back to its pool", ["job_id", "why"]),
+    ]
+    for name, helptext, params in local:
+        p = sub.add_parser(name, help=helptext, description=helptext.capitalize() + ". "
+                           "Talks to the running agent through its control socket in the "
+                           "state directory; the action is recorded with your user name.")
+        if "job_id" in params:
+            p.add_argument("job_id", help="the job's id ('all' for hand-back: every pool job)")
+        if "why" in params:
+            p.add_argument("--why", required=True, help="the reason, recorded in the journal")
+        if "why?" in params:
+            p.add_argument("--why", help="the reason, recorded in the journal")
+        if name == "jobs":
+            p.add_argument("--limit", type=int, default=50)
+        if name == "resolve":
+            which = p.add_mutually_exclusive_group(required=True)
+            which.add_argument("--printed", action="store_true", dest="printed",
+                               help="the card came out good: report printed")
+            which.add_argument("--not-printed", action="store_false", dest="printed",
+                               help="it did not: report failed, the blank spoiled")
+        _settings_flags(p)
+        p.set_defaults(func=cmd_local)
+
     p = sub.add_parser("demo", help="print sample cards on the simulated printer",
                        description="Run the real agent core on the simulated printer with "
                                    "an embedded job source (no broker), or through RabbitMQ "
@@ -285,12 +350,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from .config import ConfigError
     from .journal import JournalError
+    from .local_control import ControlError
     from .signing import KeyFileError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, KeyFileError, JournalError, DriverNotFound) as exc:
+    except (ConfigError, KeyFileError, JournalError, DriverNotFound, ControlError) as exc:
         print(f"printstation: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:

@@ -401,6 +401,8 @@ class Journal:
             row = db.execute("SELECT state FROM jobs WHERE job_id=?", (job_id,)).fetchone()
             if row is None:
                 return "unknown"
+            if row["state"] == "cancelled":
+                return "already cancelled"
             if row["state"] not in ("queued", "claiming"):
                 return row["state"]
             db.execute(
