@@ -51,12 +51,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args)
     logs.configure(settings.log_level)
     agent = Agent(settings)
-    stop = threading.Event()
+    stop, reload = threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
     agent.start()
     while not stop.is_set() and not agent.stopped.is_set():
         stop.wait(0.5)
+        if reload.is_set():
+            reload.clear()
+            _reload(args, agent)
     agent.stop()
     if agent.fatal is not None:
         print(f"printstation: {agent.fatal}", file=sys.stderr)
@@ -97,6 +101,21 @@ def cmd_local(args: argparse.Namespace) -> int:
         print(json.dumps({k: v for k, v in answer.items() if k != "ok"}) if len(answer) > 1
               else f"{args.command}: done")
     return 0
+
+
+def _reload(args: argparse.Namespace, agent) -> None:
+    """SIGHUP: read the configuration again; a bad one is refused and the old one kept."""
+    import structlog
+
+    from .config import ConfigError
+    from .signing import KeyFileError
+
+    log = structlog.get_logger("printstation.agent")
+    try:
+        agent.reload(_load(args))
+    except (ConfigError, KeyFileError) as exc:
+        log.error("config_reload_rejected", error=str(exc),
+                  detail="the running configuration is kept")
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import pika.exceptions
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
-from . import topology
+from . import failpoints, topology
 from .config import Settings
 from .intake import Decision, Delivery, Intake
 from .journal import Journal
@@ -108,6 +108,7 @@ class AmqpSource:
             ch.basic_reject(tag, requeue=False)
         else:
             ch.basic_ack(tag)
+            failpoints.hit("after_ack")
 
     def _on_station(self, ch: BlockingChannel, method: Any, props: pika.BasicProperties,
                     body: bytes) -> None:
@@ -136,6 +137,7 @@ class AmqpSource:
         try:
             self._apply(ch, tag, decision)
             ch.tx_commit()
+            failpoints.hit("after_ack")
         except Exception:
             if decision.action == "claim" and decision.job_id:
                 self.journal.release(decision.job_id, "claim_unconfirmed",

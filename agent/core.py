@@ -28,6 +28,8 @@ from .signing import Verifier
 
 log = structlog.get_logger("printstation.agent")
 
+CLOCK_JUMP_SECONDS = 120.0
+
 
 @dataclass(frozen=True)
 class StationState:
@@ -58,6 +60,7 @@ class Agent:
         self._stopping = False
         self._telemetry_now = threading.Event()
         self._force_telemetry = True
+        self._clock_offset = time.time() - time.monotonic()
         self._telemetry_thread = threading.Thread(target=self._telemetry_loop,
                                                   name="telemetry", daemon=True)
         self._components: list[object] = []
@@ -129,6 +132,37 @@ class Agent:
         if self.broker_up.get(owner) != up:
             self.broker_up[owner] = up
             self.request_telemetry()
+
+    # ---------------------------------------------------------------------- reloading
+
+    #: Settings a running agent takes on at SIGHUP; the rest need a restart.
+    LIVE_SETTINGS = ("thresholds", "max_attempts", "handback_after", "telemetry_interval",
+                     "log_level", "trusted_keys", "verify_signatures")
+
+    def reload(self, new: Settings) -> tuple[list[str], list[str]]:
+        """Take on changed settings that can change live; returns (applied, need restart).
+
+        The caller has validated `new`; a trusted key that cannot be read rejects the whole
+        reload (raising KeyFileError), so a typo never leaves the station without its keys.
+        """
+        old = self.settings
+        changed = [k for k in type(new).model_fields if getattr(new, k) != getattr(old, k)]
+        applied = [k for k in changed if k in self.LIVE_SETTINGS]
+        restart = [k for k in changed if k not in self.LIVE_SETTINGS]
+        if {"trusted_keys", "verify_signatures"} & set(applied):
+            verifier = Verifier.from_files(new.trusted_keys, enabled=new.verify_signatures)
+            self.verifier = self.intake.verifier = verifier
+        live = {k: getattr(new, k) for k in applied}
+        self.settings = old.model_copy(update=live)
+        self.printer.max_attempts = self.settings.max_attempts
+        self.printer.handback_after = self.settings.handback_after
+        if "log_level" in applied:
+            from . import logs
+
+            logs.configure(self.settings.log_level)
+        log.info("config_reloaded", applied=applied, need_restart=restart)
+        self.request_telemetry()
+        return applied, restart
 
     # ------------------------------------------------------------------------ recovery
 
@@ -265,9 +299,26 @@ class Agent:
         self._force_telemetry = True
         self._telemetry_now.set()
 
+    def _check_clock(self) -> None:
+        """A wall clock that jumps (a bad RTC battery, NTP after days offline) is reported.
+
+        Nothing that keeps jobs apart depends on it: jobs print in arrival order, `seq`
+        counts, and waits use the monotonic clock; only times in events and expiry do.
+        """
+        offset = time.time() - time.monotonic()
+        jump = offset - self._clock_offset
+        self._clock_offset = offset
+        if abs(jump) > CLOCK_JUMP_SECONDS:
+            log.warning("clock_jumped", seconds=round(jump))
+            self.journal.emit({"schema": contract.ALERT_SCHEMA, "severity": "warning",
+                               "condition": "clock_jumped",
+                               "message": f"the PC's clock jumped {jump:+.0f} s; check its "
+                                          "time settings"})
+
     def _telemetry_loop(self) -> None:
         while not self.stopped.is_set():
             self._telemetry_now.wait(self.settings.telemetry_interval)
+            self._check_clock()
             if self._stopping:
                 return
             forced = self._force_telemetry or not self._telemetry_now.is_set()

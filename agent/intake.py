@@ -16,7 +16,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import ValidationError
 
-from . import contract
+from . import contract, failpoints
 from .journal import Journal
 from .signing import SignatureError, Verifier
 
@@ -149,6 +149,7 @@ class Intake:
         if not self.journal.take(job, d.body, d.headers, d.source):
             log.info("job_duplicate", job_id=job.job_id, state=self.journal.known(job.job_id))
             return Decision("ack", job.job_id, "duplicate")
+        failpoints.hit("after_store")
         log.info("job_accepted", job_id=job.job_id, source=d.source)
         return Decision("ack", job.job_id, "accepted")
 
@@ -164,6 +165,7 @@ class Intake:
             log.warning("pool_job_redelivered", job_id=job.job_id, source=d.source)
             return Decision("reject", job.job_id, "redelivered")
         self.journal.take(job, d.body, d.headers, d.source, claiming=True)
+        failpoints.hit("after_store")
         return Decision("claim", job.job_id, "claiming")
 
     def _reject(self, d: Delivery, bad: BadMessage) -> Decision:

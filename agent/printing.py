@@ -29,7 +29,7 @@ from printstation.drivers.base import (
 )
 from printstation.drivers.panels import prepare_side
 
-from . import contract
+from . import contract, failpoints
 from .journal import JobRow, Journal
 
 log = structlog.get_logger("printstation.printer")
@@ -222,6 +222,7 @@ class PrinterWorker:
         attempt = self.journal.start_printing(job_id, status.card_counter)
         self._update(current_job=job_id)
         log.info("card_started", job_id=job_id, attempt=attempt)
+        failpoints.hit_within("mid_card", 0.3)
         try:
             result = self.driver.print_card(card)
         except PrinterError as exc:
@@ -234,6 +235,7 @@ class PrinterWorker:
             self._update(current_job=None, error=type(exc).__name__)
             self._stop.wait(POLL_SECONDS)
             return
+        failpoints.hit("after_card")
         card_no = self.journal.card_printed(job_id, result.counter)
         self._update(current_job=None)
         log.info("card_printed", job_id=job_id, card_no=card_no, counter=result.counter)

@@ -144,3 +144,46 @@ def test_operators_act_through_the_control_socket(tmp_path, make_station, submit
         call(state, {"cmd": "cancel", "job_id": "x"})
     with pytest.raises(ControlError, match="only a job not yet printing"):
         call(state, {"cmd": "cancel", "job_id": job["job_id"], "why": "again"})
+
+
+def test_sighup_reloads_good_settings_and_refuses_bad_ones(tmp_path, broker_url, station_id):
+    import os
+    import signal
+
+    from printstation.agent.local_control import call as control
+
+    cfg = tmp_path / "station.toml"
+    base = (f'station_id = "{station_id}"\nbroker_url = "{broker_url}"\n'
+            f'printer_url = "sim://?render=0&out={tmp_path / "cards"}"\n'
+            f'state_dir = "{tmp_path / "state"}"\nverify_signatures = false\n')
+    cfg.write_text(base)
+    log_path = tmp_path / "agent.log"
+    with log_path.open("w") as log:
+        agent = subprocess.Popen([sys.executable, "-m", "printstation.agent.cli", "run",
+                                  "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT,
+                                 env={**os.environ})
+    try:
+        wait_for(lambda: _answers(tmp_path / "state"), 30, "the control socket")
+        cfg.write_text(base + "max_attempts = 0\n")
+        agent.send_signal(signal.SIGHUP)
+        wait_for(lambda: "config_reload_rejected" in log_path.read_text(), 20, "the refusal")
+        refusal = [json.loads(x) for x in log_path.read_text().splitlines()
+                   if "config_reload_rejected" in x][0]
+        assert "config key max_attempts" in refusal["error"]
+        assert control(tmp_path / "state", {"cmd": "status"})["ok"]  # still running
+        cfg.write_text(base + "max_attempts = 5\nhandback_after = 10\n")
+        agent.send_signal(signal.SIGHUP)
+        wait_for(lambda: "config_reloaded" in log_path.read_text(), 20, "the reload")
+        reloaded = [json.loads(x) for x in log_path.read_text().splitlines()
+                    if "config_reloaded" in x][0]
+        assert sorted(reloaded["applied"]) == ["handback_after", "max_attempts"]
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(30) == 0
+
+
+def _answers(state_dir) -> bool:
+    try:
+        return call(state_dir, {"cmd": "status"})["ok"]
+    except ControlError:
+        return False
