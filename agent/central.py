@@ -7,6 +7,7 @@ everything a station publishes on the event exchange through a queue of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -40,8 +41,10 @@ class Submitter:
                    names=names)
 
     def close(self) -> None:
+        """Close; a connection the broker already dropped is simply gone."""
         if self._conn.is_open:
-            self._conn.close()
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                self._conn.close()
 
     def __enter__(self) -> Submitter:
         return self
@@ -97,8 +100,10 @@ class EventTap:
         self._ch.queue_bind(self.queue, self.names.event_exchange, routing_key=binding)
 
     def close(self) -> None:
+        """Close; a connection the broker already dropped is simply gone."""
         if self._conn.is_open:
-            self._conn.close()
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                self._conn.close()
 
     def __enter__(self) -> EventTap:
         return self

@@ -155,7 +155,7 @@ class Intake:
 
     def _pool_job(self, d: Delivery, job: contract.Job) -> Decision:
         known = self.journal.known(job.job_id)
-        if known is not None:
+        if known is not None and known != "released":
             log.info("pool_job_already_held", job_id=job.job_id, state=known)
             return Decision("ack", job.job_id, "duplicate")
         if d.seen_before:

@@ -242,15 +242,19 @@ class Journal:
 
     def take(self, job: contract.Job, body: bytes, headers: dict[str, Any], source: str,
              *, claiming: bool = False) -> bool:
-        """Store a job durably; False if it is already known (a redelivery or a duplicate).
+        """Store a job durably; False if it is already held or done (a redelivery, a duplicate).
 
         A pool claim is stored as `claiming` and reported only once `confirm_claim` says the
         broker committed the acknowledgement.
         """
         now = contract.now().isoformat()
         with self._tx() as db:
-            if db.execute("SELECT 1 FROM jobs WHERE job_id=?", (job.job_id,)).fetchone():
+            row = db.execute("SELECT state FROM jobs WHERE job_id=?", (job.job_id,)).fetchone()
+            if row is not None and row["state"] != "released":
                 return False
+            # A job this station released is the central system's again: a new copy of it
+            # (re-sent, or handed back to the pool and come round here) is a new job here.
+            db.execute("DELETE FROM jobs WHERE job_id=? AND state='released'", (job.job_id,))
             db.execute(
                 "INSERT INTO jobs (job_id, reference, card_stock, source, state, sides, "
                 "created_at, expires_at, accepted_at, updated_at, body, headers) "

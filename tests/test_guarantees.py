@@ -167,15 +167,15 @@ def test_sighup_reloads_good_settings_and_refuses_bad_ones(tmp_path, broker_url,
         cfg.write_text(base + "max_attempts = 0\n")
         agent.send_signal(signal.SIGHUP)
         wait_for(lambda: "config_reload_rejected" in log_path.read_text(), 20, "the refusal")
-        refusal = [json.loads(x) for x in log_path.read_text().splitlines()
-                   if "config_reload_rejected" in x][0]
+        refusal = next(json.loads(x) for x in log_path.read_text().splitlines()
+                   if "config_reload_rejected" in x)
         assert "config key max_attempts" in refusal["error"]
         assert control(tmp_path / "state", {"cmd": "status"})["ok"]  # still running
         cfg.write_text(base + "max_attempts = 5\nhandback_after = 10\n")
         agent.send_signal(signal.SIGHUP)
         wait_for(lambda: "config_reloaded" in log_path.read_text(), 20, "the reload")
-        reloaded = [json.loads(x) for x in log_path.read_text().splitlines()
-                    if "config_reloaded" in x][0]
+        reloaded = next(json.loads(x) for x in log_path.read_text().splitlines()
+                    if "config_reloaded" in x)
         assert sorted(reloaded["applied"]) == ["handback_after", "max_attempts"]
     finally:
         agent.send_signal(signal.SIGTERM)
