@@ -498,6 +498,16 @@ class Journal:
                         job_id, why))
         return "printed" if printed else "failed"
 
+    def scrub(self) -> None:
+        """Fold the write-ahead log into the database and empty it.
+
+        Deleted rows are zeroed in the database (`secure_delete`), but their old pages can
+        linger in the WAL until a checkpoint: the printer thread calls this when it runs
+        out of work, so a terminal job's images do not outlive it anywhere on disk.
+        """
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def recent_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
         """Recent jobs for operators: ids, reference, status, times; never their images."""
         with self._lock:

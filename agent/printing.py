@@ -166,6 +166,8 @@ class PrinterWorker:
         self.journal.job_event.clear()
         row = self.journal.next_job()
         if row is None:
+            if not self.idle.is_set():
+                self.journal.scrub()  # the queue ran dry: drop old pages of finished jobs
             self.idle.set()
             self.journal.job_event.wait(POLL_SECONDS)
             return
