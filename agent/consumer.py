@@ -50,7 +50,6 @@ class AmqpSource:
         self.on_fatal = on_fatal
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
-        self.connected = threading.Event()
 
     def start(self) -> None:
         self._thread.start()
@@ -69,10 +68,6 @@ class AmqpSource:
                            max_delay=self.settings.reconnect_max_delay)
 
     def _set_connected(self, up: bool) -> None:
-        if up:
-            self.connected.set()
-        else:
-            self.connected.clear()
         self.on_connected(up)
 
     def _session(self) -> None:

@@ -302,3 +302,13 @@ def job_fingerprint(body: dict) -> str:
     row = JobRow(body["job_id"], None, body["card_stock"], "station", "queued", 0, 1, None, raw,
                  None, None, None)
     return fingerprint(build_card(row, (1016, 648)).front.black)
+
+
+def control_answers(state_dir: Path) -> bool:
+    """True once the running agent answers on its control socket."""
+    from printstation.agent.local_control import ControlError, call
+
+    try:
+        return call(state_dir, {"cmd": "status"}, timeout=5)["ok"]
+    except ControlError:
+        return False

@@ -30,13 +30,21 @@ from pathlib import Path
 
 import pika
 import pytest
-from conftest import BROKER_HOST, BROKER_PORT, KEY_ID, SimProcess, job_fingerprint, rabbitmqctl
+from conftest import (
+    BROKER_HOST,
+    BROKER_PORT,
+    KEY_ID,
+    SimProcess,
+    control_answers,
+    job_fingerprint,
+    rabbitmqctl,
+)
 from cryptography.hazmat.primitives import serialization
 from tcpproxy import StallingProxy
 
 from printstation.agent.central import Submitter
 from printstation.agent.contract import TERMINAL_STATUSES
-from printstation.agent.local_control import ControlError, call
+from printstation.agent.local_control import call
 from printstation.agent.samples import sample_job
 
 JOBS = int(os.environ.get("PRINTSTATION_CHAOS_JOBS", "300"))
@@ -304,7 +312,7 @@ def test_chaos(tmp_path, broker_url, vhost, signing_key, cleanup):
         check = [h for h in history if h["status"] == "needs_check"][-1]
         index = next(i for i, a in enumerate(agents) if a.station == check["station_id"])
         printed = issued_by_sim[index][job_fingerprint(bodies[job_id])] > 0
-        _wait(lambda a=agents[index]: _answers(a.state), 60, "the agent's control socket")
+        _wait(lambda a=agents[index]: control_answers(a.state), 60, "the agent's control socket")
         call(agents[index].state, {"cmd": "resolve", "job_id": job_id, "printed": printed,
                                    "why": "checked the output hopper"})
         counts["needs_check_resolved"] += 1
@@ -398,12 +406,6 @@ def _queues_exist(broker_url: str, station: str, pool: str) -> bool:
     finally:
         conn.close()
 
-
-def _answers(state: Path) -> bool:
-    try:
-        return call(state, {"cmd": "status"}, timeout=5)["ok"]
-    except ControlError:
-        return False
 
 
 def _wait(cond, timeout: float, what: str) -> None:

@@ -8,7 +8,7 @@ import sys
 import uuid
 
 import pytest
-from conftest import Events, signed, wait_for
+from conftest import Events, control_answers, signed, wait_for
 
 from printstation.agent.central import EventTap
 from printstation.agent.contract import Job
@@ -163,7 +163,7 @@ def test_sighup_reloads_good_settings_and_refuses_bad_ones(tmp_path, broker_url,
                                   "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT,
                                  env={**os.environ})
     try:
-        wait_for(lambda: _answers(tmp_path / "state"), 30, "the control socket")
+        wait_for(lambda: control_answers(tmp_path / "state"), 30, "the control socket")
         cfg.write_text(base + "max_attempts = 0\n")
         agent.send_signal(signal.SIGHUP)
         wait_for(lambda: "config_reload_rejected" in log_path.read_text(), 20, "the refusal")
@@ -181,9 +181,3 @@ def test_sighup_reloads_good_settings_and_refuses_bad_ones(tmp_path, broker_url,
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(30) == 0
 
-
-def _answers(state_dir) -> bool:
-    try:
-        return call(state_dir, {"cmd": "status"})["ok"]
-    except ControlError:
-        return False
