@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     trusted_keys: dict[str, Path] = Field(default_factory=dict)
     verify_signatures: bool = True
     thresholds: dict[str, Threshold] = Field(default_factory=_default_thresholds)
+    stocks: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ektp", "kia"])
+    ribbon_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["YMCKO", "YMCKK", "YMCKOK", "KO", "K"])
+    uses_film: bool = True
+    cleaning_interval: int = Field(default=1000, ge=0)
     names: Names = Field(default_factory=Names)
     delivery_limit: int = Field(default=20, ge=1, le=1000)
     max_attempts: int = Field(default=3, ge=1, le=20)
@@ -109,7 +114,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with amqp:// or amqps://")
         return value
 
-    @field_validator("pools", mode="before")
+    @field_validator("pools", "stocks", "ribbon_types", mode="before")
     @classmethod
     def _split_pools(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -123,6 +128,23 @@ class Settings(BaseSettings):
             if not NAME_RE.match(pool):
                 raise ValueError(f"pool {pool!r} is not 1-64 characters of a-z 0-9 - _")
         return value
+
+    @field_validator("stocks")
+    @classmethod
+    def _stock_names(cls, value: list[str]) -> list[str]:
+        for stock in value:
+            if not NAME_RE.match(stock):
+                raise ValueError(f"stock {stock!r} is not 1-64 characters of a-z 0-9 - _")
+        return value
+
+    @field_validator("ribbon_types")
+    @classmethod
+    def _ribbons(cls, value: list[str]) -> list[str]:
+        known = ("YMCKO", "YMCKK", "YMCKOK", "KO", "K")
+        for ribbon in value:
+            if ribbon.upper() not in known:
+                raise ValueError(f"ribbon type {ribbon!r} is unknown; known: {', '.join(known)}")
+        return [r.upper() for r in value]
 
     @field_validator("printer_url")
     @classmethod

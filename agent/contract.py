@@ -238,6 +238,39 @@ class Consumable(_Strict):
     remaining: int | None
     unit: Literal["prints", "panels", "cards"]
     source: Literal["printer", "agent"]
+    counted: int | None = None
+    read: int | None = None
+    disagreement: str | None = None
+    cards_left: int | None = None
+    runs_out_at: AwareDatetime | None = None
+
+
+class Blanks(_Strict):
+    """Blanks given to the station and where each one is: loaded = drawn + in_feeder."""
+
+    stock: str | None
+    loaded: int
+    issued: int
+    spoiled: int
+    test: int
+    drawn: int
+    in_feeder: int
+    in_feeder_source: Literal["printer", "agent"]
+    unaccounted: int
+    balanced: bool
+
+
+class Maintenance(_Strict):
+    cards_since_cleaning: int
+    cleaning_interval: int
+    cleaning_due: bool
+    last_cleaned: str | None
+
+
+class OpenAlert(_Strict):
+    condition: str
+    severity: Literal["info", "warning", "critical"]
+    message: str
 
 
 class PrinterInfo(_Strict):
@@ -270,6 +303,11 @@ class Telemetry(_Event):
     consumables: list[Consumable]
     cards_left: int | None
     first_to_run_out: str | None
+    runs_out_at: AwareDatetime | None = None
+    print_rate_per_hour: float | None = None
+    blanks: Blanks | None = None
+    maintenance: Maintenance | None = None
+    alerts: list[OpenAlert] = []
     counters: Counters
     queued_jobs: int
 

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
@@ -19,7 +20,11 @@ from printstation.drivers.base import FAULT_ADVICE, PrinterDriver
 from printstation.drivers.registry import open_driver
 
 from . import __version__, contract
+from .alerts import AlertBook, Condition
+from .conditions import consumable_conditions, printer_conditions
 from .config import Settings
+from .consumables import Consumables, Level, LoadError
+from .forecast import Forecast, forecast, use_per_card
 from .intake import ControlActions, Intake
 from .journal import Journal
 from .local_control import ControlError, Handler, LocalControlServer
@@ -29,6 +34,10 @@ from .signing import Verifier
 log = structlog.get_logger("printstation.agent")
 
 CLOCK_JUMP_SECONDS = 120.0
+#: A broker away longer than this raises an alert (stored, so published when it is back).
+BROKER_ALERT_AFTER = 60.0
+#: A refused signature keeps its alert raised this long after the last one.
+BAD_SIGNATURE_WINDOW = 600.0
 
 
 @dataclass(frozen=True)
@@ -50,11 +59,16 @@ class Agent:
         self.intake = Intake(self.journal, self.verifier, ControlActions(
             pause=self.pause, resume=self.resume, telemetry=self.telemetry_now,
             cancel=self.cancel))
+        self.consumables = Consumables(
+            self.journal, ribbon_types=settings.ribbon_types, stocks=settings.stocks,
+            uses_film=settings.uses_film, default_stock=settings.card_stock)
+        self.alerts = AlertBook(self.journal)
         self.printer = PrinterWorker(
-            self.journal, self.driver, default_stock=settings.card_stock,
+            self.journal, self.driver, consumables=self.consumables,
             max_attempts=settings.max_attempts, paused=self.paused,
             on_change=self.request_telemetry, handback_after=settings.handback_after)
         self.broker_up = {"consumer": False, "publisher": False}
+        self._broker_down_since: float | None = time.monotonic()
         self.fatal: BaseException | None = None
         self.stopped = threading.Event()
         self._stopping = False
@@ -131,13 +145,17 @@ class Agent:
     def _broker(self, owner: str, up: bool) -> None:
         if self.broker_up.get(owner) != up:
             self.broker_up[owner] = up
+            if all(self.broker_up.values()):
+                self._broker_down_since = None
+            elif self._broker_down_since is None:
+                self._broker_down_since = time.monotonic()
             self.request_telemetry()
 
     # ---------------------------------------------------------------------- reloading
 
     #: Settings a running agent takes on at SIGHUP; the rest need a restart.
-    LIVE_SETTINGS = ("thresholds", "max_attempts", "handback_after", "telemetry_interval",
-                     "log_level", "trusted_keys", "verify_signatures")
+    LIVE_SETTINGS = ("thresholds", "cleaning_interval", "max_attempts", "handback_after",
+                     "telemetry_interval", "log_level", "trusted_keys", "verify_signatures")
 
     def reload(self, new: Settings) -> tuple[list[str], list[str]]:
         """Take on changed settings that can change live; returns (applied, need restart).
@@ -257,7 +275,60 @@ class Agent:
             self.resume(who, req.get("why") or "operator")
             return {}
 
+        def load(req: dict, who: str) -> dict:
+            kind = need(req, "kind")
+            numbers = {}
+            for key in ("capacity", "count"):
+                value = req.get(key)
+                if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                          or value < 0):
+                    raise ControlError(f"load: {key} must be a whole number, 0 or more")
+                numbers[key] = value
+            type_ = req.get("type")
+            if type_ is not None and (not isinstance(type_, str) or not type_.strip()
+                                      or len(type_) > 64):
+                raise ControlError("load: type must be a short name such as YMCKO or ektp")
+            try:
+                counted = self.consumables.load(kind, type_=type_, capacity=numbers["capacity"],
+                                                count=numbers["count"], who=who)
+            except LoadError as exc:
+                raise ControlError(str(exc)) from None
+            self.journal.record_action(who, f"load-{kind}", type_, req.get("why") or
+                                       f"{counted.remaining} {counted.unit}")
+            self.journal.job_event.set()  # a job held for stock may start now
+            self.request_telemetry()
+            return {"loaded": {"kind": kind, "type": counted.type,
+                               "capacity": counted.capacity, "remaining": counted.remaining,
+                               "unit": counted.unit}}
+
+        def stock(req: dict, who: str) -> dict:
+            t = self.telemetry()
+            return {k: t[k] for k in ("consumables", "cards_left", "first_to_run_out",
+                                      "runs_out_at", "print_rate_per_hour", "blanks",
+                                      "maintenance", "state", "blocked_reason")}
+
+        def clean(req: dict, who: str) -> dict:
+            drawn = self.journal.cards_drawn()
+            self.journal.set_meta("cleaned_at_card", str(drawn))
+            self.journal.set_meta("cleaned_at", contract.now().isoformat())
+            self.journal.record_action(who, "clean", None, req.get("why") or "cleaning done")
+            self.request_telemetry()
+            return {"maintenance": self.maintenance()}
+
+        def ledger(req: dict, who: str) -> dict:
+            from .ledger import daily_report, explain
+
+            levels = self.consumables.levels(self.printer.snapshot.status)
+            b = self.blanks(levels)
+            day = req.get("day") or contract.now().date().isoformat()
+            if not isinstance(day, str) or len(day) != 10:
+                raise ControlError("ledger: day must be YYYY-MM-DD")
+            return {"days": self.journal.ledger_days(), "balance": b, "check": explain(b),
+                    "loads": self.journal.loads(), "report": daily_report(
+                        self.journal, day, b, self.settings.station_id)}
+
         return {
+            "load": load, "stock": stock, "clean": clean, "ledger": ledger,
             "status": lambda req, who: {"telemetry": self.telemetry()},
             "jobs": lambda req, who: {"jobs": self.journal.recent_jobs(
                 int(req.get("limit", 50)))},
@@ -278,8 +349,14 @@ class Agent:
         if status.faults:
             why = "; ".join(FAULT_ADVICE.get(f, f.value) for f in status.faults)
             return StationState("blocked", why, False, why)
+        if snap.shortage:
+            return StationState("blocked", snap.shortage, False, snap.shortage)
         if self.paused():
             return StationState("paused", None, False, "paused by an operator")
+        short = self.consumables.shortage(status, self.consumables.card_use(
+            status, None, 1))
+        if short:
+            return StationState("blocked", short, False, short)
         if snap.current_job is not None:
             return StationState("printing", None, True, None)
         return StationState("ready", None, True, None)
@@ -330,17 +407,46 @@ class Agent:
                 log.error("telemetry_error", error=type(exc).__name__)
                 time.sleep(0.5)
 
+    def forecast(self, levels: list[Level]) -> Forecast:
+        status = self.printer.snapshot.status
+        recent = self.journal.recent_cards(50)
+        two_sided = self.consumables.card_use(status, None, 2)
+        use = use_per_card(recent, {"ribbon": two_sided.ribbon, "film": two_sided.film})
+        times = [datetime.fromisoformat(r["at"]) for r in recent]
+        return forecast({lv.kind: lv.remaining for lv in levels}, use, times, contract.now())
+
+    def maintenance(self) -> dict:
+        drawn = self.journal.cards_drawn()
+        since = drawn - int(self.journal.get_meta("cleaned_at_card", "0") or 0)
+        interval = self.settings.cleaning_interval
+        return {"cards_since_cleaning": since, "cleaning_interval": interval,
+                "cleaning_due": bool(interval) and since >= interval,
+                "last_cleaned": self.journal.get_meta("cleaned_at")}
+
+    def blanks(self, levels: list[Level]) -> dict:
+        """Blanks given to this station and where each one is (contract 4b)."""
+        from .ledger import balance
+
+        cards = next((lv for lv in levels if lv.kind == "cards"), None)
+        return balance(self.journal, cards)
+
     def telemetry(self) -> dict:
         snap = self.printer.snapshot
         st = self.station_state()
         ident = snap.identity
-        consumables = [
-            {"kind": c.kind, "type": c.type, "capacity": c.capacity, "remaining": c.remaining,
-             "unit": c.unit, "source": c.source}
-            for c in snap.status.consumables
-        ]
-        left = [(c["remaining"], c["kind"]) for c in consumables if c["remaining"] is not None]
-        cards_left, first_out = min(left) if left else (None, None)
+        levels = self.consumables.levels(snap.status)
+        fc = self.forecast(levels)
+        consumables = []
+        for lv in levels:
+            out = fc.outlook.get(lv.kind)
+            consumables.append({
+                "kind": lv.kind, "type": lv.type, "capacity": lv.capacity,
+                "remaining": lv.remaining, "unit": lv.unit, "source": lv.source,
+                "counted": lv.counted, "read": lv.read, "disagreement": lv.disagreement,
+                "cards_left": out.cards_left if out else None,
+                "runs_out_at": out.runs_out_at.isoformat() if out and out.runs_out_at
+                else None,
+            })
         return {
             "schema": contract.TELEMETRY_SCHEMA,
             "agent_version": __version__,
@@ -358,16 +464,57 @@ class Agent:
                 "faults": [f.value for f in snap.status.faults],
             },
             "consumables": consumables,
-            "cards_left": cards_left,
-            "first_to_run_out": first_out,
+            "cards_left": fc.cards_left,
+            "first_to_run_out": fc.first_to_run_out,
+            "runs_out_at": fc.runs_out_at.isoformat() if fc.runs_out_at else None,
+            "print_rate_per_hour": round(fc.rate_per_hour, 1) if fc.rate_per_hour else None,
+            "blanks": self.blanks(levels),
+            "maintenance": self.maintenance(),
+            "alerts": self.alerts.open_alerts(),
             "counters": self.journal.card_counts(),
             "queued_jobs": self.journal.queued_count(),
         }
 
+    def conditions(self, event: dict) -> list[Condition]:
+        """Every alert condition that holds now, from a telemetry event just built."""
+        snap = self.printer.snapshot
+        found = printer_conditions(snap.status, snap.error)
+        if snap.status.state != "offline":
+            levels = self.consumables.levels(snap.status)
+            found += consumable_conditions(levels, self.forecast(levels),
+                                           self.settings.thresholds, self.alerts.active)
+        if snap.shortage:
+            found.append(Condition("stock_short", "critical", f"Not printing: {snap.shortage}"))
+        m = event["maintenance"]
+        if m["cleaning_due"]:
+            found.append(Condition("cleaning_due", "warning",
+                                   f"Cleaning due: {m['cards_since_cleaning']} cards since the "
+                                   "last cleaning; clean the printer, then run "
+                                   "`printstation clean`"))
+        down = self._broker_down_since
+        if down is not None and time.monotonic() - down > BROKER_ALERT_AFTER and \
+                self._components and type(self._components[0]).__name__ != "EmbeddedSink":
+            found.append(Condition("broker_unreachable", "warning",
+                                   f"the broker was unreachable for more than "
+                                   f"{BROKER_ALERT_AFTER:.0f} s; statuses were kept and sent "
+                                   "when it came back"))
+        bad = self.intake.last_bad_signature
+        if bad is not None and time.monotonic() - bad < BAD_SIGNATURE_WINDOW:
+            found.append(Condition("bad_signature", "critical",
+                                   "messages with a bad or unknown signature were refused; "
+                                   "check the station's trusted keys and the sender"))
+        return found
+
     def _emit_telemetry(self, *, force: bool) -> None:
         event = self.telemetry()
+        self.alerts.update(self.conditions(event))
+        event["alerts"] = self.alerts.open_alerts()
         key = (event["state"], event["blocked_reason"], tuple(event["printer"]["faults"]),
-               event["taking_jobs"])
+               event["taking_jobs"], event["cards_left"],
+               tuple((c["kind"], c["remaining"], c["disagreement"])
+                     for c in event["consumables"]),
+               tuple(a["condition"] + a["severity"] for a in event["alerts"]),
+               event["counters"]["printed_total"], event["counters"]["spoiled_total"])
         if force or key != self._last_telemetry_key:
             self._last_telemetry_key = key
             self.journal.emit(event)

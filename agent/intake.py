@@ -9,6 +9,7 @@ puts a body, or any part of one but its job_id, into a log line or a reason.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -100,6 +101,8 @@ class Intake:
         self.journal = journal
         self.verifier = verifier
         self.actions = actions
+        #: Monotonic time of the last message refused for its signature, for the alert.
+        self.last_bad_signature: float | None = None
 
     # ------------------------------------------------------------------------------ jobs
 
@@ -169,6 +172,8 @@ class Intake:
         return Decision("claim", job.job_id, "claiming")
 
     def _reject(self, d: Delivery, bad: BadMessage) -> Decision:
+        if bad.code == "bad_signature":
+            self.last_bad_signature = time.monotonic()
         reported = self.journal.reject(bad.job_id, bad.reference, bad.code, bad.detail)
         log.warning("message_rejected", source=d.source, code=bad.code, detail=bad.detail,
                     job_id=bad.job_id, status_published=reported)
@@ -186,6 +191,7 @@ class Intake:
                 raise BadMessage("unknown_schema", "not a printstation.control/1 body")
             cmd = contract.Control.model_validate(doc)
         except SignatureError as exc:
+            self.last_bad_signature = time.monotonic()
             log.warning("control_rejected", code="bad_signature", detail=str(exc))
             return Decision("reject", None, "bad_signature")
         except BadMessage as bad:

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import contract
+from . import contract, stockbook
 from .contract import TERMINAL_STATUSES, routing_key
 
 SCHEMA_VERSION = 1
@@ -65,7 +65,28 @@ CREATE TABLE IF NOT EXISTS cards (
     outcome TEXT NOT NULL,
     reason TEXT,
     counter INTEGER,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    stock TEXT,
+    sides INTEGER,
+    ribbon_use INTEGER,
+    film_use INTEGER
+);
+CREATE TABLE IF NOT EXISTS stock (
+    kind TEXT PRIMARY KEY,
+    type TEXT,
+    capacity INTEGER,
+    remaining INTEGER NOT NULL,
+    unit TEXT NOT NULL,
+    loaded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS loads (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    type TEXT,
+    amount INTEGER NOT NULL,
+    who TEXT NOT NULL,
+    note TEXT
 );
 CREATE TABLE IF NOT EXISTS handback (
     job_id TEXT PRIMARY KEY,
@@ -138,6 +159,7 @@ class Journal:
                     "file aside for inspection, and restore the last backup"
                 )
             self._db.executescript(_SCHEMA)
+            stockbook.migrate(self._db)
         except sqlite3.DatabaseError as exc:
             raise JournalError(
                 f"journal {self.path} cannot be opened ({exc}); if it is corrupt, move it "
@@ -348,20 +370,30 @@ class Journal:
                               (job_id,)).fetchone()[0]
 
     def _card(self, db: sqlite3.Connection, job_id: str | None, outcome: str,
-              reason: str | None, counter: int | None) -> int:
+              reason: str | None, counter: int | None,
+              use: stockbook.CardUse | None = None) -> int:
+        """One blank left the feeder: a ledger row, its event, and the stock it used."""
         at = contract.now().isoformat()
+        use = use or stockbook.CardUse(stock=self._feeder_stock(db))
         cur = db.execute(
-            "INSERT INTO cards (job_id, outcome, reason, counter, at) VALUES (?, ?, ?, ?, ?)",
-            (job_id, outcome, reason, counter, at),
+            "INSERT INTO cards (job_id, outcome, reason, counter, at, stock, sides, ribbon_use, "
+            "film_use) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job_id, outcome, reason, counter, at, use.stock, use.sides, use.ribbon, use.film),
         )
+        stockbook.consume(db, use)
         card_no = int(cur.lastrowid or 0)
         self._emit(db, {"schema": contract.CARD_SCHEMA, "card_no": card_no, "job_id": job_id,
                         "outcome": outcome, "reason": reason})
         return card_no
 
-    def card_printed(self, job_id: str, counter: int | None) -> int:
+    def _feeder_stock(self, db: sqlite3.Connection) -> str | None:
+        row = db.execute("SELECT type FROM stock WHERE kind='cards'").fetchone()
+        return row["type"] if row else None
+
+    def card_printed(self, job_id: str, counter: int | None,
+                     use: stockbook.CardUse | None = None) -> int:
         with self._tx() as db:
-            card_no = self._card(db, job_id, "issued", None, counter)
+            card_no = self._card(db, job_id, "issued", None, counter, use)
             db.execute(
                 "UPDATE jobs SET state='printed', card_no=?, body=NULL, headers=NULL, "
                 "updated_at=? WHERE job_id=?",
@@ -370,10 +402,11 @@ class Journal:
             self._status(db, job_id, "printed", card_no=card_no)
         return card_no
 
-    def card_spoiled(self, job_id: str | None, counter: int | None, reason: str) -> int:
+    def card_spoiled(self, job_id: str | None, counter: int | None, reason: str,
+                     use: stockbook.CardUse | None = None) -> int:
         """A blank left the feeder and did not become a good card."""
         with self._tx() as db:
-            return self._card(db, job_id, "spoiled", reason, counter)
+            return self._card(db, job_id, "spoiled", reason, counter, use)
 
     def back_to_queue(self, job_id: str) -> None:
         """The card did not print (a fault held it); it waits to be printed once, later."""
@@ -550,6 +583,38 @@ class Journal:
             if r["today"]:
                 counts[f"{name}_today"] += r["n"]
         return counts
+
+    # ------------------------------------------------------------ stock and the ledger
+
+    def counted_stock(self) -> dict[str, stockbook.Counted]:
+        with self._lock:
+            return stockbook.counted(self._db)
+
+    def load_stock(self, *, kind: str, type_: str | None, capacity: int | None, amount: int,
+                   add: bool, who: str, note: str) -> stockbook.Counted:
+        with self._tx() as db:
+            return stockbook.load(db, kind=kind, type_=type_, capacity=capacity, amount=amount,
+                                  add=add, who=who, note=note, at=contract.now().isoformat())
+
+    def recent_cards(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._lock:
+            return stockbook.recent_cards(self._db, limit)
+
+    def ledger_days(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return stockbook.ledger_days(self._db)
+
+    def spoiled_reasons(self, day: str) -> dict[str, int]:
+        with self._lock:
+            return stockbook.spoiled_reasons(self._db, day)
+
+    def loads(self, day: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return stockbook.loads_on(self._db, day)
+
+    def cards_drawn(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM cards").fetchone()[0]
 
     def queued_count(self) -> int:
         with self._lock:

@@ -30,9 +30,13 @@ from printstation.drivers.base import (
 from printstation.drivers.panels import prepare_side
 
 from . import contract, failpoints
+from .consumables import Consumables
 from .journal import JobRow, Journal
+from .stockbook import CardUse
 
 log = structlog.get_logger("printstation.printer")
+
+STOCK_FAULTS = (FaultCode.RIBBON_OUT, FaultCode.FILM_OUT, FaultCode.FEEDER_EMPTY)
 
 POLL_SECONDS = 1.0
 
@@ -45,6 +49,8 @@ class PrinterSnapshot:
     status: PrinterStatus = field(default_factory=lambda: PrinterStatus(state="offline"))
     current_job: str | None = None
     error: str | None = None
+    #: Why the next job waits for stock ("ribbon short: 1 print left, ..."), if it does.
+    shortage: str | None = None
     updated: float = 0.0
 
 
@@ -67,14 +73,14 @@ def build_card(row: JobRow, native_size: tuple[int, int]) -> CardJob:
 
 
 class PrinterWorker:
-    def __init__(self, journal: Journal, driver: PrinterDriver, *, default_stock: str,
+    def __init__(self, journal: Journal, driver: PrinterDriver, *, consumables: Consumables,
                  max_attempts: int, paused: Callable[[], bool], on_change: Callable[[], None],
                  handback_after: float = 300.0):
         self.journal = journal
+        self.consumables = consumables
         self.handback_after = handback_after
         self._blocked_since: float | None = None
         self.driver = driver
-        self.default_stock = default_stock
         self.max_attempts = max_attempts
         self.paused = paused
         self.on_change = on_change
@@ -104,13 +110,14 @@ class PrinterWorker:
             before = self.snapshot
             after = replace(before, updated=time.monotonic(), **changes)
             self.snapshot = after
-        if (before.status.state, before.status.faults, before.current_job, before.error) != (
-            after.status.state, after.status.faults, after.current_job, after.error
-        ):
+        if (before.status.state, before.status.faults, before.current_job, before.error,
+                before.shortage, before.status.consumables) != (
+                after.status.state, after.status.faults, after.current_job, after.error,
+                after.shortage, after.status.consumables):
             self.on_change()
 
     def loaded_stock(self) -> str:
-        return self.snapshot.status.card_stock or self.default_stock
+        return self.consumables.feeder_stock(self.snapshot.status)
 
     def _poll(self) -> PrinterStatus:
         try:
@@ -157,8 +164,10 @@ class PrinterWorker:
 
     def _step(self) -> None:
         status = self._poll()
+        if status.state != "offline":
+            self.consumables.observe(status)
         faulted = bool(status.faults) or status.state == "offline"
-        self._watch_fault(faulted)
+        self._watch_fault(faulted or self.snapshot.shortage is not None)
         if faulted or self.paused():
             self.idle.set()
             self._stop.wait(POLL_SECONDS)
@@ -166,6 +175,7 @@ class PrinterWorker:
         self.journal.job_event.clear()
         row = self.journal.next_job()
         if row is None:
+            self._update(shortage=None)
             if not self.idle.is_set():
                 self.journal.scrub()  # the queue ran dry: drop old pages of finished jobs
             self.idle.set()
@@ -175,7 +185,7 @@ class PrinterWorker:
         self._print(row, status)
 
     def _watch_fault(self, faulted: bool) -> None:
-        """Pool jobs held by a fault for `handback_after` seconds go back to their pool."""
+        """Pool jobs held (a fault, stock short) for `handback_after` s go back to their pool."""
         if not faulted:
             self._blocked_since = None
             return
@@ -214,6 +224,17 @@ class PrinterWorker:
                                 f"job needs {row.card_stock} blanks; the feeder holds {stock}")
             log.info("job_stock_mismatch", job_id=job_id, needs=row.card_stock, loaded=stock)
             return
+        use = self.consumables.card_use(status, stock, row.sides)
+        short = self.consumables.shortage(status, use)
+        if short is not None:
+            # Not a failure: the job waits, the station says why, a load resumes it.
+            if self.snapshot.shortage != short:
+                log.warning("job_held_for_stock", job_id=job_id, why=short)
+            self._update(shortage=short)
+            self.idle.set()
+            self.journal.job_event.wait(POLL_SECONDS)
+            return
+        self._update(shortage=None)
         try:
             card = build_card(row, self.driver.native_size)
         except Exception as exc:
@@ -228,7 +249,7 @@ class PrinterWorker:
         try:
             result = self.driver.print_card(card)
         except PrinterError as exc:
-            self._card_failed(job_id, attempt, exc)
+            self._card_failed(job_id, attempt, exc, replace(use, ribbon=0, film=0))
             return
         except Exception as exc:
             # The driver did not say what happened to the blank: never guess.
@@ -238,11 +259,12 @@ class PrinterWorker:
             self._stop.wait(POLL_SECONDS)
             return
         failpoints.hit("after_card")
-        card_no = self.journal.card_printed(job_id, result.counter)
+        card_no = self.journal.card_printed(job_id, result.counter, use)
         self._update(current_job=None)
         log.info("card_printed", job_id=job_id, card_no=card_no, counter=result.counter)
 
-    def _card_failed(self, job_id: str, attempt: int, exc: PrinterError) -> None:
+    def _card_failed(self, job_id: str, attempt: int, exc: PrinterError,
+                     use: CardUse) -> None:
         if exc.card_drawn is None:
             self.journal.mark_needs_check(
                 job_id, f"the printer link broke while the card was inside ({exc.fault.value}); "
@@ -252,8 +274,9 @@ class PrinterWorker:
             self._poll()
             return
         if exc.card_drawn:
-            self.journal.card_spoiled(job_id, exc.counter, exc.fault.value)
-        if exc.card_drawn and attempt >= self.max_attempts:
+            self.journal.card_spoiled(job_id, exc.counter, exc.fault.value, use)
+        # Running out mid-card holds the job until stock is loaded; it never fails it.
+        if exc.card_drawn and attempt >= self.max_attempts and exc.fault not in STOCK_FAULTS:
             self.journal.finish(job_id, "failed", "attempts_exhausted",
                                 f"{attempt} blanks spoiled ({exc.fault.value})")
         else:

@@ -1,0 +1,215 @@
+"""What is loaded and what is left: the printer's readings and the agent's count, reconciled.
+
+The printer thread asks `shortage()` before every card and calls `observe()` after every
+poll; the telemetry thread and operator commands ask `levels()`. Only the journal holds
+state that matters (the agent's count); what this object keeps in memory is the last
+reading of each level, to notice a roll the printer reports as new.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+from printstation.drivers.base import ConsumableLevel, PrinterStatus
+
+from .journal import Journal
+from .stockbook import KINDS, UNITS, CardUse, Counted
+
+#: How each ribbon type is used: one panel set per printed side, or one per card (YMCKK and
+#: YMCKOK print the back in resin black from the same set as the colour front).
+RIBBON_USE = {"YMCKO": "side", "YMCKOK": "card", "YMCKK": "card", "KO": "side", "K": "side"}
+UNIT_WORDS = {"prints": ("print", "prints"), "panels": ("film panel", "film panels"),
+              "cards": ("blank", "blanks")}
+
+
+class LoadError(ValueError):
+    """An operator's load was refused; the message says why and what would be accepted."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """One consumable as every surface shows it."""
+
+    kind: str
+    type: str | None
+    capacity: int | None
+    remaining: int | None
+    unit: str
+    source: str  # "printer" when read from it, "agent" when only counted
+    counted: int | None = None
+    read: int | None = None
+    disagreement: str | None = None
+
+
+def amount(n: int, unit: str) -> str:
+    one, many = UNIT_WORDS.get(unit, (unit, unit))
+    return f"{n} {one if n == 1 else many}"
+
+
+def reconcile(kind: str, read: ConsumableLevel | None, counted: Counted | None) -> Level:
+    """The printer's reading wins where there is one; a count that differs is reported."""
+    unit = UNITS[kind]
+    if read is None or read.remaining is None:
+        if counted is None:
+            return Level(kind, None, None, None, unit, "agent")
+        return Level(kind, counted.type, counted.capacity, counted.remaining, unit, "agent",
+                     counted=counted.remaining)
+    level = Level(kind, read.type or (counted.type if counted else None),
+                  read.capacity if read.capacity is not None else
+                  (counted.capacity if counted else None),
+                  read.remaining, unit, "printer", read=read.remaining,
+                  counted=counted.remaining if counted else None)
+    if counted is None:
+        return level
+    problems = []
+    tolerance = max(2, math.ceil((level.capacity or 0) * 0.02))
+    if abs(counted.remaining - read.remaining) > tolerance:
+        problems.append(f"the printer reads {amount(read.remaining, unit)} left, the agent "
+                        f"counted {counted.remaining}")
+    if read.type and counted.type and read.type.upper() != counted.type.upper():
+        problems.append(f"the printer reports type {read.type}, the last load was "
+                        f"{counted.type}")
+    if problems:
+        from dataclasses import replace
+
+        level = replace(level, disagreement="; ".join(problems))
+    return level
+
+
+class Consumables:
+    def __init__(self, journal: Journal, *, ribbon_types: list[str], stocks: list[str],
+                 uses_film: bool, default_stock: str):
+        self.journal = journal
+        self.ribbon_types = [t.upper() for t in ribbon_types]
+        self.stocks = stocks
+        self.uses_film = uses_film
+        self.default_stock = default_stock
+        self._last_read: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------- levels
+
+    def levels(self, status: PrinterStatus) -> list[Level]:
+        read = {c.kind: c for c in status.consumables}
+        counted = self.journal.counted_stock()
+        kinds = [k for k in KINDS if k != "film" or self.uses_film]
+        return [reconcile(k, read.get(k), counted.get(k)) for k in kinds]
+
+    def feeder_stock(self, status: PrinterStatus) -> str:
+        """The blanks in the feeder: as the printer says, else as last loaded, else the setting."""
+        if status.card_stock:
+            return status.card_stock
+        cards = self.journal.counted_stock().get("cards")
+        return cards.type if cards and cards.type else self.default_stock
+
+    def ribbon_type(self, status: PrinterStatus) -> str:
+        for level in self.levels(status):
+            if level.kind == "ribbon" and level.type:
+                return level.type.upper()
+        return "YMCKO"
+
+    def card_use(self, status: PrinterStatus, stock: str | None, sides: int | None) -> CardUse:
+        """What one card of `sides` sides takes: one blank, ribbon prints, film panels."""
+        sides = sides or 1
+        per = RIBBON_USE.get(self.ribbon_type(status), "side")
+        return CardUse(stock=stock, sides=sides, ribbon=sides if per == "side" else 1,
+                       film=sides if self.uses_film else 0)
+
+    def shortage(self, status: PrinterStatus, use: CardUse) -> str | None:
+        """Why this card cannot start with what is left, or None when it can."""
+        needs = {"cards": 1, "ribbon": use.ribbon, "film": use.film}
+        for level in self.levels(status):
+            need = needs[level.kind]
+            if level.remaining is not None and need and level.remaining < need:
+                sided = f"{use.sides}-sided " if use.sides else ""
+                return (f"{level.kind} short: {amount(level.remaining, level.unit)} left, the "
+                        f"next {sided}card needs {need}; {load_advice(level.kind)}")
+        return None
+
+    # ---------------------------------------------------------------- observing
+
+    def observe(self, status: PrinterStatus) -> None:
+        """Start counting what the printer reads, and notice a roll or box it reports new.
+
+        The first reading of a level the agent does not count yet becomes its starting
+        count (a load by `agent`); a ribbon or film reading that jumps up is a new roll
+        loaded without telling the agent, recorded as a load by `printer`. Blanks are never
+        recorded that way: every blank the station was given is loaded by a person who
+        says so, and a feeder holding more than was recorded fails `ledger --check`.
+        """
+        counted = self.journal.counted_stock()
+        for level in status.consumables:
+            if level.remaining is None or level.kind not in KINDS:
+                continue
+            with self._lock:
+                last = self._last_read.get(level.kind)
+                self._last_read[level.kind] = level.remaining
+            mine = counted.get(level.kind)
+            if mine is None:
+                self.journal.load_stock(
+                    kind=level.kind, type_=level.type, capacity=level.capacity,
+                    amount=level.remaining, add=False, who="agent",
+                    note="read from the printer when the agent first saw it")
+            elif level.kind != "cards" and last is not None and level.remaining > last:
+                self.journal.load_stock(
+                    kind=level.kind, type_=level.type or mine.type, capacity=level.capacity,
+                    amount=level.remaining, add=False, who="printer",
+                    note="the printer reports a new roll, loaded without `printstation load`")
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self, kind: str, *, type_: str | None, capacity: int | None,
+             count: int | None, who: str) -> Counted:
+        """An operator loaded a ribbon, a film roll or blanks; refuses the wrong kind."""
+        if kind == "ribbon":
+            ribbon = (type_ or "").upper()
+            if ribbon not in self.ribbon_types:
+                raise LoadError(f"this printer cannot use a {type_ or 'ribbon without a type'}"
+                                f" ribbon; it takes {', '.join(self.ribbon_types)}")
+            if not capacity or capacity <= 0:
+                raise LoadError("say the ribbon's capacity in prints (the number on its box)")
+            left = capacity if count is None else count
+            if not 0 <= left <= capacity:
+                raise LoadError(f"remaining {left} must be between 0 and the capacity "
+                                f"{capacity}")
+            return self.journal.load_stock(kind=kind, type_=ribbon, capacity=capacity,
+                                           amount=left, add=False, who=who,
+                                           note="ribbon loaded")
+        if kind == "film":
+            if not self.uses_film:
+                raise LoadError("this printer prints direct to card and uses no film")
+            if not capacity or capacity <= 0:
+                raise LoadError("say the film roll's capacity in panels (the number on its "
+                                "box)")
+            left = capacity if count is None else count
+            if not 0 <= left <= capacity:
+                raise LoadError(f"remaining {left} must be between 0 and the capacity "
+                                f"{capacity}")
+            return self.journal.load_stock(kind=kind, type_=type_ or "retransfer",
+                                           capacity=capacity, amount=left, add=False, who=who,
+                                           note="film loaded")
+        if kind == "cards":
+            stock = type_ or self.default_stock
+            if stock not in self.stocks:
+                raise LoadError(f"no job at this station asks for {stock!r} blanks; it prints "
+                                f"{', '.join(self.stocks)}")
+            if count is None or count <= 0:
+                raise LoadError("say how many blanks were put in the feeder (--count)")
+            held = self.journal.counted_stock().get("cards")
+            if held and held.remaining > 0 and held.type and held.type != stock:
+                raise LoadError(f"the feeder still holds {held.remaining} {held.type} "
+                                f"blanks; take them out and record that before loading "
+                                f"{stock}")
+            return self.journal.load_stock(kind=kind, type_=stock, capacity=capacity,
+                                           amount=count, add=True, who=who,
+                                           note="blanks added to the feeder")
+        raise LoadError(f"unknown consumable {kind!r}; load ribbon, film or cards")
+
+
+def load_advice(kind: str) -> str:
+    return {"ribbon": "load a new ribbon, then record it with `printstation load ribbon`",
+            "film": "load a new film roll, then record it with `printstation load film`",
+            "cards": "put blanks in the feeder, then record them with `printstation load "
+                     "cards`"}[kind]

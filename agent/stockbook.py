@@ -1,0 +1,126 @@
+"""The station's own count of ribbon, film and blanks, and the loads and cards behind it.
+
+Printers read some levels themselves (most read the ribbon, some count blanks, none of the
+public command sets reads the film), so the agent counts every one: each load an operator
+records, and what each card used, in the same journal transaction as the card's ledger
+row. These functions run on the journal's connection inside its transactions; the
+`Journal` methods that wrap them are the only way in.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+KINDS = ("ribbon", "film", "cards")
+UNITS = {"ribbon": "prints", "film": "panels", "cards": "cards"}
+
+
+@dataclass(frozen=True)
+class CardUse:
+    """What one blank took from the station: its stock, sides, ribbon prints, film panels."""
+
+    stock: str | None
+    sides: int | None = None
+    ribbon: int = 0
+    film: int = 0
+
+
+@dataclass(frozen=True)
+class Counted:
+    """The agent's count of one consumable since it was last loaded."""
+
+    kind: str
+    type: str | None
+    capacity: int | None
+    remaining: int
+    unit: str
+    loaded_at: str
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Journals written before the ledger recorded stock and use get the new columns."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(cards)")}
+    for column in ("stock TEXT", "sides INTEGER", "ribbon_use INTEGER", "film_use INTEGER"):
+        if column.split()[0] not in have:
+            db.execute(f"ALTER TABLE cards ADD COLUMN {column}")
+
+
+def consume(db: sqlite3.Connection, use: CardUse) -> None:
+    """Take one blank and what its printing used off the agent's count (never below 0)."""
+    for kind, n in (("cards", 1), ("ribbon", use.ribbon), ("film", use.film)):
+        if n:
+            db.execute("UPDATE stock SET remaining = MAX(remaining - ?, 0) WHERE kind=?",
+                       (n, kind))
+
+
+def counted(db: sqlite3.Connection) -> dict[str, Counted]:
+    rows = db.execute("SELECT kind, type, capacity, remaining, unit, loaded_at FROM stock")
+    return {r["kind"]: Counted(r["kind"], r["type"], r["capacity"], r["remaining"], r["unit"],
+                               r["loaded_at"]) for r in rows}
+
+
+def load(db: sqlite3.Connection, *, kind: str, type_: str | None, capacity: int | None,
+         amount: int, add: bool, who: str, note: str, at: str) -> Counted:
+    """Record a load: blanks are added to the feeder; a ribbon or film roll replaces the last.
+
+    Every load is also a row of `loads`, which the blank ledger sums: a blank the station
+    was given is accounted for from the moment it is loaded.
+    """
+    before = counted(db).get(kind)
+    remaining = amount + (before.remaining if add and before else 0)
+    if capacity is None and kind == "cards":
+        capacity = max(remaining, before.capacity or 0) if before else remaining
+    db.execute(
+        "INSERT INTO stock (kind, type, capacity, remaining, unit, loaded_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(kind) DO UPDATE SET type=excluded.type, "
+        "capacity=excluded.capacity, remaining=excluded.remaining, "
+        "loaded_at=excluded.loaded_at",
+        (kind, type_, capacity, remaining, UNITS[kind], at))
+    db.execute("INSERT INTO loads (at, kind, type, amount, who, note) VALUES (?, ?, ?, ?, ?, ?)",
+               (at, kind, type_, amount, who, note))
+    return counted(db)[kind]
+
+
+def recent_cards(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    """The latest good cards, newest first: when, sides, ribbon and film used."""
+    rows = db.execute("SELECT at, sides, ribbon_use, film_use FROM cards WHERE outcome IN "
+                      "('issued', 'test') ORDER BY card_no DESC LIMIT ?", (limit,))
+    return [dict(r) for r in rows]
+
+
+def ledger_days(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Per day and stock: blanks loaded, issued, spoiled, test; ribbon and film used."""
+    days: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row(day: str, stock: str | None) -> dict[str, Any]:
+        key = (day, stock or "unknown")
+        return days.setdefault(key, {"day": key[0], "stock": key[1], "loaded": 0, "issued": 0,
+                                     "spoiled": 0, "test": 0, "ribbon_used": 0,
+                                     "film_used": 0})
+
+    for r in db.execute("SELECT substr(at, 1, 10) AS day, type, SUM(amount) AS n FROM loads "
+                        "WHERE kind='cards' GROUP BY day, type"):
+        row(r["day"], r["type"])["loaded"] += r["n"]
+    for r in db.execute("SELECT substr(at, 1, 10) AS day, stock, outcome, COUNT(*) AS n, "
+                        "SUM(COALESCE(ribbon_use, 0)) AS ribbon, "
+                        "SUM(COALESCE(film_use, 0)) AS film FROM cards "
+                        "GROUP BY day, stock, outcome"):
+        entry = row(r["day"], r["stock"])
+        entry[r["outcome"]] += r["n"]
+        entry["ribbon_used"] += r["ribbon"]
+        entry["film_used"] += r["film"]
+    return [days[k] for k in sorted(days)]
+
+
+def spoiled_reasons(db: sqlite3.Connection, day: str) -> dict[str, int]:
+    rows = db.execute("SELECT COALESCE(reason, 'unknown') AS reason, COUNT(*) AS n FROM cards "
+                      "WHERE outcome='spoiled' AND substr(at, 1, 10)=? GROUP BY reason", (day,))
+    return {r["reason"]: r["n"] for r in rows}
+
+
+def loads_on(db: sqlite3.Connection, day: str | None) -> list[dict[str, Any]]:
+    rows = db.execute("SELECT at, kind, type, amount, who, note FROM loads "
+                      "WHERE ? IS NULL OR substr(at, 1, 10)=? ORDER BY id", (day, day))
+    return [dict(r) for r in rows]
