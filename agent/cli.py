@@ -20,6 +20,10 @@ examples:
   printstation sample-jobs --count 5 --out jobs/
   printstation submit jobs/*.json --key keys/central-2026.key --station bogor-kota-01
   printstation watch --station bogor-kota-01
+  printstation load ribbon --type YMCKO --capacity 250
+  printstation load cards --count 500 --stock ektp
+  printstation stock
+  printstation ledger --check
 """
 
 
@@ -83,6 +87,8 @@ def cmd_local(args: argparse.Namespace) -> int:
     if args.command == "resolve":
         request["printed"] = args.printed
     answer = _call(args, request)
+    from .cli_stock import format_stock
+
     if args.command == "status":
         t = answer["telemetry"]
         why = f" ({t['blocked_reason']})" if t.get("blocked_reason") else ""
@@ -90,8 +96,9 @@ def cmd_local(args: argparse.Namespace) -> int:
         print(f"printer   {t['printer']['model']} {t['printer']['serial']}: "
               f"{t['printer']['state']} {' '.join(t['printer']['faults'])}")
         print(f"queued    {t['queued_jobs']} jobs; taking jobs: {t['taking_jobs']}")
-        for c in t["consumables"]:
-            print(f"{c['kind']:9} {c['remaining']}/{c['capacity']} {c['unit']}")
+        print(format_stock(t))
+        for a in t.get("alerts", []):
+            print(f"ALERT {a['severity']}: {a['message']}")
     elif args.command == "jobs":
         for job in answer["jobs"]:
             reason = f" {job['reason_code']}" if job["reason_code"] else ""
@@ -284,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
                                help="it did not: report failed, the blank spoiled")
         _settings_flags(p)
         p.set_defaults(func=cmd_local)
+
+    from .cli_stock import add_parsers as add_stock_parsers
+
+    add_stock_parsers(sub, _settings_flags, _call)
 
     p = sub.add_parser("demo", help="print sample cards on the simulated printer",
                        description="Run the real agent core on the simulated printer with "

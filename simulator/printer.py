@@ -99,14 +99,15 @@ class SimulatedPrinter:
         with self._lock:
             if cards is not None:
                 self.cards_in_feeder = cards
+                self.params.cards = max(self.params.cards, cards)
                 self._faults.pop(FaultCode.FEEDER_EMPTY, None)
             if stock is not None:
                 self.stock = stock
-            if ribbon is not None:
-                self.ribbon_left = ribbon
+            if ribbon is not None:  # a new roll: its size is its capacity
+                self.ribbon_left = self.params.ribbon = ribbon
                 self._faults.pop(FaultCode.RIBBON_OUT, None)
             if film is not None:
-                self.film_left = film
+                self.film_left = self.params.film = film
                 self._faults.pop(FaultCode.FILM_OUT, None)
 
     # --------------------------------------------------------------------------- queries
