@@ -220,7 +220,10 @@ def format_event(e: dict) -> str:
         stock = ", ".join(f"{c['kind']} {c['remaining']}/{c['capacity']}"
                           for c in e.get("consumables", []))
         why = f" ({e['blocked_reason']})" if e.get("blocked_reason") else ""
-        return f"{head} {e['state']}{why}; {stock}; queued {e.get('queued_jobs')}"
+        left = (f"; {e['cards_left']} cards left ({e['first_to_run_out']} first"
+                + (f", ~{e['runs_out_at'][:16]}" if e.get("runs_out_at") else "") + ")"
+                if e.get("cards_left") is not None else "")
+        return f"{head} {e['state']}{why}; {stock}{left}; queued {e.get('queued_jobs')}"
     if schema == "alert":
         return f"{head} {e['severity']} {e['condition']}: {e['message']}" + (
             " [cleared]" if e.get("cleared") else "")

@@ -16,6 +16,16 @@ from typing import Any
 Call = Callable[[argparse.Namespace, dict[str, Any]], dict[str, Any]]
 
 
+RUNS_OUT = {"ribbon": "the ribbon runs", "film": "the film runs", "cards": "the blanks run"}
+
+
+def clock(iso: str) -> str:
+    """A run-out time as an operator reads it: the time today, else the date and time."""
+    from datetime import date
+
+    return iso[11:16] if iso[:10] == date.today().isoformat() else f"{iso[:10]} {iso[11:16]}"
+
+
 def format_stock(answer: dict[str, Any]) -> str:
     """What is loaded and left, how many cards that allows, and when it runs out."""
     lines = []
@@ -23,18 +33,18 @@ def format_stock(answer: dict[str, Any]) -> str:
         left = "unknown" if c["remaining"] is None else f"{c['remaining']}"
         of = f"/{c['capacity']}" if c["capacity"] else ""
         cards = f"~{c['cards_left']} cards" if c.get("cards_left") is not None else ""
-        when = f", runs out ~{c['runs_out_at'][11:16]}" if c.get("runs_out_at") else ""
+        when = f", runs out ~{clock(c['runs_out_at'])}" if c.get("runs_out_at") else ""
         lines.append(f"{c['kind']:7} {c['type'] or '-':10} {left}{of} {c['unit']} "
                      f"({c['source']}) {cards}{when}")
         if c.get("disagreement"):
             lines.append(f"        ! {c['disagreement']}")
     first = answer.get("first_to_run_out")
     if answer.get("cards_left") is not None:
-        when = f" at about {answer['runs_out_at'][11:16]}" if answer.get("runs_out_at") else ""
+        when = f" at about {clock(answer['runs_out_at'])}" if answer.get("runs_out_at") else ""
         rate = answer.get("print_rate_per_hour")
-        pace = f" (at {rate:g} cards/hour)" if rate else ""
-        lines.append(f"can print {answer['cards_left']} more cards; {first} runs out "
-                     f"first{when}{pace}")
+        pace = f" (at {rate:.0f} cards/hour)" if rate else ""
+        lines.append(f"can print {answer['cards_left']} more cards; "
+                     f"{RUNS_OUT.get(first or '', first)} out first{when}{pace}")
     b = answer.get("blanks")
     if b:
         lines.append(f"blanks  loaded {b['loaded']}, issued {b['issued']}, spoiled "

@@ -507,8 +507,9 @@ class Agent:
 
     def _emit_telemetry(self, *, force: bool) -> None:
         event = self.telemetry()
-        self.alerts.update(self.conditions(event))
-        event["alerts"] = self.alerts.open_alerts()
+        if self.printer.snapshot.updated:  # not before the printer was first asked
+            self.alerts.update(self.conditions(event))
+            event["alerts"] = self.alerts.open_alerts()
         key = (event["state"], event["blocked_reason"], tuple(event["printer"]["faults"]),
                event["taking_jobs"], event["cards_left"],
                tuple((c["kind"], c["remaining"], c["disagreement"])

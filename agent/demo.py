@@ -52,6 +52,7 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
     agent = Agent(settings, verifier=Verifier({KEY_ID: key.public_key()}))
 
     final: dict[str, dict] = {}
+    last_telemetry: dict = {}
     seen_status: Counter[str] = Counter()
     done = threading.Event()
     lock = threading.Lock()
@@ -74,8 +75,10 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
                     progress.update(task, note=f"card for {event['job_id']} in the printer")
                 if len(final) == count:
                     done.set()
-        elif schema == "printstation.telemetry/1" and event.get("blocked_reason"):
-            progress.update(task, note=f"[red]{event['blocked_reason']}")
+        elif schema == "printstation.telemetry/1":
+            last_telemetry.update(event)
+            if event.get("blocked_reason"):
+                progress.update(task, note=f"[red]{event['blocked_reason']}")
 
     console.print(f"[bold]printstation demo[/]: {count} sample cards, station {station}, "
                   f"printer {settings.printer_url.split('?')[0]}, "
@@ -93,7 +96,7 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
             done.wait(timeout)
             agent.stop()
     elapsed = time.monotonic() - started
-    return _summary(console, out, cards_dir, final, count, elapsed)
+    return _summary(console, out, cards_dir, final, count, elapsed, last_telemetry)
 
 
 def _demo_through_broker(agent: Agent, settings: Settings, key: Ed25519PrivateKey,
@@ -130,7 +133,7 @@ def _wait(cond, seconds: float) -> bool:
 
 
 def _summary(console: Console, out: Path, cards_dir: Path, final: dict[str, dict],
-             count: int, elapsed: float) -> int:
+             count: int, elapsed: float, telemetry: dict) -> int:
     ledger = read_ledger(cards_dir)
     outcomes = Counter(line["outcome"] for line in ledger)
     statuses = Counter(e["status"] for e in final.values())
@@ -143,6 +146,12 @@ def _summary(console: Console, out: Path, cards_dir: Path, final: dict[str, dict
     console.print(f"  cards from the printer: {len(ledger)} "
                   f"({', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}); "
                   f"printed twice: {duplicates}")
+    if telemetry.get("consumables"):
+        from .cli_stock import format_stock
+
+        console.print("  consumables and blanks, as the agent reported them last:")
+        for line in format_stock(telemetry).splitlines():
+            console.print(f"    {line}", markup=False)
     console.print(f"  card images and ledger: {cards_dir}")
     console.print(f"  agent journal: {out / 'state'}")
     ok = statuses.get("printed", 0) == count and duplicates == 0

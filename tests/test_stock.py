@@ -75,7 +75,7 @@ def test_a_two_sided_job_is_not_started_with_stock_for_one_side(
     assert why.startswith("ribbon short: 1 print left, the next 2-sided card needs 2"), why
     assert len(station.ledger()) == 1 and not station.agent.station_state().taking_jobs
     stock = cli(station.agent.settings.state_dir, "stock")
-    assert "ribbon" in stock.stdout and "can print 0 more cards; ribbon runs out first" in \
+    assert "ribbon" in stock.stdout and "can print 0 more cards; the ribbon runs out first" in \
         stock.stdout, stock.stdout + stock.stderr
 
     station.printer.load(ribbon=50)  # a new roll the printer reports: resumes by itself
