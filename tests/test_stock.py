@@ -158,3 +158,51 @@ def test_the_blank_ledger_balances_after_jams_and_fails_when_a_blank_goes_missin
     assert "NOT balanced: 1 blank unaccounted for" in result.stdout
     wrong = cli(state, "load", "cards", "--count", "10", "--stock", "kia")
     assert wrong.returncode == 2 and "the feeder still holds 33 ektp blanks" in wrong.stderr
+
+
+def test_levels_the_printer_cannot_read_are_counted_by_the_agent(
+        sim_process, make_station, submitter, events, station_id):
+    sim = sim_process("print_time=0.05", "render=0")  # an Evolis: reads its ribbon only
+    station = make_station(station_id, printer_url=sim.tcp_url + "?timeout=2")
+    state = station.agent.settings.state_dir
+    wait_for(lambda: alerts(events, "film_unknown") == [("warning", False)], what="film_unknown")
+    assert cli(state, "load", "film", "--capacity", "100").returncode == 0
+    assert cli(state, "load", "cards", "--count", "50").returncode == 0
+    ids = [submitter.submit_job(sample_job(f"EVO-{station_id}-{i}", two_sided=i == 0).body,
+                                station=station_id) for i in range(2)]
+    assert {f["status"] for f in events.wait_final(ids).values()} == {"printed"}
+
+    def levels() -> dict | None:
+        stock = call(state, {"cmd": "stock"})
+        found = {c["kind"]: (c["remaining"], c["source"]) for c in stock["consumables"]}
+        return found if found["film"] == (97, "agent") else None
+
+    found = wait_for(levels, what="film counted down by 3 panels")
+    assert found["cards"] == (48, "agent") and found["ribbon"][1] == "printer"
+    wait_for(lambda: alerts(events, "film_unknown")[-1:] == [("warning", True)],
+             what="film_unknown cleared")
+    check = cli(state, "ledger", "--check")
+    assert check.returncode == 0 and "(agent count)" in check.stdout, check.stdout
+
+
+def test_a_threshold_crossed_many_times_raises_and_clears_its_alert_once(
+        make_station, submitter, events, station_id):
+    station = make_station(station_id, sim="print_time=0.05&render=0&ribbon=5",
+                           thresholds={"ribbon": {"warning": 3, "critical": 0}})
+    for i in range(4):  # 5 -> 4 -> 3 (low) -> reload to 4 -> 3 -> reload to 4 -> ...
+        ids = submit(submitter, station_id, f"HOVER{i}", 2 if i == 0 else 1, two_sided=False)
+        events.wait_final(ids)
+        wait_for(lambda: station.agent.journal.counted_stock()["ribbon"].remaining <= 3,
+                 what="the ribbon at 3")
+        station.printer.load(ribbon=4)  # a few prints more: the level hovers at the threshold
+        wait_for(lambda: station.agent.consumables.levels(
+            station.agent.printer.snapshot.status)[0].remaining == 4, what="the reload seen")
+        station.agent.telemetry_now()
+    station.printer.load(ribbon=200)
+    wait_for(lambda: alerts(events, "ribbon_low") == [("warning", False), ("warning", True)],
+             what="ribbon_low raised once and cleared once")
+    ids = submit(submitter, station_id, "AFTER", 1, two_sided=False)
+    events.wait_final(ids)
+    station.agent.telemetry_now()
+    wait_for(lambda: telemetry(events)[-1]["counters"]["printed_total"] == 6, what="telemetry")
+    assert alerts(events, "ribbon_low") == [("warning", False), ("warning", True)]
