@@ -75,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _call(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any]:
     from .local_control import call
 
-    return call(_load(args).state_dir, request)
+    return call(_load(args).socket_path(), request)
 
 
 def cmd_local(args: argparse.Namespace) -> int:

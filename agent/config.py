@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     reconnect_max_delay: float = Field(default=30.0, gt=0)
     heartbeat: int = Field(default=30, ge=0)
     log_level: str = "info"
+    control_socket: Path | None = None
+    control_group: str | None = None
+    web_listen: str = "127.0.0.1:8470"
+    metrics_listen: str = "127.0.0.1:9470"
 
     @field_validator("broker_url")
     @classmethod
@@ -162,6 +166,24 @@ class Settings(BaseSettings):
             if threshold.critical > threshold.warning:
                 raise ValueError(f"{kind}: critical level is above the warning level")
         return value
+
+    @field_validator("web_listen", "metrics_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        if value == "":
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8470, or empty to switch it off")
+        return value
+
+    def socket_path(self) -> Path:
+        """The control socket: as configured, else in systemd's RuntimeDirectory, else state."""
+        if self.control_socket is not None:
+            return self.control_socket
+        runtime = os.environ.get("RUNTIME_DIRECTORY")
+        base = Path(runtime.split(":")[0]) if runtime else self.state_dir
+        return base / "control.sock"
 
     @field_validator("log_level")
     @classmethod

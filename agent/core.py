@@ -29,6 +29,7 @@ from .intake import ControlActions, Intake
 from .journal import Journal
 from .local_control import ControlError, Handler, LocalControlServer
 from .printing import PrinterWorker
+from .service import Notifier, Watchdog
 from .signing import Verifier
 
 log = structlog.get_logger("printstation.agent")
@@ -38,6 +39,10 @@ CLOCK_JUMP_SECONDS = 120.0
 BROKER_ALERT_AFTER = 60.0
 #: A refused signature keeps its alert raised this long after the last one.
 BAD_SIGNATURE_WINDOW = 600.0
+#: The printer loop comes round at least every second; this long without is a hang.
+LOOP_STALL_LIMIT = 60.0
+#: The longest one card may take in the printer before the loop counts as hung.
+CARD_TIME_LIMIT = 600.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,9 @@ class Agent:
                                                   name="telemetry", daemon=True)
         self._components: list[object] = []
         self.control: LocalControlServer | None = None
+        self.notifier = Notifier()
+        self.watchdog = Watchdog(self.notifier, self.health)
+        self.servers: list = []  # the operator page and metrics, on localhost
         self._last_telemetry_key: tuple | None = None
 
     # ----------------------------------------------------------------------- lifecycle
@@ -90,7 +98,9 @@ class Agent:
                         detail="verify_signatures is off: for local demos only")
         self.recover()
         self.printer.start()
-        self.control = LocalControlServer(self.settings.state_dir, self._control_handlers())
+        self.control = LocalControlServer(self.settings.socket_path(),
+                                          self._control_handlers(),
+                                          group=self.settings.control_group)
         self.control.start()
         if embedded_sink is None:
             from .consumer import AmqpSource
@@ -111,7 +121,10 @@ class Agent:
         for c in self._components:
             c.start()  # type: ignore[attr-defined]
         self._telemetry_thread.start()
+        self._start_http()
         self.request_telemetry()
+        self.watchdog.start()
+        self.notifier.send("READY=1", f"STATUS={self.status_line()}")
         log.info("agent_started", station_id=self.settings.station_id, version=__version__,
                  printer_url=self.settings.printer_url.split("?")[0], pools=self.settings.pools)
 
@@ -121,6 +134,10 @@ class Agent:
             return
         self._stopping = True
         log.info("agent_stopping")
+        self.notifier.send("STOPPING=1", "STATUS=stopping: finishing the card in the printer")
+        self.watchdog.stop()
+        for server in self.servers:
+            server.stop()
         for c in reversed(self._components):
             if type(c).__name__ == "AmqpSource":
                 c.stop()  # type: ignore[attr-defined]
@@ -136,6 +153,64 @@ class Agent:
         self.journal.close()
         self.stopped.set()
         log.info("agent_stopped")
+
+    def _start_http(self) -> None:
+        """The operator page and the metrics, each on localhost unless configured otherwise."""
+        from .metrics import MetricsServer
+        from .web import OperatorWeb
+
+        for listen, kind in ((self.settings.web_listen, OperatorWeb),
+                             (self.settings.metrics_listen, MetricsServer)):
+            if not listen:
+                continue
+            try:
+                server = kind(self, listen)
+                server.start()
+                self.servers.append(server)
+            except OSError as exc:  # a port in use must not stop printing
+                log.error("http_unavailable", listen=listen, what=kind.__name__,
+                          error=exc.strerror or str(exc))
+
+    def url(self, kind: str) -> str | None:
+        """Where the operator page ("web") or the metrics ("metrics") are served."""
+        for server in self.servers:
+            if server.kind == kind:
+                return server.url
+        return None
+
+    def health(self) -> list[str]:
+        """What is wrong with the loops that must keep moving; empty when all is well."""
+        problems = []
+        now = time.monotonic()
+        p = self.printer
+        stuck_after = CARD_TIME_LIMIT if p.snapshot.current_job else LOOP_STALL_LIMIT
+        if not p.alive():
+            problems.append("the printer thread has stopped")
+        elif now - p.heartbeat > stuck_after:
+            problems.append(f"the printer thread has not moved for {now - p.heartbeat:.0f} s")
+        if not self._telemetry_thread.is_alive():
+            problems.append("the telemetry thread has stopped")
+        for c in self._components:
+            if not c.alive():  # type: ignore[attr-defined]
+                problems.append(f"the {type(c).__name__} thread has stopped")
+        if self.fatal is not None:
+            problems.append(f"fatal: {self.fatal}")
+        return problems
+
+    def status_line(self) -> str:
+        """The state in words, for `systemctl status` (STATUS=)."""
+        st = self.station_state()
+        snap = self.printer.snapshot
+        line = st.state
+        if st.blocked_reason:
+            line += f": {st.blocked_reason}"
+        elif snap.current_job:
+            line += f": {snap.current_job}"
+        line += f"; {self.journal.queued_count()} waiting"
+        if not all(self.broker_up.values()) and self._components and \
+                type(self._components[0]).__name__ != "EmbeddedSink":
+            line += "; broker unreachable"
+        return line
 
     def _fatal(self, exc: BaseException) -> None:
         log.error("agent_fatal", error=str(exc))
@@ -327,7 +402,13 @@ class Agent:
                     "loads": self.journal.loads(), "report": daily_report(
                         self.journal, day, b, self.settings.station_id)}
 
+        def test_print(req: dict, who: str) -> dict:
+            self.journal.record_action(who, "test-print", None, req.get("why") or "test card")
+            self.printer.request_test_card(who)
+            return {"queued": True}
+
         return {
+            "test-print": test_print,
             "load": load, "stock": stock, "clean": clean, "ledger": ledger,
             "status": lambda req, who: {"telemetry": self.telemetry()},
             "jobs": lambda req, who: {"jobs": self.journal.recent_jobs(
@@ -516,6 +597,7 @@ class Agent:
                      for c in event["consumables"]),
                tuple(a["condition"] + a["severity"] for a in event["alerts"]),
                event["counters"]["printed_total"], event["counters"]["spoiled_total"])
+        self.notifier.status(self.status_line())
         if force or key != self._last_telemetry_key:
             self._last_telemetry_key = key
             self.journal.emit(event)

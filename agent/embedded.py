@@ -39,6 +39,9 @@ class EmbeddedSink:
     def start(self) -> None:
         self._thread.start()
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self.journal.outbox_event.set()

@@ -4,7 +4,8 @@ Off unless PRINTSTATION_FAILPOINTS is set, e.g. "after_store=0.02,mid_card=0.05"
 named point the process sends itself SIGKILL with that probability, which is exactly what
 a power cut does there. Points: after_store (job journaled, delivery not yet acknowledged),
 after_ack, mid_card (while the printer prints), after_card (the card is out, its status
-not yet journaled).
+not yet journaled), printer_hang (the printer thread blocks forever, as a driver call that
+never returns would: the systemd watchdog must notice).
 """
 
 from __future__ import annotations
@@ -42,3 +43,9 @@ def hit_within(name: str, seconds: float) -> None:
                                 lambda: os.kill(os.getpid(), signal.SIGKILL))
         timer.daemon = True
         timer.start()
+
+
+def hang(name: str) -> None:
+    """Block this thread forever, with the configured probability."""
+    if _POINTS and random.random() < _POINTS.get(name, 0.0):
+        threading.Event().wait()

@@ -402,6 +402,11 @@ class Journal:
             self._status(db, job_id, "printed", card_no=card_no)
         return card_no
 
+    def card_test(self, counter: int | None, use: stockbook.CardUse, who: str) -> int:
+        """An operator's test card came out (no job; counted in the ledger as `test`)."""
+        with self._tx() as db:
+            return self._card(db, None, "test", f"test card by {who}"[:200], counter, use)
+
     def card_spoiled(self, job_id: str | None, counter: int | None, reason: str,
                      use: stockbook.CardUse | None = None) -> int:
         """A blank left the feeder and did not become a good card."""
@@ -611,6 +616,17 @@ class Journal:
     def loads(self, day: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             return stockbook.loads_on(self._db, day)
+
+    def card_outcomes(self) -> list[tuple[str, str | None, int]]:
+        with self._lock:
+            rows = self._db.execute("SELECT outcome, reason, COUNT(*) FROM cards "
+                                    "GROUP BY outcome, reason").fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def job_states(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        return {r[0]: r[1] for r in rows}
 
     def cards_drawn(self) -> int:
         with self._lock:

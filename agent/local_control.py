@@ -1,15 +1,18 @@
-"""The running agent's local control interface: a Unix socket in its state directory.
+"""The running agent's local control interface: a Unix socket.
 
 Operators' commands (`printstation status`, `pause`, `resume`, `jobs`, `cancel`, `resolve`,
-`hand-back`) reach the agent here, never by editing files. Nothing listens on the network:
-the socket is a file (0660, in the 0700 state directory) and the kernel tells who is
-calling (SO_PEERCRED), which every action records in the journal with its reason.
-Requests and answers are one JSON object per line.
+`hand-back`, `load`, `stock`, `clean`, `ledger`, `test-print`) reach the agent here, never
+by editing files. Nothing listens on the network: the socket is a file, 0660, owned by the
+agent's user and `control_group` (under systemd it lives in the RuntimeDirectory, so
+operators in that group can reach it without reading the 0700 state folder), and the
+kernel tells who is calling (SO_PEERCRED), which every action records in the journal with
+its reason. Requests and answers are one JSON object per line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import os
 import pwd
@@ -46,8 +49,9 @@ def _peer(conn: socket.socket) -> str:
 
 
 class LocalControlServer:
-    def __init__(self, state_dir: Path, handlers: dict[str, Handler]):
-        self.path = state_dir / SOCKET_NAME
+    def __init__(self, path: Path, handlers: dict[str, Handler], group: str | None = None):
+        self.path = path
+        self.group = group
         self.handlers = handlers
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
@@ -56,12 +60,19 @@ class LocalControlServer:
     def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o117)
         try:
             sock.bind(str(self.path))
         finally:
             os.umask(old)
+        if self.group:
+            try:
+                os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
+            except (KeyError, PermissionError) as exc:
+                log.error("control_group_not_set", group=self.group, error=type(exc).__name__,
+                          detail="only the agent's own user can use the control socket")
         sock.listen(8)
         sock.settimeout(0.5)
         self._sock = sock
@@ -116,9 +127,12 @@ class LocalControlServer:
             return {"ok": False, "error": f"the agent could not do it ({type(exc).__name__})"}
 
 
-def call(state_dir: Path, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
-    """Send one request to the running agent; ControlError if it cannot be reached."""
-    path = state_dir / SOCKET_NAME
+def call(where: Path, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    """Send one request to the running agent; ControlError if it cannot be reached.
+
+    `where` is the socket, or a folder holding `control.sock` (the state folder).
+    """
+    path = where / SOCKET_NAME if where.is_dir() else where
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:

@@ -10,6 +10,7 @@ It never touches the AMQP connections: everything it reports goes through the jo
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
 import time
@@ -90,6 +91,9 @@ class PrinterWorker:
         self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
         self.idle = threading.Event()
         self.recovered = threading.Event()
+        #: Monotonic time the loop last came round: the watchdog's sign of life.
+        self.heartbeat = time.monotonic()
+        self._tests: queue.SimpleQueue[str] = queue.SimpleQueue()
 
     def start(self) -> None:
         self._thread.start()
@@ -136,6 +140,7 @@ class PrinterWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             try:
                 self.driver.open()
                 self._update(identity=self.driver.identity())
@@ -149,6 +154,8 @@ class PrinterWorker:
         self._recover()
         self.recovered.set()
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            failpoints.hang("printer_hang")
             try:
                 self._step()
             except sqlite3.Error as exc:
@@ -173,6 +180,13 @@ class PrinterWorker:
             self._stop.wait(POLL_SECONDS)
             return
         self.journal.job_event.clear()
+        try:
+            who = self._tests.get_nowait()
+        except queue.Empty:
+            who = None
+        if who is not None:
+            self._print_test(status, who)
+            return
         row = self.journal.next_job()
         if row is None:
             self._update(shortage=None)
@@ -262,6 +276,38 @@ class PrinterWorker:
         card_no = self.journal.card_printed(job_id, result.counter, use)
         self._update(current_job=None)
         log.info("card_printed", job_id=job_id, card_no=card_no, counter=result.counter)
+
+    def request_test_card(self, who: str) -> None:
+        """An operator asked for a test card; it prints between jobs, in the ledger as `test`."""
+        self._tests.put(who)
+        self.journal.job_event.set()
+
+    def _print_test(self, status: PrinterStatus, who: str) -> None:
+        from .samples import test_card_png
+
+        stock = self.loaded_stock()
+        use = self.consumables.card_use(status, stock, 1)
+        short = self.consumables.shortage(status, use)
+        if short is not None:
+            self._tests.put(who)  # it waits for stock like any card
+            self._update(shortage=short)
+            self.journal.job_event.wait(POLL_SECONDS)
+            return
+        png = test_card_png(self.journal.station_id, contract.now())
+        card = CardJob(job_id=None, front=prepare_side(png, None, True, self.driver.native_size))
+        self._update(current_job="test card", shortage=None)
+        try:
+            result = self.driver.print_card(card)
+        except PrinterError as exc:
+            if exc.card_drawn is not False:
+                self.journal.card_spoiled(None, exc.counter, f"test card: {exc.fault.value}",
+                                          replace(use, ribbon=0, film=0))
+            log.warning("test_card_fault", fault=exc.fault.value, by=who)
+            self._update(current_job=None, error=exc.detail)
+            return
+        card_no = self.journal.card_test(result.counter, use, who)
+        self._update(current_job=None)
+        log.info("test_card_printed", card_no=card_no, by=who)
 
     def _card_failed(self, job_id: str, attempt: int, exc: PrinterError,
                      use: CardUse) -> None:

@@ -46,6 +46,9 @@ class AmqpPublisher(EventSink):
     def start(self) -> None:
         self._thread.start()
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.journal.outbox_event.set()

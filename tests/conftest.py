@@ -38,6 +38,10 @@ START_BROKER = (
 )
 
 logs.configure("warning")
+# Many agents run at once here, in this process and as subprocesses (which inherit this):
+# each serves its operator page and metrics on a port of its own.
+os.environ.setdefault("PRINTSTATION_WEB_LISTEN", "127.0.0.1:0")
+os.environ.setdefault("PRINTSTATION_METRICS_LISTEN", "127.0.0.1:0")
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:

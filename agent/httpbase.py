@@ -1,0 +1,65 @@
+"""A small HTTP server on its own thread, for the operator page and the metrics.
+
+Both are read by a browser or Prometheus on the station PC itself, so they listen on
+localhost by default; the standard library's threading server is all they need.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import structlog
+
+log = structlog.get_logger("printstation.http")
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "printstation"
+    agent: Any = None
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are not logged: a URL could carry a job id, never more, but stay quiet."""
+
+    def send_body(self, code: int, body: bytes, content_type: str,
+                  headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_json(self, code: int, value: Any) -> None:
+        self.send_body(code, json.dumps(value).encode(), "application/json")
+
+
+class LocalHTTPServer:
+    kind: ClassVar[str] = "http"
+    handler: ClassVar[type[Handler]] = Handler
+
+    def __init__(self, agent: Any, listen: str):
+        host, _, port = listen.rpartition(":")
+        handler = type(f"{type(self).__name__}Handler", (self.handler,), {"agent": agent})
+        self.httpd = ThreadingHTTPServer((host.strip("[]"), int(port)), handler)
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name=self.kind,
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("http_listening", what=self.kind, url=self.url)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,131 @@
+"""Prometheus metrics and a health endpoint, read from the agent at scrape time.
+
+A collector asks the agent when Prometheus asks (no loop of its own to keep figures fresh):
+cards by outcome and reason, job outcomes, consumables, printer and station state, the
+outbox backlog and the broker connections. `/healthz` answers 200 while the agent's loops
+move and 503 with what is wrong otherwise (the same check as the systemd watchdog).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from .httpbase import Handler, LocalHTTPServer
+
+STATES = ("ready", "printing", "paused", "blocked", "offline", "stopping")
+PRINTER_STATES = ("ready", "busy", "fault", "offline")
+
+
+class AgentCollector(Collector):
+    def __init__(self, agent: Any):
+        self.agent = agent
+
+    def collect(self) -> Iterator[Any]:
+        a = self.agent
+        t = a.telemetry()
+        info = InfoMetricFamily("printstation", "The agent and its printer")
+        info.add_metric([], {"version": t["agent_version"], "station_id": a.settings.station_id,
+                             "driver": t["printer"]["driver"] or "",
+                             "model": t["printer"]["model"] or "",
+                             "serial": t["printer"]["serial"] or ""})
+        yield info
+        cards = CounterMetricFamily("printstation_cards", "Blanks that left the feeder",
+                                    labels=["outcome", "reason"])
+        for outcome, reason, n in a.journal.card_outcomes():
+            cards.add_metric([outcome, reason or ""], n)
+        yield cards
+        jobs = CounterMetricFamily("printstation_jobs", "Jobs by their current status",
+                                   labels=["status"])
+        for status, n in a.journal.job_states().items():
+            jobs.add_metric([status], n)
+        yield jobs
+        remaining = GaugeMetricFamily("printstation_consumable_remaining",
+                                      "What is left of each consumable, in its unit",
+                                      labels=["kind", "type", "unit", "source"])
+        capacity = GaugeMetricFamily("printstation_consumable_capacity",
+                                     "A full roll or the feeder, in the consumable's unit",
+                                     labels=["kind", "type", "unit"])
+        cards_left = GaugeMetricFamily("printstation_consumable_cards_left",
+                                       "Cards each consumable still allows", labels=["kind"])
+        for c in t["consumables"]:
+            if c["remaining"] is not None:
+                remaining.add_metric([c["kind"], c["type"] or "", c["unit"], c["source"]],
+                                     c["remaining"])
+            if c["capacity"] is not None:
+                capacity.add_metric([c["kind"], c["type"] or "", c["unit"]], c["capacity"])
+            if c["cards_left"] is not None:
+                cards_left.add_metric([c["kind"]], c["cards_left"])
+        yield from (remaining, capacity, cards_left)
+        if t["cards_left"] is not None:
+            yield GaugeMetricFamily("printstation_cards_left",
+                                    "Cards before the first consumable runs out",
+                                    value=t["cards_left"])
+        state = GaugeMetricFamily("printstation_state", "The station's state (1 = current)",
+                                  labels=["state"])
+        for s in STATES:
+            state.add_metric([s], 1.0 if t["state"] == s else 0.0)
+        yield state
+        printer = GaugeMetricFamily("printstation_printer_state",
+                                    "The printer's state (1 = current)", labels=["state"])
+        for s in PRINTER_STATES:
+            printer.add_metric([s], 1.0 if t["printer"]["state"] == s else 0.0)
+        yield printer
+        faults = GaugeMetricFamily("printstation_printer_fault", "Active printer faults",
+                                   labels=["fault"])
+        for f in t["printer"]["faults"]:
+            faults.add_metric([f], 1.0)
+        yield faults
+        yield GaugeMetricFamily("printstation_taking_jobs", "1 while pool jobs are taken",
+                                value=1.0 if t["taking_jobs"] else 0.0)
+        yield GaugeMetricFamily("printstation_queued_jobs", "Jobs held, waiting to print",
+                                value=t["queued_jobs"])
+        yield GaugeMetricFamily("printstation_outbox_backlog",
+                                "Events stored and not yet confirmed by the broker",
+                                value=a.journal.backlog())
+        broker = GaugeMetricFamily("printstation_broker_connected",
+                                   "1 while each broker connection is up", labels=["connection"])
+        for name, up in a.broker_up.items():
+            broker.add_metric([name], 1.0 if up else 0.0)
+        yield broker
+        alerts = GaugeMetricFamily("printstation_alerts_open", "Open alerts by severity",
+                                   labels=["severity"])
+        for severity in ("info", "warning", "critical"):
+            alerts.add_metric([severity], sum(1 for x in t["alerts"]
+                                              if x["severity"] == severity))
+        yield alerts
+        m = t["maintenance"]
+        yield GaugeMetricFamily("printstation_cards_since_cleaning",
+                                "Cards since the printer was last cleaned",
+                                value=m["cards_since_cleaning"])
+
+
+class MetricsHandler(Handler):
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        if path == "/metrics":
+            self.send_body(200, generate_latest(self.server_registry()), CONTENT_TYPE_LATEST)
+        elif path in ("/healthz", "/health"):
+            problems = self.agent.health()
+            self.send_json(503 if problems else 200,
+                           {"healthy": not problems, "problems": problems,
+                            "state": self.agent.station_state().state})
+        else:
+            self.send_json(404, {"error": "see /metrics and /healthz"})
+
+    def server_registry(self) -> CollectorRegistry:
+        registry = getattr(type(self), "_registry", None)
+        if registry is None:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(AgentCollector(self.agent))
+            type(self)._registry = registry
+        return registry
+
+
+class MetricsServer(LocalHTTPServer):
+    kind = "metrics"
+    handler = MetricsHandler
