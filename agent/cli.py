@@ -273,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("cancel", "cancel a job that has not started printing", ["job_id", "why"]),
         ("resolve", "say whether the card of a needs_check job came out", ["job_id", "why"]),
         ("hand-back", "give a pool job (or all) back to its pool", ["job_id", "why"]),
+        ("test-print", "print a test card between jobs (counted in the ledger as test)",
+         ["why?"]),
     ]
     for name, helptext, params in local:
         p = sub.add_parser(name, help=helptext, description=helptext.capitalize() + ". "

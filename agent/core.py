@@ -16,7 +16,7 @@ from datetime import datetime
 
 import structlog
 
-from printstation.drivers.base import FAULT_ADVICE, PrinterDriver
+from printstation.drivers.base import FAULT_ADVICE, FaultCode, PrinterDriver, PrinterStatus
 from printstation.drivers.registry import open_driver
 
 from . import __version__, contract
@@ -39,8 +39,9 @@ CLOCK_JUMP_SECONDS = 120.0
 BROKER_ALERT_AFTER = 60.0
 #: A refused signature keeps its alert raised this long after the last one.
 BAD_SIGNATURE_WINDOW = 600.0
-#: The printer loop comes round at least every second; this long without is a hang.
-LOOP_STALL_LIMIT = 60.0
+#: The printer loop comes round every second or so (a few more when a printer's replies
+#: time out); this long without is a hang. Under systemd, its WatchdogSec sets the limit.
+LOOP_STALL_LIMIT = 30.0
 #: The longest one card may take in the printer before the loop counts as hung.
 CARD_TIME_LIMIT = 600.0
 
@@ -183,7 +184,8 @@ class Agent:
         problems = []
         now = time.monotonic()
         p = self.printer
-        stuck_after = CARD_TIME_LIMIT if p.snapshot.current_job else LOOP_STALL_LIMIT
+        idle_limit = self.notifier.watchdog_seconds or LOOP_STALL_LIMIT
+        stuck_after = CARD_TIME_LIMIT if p.snapshot.current_job else idle_limit
         if not p.alive():
             problems.append("the printer thread has stopped")
         elif now - p.heartbeat > stuck_after:
@@ -428,7 +430,7 @@ class Agent:
             why = snap.error or "printer offline"
             return StationState("offline", why, False, f"printer offline: {why}")
         if status.faults:
-            why = "; ".join(FAULT_ADVICE.get(f, f.value) for f in status.faults)
+            why = "; ".join(self._advice(f, status) for f in status.faults)
             return StationState("blocked", why, False, why)
         if snap.shortage:
             return StationState("blocked", snap.shortage, False, snap.shortage)
@@ -441,6 +443,16 @@ class Agent:
         if snap.current_job is not None:
             return StationState("printing", None, True, None)
         return StationState("ready", None, True, None)
+
+    def _advice(self, fault: FaultCode, status: PrinterStatus) -> str:
+        """What the operator should do, naming the ribbon or blanks to load where known."""
+        if fault == FaultCode.RIBBON_OUT:
+            return (f"Ribbon out: load a new {self.consumables.ribbon_type(status)} ribbon; "
+                    "printing goes on by itself")
+        if fault == FaultCode.FEEDER_EMPTY:
+            return (f"Feeder empty: load {self.consumables.feeder_stock(status)} blanks and "
+                    "record them with Load cards")
+        return FAULT_ADVICE.get(fault, fault.value)
 
     def can_take_pool_job(self) -> bool:
         """Take a pool job only when this station could start it now (contract 7.3)."""

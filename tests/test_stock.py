@@ -206,3 +206,16 @@ def test_a_threshold_crossed_many_times_raises_and_clears_its_alert_once(
     station.agent.telemetry_now()
     wait_for(lambda: telemetry(events)[-1]["counters"]["printed_total"] == 6, what="telemetry")
     assert alerts(events, "ribbon_low") == [("warning", False), ("warning", True)]
+
+
+def test_a_test_card_is_printed_between_jobs_and_counted_as_test(
+        make_station, submitter, events, station_id):
+    station = make_station(station_id)
+    state = station.agent.settings.state_dir
+    assert cli(state, "test-print", "--why", "new ribbon").returncode == 0
+    card = wait_for(lambda: [e for e in events.pump() if e["schema"] == "printstation.card/1"],
+                    what="the test card's ledger event")[0]
+    assert (card["outcome"], card["job_id"]) == ("test", None)
+    assert [c["outcome"] for c in station.ledger()] == ["issued"]  # the printer made one card
+    check = cli(state, "ledger", "--check")
+    assert check.returncode == 0 and "test 1" in check.stdout, check.stdout

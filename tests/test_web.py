@@ -1,0 +1,121 @@
+"""The operator page in a real headless browser, and the metrics Prometheus scrapes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.error
+import urllib.request
+
+import pytest
+from conftest import wait_for
+from prometheus_client.parser import text_string_to_metric_families
+
+from printstation.agent.samples import sample_job
+from printstation.drivers.base import FaultCode
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+INSTALL = ("the browser test needs Debian's chromium and chromium-driver: "
+           "apt-get install -y chromium chromium-driver (make test does it)")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.fail(INSTALL, pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_station, station_id):
+    from selenium.webdriver.common.by import By
+
+    station = make_station(station_id)
+    url = station.agent.url("web")
+    assert url and url.startswith("http://127.0.0.1:")
+    browser.get(url)
+    banner = lambda: browser.find_element(By.ID, "banner").text  # noqa: E731
+    wait_for(lambda: banner().startswith("Ready"), 20, "the page to say Ready")
+    assert "ribbon" in browser.find_element(By.ID, "consumables").text
+
+    station.printer.inject(FaultCode.RIBBON_OUT)
+    wait_for(lambda: "Ribbon out: load a new YMCKO ribbon" in banner(), 20, "ribbon out")
+    assert banner().startswith("Not printing")
+    wait_for(lambda: "Ribbon out" in browser.find_element(By.ID, "alerts").text, 20, "alert")
+    station.printer.clear(FaultCode.RIBBON_OUT)
+    wait_for(lambda: banner().startswith("Ready"), 20, "the fault to clear on the page")
+
+    browser.find_element(By.ID, "operator").send_keys("siti")
+    browser.find_element(By.ID, "pause").click()
+    wait_for(station.agent.paused, 20, "the agent to be paused")
+    wait_for(lambda: banner().startswith("Paused"), 20, "the page to say Paused")
+    actions = station.agent.journal._db.execute(
+        "SELECT who, action FROM actions ORDER BY id DESC LIMIT 1").fetchone()
+    assert tuple(actions) == ("web:siti", "pause")
+    browser.find_element(By.ID, "resume").click()
+    wait_for(lambda: not station.agent.paused(), 20, "the agent to resume")
+
+
+def _post(url: str, body: dict, headers: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url + "api/action", data=json.dumps(body).encode(),
+                                     headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_actions_need_the_page_header_and_a_loopback_host(make_station, station_id):
+    station = make_station(station_id)
+    url = station.agent.url("web")
+    forged = _post(url, {"cmd": "pause"}, {"Content-Type": "text/plain"})  # a cross-site form
+    assert forged[0] == 403 and not station.agent.paused()
+    rebound = _post(url, {"cmd": "pause"}, {"Content-Type": "application/json",
+                                            "X-Printstation-Action": "1",
+                                            "Host": "evil.example:80"})
+    assert rebound[0] == 403 and not station.agent.paused()
+    bad = _post(url, {"cmd": "load", "kind": "ribbon", "type": "XYZ", "capacity": 5},
+                {"Content-Type": "application/json", "X-Printstation-Action": "1"})
+    assert bad[0] == 400 and "cannot use a XYZ ribbon" in bad[1]["error"]
+    ok = _post(url, {"cmd": "pause", "why": "lunch"},
+               {"Content-Type": "application/json", "X-Printstation-Action": "1"})
+    assert ok == (200, {"ok": True}) and station.agent.paused()
+
+
+def _metrics(url: str) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(url + "metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_and_health(make_station, submitter, events, station_id):
+    station = make_station(station_id, sim="print_time=0.05&render=0&jam_at=1&clear_after=0.2")
+    job_id = submitter.submit_job(sample_job(f"MET-{station_id}").body, station=station_id)
+    events.wait_final([job_id])
+    url = station.agent.url("metrics")
+    m = wait_for(lambda: (lambda m: m if m.get(("printstation_cards_total", (
+        ("outcome", "issued"), ("reason", "")))) == 1 else None)(_metrics(url)), 20,
+                 "the issued card in the metrics")
+    assert m[("printstation_cards_total", (("outcome", "spoiled"), ("reason", "jam")))] == 1
+    assert m[("printstation_jobs_total", (("status", "printed"),))] == 1
+    assert m[("printstation_consumable_remaining", (("kind", "ribbon"), ("source", "printer"),
+                                                    ("type", "YMCKO"), ("unit", "prints")))] == 998
+    assert m[("printstation_state", (("state", "ready"),))] == 1
+    assert m[("printstation_broker_connected", (("connection", "publisher"),))] == 1
+    assert ("printstation_outbox_backlog", ()) in m
+    with urllib.request.urlopen(url + "healthz", timeout=10) as r:
+        assert json.loads(r.read())["healthy"] is True
