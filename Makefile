@@ -3,7 +3,11 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint bench system-deps
+
+# Debian packages the tests need: Chromium and its driver (the operator page is tested in a
+# real browser) and systemd-analyze (the unit is verified). Installed when missing.
+SYSTEM_DEPS := chromium chromium-driver systemd
 
 $(BIN)/printstation: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,5 +23,13 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 
-test: lint
+system-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  && command -v systemd-analyze >/dev/null || { \
+	  echo "installing $(SYSTEM_DEPS) (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_DEPS) >/dev/null \
+	  || { apt-get update -q >/dev/null && \
+	       DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_DEPS) >/dev/null; }; }
+
+test: lint system-deps
 	$(BIN)/python -m pytest

@@ -87,7 +87,8 @@ class Submitter:
 class EventTap:
     """A private queue bound to the event exchange: sees every event from now on."""
 
-    def __init__(self, broker_url: str, *, binding: str = "#", names: Names | None = None,
+    def __init__(self, broker_url: str, *, binding: str | list[str] = "#",
+                 names: Names | None = None,
                  queue: str | None = None):
         self.names = names or Names()
         self._conn = pika.BlockingConnection(
@@ -97,7 +98,8 @@ class EventTap:
         self.queue = queue or f"printstation.watch.{uuid.uuid4().hex[:12]}"
         self._ch.queue_declare(self.queue, exclusive=queue is None, auto_delete=queue is None,
                                durable=queue is not None)
-        self._ch.queue_bind(self.queue, self.names.event_exchange, routing_key=binding)
+        for key in [binding] if isinstance(binding, str) else binding:
+            self._ch.queue_bind(self.queue, self.names.event_exchange, routing_key=key)
 
     def close(self) -> None:
         """Close; a connection the broker already dropped is simply gone."""

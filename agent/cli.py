@@ -244,6 +244,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from .fleet import run
+
+    output = "json" if args.json else "csv" if args.csv else "live"
+    return run(args.broker_url, pattern=args.stations, duration=args.duration, output=output)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="printstation", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -300,6 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_stock import add_parsers as add_stock_parsers
 
     add_stock_parsers(sub, _settings_flags, _call)
+
+    p = sub.add_parser("fleet", help="every station's state and consumables, first to run "
+                                     "out first",
+                       description="For technicians: listens to the telemetry and alerts all "
+                       "stations publish on printstation.events and shows each station's "
+                       "state, faults, consumables, cards left and run-out time, sorted by "
+                       "what runs out first; live, or once as --json or --csv.")
+    p.add_argument("--broker-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
+    p.add_argument("--stations", default="*", help="only stations matching this pattern, "
+                                                   "e.g. 'bogor-*'")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the table once as JSON")
+    out.add_argument("--csv", action="store_true", help="print the table once as CSV")
+    p.add_argument("--duration", type=float, help="listen this many seconds, print, exit "
+                                                  "(default for --json/--csv: 35, one "
+                                                  "telemetry interval and a margin)")
+    p.set_defaults(func=cmd_fleet)
 
     p = sub.add_parser("demo", help="print sample cards on the simulated printer",
                        description="Run the real agent core on the simulated printer with "

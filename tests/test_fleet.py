@@ -1,0 +1,46 @@
+"""`printstation fleet`: stations' telemetry through the broker, first to run out first."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+from printstation.agent.fleet import Fleet
+
+
+def test_fleet_lists_stations_sorted_by_what_runs_out_first(make_station, broker_url):
+    tag = uuid.uuid4().hex[:8]
+    fleet = subprocess.Popen([sys.executable, "-m", "printstation.agent.cli", "fleet",
+                              "--broker-url", broker_url, "--stations", f"fl{tag}-*", "--json",
+                              "--duration", "6"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert fleet.stderr is not None
+    assert "listening" in fleet.stderr.readline()  # bound: events from now on reach it
+    plenty = make_station(f"fl{tag}-plenty")
+    short = make_station(f"fl{tag}-short", sim="print_time=0.05&render=0&ribbon=40")
+    make_station(f"other{tag}")  # not matched by the pattern
+    for station in (plenty, short):
+        station.agent.telemetry_now()
+    out, err = fleet.communicate(timeout=60)
+    assert fleet.returncode == 0, err
+    rows = json.loads(out)
+    assert [r["station_id"] for r in rows] == [f"fl{tag}-short", f"fl{tag}-plenty"]
+    assert rows[0]["first_to_run_out"] == "ribbon" and rows[0]["cards_left"] == 20
+    assert rows[0]["ribbon"] == "40/40" and rows[1]["state"] == "ready"
+
+
+def test_alerts_between_telemetry_update_a_station_row():
+    fleet = Fleet("bo-*")
+    t = {"schema": "printstation.telemetry/1", "station_id": "bo-1", "state": "ready",
+         "printer": {"faults": []}, "consumables": [], "cards_left": None,
+         "counters": {"printed_today": 0}, "alerts": [], "queued_jobs": 0}
+    assert fleet.ingest(t, now=0.0) and not fleet.ingest({**t, "station_id": "jk-1"}, now=0.0)
+    fleet.ingest({"schema": "printstation.alert/1", "station_id": "bo-1",
+                  "condition": "ribbon_low", "severity": "warning", "cleared": False}, now=1.0)
+    assert fleet.rows(now=2.0)[0]["open_alerts"] == 1
+    fleet.ingest({"schema": "printstation.alert/1", "station_id": "bo-1",
+                  "condition": "ribbon_low", "severity": "warning", "cleared": True}, now=3.0)
+    assert fleet.rows(now=4.0)[0]["open_alerts"] == 0
+    assert fleet.rows(now=200.0)[0]["state"] == "silent"
