@@ -244,6 +244,31 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_permissions(args: argparse.Namespace) -> int:
+    from .permissions import rabbitmqctl_lines
+
+    settings = _load(args)
+    for line in rabbitmqctl_lines(settings, args.vhost, args.user or settings.station_id):
+        print(line)
+    return 0
+
+
+def cmd_declare_shared(args: argparse.Namespace) -> int:
+    import pika
+
+    from .topology import TlsFiles, connection_parameters, declare_shared
+
+    settings = _load(args)
+    conn = pika.BlockingConnection(connection_parameters(
+        settings.broker_url, name="printstation-admin", tls=TlsFiles.of(settings)))
+    try:
+        declare_shared(conn, settings)
+    finally:
+        conn.close()
+    print("declared the exchanges and the dead-letter queue of contract section 1")
+    return 0
+
+
 def cmd_fleet(args: argparse.Namespace) -> int:
     from .fleet import run
 
@@ -307,6 +332,26 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_stock import add_parsers as add_stock_parsers
 
     add_stock_parsers(sub, _settings_flags, _call)
+
+    p = sub.add_parser("broker-permissions",
+                       help="the rabbitmqctl lines that give a station its own broker user",
+                       description="Print the rabbitmqctl lines that create this station's "
+                       "broker user with exactly the permissions it needs (its own queues; "
+                       "write on the event and dead-letter exchanges, and on the job exchange "
+                       "when it joins a pool; read on the job and control exchanges).")
+    p.add_argument("--vhost", default="/", help="the vhost (default /)")
+    p.add_argument("--user", help="the user name (default: the station id)")
+    _settings_flags(p)
+    p.set_defaults(func=cmd_permissions)
+
+    p = sub.add_parser("declare-shared",
+                       help="declare the exchanges and dead-letter queue (administrators)",
+                       description="Declare, with an administrator's --broker-url, what all "
+                       "stations share: the job, event, control and dead-letter exchanges and "
+                       "the dead-letter queue. Station users may not; their agents only check "
+                       "that these exist.")
+    _settings_flags(p)
+    p.set_defaults(func=cmd_declare_shared)
 
     p = sub.add_parser("fleet", help="every station's state and consumables, first to run "
                                      "out first",

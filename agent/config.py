@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     reconnect_max_delay: float = Field(default=30.0, gt=0)
     heartbeat: int = Field(default=30, ge=0)
     log_level: str = "info"
+    broker_ca_file: Path | None = None
+    broker_cert_file: Path | None = None
+    broker_key_file: Path | None = None
     control_socket: Path | None = None
     control_group: str | None = None
     web_listen: str = "127.0.0.1:8470"
@@ -165,6 +168,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"unknown consumable {kind!r}; use ribbon, film or cards")
             if threshold.critical > threshold.warning:
                 raise ValueError(f"{kind}: critical level is above the warning level")
+        return value
+
+    @field_validator("broker_ca_file", "broker_cert_file", "broker_key_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {value} not found")
         return value
 
     @field_validator("web_listen", "metrics_listen")

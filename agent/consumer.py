@@ -76,7 +76,8 @@ class AmqpSource:
     def _session(self) -> None:
         params = topology.connection_parameters(
             self.settings.broker_url, heartbeat=self.settings.heartbeat,
-            name=f"printstation-consumer-{self.settings.station_id}")
+            name=f"printstation-consumer-{self.settings.station_id}",
+            tls=topology.TlsFiles.of(self.settings))
         conn = pika.BlockingConnection(params)
         try:
             topology.declare(conn, self.settings)

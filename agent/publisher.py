@@ -19,7 +19,7 @@ import structlog
 from .config import Settings
 from .journal import Journal
 from .reconnect import run_with_reconnect
-from .topology import connection_parameters
+from .topology import TlsFiles, connection_parameters
 
 log = structlog.get_logger("printstation.publisher")
 
@@ -62,7 +62,8 @@ class AmqpPublisher(EventSink):
     def _session(self) -> None:
         params = connection_parameters(
             self.settings.broker_url, heartbeat=self.settings.heartbeat,
-            name=f"printstation-publisher-{self.settings.station_id}")
+            name=f"printstation-publisher-{self.settings.station_id}",
+            tls=TlsFiles.of(self.settings))
         conn = pika.BlockingConnection(params)
         try:
             ch = conn.channel()

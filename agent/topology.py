@@ -7,9 +7,12 @@ holds citizens' jobs.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pika
 import pika.exceptions
@@ -33,6 +36,18 @@ class QueueSpec:
     name: str
     exchange: str
     routing_key: str
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> TlsFiles:
+        return cls(settings.broker_ca_file, settings.broker_cert_file,
+                   settings.broker_key_file)
 
 
 def queue_arguments(settings: Settings) -> dict[str, Any]:
@@ -91,6 +106,17 @@ def _declare(conn: BlockingConnection, what: str,
         ch.close()
 
 
+def declare_shared(conn: BlockingConnection, settings: Settings) -> None:
+    """What every station shares: the exchanges and the dead-letter queue (an admin's job)."""
+    for name, kind in exchanges(settings):
+        conn.channel().exchange_declare(name, kind, durable=True)
+    n = settings.names
+    ch = conn.channel()
+    ch.queue_declare(n.dead_queue, durable=True, arguments=queue_arguments(settings))
+    ch.queue_bind(n.dead_queue, n.dead_exchange, routing_key="")
+    ch.close()
+
+
 def declare(conn: BlockingConnection, settings: Settings) -> None:
     for name, kind in exchanges(settings):
         _declare(
@@ -106,13 +132,42 @@ def declare(conn: BlockingConnection, settings: Settings) -> None:
             lambda ch, s=spec: ch.queue_declare(s.name, passive=True),
         )
         ch = conn.channel()
-        ch.queue_bind(spec.name, spec.exchange, routing_key=spec.routing_key)
-        ch.close()
+        try:
+            ch.queue_bind(spec.name, spec.exchange, routing_key=spec.routing_key)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != ACCESS_REFUSED or spec.name != settings.names.dead_queue:
+                raise
+            # A station user may not bind the shared dead-letter queue: the administrator's
+            # setup does (README, "Broker users and permissions").
+            log.info("dead_queue_binding_left_to_admin")
+        if ch.is_open:
+            ch.close()
 
 
-def connection_parameters(url: str, *, heartbeat: int = 30,
-                          name: str = "printstation") -> pika.URLParameters:
+def tls_options(url: str, tls: TlsFiles | None) -> pika.SSLOptions | None:
+    """For amqps://: verify the broker's certificate and host name, always.
+
+    With `ca_file`, only that CA (the programme's own) is trusted; without, the system's.
+    `cert_file` and `key_file` present this station's own certificate (mutual TLS).
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "amqps":
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                         cafile=str(tls.ca_file) if tls and tls.ca_file
+                                         else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls and tls.cert_file:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    return pika.SSLOptions(context, server_hostname=parts.hostname)
+
+
+def connection_parameters(url: str, *, heartbeat: int = 30, name: str = "printstation",
+                          tls: TlsFiles | None = None) -> pika.URLParameters:
     params = pika.URLParameters(url)
+    options = tls_options(url, tls)
+    if options is not None:
+        params.ssl_options = options
     params.heartbeat = heartbeat
     params.blocked_connection_timeout = 60
     params.connection_attempts = 1
