@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from conftest import wait_for
@@ -119,3 +121,11 @@ def test_metrics_and_health(make_station, submitter, events, station_id):
     assert ("printstation_outbox_backlog", ()) in m
     with urllib.request.urlopen(url + "healthz", timeout=10) as r:
         assert json.loads(r.read())["healthy"] is True
+    # Every metric the example alert rules and dashboard use is one the agent exports.
+    with urllib.request.urlopen(url + "metrics", timeout=10) as r:
+        exported = {f.name for f in text_string_to_metric_families(r.read().decode())}
+    exported |= {name for name, _ in m}
+    monitoring = Path(__file__).parent.parent / "monitoring"
+    for path in monitoring.iterdir():
+        used = set(re.findall(r"printstation_[a-z_]+", path.read_text()))
+        assert used and used <= exported, (path.name, used - exported)
