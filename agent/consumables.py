@@ -139,13 +139,16 @@ class Consumables:
         recorded that way: every blank the station was given is loaded by a person who
         says so, and a feeder holding more than was recorded fails `ledger --check`.
         """
-        counted = self.journal.counted_stock()
+        counted: dict[str, Counted] | None = None
         for level in status.consumables:
             if level.remaining is None or level.kind not in KINDS:
                 continue
             with self._lock:
                 last = self._last_read.get(level.kind)
                 self._last_read[level.kind] = level.remaining
+            if last is not None and level.remaining <= last:
+                continue  # the usual case, a card later: nothing to record
+            counted = counted if counted is not None else self.journal.counted_stock()
             mine = counted.get(level.kind)
             if mine is None:
                 self.journal.load_stock(

@@ -68,7 +68,8 @@ class AmqpSource:
             self.after.wait(RECOVERY_WAIT)
         run_with_reconnect("consumer", self._stop, self._session,
                            on_state=self._set_connected, on_fatal=self.on_fatal,
-                           max_delay=self.settings.reconnect_max_delay)
+                           max_delay=self.settings.reconnect_max_delay,
+                           url=self.settings.broker_url)
 
     def _set_connected(self, up: bool) -> None:
         self.on_connected(up)

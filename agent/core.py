@@ -35,6 +35,8 @@ from .signing import Verifier
 log = structlog.get_logger("printstation.agent")
 
 CLOCK_JUMP_SECONDS = 120.0
+#: Shortest time between two telemetry computations.
+TELEMETRY_MIN_SPACING = 0.5
 #: A broker away longer than this raises an alert (stored, so published when it is back).
 BROKER_ALERT_AFTER = 60.0
 #: A refused signature keeps its alert raised this long after the last one.
@@ -456,7 +458,7 @@ class Agent:
 
     def can_take_pool_job(self) -> bool:
         """Take a pool job only when this station could start it now (contract 7.3)."""
-        return self.station_state().taking_jobs and self.journal.jobs_in("queued") == []
+        return self.station_state().taking_jobs and not self.journal.any_queued()
 
     # --------------------------------------------------------------------- telemetry
 
@@ -488,6 +490,9 @@ class Agent:
     def _telemetry_loop(self) -> None:
         while not self.stopped.is_set():
             self._telemetry_now.wait(self.settings.telemetry_interval)
+            # Changes that come in a burst (a card every half second) are reported together,
+            # at most once a second, so reporting never competes with printing.
+            self.stopped.wait(TELEMETRY_MIN_SPACING)
             self._check_clock()
             if self._stopping:
                 return

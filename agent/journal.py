@@ -105,6 +105,10 @@ CREATE TABLE IF NOT EXISTS actions (
 );
 """
 
+JOB_COLUMNS = ("job_id", "reference", "card_stock", "source", "state", "attempt", "sides",
+               "created_at", "expires_at", "accepted_at", "updated_at", "body", "headers",
+               "reason_code", "reason_detail", "card_no", "counter_before")
+
 #: Job states that are not terminal and still hold the job's data.
 #: `handing_back`: a pool job waiting to be published back to its pool; `handback_sending`:
 #: its publication was attempted, so it must never be attempted again (a second copy in the
@@ -172,6 +176,7 @@ class Journal:
             if p.exists():
                 os.chmod(p, 0o600)
         self._lock = threading.RLock()
+        self._stock_cache: dict[str, stockbook.Counted] | None = None
         self.outbox_event = threading.Event()
         self.job_event = threading.Event()
         with self._tx() as db:
@@ -188,12 +193,15 @@ class Journal:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._stock_cache = None  # any write may change the stock: read it again
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            finally:
+                self._stock_cache = None
             self._db.execute("COMMIT")
 
     # ----------------------------------------------------------------------- the outbox
@@ -335,13 +343,21 @@ class Journal:
 
     # ------------------------------------------------------------------------ printing
 
-    def next_job(self) -> JobRow | None:
-        """The oldest job waiting to print."""
+    def next_job(self, *, with_body: bool = True) -> JobRow | None:
+        """The oldest job waiting to print (without its images, which are large, if asked)."""
+        columns = "*" if with_body else ", ".join(
+            "NULL AS body" if c == "body" else "NULL AS headers" if c == "headers" else c
+            for c in JOB_COLUMNS)
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM jobs WHERE state='queued' ORDER BY rowid LIMIT 1"
+                f"SELECT {columns} FROM jobs WHERE state='queued' ORDER BY rowid LIMIT 1"
             ).fetchone()
         return _job_row(row) if row else None
+
+    def any_queued(self) -> bool:
+        with self._lock:
+            return self._db.execute(
+                "SELECT 1 FROM jobs WHERE state='queued' LIMIT 1").fetchone() is not None
 
     def get(self, job_id: str) -> JobRow | None:
         with self._lock:
@@ -592,8 +608,11 @@ class Journal:
     # ------------------------------------------------------------ stock and the ledger
 
     def counted_stock(self) -> dict[str, stockbook.Counted]:
+        """The agent's count; read several times per card, so kept until the next write."""
         with self._lock:
-            return stockbook.counted(self._db)
+            if self._stock_cache is None:
+                self._stock_cache = stockbook.counted(self._db)
+            return dict(self._stock_cache)
 
     def load_stock(self, *, kind: str, type_: str | None, capacity: int | None, amount: int,
                    add: bool, who: str, note: str) -> stockbook.Counted:

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import structlog
@@ -94,6 +95,10 @@ class PrinterWorker:
         #: Monotonic time the loop last came round: the watchdog's sign of life.
         self.heartbeat = time.monotonic()
         self._tests: queue.SimpleQueue[str] = queue.SimpleQueue()
+        # The next card is decoded and turned into panels while this one prints, so the
+        # printer never waits for the PC (bench/utilisation.py measures it).
+        self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="card-prep")
+        self._next: Future[tuple[str, CardJob | Exception] | None] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -164,6 +169,8 @@ class PrinterWorker:
                 self._update(error=f"journal unwritable: {exc}")
                 log.error("journal_unwritable", error=str(exc)[:200])
                 self._stop.wait(5.0)
+        self._preparer.shutdown(wait=False, cancel_futures=True)
+        self._next = None
         try:
             self.driver.close()
         except Exception as exc:
@@ -187,7 +194,7 @@ class PrinterWorker:
         if who is not None:
             self._print_test(status, who)
             return
-        row = self.journal.next_job()
+        row = self.journal.next_job(with_body=False)
         if row is None:
             self._update(shortage=None)
             if not self.idle.is_set():
@@ -250,7 +257,7 @@ class PrinterWorker:
             return
         self._update(shortage=None)
         try:
-            card = build_card(row, self.driver.native_size)
+            card = self._card_for(row)
         except Exception as exc:
             detail = str(exc) if isinstance(exc, ValueError) else "the job's images cannot be used"
             self.journal.finish(job_id, "failed", "invalid_job", detail[:500])
@@ -259,6 +266,7 @@ class PrinterWorker:
         attempt = self.journal.start_printing(job_id, status.card_counter)
         self._update(current_job=job_id)
         log.info("card_started", job_id=job_id, attempt=attempt)
+        self._prepare_next()
         failpoints.hit_within("mid_card", 0.3)
         try:
             result = self.driver.print_card(card)
@@ -276,6 +284,39 @@ class PrinterWorker:
         card_no = self.journal.card_printed(job_id, result.counter, use)
         self._update(current_job=None)
         log.info("card_printed", job_id=job_id, card_no=card_no, counter=result.counter)
+
+    def _prepare_next(self) -> None:
+        """Start building the card of the next waiting job, in the preparing thread.
+
+        Even finding the next job happens there: nothing of it stands between two cards.
+        """
+        if self._next is None or self._next.done():
+            self._next = self._preparer.submit(self._build_next)
+
+    def _build_next(self) -> tuple[str, CardJob | Exception] | None:
+        row = self.journal.next_job()
+        if row is None:
+            return None
+        try:
+            return row.job_id, build_card(row, self.driver.native_size)
+        except Exception as exc:  # reported when this job's turn comes
+            return row.job_id, exc
+
+    def _card_for(self, row: JobRow) -> CardJob:
+        """The card prepared ahead for this job, or built now; raises as build_card does.
+
+        A prepared card is dropped once taken: a card is kept in memory for one job only.
+        """
+        ahead, self._next = self._next, None
+        prepared = ahead.result() if ahead is not None else None
+        if prepared is not None and prepared[0] == row.job_id:
+            if isinstance(prepared[1], Exception):
+                raise prepared[1]
+            return prepared[1]
+        full = self.journal.get(row.job_id)
+        if full is None:
+            raise ValueError("the job's data is gone")
+        return build_card(full, self.driver.native_size)
 
     def request_test_card(self, who: str) -> None:
         """An operator asked for a test card; it prints between jobs, in the ledger as `test`."""

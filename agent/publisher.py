@@ -57,7 +57,8 @@ class AmqpPublisher(EventSink):
     def _run(self) -> None:
         run_with_reconnect("publisher", self._stop, self._session,
                            on_state=self.on_connected, on_fatal=self.on_fatal,
-                           max_delay=self.settings.reconnect_max_delay)
+                           max_delay=self.settings.reconnect_max_delay,
+                           url=self.settings.broker_url)
 
     def _session(self) -> None:
         params = connection_parameters(

@@ -77,6 +77,10 @@ class SimulatedPrinter:
         self._faults: dict[FaultCode, float] = {f: time.monotonic() for f in params.faults}
         self._jam_at = set(params.jam_at)
         self._busy = False
+        self._busy_since: float | None = None
+        #: (start, end) in monotonic seconds of every card in the printer: what
+        #: bench/utilisation.py measures the agent against.
+        self.busy_log: list[tuple[float, float]] = []
         self._load_state()
 
     # ------------------------------------------------------------------ operator and tests
@@ -171,6 +175,7 @@ class SimulatedPrinter:
             self.cards_in_feeder -= 1
             self.counter += 1
             self._busy = True
+            self._busy_since = time.monotonic()
             self._save_state()
             return self.counter
 
@@ -200,6 +205,9 @@ class SimulatedPrinter:
         finally:
             with self._lock:
                 self._busy = False
+                if self._busy_since is not None:
+                    self.busy_log.append((self._busy_since, time.monotonic()))
+                    self._busy_since = None
 
     def reject(self, number: int, reason: str) -> None:
         """The blank in the printer goes to the reject box unprinted (host gave up on it)."""

@@ -65,3 +65,12 @@ def test_a_corrupt_journal_stops_with_how_to_recover(tmp_path):
     (tmp_path / "journal.sqlite3").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(JournalError, match="move it aside"):
         Journal(tmp_path, "s1")
+
+
+def test_the_column_list_matches_the_jobs_table(tmp_path):
+    from printstation.agent.journal import JOB_COLUMNS
+
+    journal = Journal(tmp_path / "state", "cols")
+    columns = tuple(r[1] for r in journal._db.execute("PRAGMA table_info(jobs)"))
+    journal.close()
+    assert columns == JOB_COLUMNS

@@ -8,6 +8,8 @@ simulated device use this module, so they share one reading of the documents.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image
 
@@ -112,12 +114,17 @@ def decode_mono(data: bytes) -> np.ndarray:
 def encode_color(rgb: Image.Image, levels: int = 32) -> dict[str, bytes]:
     """Y, M and C panels from a landscape RGB image: dye amount per dot, `levels` levels."""
     bits = LEVEL_BITS[levels]
-    wire = np.asarray(_to_wire(rgb.convert("RGB")), dtype=np.uint16)
-    out = {}
-    for panel, channel in (("y", 2), ("m", 1), ("c", 0)):
-        dye = ((255 - wire[:, :, channel]) * (levels - 1) + 127) // 255
-        out[panel] = _pack(dye.reshape(-1).astype(np.uint8), bits)
-    return out
+    wire = np.asarray(_to_wire(rgb.convert("RGB")), dtype=np.uint8)
+    lut = _dye_table(levels)
+    return {panel: _pack(lut[wire[:, :, channel]].reshape(-1), bits)
+            for panel, channel in (("y", 2), ("m", 1), ("c", 0))}
+
+
+@functools.cache
+def _dye_table(levels: int) -> np.ndarray:
+    """Dye level for each 8-bit channel value: more dye where the image is darker."""
+    values = np.arange(256, dtype=np.uint16)
+    return (((255 - values) * (levels - 1) + 127) // 255).astype(np.uint8)
 
 
 def decode_color(panels: dict[str, bytes], levels: int = 32) -> Image.Image:
@@ -131,10 +138,22 @@ def decode_color(panels: dict[str, bytes], levels: int = 32) -> Image.Image:
 
 
 def _pack(values: np.ndarray, bits: int) -> bytes:
-    """A continuous bit stream, MSB first, `bits` bits per value."""
-    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint8)
-    stream = ((values[:, None] >> shifts) & 1).astype(np.uint8).reshape(-1)
-    return np.packbits(stream).tobytes()
+    """A continuous bit stream, MSB first, `bits` bits per value.
+
+    Eight values of `bits` bits fill exactly `bits` bytes, so they are packed eight at a
+    time in 64-bit words: a few vector operations instead of one per bit.
+    """
+    count = values.size
+    padded = np.zeros(-(-count // 8) * 8, dtype=np.uint64)
+    padded[:count] = values
+    groups = padded.reshape(-1, 8)
+    word = np.zeros(groups.shape[0], dtype=np.uint64)
+    for i in range(8):
+        word |= groups[:, i] << np.uint64(bits * (7 - i))
+    out = np.empty((groups.shape[0], bits), dtype=np.uint8)
+    for j in range(bits):
+        out[:, j] = (word >> np.uint64(8 * (bits - 1 - j))) & np.uint64(0xFF)
+    return out.tobytes()[: -(-count * bits // 8)]
 
 
 def _unpack(data: bytes, bits: int, count: int) -> np.ndarray:

@@ -1,0 +1,91 @@
+"""Shared by the benchmarks: an agent on the in-process simulator, signed sample jobs, and
+one way of printing a figure beside its baseline measured in the same run."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from printstation.agent import logs
+from printstation.agent.config import Settings
+from printstation.agent.core import Agent
+from printstation.agent.samples import sample_job
+from printstation.agent.signing import Verifier, sign_headers
+
+KEY_ID = "bench"
+KEY = Ed25519PrivateKey.generate()
+
+logs.configure("error")
+
+
+def signed_jobs(n: int, prefix: str, *, two_sided: bool = True) -> list[tuple[str, bytes, dict]]:
+    """(job_id, body, headers) for `n` sample jobs; 8 distinct images, reused."""
+    base = [sample_job(f"{prefix}-seed-{i}", seed=i, two_sided=two_sided).body
+            for i in range(8)]
+    out = []
+    for i in range(n):
+        body = dict(base[i % 8], job_id=f"{prefix}-{i:05d}")
+        raw = json.dumps(body).encode()
+        out.append((body["job_id"], raw, sign_headers(KEY, KEY_ID, raw)))
+    return out
+
+
+def make_agent(sim: str, *, root: Path | None = None, **settings: Any) -> Agent:
+    root = root or Path(tempfile.mkdtemp(prefix="printstation-bench-"))
+    station = f"bench-{uuid.uuid4().hex[:8]}"
+    s = Settings(station_id=station, state_dir=root / "state",
+                 printer_url=f"sim://?{sim}&render=0&out={root / 'cards'}",
+                 web_listen="", metrics_listen="", **settings)
+    return Agent(s, verifier=Verifier({KEY_ID: KEY.public_key()}))
+
+
+class Finals:
+    """Collects terminal statuses from an embedded sink; `wait(n)` until n have come."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, dict] = {}
+        self._cond = threading.Condition()
+
+    def __call__(self, event: dict) -> None:
+        from printstation.agent.contract import TERMINAL_STATUSES
+
+        if event.get("schema") == "printstation.status/1" and \
+                event["status"] in TERMINAL_STATUSES:
+            with self._cond:
+                self.done[event["job_id"]] = event
+                self._cond.notify_all()
+
+    def wait(self, n: int, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.done) >= n, timeout)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def report(name: str, value: float, unit: str, baseline: float | None = None,
+           baseline_name: str = "", target: str = "", higher_is_better: bool = True) -> dict:
+    """Print one figure, its baseline from the same run and the ratio; return it as data."""
+    line = f"{name:44} {value:10.3f} {unit:10}"
+    ratio = None
+    if baseline:
+        ratio = value / baseline
+        line += f" baseline {baseline:10.3f} ({baseline_name}) ratio {ratio:6.3f}"
+    if target:
+        line += f"  target {target}"
+    print(line, flush=True)
+    return {"name": name, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio,
+            "target": target}
+
+
+def timed_runs(runs: int, one: Callable[[], float]) -> list[float]:
+    return [one() for _ in range(runs)]

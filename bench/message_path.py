@@ -1,0 +1,102 @@
+"""Jobs per second through the real broker at zero print time, against the bare pika loop.
+
+Both sides get the same signed two-sided 1016 x 648 jobs from the same broker in the same
+run. The agent: consume, verify, validate, store, acknowledge, print on the simulator with
+print time 0, and publish `accepted`, `printing`, `printed`, the card event and telemetry
+with confirms. The baseline: a bare pika loop that consumes with prefetch 1, publishes one
+status with a confirm and acknowledges. Target: the agent at least 50% of the bare loop.
+
+    .venv/bin/python bench/message_path.py [--jobs 300] [--runs 3]
+        [--broker-url amqp://guest:guest@127.0.0.1:5672/%2F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+
+import pika
+from common import KEY, KEY_ID, make_agent, median, report, signed_jobs
+
+from printstation.agent.central import EventTap, Submitter
+from printstation.agent.topology import declare
+
+
+def agent_run(broker_url: str, jobs: int) -> float:
+    agent = make_agent(f"print_time=0&cards={jobs + 10}&ribbon={2 * jobs + 10}"
+                       f"&film={2 * jobs + 10}", broker_url=broker_url)
+    station = agent.settings.station_id
+    batch = signed_jobs(jobs, f"MSG-{uuid.uuid4().hex[:6]}")
+    conn = pika.BlockingConnection(pika.URLParameters(broker_url))
+    declare(conn, agent.settings)  # the station queue exists: the jobs wait in it
+    conn.close()
+    with EventTap(broker_url, binding=f"status.{station}.printed") as tap, \
+            Submitter(broker_url, key=KEY, key_id=KEY_ID) as sub:
+        for job_id, body, headers in batch:
+            sub.publish_raw("printstation.jobs", f"station.{station}", body, headers=headers,
+                            message_id=job_id)
+        start = time.monotonic()
+        agent.start()
+        printed = 0
+        for _event in tap.events(60):
+            printed += 1
+            if printed == jobs:
+                break
+        took = time.monotonic() - start
+    agent.stop()
+    if printed != jobs:
+        raise SystemExit(f"message_path: only {printed} of {jobs} printed")
+    return jobs / took
+
+
+def bare_run(broker_url: str, jobs: int) -> float:
+    conn = pika.BlockingConnection(pika.URLParameters(broker_url))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    queue = f"bench.bare.{uuid.uuid4().hex[:8]}"
+    ch.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    ch.exchange_declare("printstation.events", "topic", durable=True)
+    for job_id, body, headers in signed_jobs(jobs, "BARE"):
+        ch.basic_publish("", queue, body, pika.BasicProperties(
+            delivery_mode=2, headers=headers, message_id=job_id))
+    ch.basic_qos(prefetch_count=1)
+    done = 0
+    start = time.monotonic()
+    for method, props, _body in ch.consume(queue, inactivity_timeout=30):
+        if method is None:
+            break
+        status = json.dumps({"schema": "printstation.status/1", "job_id": props.message_id,
+                             "status": "printed"}).encode()
+        ch.basic_publish("printstation.events", "status.bare.printed", status,
+                         pika.BasicProperties(delivery_mode=2))
+        ch.basic_ack(method.delivery_tag)
+        done += 1
+        if done == jobs:
+            break
+    took = time.monotonic() - start
+    ch.cancel()
+    ch.queue_delete(queue)
+    conn.close()
+    return done / took
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--jobs", type=int, default=300)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--broker-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
+    args = p.parse_args()
+    mine, bare = [], []
+    for _ in range(args.runs):
+        mine.append(agent_run(args.broker_url, args.jobs))
+        bare.append(bare_run(args.broker_url, args.jobs))
+    report(f"message path, {args.jobs} two-sided jobs, print time 0", median(mine), "jobs/s",
+           median(bare), "bare pika loop", ">= 50 % of the bare loop")
+    print("  agent runs " + ", ".join(f"{x:.1f}" for x in mine) + "; bare runs "
+          + ", ".join(f"{x:.1f}" for x in bare))
+
+
+if __name__ == "__main__":
+    main()
