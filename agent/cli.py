@@ -55,13 +55,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _load(args)
     logs.configure(settings.log_level)
     agent = Agent(settings)
-    stop, reload = threading.Event(), threading.Event()
+    stop, reload, wake = threading.Event(), threading.Event(), threading.Event()
+
+    def on_signal(flag: threading.Event) -> None:
+        flag.set()
+        wake.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload.set())
+        signal.signal(sig, lambda *_: on_signal(stop))
+    signal.signal(signal.SIGHUP, lambda *_: on_signal(reload))
     agent.start()
     while not stop.is_set() and not agent.stopped.is_set():
-        stop.wait(0.5)
+        wake.wait(2.0)  # a signal wakes it at once; a fatal error is seen within 2 s
+        wake.clear()
         if reload.is_set():
             reload.clear()
             _reload(args, agent)

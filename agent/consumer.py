@@ -28,6 +28,7 @@ from .reconnect import run_with_reconnect
 log = structlog.get_logger("printstation.consumer")
 
 POOL_POLL_SECONDS = 0.5
+IDLE_WAIT = 5.0
 RECOVERY_WAIT = 30.0
 
 
@@ -50,6 +51,7 @@ class AmqpSource:
         self.on_fatal = on_fatal
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
+        self._conn: pika.BlockingConnection | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -59,6 +61,10 @@ class AmqpSource:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        conn = self._conn
+        if conn is not None:  # wake pika's I/O loop at once (the thread-safe way in)
+            with contextlib.suppress(Exception):
+                conn.add_callback_threadsafe(lambda: None)
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -80,6 +86,7 @@ class AmqpSource:
             name=f"printstation-consumer-{self.settings.station_id}",
             tls=topology.TlsFiles.of(self.settings))
         conn = pika.BlockingConnection(params)
+        self._conn = conn
         try:
             topology.declare(conn, self.settings)
             ch = conn.channel()
@@ -92,11 +99,14 @@ class AmqpSource:
             self._set_connected(True)
             log.info("consumer_connected", station_queue=self.settings.station_queue(),
                      pools=self.settings.pools)
+            # Without pools there is nothing to poll: deliveries and stop() wake the loop.
+            wait = POOL_POLL_SECONDS if pool_ch is not None else IDLE_WAIT
             while not self._stop.is_set():
-                conn.process_data_events(time_limit=POOL_POLL_SECONDS)
+                conn.process_data_events(time_limit=wait)
                 if pool_ch is not None:
                     self._poll_pools(pool_ch)
         finally:
+            self._conn = None
             if conn.is_open:
                 with contextlib.suppress(pika.exceptions.AMQPError):
                     conn.close()

@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -117,6 +117,30 @@ LIVE_STATES = ("claiming", "queued", "printing", "needs_check", "handing_back",
                "handback_sending")
 
 
+class Signal(threading.Event):
+    """An event that also calls its wakers when set.
+
+    The publisher waits for new events inside pika's I/O loop (which must keep servicing
+    heartbeats); a waker posts a thread-safe callback into that loop, so it wakes at once
+    instead of polling.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wakers: tuple[Callable[[], None], ...] = ()
+
+    def add_waker(self, waker: Callable[[], None]) -> None:
+        self._wakers = (*self._wakers, waker)
+
+    def remove_waker(self, waker: Callable[[], None]) -> None:
+        self._wakers = tuple(w for w in self._wakers if w is not waker)
+
+    def set(self) -> None:
+        super().set()
+        for waker in self._wakers:
+            waker()
+
+
 class JournalError(Exception):
     """The journal file cannot be used; the message says how to recover."""
 
@@ -177,7 +201,7 @@ class Journal:
                 os.chmod(p, 0o600)
         self._lock = threading.RLock()
         self._stock_cache: dict[str, stockbook.Counted] | None = None
-        self.outbox_event = threading.Event()
+        self.outbox_event = Signal()
         self.job_event = threading.Event()
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",

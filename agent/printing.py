@@ -41,6 +41,9 @@ log = structlog.get_logger("printstation.printer")
 STOCK_FAULTS = (FaultCode.RIBBON_OUT, FaultCode.FILM_OUT, FaultCode.FEEDER_EMPTY)
 
 POLL_SECONDS = 1.0
+#: How often an idle, healthy printer is asked for its state: a fault (a cover opened) shows
+#: within this; a new job does not wait for it.
+IDLE_POLL_SECONDS = 2.0
 
 
 @dataclass
@@ -200,7 +203,7 @@ class PrinterWorker:
             if not self.idle.is_set():
                 self.journal.scrub()  # the queue ran dry: drop old pages of finished jobs
             self.idle.set()
-            self.journal.job_event.wait(POLL_SECONDS)
+            self.journal.job_event.wait(IDLE_POLL_SECONDS)  # a new job wakes it at once
             return
         self.idle.clear()
         self._print(row, status)

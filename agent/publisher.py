@@ -9,6 +9,7 @@ of vanishing; unroutable telemetry is dropped, as the next one supersedes it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 
@@ -20,6 +21,10 @@ from .config import Settings
 from .journal import Journal
 from .reconnect import run_with_reconnect
 from .topology import TlsFiles, connection_parameters
+
+#: Longest wait in pika's I/O loop when there is nothing to publish; a stored event or
+#: stop() wakes it at once.
+IDLE_WAIT = 5.0
 
 log = structlog.get_logger("printstation.publisher")
 
@@ -66,20 +71,27 @@ class AmqpPublisher(EventSink):
             name=f"printstation-publisher-{self.settings.station_id}",
             tls=TlsFiles.of(self.settings))
         conn = pika.BlockingConnection(params)
+
+        def waker() -> None:  # called from other threads when an event is stored
+            with contextlib.suppress(Exception):
+                conn.add_callback_threadsafe(lambda: None)
+
         try:
             ch = conn.channel()
             ch.confirm_delivery()
             self.on_connected(True)
             log.info("publisher_connected")
+            self.journal.outbox_event.add_waker(waker)
             while not self._stop.is_set():
                 self._hand_back(ch)
                 if not self._drain(ch):
                     self.journal.outbox_event.clear()
                     if not self.journal.unpublished(1):
                         while not (self.journal.outbox_event.is_set() or self._stop.is_set()):
-                            conn.process_data_events(time_limit=0.1)
+                            conn.process_data_events(time_limit=IDLE_WAIT)
             self._drain(ch)
         finally:
+            self.journal.outbox_event.remove_waker(waker)
             if conn.is_open:
                 conn.close()
 

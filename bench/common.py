@@ -8,7 +8,7 @@ import statistics
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +26,20 @@ KEY = Ed25519PrivateKey.generate()
 logs.configure("error")
 
 
-def signed_jobs(n: int, prefix: str, *, two_sided: bool = True) -> list[tuple[str, bytes, dict]]:
-    """(job_id, body, headers) for `n` sample jobs; 8 distinct images, reused."""
+def iter_signed_jobs(n: int, prefix: str, *,
+                     two_sided: bool = True) -> Iterator[tuple[str, bytes, dict]]:
+    """(job_id, body, headers) for `n` sample jobs, made one at a time (8 images, reused),
+    so that a benchmark's own memory does not grow with the number of jobs."""
     base = [sample_job(f"{prefix}-seed-{i}", seed=i, two_sided=two_sided).body
             for i in range(8)]
-    out = []
     for i in range(n):
         body = dict(base[i % 8], job_id=f"{prefix}-{i:05d}")
         raw = json.dumps(body).encode()
-        out.append((body["job_id"], raw, sign_headers(KEY, KEY_ID, raw)))
-    return out
+        yield body["job_id"], raw, sign_headers(KEY, KEY_ID, raw)
+
+
+def signed_jobs(n: int, prefix: str, *, two_sided: bool = True) -> list[tuple[str, bytes, dict]]:
+    return list(iter_signed_jobs(n, prefix, two_sided=two_sided))
 
 
 def make_agent(sim: str, *, root: Path | None = None, **settings: Any) -> Agent:
@@ -77,9 +81,10 @@ def report(name: str, value: float, unit: str, baseline: float | None = None,
     """Print one figure, its baseline from the same run and the ratio; return it as data."""
     line = f"{name:44} {value:10.3f} {unit:10}"
     ratio = None
-    if baseline:
-        ratio = value / baseline
-        line += f" baseline {baseline:10.3f} ({baseline_name}) ratio {ratio:6.3f}"
+    if baseline is not None:
+        ratio = value / baseline if baseline else None
+        shown = f"{ratio:6.3f}" if ratio is not None else "   n/a"
+        line += f" baseline {baseline:10.3f} ({baseline_name}) ratio {shown}"
     if target:
         line += f"  target {target}"
     print(line, flush=True)

@@ -17,6 +17,7 @@ rss      resident memory of an agent (embedded job source, print time 0) after e
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import resource
 import socket
@@ -27,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import Finals, make_agent, median, report, signed_jobs
+from common import Finals, iter_signed_jobs, make_agent, median, report
 
 from printstation.agent.embedded import EmbeddedSource
 
@@ -117,15 +118,17 @@ def rss(counts: list[int]) -> None:
     agent.start(embedded_sink=finals)
     source = EmbeddedSource(agent.intake)
     baseline = rss_mb()
-    done = 0
     figures = []
-    jobs = signed_jobs(max(counts), "RSS")
+    jobs = iter_signed_jobs(max(counts), "RSS")
+    done = 0
     for count in counts:
-        for job_id, body, headers in jobs[done:count]:
+        for job_id, body, headers in itertools.islice(jobs, count - done):
             source.submit(body, headers, message_id=job_id)
-        if not finals.wait(count, timeout=count * 2 + 60):
+            if not finals.wait(done + 1 - 20, timeout=60):  # keep at most 20 in flight
+                sys.exit("rss: the agent stopped printing")
+            done += 1
+        if not finals.wait(count, timeout=120):
             sys.exit(f"rss: only {len(finals.done)} of {count} jobs ended")
-        done = count
         figures.append(rss_mb())
         report(f"RSS after {count} jobs", figures[-1], "MB", baseline, "started, no job",
                "<= 100 MB", higher_is_better=False)
