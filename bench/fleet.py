@@ -1,0 +1,115 @@
+"""Many stations on one broker: every job completes, and what the fleet costs the broker.
+
+Starts --agents `printstation run` processes (simulated printers at --print-time s/card)
+against the broker, gives each --jobs signed two-sided jobs on its station queue, and
+measures until every job is printed: events per second by kind (status, card, telemetry,
+alert) seen on the event exchange, and the broker's CPU (beam.smp). Baseline, same run:
+the broker's CPU with as many bare pika connections idling for the same time.
+
+    .venv/bin/python bench/fleet.py [--agents 50] [--jobs 4] [--print-time 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pika
+from common import KEY, KEY_ID, iter_signed_jobs, report
+from footprint import cpu_seconds
+
+from printstation.agent.central import EventTap, Submitter
+
+
+def broker_pid() -> int:
+    out = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True).stdout
+    return int(out.split()[0])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--agents", type=int, default=50)
+    p.add_argument("--jobs", type=int, default=4)
+    p.add_argument("--print-time", type=float, default=0.5)
+    p.add_argument("--broker-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
+    args = p.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="printstation-fleet-"))
+    keys = root / "central.pub"
+    from cryptography.hazmat.primitives import serialization
+
+    keys.write_bytes(KEY.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    tag = uuid.uuid4().hex[:6]
+    stations = [f"fleet-{tag}-{i:03d}" for i in range(args.agents)]
+    procs = []
+    beam = broker_pid()
+    with EventTap(args.broker_url, binding=["status.#", "card.#", "telemetry.#",
+                                            "alert.#"]) as tap:
+        for station in stations:
+            cfg = root / f"{station}.toml"
+            cfg.write_text(
+                f'station_id = "{station}"\nbroker_url = "{args.broker_url}"\n'
+                f'printer_url = "sim://?print_time={args.print_time}&render=0&out='
+                f'{root / station / "cards"}"\nstate_dir = "{root / station / "state"}"\n'
+                'web_listen = ""\nmetrics_listen = ""\n'
+                f'[trusted_keys]\n{KEY_ID} = "{keys}"\n')
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "printstation.agent.cli", "run", "--config", str(cfg)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ))
+        counts: collections.Counter[str] = collections.Counter()
+        ready: set[str] = set()
+        deadline = time.monotonic() + 300
+        while len(ready) < len(stations) and time.monotonic() < deadline:
+            for e in tap.events(1.0):
+                if e["schema"] == "printstation.telemetry/1":
+                    ready.add(e["station_id"])
+                if len(ready) == len(stations):
+                    break
+        started = time.monotonic()
+        cpu0 = cpu_seconds(beam)
+        with Submitter(args.broker_url, key=KEY, key_id=KEY_ID) as sub:
+            for station in stations:
+                for job_id, body, headers in iter_signed_jobs(args.jobs, f"F{station}"):
+                    sub.publish_raw("printstation.jobs", f"station.{station}", body,
+                                    headers=headers, message_id=job_id)
+        printed = 0
+        total = args.agents * args.jobs
+        while printed < total and time.monotonic() < started + 600:
+            for e in tap.events(5.0):
+                kind = e["schema"].split("/")[0].removeprefix("printstation.")
+                counts[kind] += 1
+                if kind == "status" and e["status"] == "printed":
+                    printed += 1
+                if printed == total:
+                    break
+        took = time.monotonic() - started
+        cpu1 = cpu_seconds(beam)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(60)
+    conns = [pika.BlockingConnection(pika.URLParameters(args.broker_url))
+             for _ in range(args.agents)]
+    base0 = cpu_seconds(beam)
+    time.sleep(took)  # the same length of time, idle connections only
+    base1 = cpu_seconds(beam)
+    for c in conns:
+        c.close()
+    print(f"fleet: {args.agents} agents, {printed} of {total} jobs printed in {took:.1f} s")
+    for kind, n in sorted(counts.items()):
+        print(f"  {kind:10} {n:6} events, {n / took:7.1f} /s")
+    report(f"broker CPU with {args.agents} agents printing", 100 * (cpu1 - cpu0) / took,
+           "% of a core", 100 * (base1 - base0) / took, f"{args.agents} idle connections")
+    if printed != total:
+        sys.exit("fleet: not every job was printed")
+
+
+if __name__ == "__main__":
+    main()
