@@ -297,3 +297,18 @@ def test_a_fault_event_stops_the_card_it_names(sim_process, tmp_path):
         driver.print_card(card_for(sample_job("EV-S2", two_sided=False).body))
     assert info.value.fault is FaultCode.COVER_OPEN and info.value.card_drawn is False
     driver.close()
+
+
+def test_a_link_lost_after_the_card_came_out_is_still_a_printed_card(sim_process, tmp_path,
+                                                                      monkeypatch):
+    sim = sim_process("print_time=0.05")
+    driver = driver_for(sim, "tcp", tmp_path, timeout="0.5")
+
+    def link_lost(*_args):
+        raise PrinterError(FaultCode.OFFLINE, "connection lost")
+
+    monkeypatch.setattr(driver, "_number", link_lost)  # the counter query after `Se` fails
+    result = driver.print_card(card_for(sample_job("EV-LATE", two_sided=False).body))
+    assert result.counter is None
+    assert [c["outcome"] for c in sim.ledger()] == ["issued"]
+    driver.close()

@@ -268,7 +268,12 @@ class EvolisDriver(PrinterDriver):
         self._reconnect()
         levels = self.options.levels
         self._expect_ok("Pr", self.options.ribbon)
-        self._expect_ok("Ss")  # the blank leaves the feeder here
+        # The blank leaves the feeder here: an error reply means it did not, a link lost
+        # before the reply means nobody knows.
+        reply = self._ask("Ss", card_drawn=None)
+        if reply != protocol.OK:
+            raise PrinterError(protocol.reply_fault(reply) or FaultCode.PROTOCOL,
+                               f"Ss: printer answered {reply[:60]!r}", card_drawn=False)
         try:
             for side_name, side in (("Sr", card.front), ("Sv", card.back)):
                 if side is None:
@@ -286,7 +291,13 @@ class EvolisDriver(PrinterDriver):
                 with contextlib.suppress(PrinterError):
                     self._ask("Ser", card_drawn=True)  # reject the blank, clear the path
             raise
-        return CardResult(counter=self._number("Rco", "c"))
+        try:
+            counter = self._number("Rco", "c")
+        except PrinterError:
+            # The card is out (the printer said so); only its number is unknown. Reporting
+            # this as "not drawn" would print the job again.
+            counter = None
+        return CardResult(counter=counter)
 
     def _panels(self, side: SidePanels, levels: int) -> list[tuple[str, bytes, int]]:
         color = protocol.encode_color(side.color, levels)
