@@ -14,7 +14,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -24,6 +31,9 @@ from pydantic_settings import (
 )
 
 from .contract import NAME_PATTERN, NAME_RE
+
+#: Ribbon types the agent knows how to count (their use per card: consumables.RIBBON_USE).
+RIBBON_TYPES = ("YMCKO", "YMCKK", "YMCKOK", "KO", "K")
 
 
 class ConfigError(Exception):
@@ -95,7 +105,7 @@ class Settings(BaseSettings):
     thresholds: dict[str, Threshold] = Field(default_factory=_default_thresholds)
     stocks: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ektp", "kia"])
     ribbon_types: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["YMCKO", "YMCKK", "YMCKOK", "KO", "K"])
+        default_factory=lambda: list(RIBBON_TYPES))
     uses_film: bool = True
     cleaning_interval: int = Field(default=1000, ge=0)
     names: Names = Field(default_factory=Names)
@@ -128,29 +138,22 @@ class Settings(BaseSettings):
             return [p.strip() for p in value.split(",") if p.strip()]
         return value
 
-    @field_validator("pools")
+    @field_validator("pools", "stocks")
     @classmethod
-    def _pool_names(cls, value: list[str]) -> list[str]:
-        for pool in value:
-            if not NAME_RE.match(pool):
-                raise ValueError(f"pool {pool!r} is not 1-64 characters of a-z 0-9 - _")
-        return value
-
-    @field_validator("stocks")
-    @classmethod
-    def _stock_names(cls, value: list[str]) -> list[str]:
-        for stock in value:
-            if not NAME_RE.match(stock):
-                raise ValueError(f"stock {stock!r} is not 1-64 characters of a-z 0-9 - _")
+    def _names(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        what = (info.field_name or "name").removesuffix("s")  # "pool", "stock"
+        for name in value:
+            if not NAME_RE.match(name):
+                raise ValueError(f"{what} {name!r} is not 1-64 characters of a-z 0-9 - _")
         return value
 
     @field_validator("ribbon_types")
     @classmethod
     def _ribbons(cls, value: list[str]) -> list[str]:
-        known = ("YMCKO", "YMCKK", "YMCKOK", "KO", "K")
         for ribbon in value:
-            if ribbon.upper() not in known:
-                raise ValueError(f"ribbon type {ribbon!r} is unknown; known: {', '.join(known)}")
+            if ribbon.upper() not in RIBBON_TYPES:
+                raise ValueError(f"ribbon type {ribbon!r} is unknown; known: "
+                                 f"{', '.join(RIBBON_TYPES)}")
         return [r.upper() for r in value]
 
     @field_validator("printer_url")

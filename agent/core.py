@@ -86,6 +86,8 @@ class Agent:
         self._telemetry_thread = threading.Thread(target=self._telemetry_loop,
                                                   name="telemetry", daemon=True)
         self._components: list[object] = []
+        #: Events go to RabbitMQ (False for the demo's embedded sink): broker state matters.
+        self.uses_broker = False
         self.control: LocalControlServer | None = None
         self.notifier = Notifier()
         self.watchdog = Watchdog(self.notifier, self.health)
@@ -117,6 +119,7 @@ class Agent:
                                 on_connected=lambda up: self._broker("consumer", up),
                                 on_fatal=self._fatal, after=self.printer.recovered)
             self._components = [publisher, source]
+            self.uses_broker = True
         else:
             from .embedded import EmbeddedSink
 
@@ -211,8 +214,7 @@ class Agent:
         elif snap.current_job:
             line += f": {snap.current_job}"
         line += f"; {self.journal.queued_count()} waiting"
-        if not all(self.broker_up.values()) and self._components and \
-                type(self._components[0]).__name__ != "EmbeddedSink":
+        if self.uses_broker and not all(self.broker_up.values()):
             line += "; broker unreachable"
         return line
 
@@ -529,6 +531,10 @@ class Agent:
         return balance(self.journal, cards)
 
     def telemetry(self) -> dict:
+        return self._telemetry()[0]
+
+    def _telemetry(self) -> tuple[dict, list[Level], Forecast]:
+        """The telemetry event, with the levels and forecast it was built from."""
         snap = self.printer.snapshot
         st = self.station_state()
         ident = snap.identity
@@ -545,7 +551,7 @@ class Agent:
                 "runs_out_at": out.runs_out_at.isoformat() if out and out.runs_out_at
                 else None,
             })
-        return {
+        event = {
             "schema": contract.TELEMETRY_SCHEMA,
             "agent_version": __version__,
             "state": st.state,
@@ -572,15 +578,15 @@ class Agent:
             "counters": self.journal.card_counts(),
             "queued_jobs": self.journal.queued_count(),
         }
+        return event, levels, fc
 
-    def conditions(self, event: dict) -> list[Condition]:
+    def conditions(self, event: dict, levels: list[Level], fc: Forecast) -> list[Condition]:
         """Every alert condition that holds now, from a telemetry event just built."""
         snap = self.printer.snapshot
         found = printer_conditions(snap.status, snap.error)
         if snap.status.state != "offline":
-            levels = self.consumables.levels(snap.status)
-            found += consumable_conditions(levels, self.forecast(levels),
-                                           self.settings.thresholds, self.alerts.active)
+            found += consumable_conditions(levels, fc, self.settings.thresholds,
+                                           self.alerts.active)
         if snap.shortage:
             found.append(Condition("stock_short", "critical", f"Not printing: {snap.shortage}"))
         m = event["maintenance"]
@@ -590,8 +596,8 @@ class Agent:
                                    "last cleaning; clean the printer, then run "
                                    "`printstation clean`"))
         down = self._broker_down_since
-        if down is not None and time.monotonic() - down > BROKER_ALERT_AFTER and \
-                self._components and type(self._components[0]).__name__ != "EmbeddedSink":
+        if self.uses_broker and down is not None and \
+                time.monotonic() - down > BROKER_ALERT_AFTER:
             found.append(Condition("broker_unreachable", "warning",
                                    f"the broker was unreachable for more than "
                                    f"{BROKER_ALERT_AFTER:.0f} s; statuses were kept and sent "
@@ -604,9 +610,9 @@ class Agent:
         return found
 
     def _emit_telemetry(self, *, force: bool) -> None:
-        event = self.telemetry()
+        event, levels, fc = self._telemetry()
         if self.printer.snapshot.updated:  # not before the printer was first asked
-            self.alerts.update(self.conditions(event))
+            self.alerts.update(self.conditions(event, levels, fc))
             event["alerts"] = self.alerts.open_alerts()
         key = (event["state"], event["blocked_reason"], tuple(event["printer"]["faults"]),
                event["taking_jobs"], event["cards_left"],

@@ -248,17 +248,9 @@ class PrinterWorker:
                                 f"job needs {row.card_stock} blanks; the feeder holds {stock}")
             log.info("job_stock_mismatch", job_id=job_id, needs=row.card_stock, loaded=stock)
             return
-        use = self.consumables.card_use(status, stock, row.sides)
-        short = self.consumables.shortage(status, use)
-        if short is not None:
-            # Not a failure: the job waits, the station says why, a load resumes it.
-            if self.snapshot.shortage != short:
-                log.warning("job_held_for_stock", job_id=job_id, why=short)
-            self._update(shortage=short)
-            self.idle.set()
-            self.journal.job_event.wait(POLL_SECONDS)
+        use = self._stock_for(status, stock, row.sides, job_id)
+        if use is None:
             return
-        self._update(shortage=None)
         try:
             card = self._card_for(row)
         except Exception as exc:
@@ -321,6 +313,24 @@ class PrinterWorker:
             raise ValueError("the job's data is gone")
         return build_card(full, self.driver.native_size)
 
+    def _stock_for(self, status: PrinterStatus, stock: str, sides: int | None,
+                   what: str) -> CardUse | None:
+        """What this card will use, or None when stock is short and the card must wait.
+
+        Not a failure: the card waits, the station says why, a load resumes it.
+        """
+        use = self.consumables.card_use(status, stock, sides)
+        short = self.consumables.shortage(status, use)
+        if short is None:
+            self._update(shortage=None)
+            return use
+        if self.snapshot.shortage != short:
+            log.warning("job_held_for_stock", job_id=what, why=short)
+        self._update(shortage=short)
+        self.idle.set()
+        self.journal.job_event.wait(POLL_SECONDS)
+        return None
+
     def request_test_card(self, who: str) -> None:
         """An operator asked for a test card; it prints between jobs, in the ledger as `test`."""
         self._tests.put(who)
@@ -329,17 +339,13 @@ class PrinterWorker:
     def _print_test(self, status: PrinterStatus, who: str) -> None:
         from .samples import test_card_png
 
-        stock = self.loaded_stock()
-        use = self.consumables.card_use(status, stock, 1)
-        short = self.consumables.shortage(status, use)
-        if short is not None:
+        use = self._stock_for(status, self.loaded_stock(), 1, "test card")
+        if use is None:
             self._tests.put(who)  # it waits for stock like any card
-            self._update(shortage=short)
-            self.journal.job_event.wait(POLL_SECONDS)
             return
         png = test_card_png(self.journal.station_id, contract.now())
         card = CardJob(job_id=None, front=prepare_side(png, None, True, self.driver.native_size))
-        self._update(current_job="test card", shortage=None)
+        self._update(current_job="test card")
         try:
             result = self.driver.print_card(card)
         except PrinterError as exc:
