@@ -51,10 +51,12 @@ def test_ribbon_running_out_blocks_at_the_right_card_and_a_load_resumes(
     status = cli(station.agent.settings.state_dir, "status")
     assert "Ribbon out" in status.stdout, status.stdout + status.stderr
 
-    station.printer.load(ribbon=100)  # the operator puts a new roll in, and says so
+    # The operator records the new roll, then closes the printer on it (the other order
+    # races the first cards printed against the command, which is a real disagreement).
     done = cli(station.agent.settings.state_dir, "load", "ribbon", "--type", "YMCKO",
                "--capacity", "100")
     assert done.returncode == 0, done.stderr
+    station.printer.load(ribbon=100)
     finals = events.wait_final(ids[3:])
     assert {f["status"] for f in finals.values()} == {"printed"}
     assert station.issued() == ids
