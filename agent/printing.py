@@ -293,7 +293,7 @@ class PrinterWorker:
         if row is None:
             return None
         try:
-            return row.job_id, build_card(row, self.driver.native_size)
+            return row.job_id, self._build(row)
         except Exception as exc:  # reported when this job's turn comes
             return row.job_id, exc
 
@@ -311,7 +311,11 @@ class PrinterWorker:
         full = self.journal.get(row.job_id)
         if full is None:
             raise ValueError("the job's data is gone")
-        return build_card(full, self.driver.native_size)
+        return self._build(full)
+
+    def _build(self, row: JobRow) -> CardJob:
+        """The job's card in panels and, where the driver encodes, in what it sends."""
+        return self.driver.prepare(build_card(row, self.driver.native_size))
 
     def _stock_for(self, status: PrinterStatus, stock: str, sides: int | None,
                    what: str) -> CardUse | None:

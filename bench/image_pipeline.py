@@ -1,7 +1,8 @@
 """CPU per card side, from the job's encoded image to the printer's panel bytes.
 
 For each side: decode the PNG (and the black mask), scale to the printer's native
-1016 x 648, derive the K panel, and encode the Evolis Y, M, C and K panels at 32 levels.
+1016 x 648, derive the K panel, and encode the Evolis Y, M, C, K and O panels at 32
+levels, as the Evolis driver's `prepare` does on the agent's preparing thread.
 Baseline, same run: decoding the same PNG and mask alone, the floor no pipeline can go
 below. Two cases: the sample jobs' images (1012 x 638, so scaled) and the same images at
 the native size. Target: at most 15 ms per side.
@@ -16,12 +17,12 @@ import base64
 import io
 import time
 
-import numpy as np
 from common import median, report
 from PIL import Image
 
 from printstation.agent.samples import sample_job
-from printstation.drivers.evolis import protocol
+from printstation.drivers.base import CardJob
+from printstation.drivers.evolis.driver import EvolisDriver
 from printstation.drivers.panels import prepare_side
 
 NATIVE = (1016, 648)
@@ -37,9 +38,9 @@ def cpu_ms(fn, repeat: int) -> float:
 
 
 def pipeline(image: bytes, black: bytes) -> None:
+    """What the agent's preparing thread does for one side of an Evolis card."""
     side = prepare_side(image, black, True, NATIVE)
-    protocol.encode_color(side.color, 32)
-    protocol.encode_mono(~np.asarray(side.black, dtype=bool))
+    EvolisDriver._encode(CardJob(job_id=None, front=side), 32)
 
 
 def decode_only(image: bytes, black: bytes) -> None:

@@ -90,6 +90,8 @@ class CardJob:
     front: SidePanels
     back: SidePanels | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: What the driver's `prepare` made of the panels; only that driver reads it.
+    encoded: object | None = None
 
     @property
     def sides(self) -> int:
@@ -141,6 +143,15 @@ class PrinterDriver(abc.ABC):
 
     @abc.abstractmethod
     def status(self) -> PrinterStatus: ...
+
+    def prepare(self, card: CardJob) -> CardJob:
+        """Turn the card's panels into what this printer is sent, ahead of its turn.
+
+        Runs on the agent's card-preparation thread while another card prints, so the
+        printer never waits for the encoding; it must not touch the printer. The default
+        leaves the card as it is.
+        """
+        return card
 
     @abc.abstractmethod
     def print_card(self, card: CardJob) -> CardResult:

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import job_fingerprint, wait_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from printstation.agent.journal import JobRow
@@ -81,6 +83,17 @@ def test_mono_panels_cross_the_wire_bit_exact():
     assert (protocol.decode_mono(data) == ink).all()
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 8).flatmap(
+    lambda bits: st.tuples(st.just(bits), st.lists(st.integers(0, 2**bits - 1), max_size=40))))
+def test_packed_panels_are_the_values_bits_one_after_another(case):
+    bits, values = case
+    stream = "".join(format(v, f"0{bits}b") for v in values)
+    stream += "0" * (-len(stream) % 8)
+    expected = bytes(int(stream[i:i + 8], 2) for i in range(0, len(stream), 8))
+    assert protocol._pack(np.array(values, dtype=np.uint8), bits) == expected
+
+
 def test_colour_panels_round_trip_within_quantisation():
     rng = np.random.default_rng(2)
     rgb = Image.fromarray(rng.integers(0, 256, (648, 1016, 3), dtype=np.uint8), "RGB")
@@ -124,7 +137,10 @@ def test_a_printed_card_matches_the_job(sim_process, tmp_path, transport):
     sim = sim_process("print_time=0.05")
     driver = driver_for(sim, transport, tmp_path)
     body = sample_job(f"EV-{transport}", two_sided=True).body
-    result = driver.print_card(card_for(body))
+    # Encoded ahead, as the agent's preparing thread does; other tests send unprepared cards.
+    card = driver.prepare(card_for(body))
+    assert card.encoded is not None
+    result = driver.print_card(card)
     assert result.counter == 1
     [line] = sim.ledger()
     assert line["outcome"] == "issued" and line["fingerprint"] == job_fingerprint(body)

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
-import numpy as np
-
 from ..base import (
     CardJob,
     CardResult,
@@ -30,7 +28,6 @@ from ..base import (
     PrinterDriver,
     PrinterError,
     PrinterStatus,
-    SidePanels,
 )
 from ..transport import ReplyTimeout, TcpTransport, Transport, TransportError
 from . import protocol
@@ -266,7 +263,6 @@ class EvolisDriver(PrinterDriver):
 
     def print_card(self, card: CardJob) -> CardResult:
         self._reconnect()
-        levels = self.options.levels
         self._expect_ok("Pr", self.options.ribbon)
         # The blank leaves the feeder here: an error reply means it did not, a link lost
         # before the reply means nobody knows.
@@ -274,12 +270,11 @@ class EvolisDriver(PrinterDriver):
         if reply != protocol.OK:
             raise PrinterError(protocol.reply_fault(reply) or FaultCode.PROTOCOL,
                                f"Ss: printer answered {reply[:60]!r}", card_drawn=False)
+        encoded = self._encoded(card)
         try:
-            for side_name, side in (("Sr", card.front), ("Sv", card.back)):
-                if side is None:
-                    continue
+            for side_name, panels in zip(("Sr", "Sv"), encoded, strict=False):
                 self._expect_ok(side_name, card_drawn=True)
-                for panel, data, depth in self._panels(side, levels):
+                for panel, data, depth in panels:
                     self._download(panel, depth, data)
             # A broken link now leaves the outcome unknown; an error reply spoils the blank.
             reply = self._ask("Se", timeout=self.options.print_timeout, card_drawn=None)
@@ -299,14 +294,30 @@ class EvolisDriver(PrinterDriver):
             counter = None
         return CardResult(counter=counter)
 
-    def _panels(self, side: SidePanels, levels: int) -> list[tuple[str, bytes, int]]:
-        color = protocol.encode_color(side.color, levels)
-        ink = ~np.asarray(side.black.convert("1"), dtype=bool)
-        panels = [("y", color["y"], levels), ("m", color["m"], levels),
-                  ("c", color["c"], levels), ("k", protocol.encode_mono(ink), 2)]
-        if side.overlay:
-            panels.append(("o", protocol.encode_mono(np.ones_like(ink)), 2))
-        return panels
+    def prepare(self, card: CardJob) -> CardJob:
+        card.encoded = (self.options.levels, self._encode(card, self.options.levels))
+        return card
+
+    def _encoded(self, card: CardJob) -> list[list[tuple[str, bytes, int]]]:
+        """The panel downloads of each side, as `prepare` made them or encoded now."""
+        levels = self.options.levels
+        if isinstance(card.encoded, tuple) and card.encoded[0] == levels:
+            return card.encoded[1]
+        return self._encode(card, levels)
+
+    @staticmethod
+    def _encode(card: CardJob, levels: int) -> list[list[tuple[str, bytes, int]]]:
+        sides = []
+        for side in (card.front, card.back):
+            if side is None:
+                continue
+            color = protocol.encode_color(side.color, levels)
+            panels = [("y", color["y"], levels), ("m", color["m"], levels),
+                      ("c", color["c"], levels), ("k", protocol.encode_black(side.black), 2)]
+            if side.overlay:
+                panels.append(("o", protocol.full_panel(), 2))
+            sides.append(panels)
+        return sides
 
     def _download(self, panel: str, levels: int, data: bytes) -> None:
         try:

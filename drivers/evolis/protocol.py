@@ -101,8 +101,19 @@ def _from_wire(img: Image.Image) -> Image.Image:
 
 def encode_mono(ink: np.ndarray) -> bytes:
     """K or O panel from a landscape boolean array (True = ink): 1 bit per dot, MSB first."""
-    wire = np.asarray(_to_wire(Image.fromarray(ink.astype(np.uint8) * 255, "L")), dtype=np.uint8)
-    return np.packbits(wire > 127, axis=1).tobytes()
+    return encode_black(Image.fromarray(~np.asarray(ink, dtype=bool)))
+
+
+def encode_black(black: Image.Image) -> bytes:
+    """K panel from a landscape 1-bit image (black = ink), packed by Pillow: a row of 648
+    dots is exactly 81 bytes, and the inverted packer makes ink the set bit."""
+    return _to_wire(black if black.mode == "1" else black.convert("1")).tobytes("raw", "1;I")
+
+
+@functools.cache
+def full_panel() -> bytes:
+    """An O (overlay) panel that covers the whole card."""
+    return b"\xff" * panel_bytes(2)
 
 
 def decode_mono(data: bytes) -> np.ndarray:
@@ -112,12 +123,19 @@ def decode_mono(data: bytes) -> np.ndarray:
 
 
 def encode_color(rgb: Image.Image, levels: int = 32) -> dict[str, bytes]:
-    """Y, M and C panels from a landscape RGB image: dye amount per dot, `levels` levels."""
+    """Y, M and C panels from a landscape RGB image: dye amount per dot, `levels` levels.
+
+    Pillow maps the levels with one table per channel and rotates the result, both in C;
+    mapping before rotating is the faster order (bench/image_pipeline.py).
+    """
     bits = LEVEL_BITS[levels]
-    wire = np.asarray(_to_wire(rgb.convert("RGB")), dtype=np.uint8)
-    lut = _dye_table(levels)
-    return {panel: _pack(lut[wire[:, :, channel]].reshape(-1), bits)
-            for panel, channel in (("y", 2), ("m", 1), ("c", 0))}
+    if rgb.size != CARD_SIZE:
+        rgb = rgb.resize(CARD_SIZE)
+    rgb = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
+    dye = _to_wire(rgb.point(_dye_table(levels).tolist() * 3))
+    red, green, blue = dye.split()
+    return {panel: _pack(np.asarray(channel, dtype=np.uint8).reshape(-1), bits)
+            for panel, channel in (("y", blue), ("m", green), ("c", red))}
 
 
 @functools.cache
@@ -138,22 +156,35 @@ def decode_color(panels: dict[str, bytes], levels: int = 32) -> Image.Image:
 
 
 def _pack(values: np.ndarray, bits: int) -> bytes:
-    """A continuous bit stream, MSB first, `bits` bits per value.
+    """A continuous bit stream, MSB first, `bits` bits per value (each value < 2**bits).
 
-    Eight values of `bits` bits fill exactly `bits` bytes, so they are packed eight at a
-    time in 64-bit words: a few vector operations instead of one per bit.
+    Eight values of `bits` bits fill exactly `bits` bytes, so each group of eight is one
+    64-bit word, squeezed in three steps (pairs, quads, the eight) by shifting the earlier
+    half up against the later one; the word's top `bits` bytes are the group's stream.
     """
     count = values.size
-    padded = np.zeros(-(-count // 8) * 8, dtype=np.uint64)
-    padded[:count] = values
-    groups = padded.reshape(-1, 8)
-    word = np.zeros(groups.shape[0], dtype=np.uint64)
-    for i in range(8):
-        word |= groups[:, i] << np.uint64(bits * (7 - i))
-    out = np.empty((groups.shape[0], bits), dtype=np.uint8)
-    for j in range(bits):
-        out[:, j] = (word >> np.uint64(8 * (bits - 1 - j))) & np.uint64(0xFF)
-    return out.tobytes()[: -(-count * bits // 8)]
+    if count % 8 == 0 and values.dtype == np.uint8 and values.flags.c_contiguous:
+        padded = values
+    else:
+        padded = np.zeros(-(-count // 8) * 8, dtype=np.uint8)
+        padded[:count] = values
+    word = padded.view("<u8")  # value 0 of a group is the lowest byte
+    later = np.empty_like(word)
+    for step in (1, 2, 4):
+        low = np.uint64(_LOW_HALVES[step])
+        np.right_shift(word, np.uint64(8 * step), out=later)
+        later &= low
+        word = word & low
+        word <<= np.uint64(bits * step)
+        word |= later
+    # The word's low `bits` bytes, most significant first, are the group's stream.
+    stream = word.view(np.uint8).reshape(-1, 8)[:, bits - 1::-1].tobytes()
+    size = -(-count * bits // 8)
+    return stream if len(stream) == size else stream[:size]
+
+
+#: For each squeezing step, the mask of the lower half of every lane of 2*step bytes.
+_LOW_HALVES = {1: 0x00FF00FF00FF00FF, 2: 0x0000FFFF0000FFFF, 4: 0x00000000FFFFFFFF}
 
 
 def _unpack(data: bytes, bits: int, count: int) -> np.ndarray:
