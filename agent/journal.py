@@ -27,7 +27,7 @@ from typing import Any
 from . import contract, stockbook
 from .contract import TERMINAL_STATUSES, routing_key
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,14 +43,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     expires_at TEXT,
     accepted_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    body BLOB,
-    headers TEXT,
     reason_code TEXT,
     reason_detail TEXT,
     card_no INTEGER,
     counter_before INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+-- A live job's message, apart from its state: a state change then rewrites a small row,
+-- not the ~200 KB of images (SQLite rewrites a whole row on UPDATE).
+CREATE TABLE IF NOT EXISTS job_data (
+    job_id TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
     routing_key TEXT NOT NULL,
@@ -106,8 +111,12 @@ CREATE TABLE IF NOT EXISTS actions (
 """
 
 JOB_COLUMNS = ("job_id", "reference", "card_stock", "source", "state", "attempt", "sides",
-               "created_at", "expires_at", "accepted_at", "updated_at", "body", "headers",
+               "created_at", "expires_at", "accepted_at", "updated_at",
                "reason_code", "reason_detail", "card_no", "counter_before")
+
+#: A job with its message (body and headers, None once erased).
+_JOB_WITH_DATA = ("SELECT jobs.*, job_data.body, job_data.headers FROM jobs "
+                  "LEFT JOIN job_data USING (job_id)")
 
 #: Job states that are not terminal and still hold the job's data.
 #: `handing_back`: a pool job waiting to be published back to its pool; `handback_sending`:
@@ -187,6 +196,7 @@ class Journal:
                     "file aside for inspection, and restore the last backup"
                 )
             self._db.executescript(_SCHEMA)
+            _move_job_data(self._db)
             stockbook.migrate(self._db)
         except sqlite3.DatabaseError as exc:
             raise JournalError(
@@ -201,6 +211,9 @@ class Journal:
                 os.chmod(p, 0o600)
         self._lock = threading.RLock()
         self._stock_cache: dict[str, stockbook.Counted] | None = None
+        #: Events up to this seq are on disk and may be published; see `_tx(durable=False)`.
+        self._synced_seq = 0
+        self._unsynced = False
         self.outbox_event = Signal()
         self.job_event = threading.Event()
         with self._tx() as db:
@@ -212,21 +225,67 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
+            self.sync()
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction.
+
+        A durable one is on disk when it returns: SQLite fsyncs the write-ahead log, which
+        also makes every earlier commit durable. A non-durable one skips that fsync (it
+        survives the agent being killed, not the machine losing power) until the next
+        durable commit or `sync()`; the events it stores are not published before then, so
+        nobody hears of what a power cut could still undo.
+        """
         with self._lock:
             self._stock_cache = None  # any write may change the stock: read it again
-            self._db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                finally:
+                    self._stock_cache = None
+                self._db.execute("COMMIT")
             finally:
-                self._stock_cache = None
-            self._db.execute("COMMIT")
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
+            if durable:
+                self._now_synced()
+            else:
+                self._unsynced = True
+
+    def sync(self) -> None:
+        """Make every commit durable (and its events publishable) now."""
+        with self._lock:
+            if not self._unsynced:
+                return
+            # Commits live in the write-ahead log until a checkpoint, which syncs the log
+            # before copying it; syncing the log therefore covers every commit so far.
+            for name in (f"{self.path}-wal", str(self.path)):
+                try:
+                    fd = os.open(name, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    raise sqlite3.OperationalError(f"journal cannot be synced: {exc}") from None
+                finally:
+                    os.close(fd)
+            self._now_synced()
+
+    def _now_synced(self) -> None:
+        self._unsynced = False
+        seq = self.last_seq()
+        if seq > self._synced_seq:
+            self._synced_seq = seq
+            self.outbox_event.set()
 
     # ----------------------------------------------------------------------- the outbox
 
@@ -266,15 +325,17 @@ class Journal:
     def unpublished(self, limit: int = 200) -> list[tuple[int, str, bytes]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, routing_key, body FROM outbox WHERE published=0 ORDER BY seq LIMIT ?",
-                (limit,),
+                "SELECT seq, routing_key, body FROM outbox WHERE published=0 AND seq <= ? "
+                "ORDER BY seq LIMIT ?", (self._synced_seq, limit),
             ).fetchall()
         return [(r["seq"], r["routing_key"], r["body"]) for r in rows]
 
     def mark_published(self, seqs: list[int]) -> None:
         if not seqs:
             return
-        with self._tx() as db:
+        # Not durable: a mark lost to a power cut only publishes the event again, which
+        # consumers deduplicate on station_id + seq.
+        with self._tx(durable=False) as db:
             db.executemany("UPDATE outbox SET published=1 WHERE seq=?", [(s,) for s in seqs])
 
     def backlog(self) -> int:
@@ -311,14 +372,16 @@ class Journal:
             db.execute("DELETE FROM jobs WHERE job_id=? AND state='released'", (job.job_id,))
             db.execute(
                 "INSERT INTO jobs (job_id, reference, card_stock, source, state, sides, "
-                "created_at, expires_at, accepted_at, updated_at, body, headers) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, expires_at, accepted_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job.job_id, job.reference, job.card_stock, source,
                  "claiming" if claiming else "queued", 2 if job.two_sided else 1,
                  job.created_at.isoformat(),
                  job.expires_at.isoformat() if job.expires_at else None,
-                 now, now, body, json.dumps(headers)),
+                 now, now),
             )
+            db.execute("INSERT OR REPLACE INTO job_data VALUES (?, ?, ?)",
+                       (job.job_id, body, json.dumps(headers)))
             if not claiming:
                 self._status(db, job.job_id, "accepted")
         if not claiming:
@@ -335,9 +398,10 @@ class Journal:
     def release(self, job_id: str, code: str, detail: str) -> None:
         """The job is the central system's again; its data is dropped."""
         with self._tx() as db:
-            db.execute("UPDATE jobs SET state='released', body=NULL, headers=NULL, "
+            db.execute("UPDATE jobs SET state='released', "
                        "reason_code=?, reason_detail=?, updated_at=? WHERE job_id=?",
                        (code, detail, contract.now().isoformat(), job_id))
+            _erase_data(db, job_id)
             self._status(db, job_id, "released", reason=(code, detail))
 
     def note_released_unknown(self, job_id: str, code: str, detail: str) -> None:
@@ -369,13 +433,11 @@ class Journal:
 
     def next_job(self, *, with_body: bool = True) -> JobRow | None:
         """The oldest job waiting to print (without its images, which are large, if asked)."""
-        columns = "*" if with_body else ", ".join(
-            "NULL AS body" if c == "body" else "NULL AS headers" if c == "headers" else c
-            for c in JOB_COLUMNS)
+        select = _JOB_WITH_DATA if with_body else \
+            "SELECT jobs.*, NULL AS body, NULL AS headers FROM jobs"
         with self._lock:
             row = self._db.execute(
-                f"SELECT {columns} FROM jobs WHERE state='queued' ORDER BY rowid LIMIT 1"
-            ).fetchone()
+                f"{select} WHERE state='queued' ORDER BY jobs.rowid LIMIT 1").fetchone()
         return _job_row(row) if row else None
 
     def any_queued(self) -> bool:
@@ -385,14 +447,14 @@ class Journal:
 
     def get(self, job_id: str) -> JobRow | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+            row = self._db.execute(f"{_JOB_WITH_DATA} WHERE job_id=?", (job_id,)).fetchone()
         return _job_row(row) if row else None
 
     def jobs_in(self, *states: str) -> list[JobRow]:
         marks = ",".join("?" * len(states))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY rowid",
+                f"{_JOB_WITH_DATA} WHERE state IN ({marks}) ORDER BY jobs.rowid",
                 states,
             ).fetchall()
         return [_job_row(r) for r in rows]
@@ -431,14 +493,21 @@ class Journal:
         return row["type"] if row else None
 
     def card_printed(self, job_id: str, counter: int | None,
-                     use: stockbook.CardUse | None = None) -> int:
-        with self._tx() as db:
+                     use: stockbook.CardUse | None = None, *, between_cards: bool = False) -> int:
+        """A good card came out.
+
+        `between_cards` is the printer thread's quick form, which holds the next card up
+        least: no fsync of its own (the next card's start carries it; lost to a power cut,
+        the job is `printing` again, which recovery turns into needs_check, never a
+        reprint), and the images are left for `erase_printed_images`, as zeroing them
+        (`secure_delete`) writes every page they filled.
+        """
+        with self._tx(durable=not between_cards) as db:
             card_no = self._card(db, job_id, "issued", None, counter, use)
-            db.execute(
-                "UPDATE jobs SET state='printed', card_no=?, body=NULL, headers=NULL, "
-                "updated_at=? WHERE job_id=?",
-                (card_no, contract.now().isoformat(), job_id),
-            )
+            db.execute("UPDATE jobs SET state='printed', card_no=?, updated_at=? WHERE job_id=?",
+                       (card_no, contract.now().isoformat(), job_id))
+            if not between_cards:
+                _erase_data(db, job_id)
             self._status(db, job_id, "printed", card_no=card_no)
         return card_no
 
@@ -467,12 +536,13 @@ class Journal:
         marks = ",".join("?" * len(LIVE_STATES))
         with self._tx() as db:
             cur = db.execute(
-                f"UPDATE jobs SET state=?, body=NULL, headers=NULL, reason_code=?, "
+                f"UPDATE jobs SET state=?, reason_code=?, "
                 f"reason_detail=?, updated_at=? WHERE job_id=? AND state IN ({marks})",
                 (status, code, detail, contract.now().isoformat(), job_id, *LIVE_STATES),
             )
             if cur.rowcount == 0:
                 return False
+            _erase_data(db, job_id)
             self._status(db, job_id, status,
                          reason=(code, detail or "") if code else None)
         return True
@@ -488,10 +558,11 @@ class Journal:
             if row["state"] not in ("queued", "claiming"):
                 return row["state"]
             db.execute(
-                "UPDATE jobs SET state='cancelled', body=NULL, headers=NULL, reason_code=?, "
+                "UPDATE jobs SET state='cancelled', reason_code=?, "
                 "reason_detail=?, updated_at=? WHERE job_id=?",
                 (code, detail, contract.now().isoformat(), job_id),
             )
+            _erase_data(db, job_id)
             self._status(db, job_id, "cancelled", reason=(code, detail))
         return "cancelled"
 
@@ -506,8 +577,7 @@ class Journal:
     def hand_back(self, job_id: str, why: str) -> bool:
         """Queue a pool job that has not started to go back to its pool; False if it can't."""
         with self._tx() as db:
-            row = db.execute("SELECT source, state, body, headers FROM jobs WHERE job_id=?",
-                             (job_id,)).fetchone()
+            row = db.execute(f"{_JOB_WITH_DATA} WHERE job_id=?", (job_id,)).fetchone()
             if row is None or row["state"] != "queued" or not row["source"].startswith("pool:"):
                 return False
             pool = row["source"].removeprefix("pool:")
@@ -541,9 +611,10 @@ class Journal:
             if not confirmed:
                 why += "; the copy for the pool was not confirmed, the central system re-sends"
             db.execute("DELETE FROM handback WHERE job_id=?", (job_id,))
-            db.execute("UPDATE jobs SET state='released', body=NULL, headers=NULL, "
+            db.execute("UPDATE jobs SET state='released', "
                        "reason_code='handed_back', reason_detail=?, updated_at=? "
                        "WHERE job_id=?", (why, contract.now().isoformat(), job_id))
+            _erase_data(db, job_id)
             self._status(db, job_id, "released", reason=("handed_back", why))
 
     # ---------------------------------------------------------------- operator resolution
@@ -560,21 +631,35 @@ class Journal:
             now = contract.now().isoformat()
             if printed:
                 card_no = self._card(db, job_id, "issued", "operator_resolved", None)
-                db.execute("UPDATE jobs SET state='printed', card_no=?, body=NULL, headers=NULL, "
+                db.execute("UPDATE jobs SET state='printed', card_no=?, "
                            "reason_code='operator_resolved', reason_detail=?, updated_at=? "
                            "WHERE job_id=?", (card_no, detail, now, job_id))
                 self._status(db, job_id, "printed", card_no=card_no,
                              reason=("operator_resolved", detail))
             else:
                 self._card(db, job_id, "spoiled", "operator_resolved", None)
-                db.execute("UPDATE jobs SET state='failed', body=NULL, headers=NULL, "
+                db.execute("UPDATE jobs SET state='failed', "
                            "reason_code='operator_resolved', reason_detail=?, updated_at=? "
                            "WHERE job_id=?", (detail, now, job_id))
                 self._status(db, job_id, "failed", reason=("operator_resolved", detail))
+            _erase_data(db, job_id)
             db.execute("INSERT INTO actions (at, who, action, target, why) VALUES (?, ?, ?, ?, ?)",
                        (now, who, "resolve-printed" if printed else "resolve-not-printed",
                         job_id, why))
         return "printed" if printed else "failed"
+
+    def erase_printed_images(self) -> None:
+        """Erase the message of every job that is no longer live: the printed ones that
+        `card_printed(between_cards=True)` left, and any other left by an older agent."""
+        marks = ",".join("?" * len(LIVE_STATES))
+        with self._lock:
+            if self._db.execute(
+                    "SELECT 1 FROM job_data JOIN jobs USING (job_id) "
+                    f"WHERE state NOT IN ({marks}) LIMIT 1", LIVE_STATES).fetchone() is None:
+                return
+            with self._tx(durable=False) as db:
+                db.execute("DELETE FROM job_data WHERE job_id IN (SELECT job_id FROM jobs "
+                           f"WHERE state NOT IN ({marks}))", LIVE_STATES)
 
     def scrub(self) -> None:
         """Fold the write-ahead log into the database and empty it.
@@ -679,6 +764,24 @@ class Journal:
         with self._lock:
             return self._db.execute(
                 "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'printing')").fetchone()[0]
+
+
+def _erase_data(db: sqlite3.Connection, job_id: str) -> None:
+    """The job is over: its message (the citizen's images) goes; `secure_delete` zeroes it."""
+    db.execute("DELETE FROM job_data WHERE job_id=?", (job_id,))
+
+
+def _move_job_data(db: sqlite3.Connection) -> None:
+    """Journals of schema 1 kept the message in the jobs row: move it to job_data."""
+    if "body" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT OR REPLACE INTO job_data SELECT job_id, body, COALESCE(headers, '{}') "
+               "FROM jobs WHERE body IS NOT NULL")
+    db.execute("ALTER TABLE jobs DROP COLUMN body")
+    db.execute("ALTER TABLE jobs DROP COLUMN headers")
+    db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+    db.execute("COMMIT")
 
 
 def _job_row(row: sqlite3.Row) -> JobRow:

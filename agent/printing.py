@@ -158,7 +158,7 @@ class PrinterWorker:
                 self._update(status=PrinterStatus(state="offline", faults=(FaultCode.OFFLINE,)),
                              error=detail)
                 log.warning("printer_unreachable", error=detail)
-                self._stop.wait(2.0)
+                self._wait(self._stop, 2.0)
         self._recover()
         self.recovered.set()
         while not self._stop.is_set():
@@ -187,7 +187,7 @@ class PrinterWorker:
         self._watch_fault(faulted or self.snapshot.shortage is not None)
         if faulted or self.paused():
             self.idle.set()
-            self._stop.wait(POLL_SECONDS)
+            self._wait(self._stop, POLL_SECONDS)
             return
         self.journal.job_event.clear()
         try:
@@ -201,12 +201,20 @@ class PrinterWorker:
         if row is None:
             self._update(shortage=None)
             if not self.idle.is_set():
-                self.journal.scrub()  # the queue ran dry: drop old pages of finished jobs
+                # The queue ran dry: erase what is left of printed jobs, drop old pages.
+                self.journal.erase_printed_images()
+                self.journal.scrub()
             self.idle.set()
-            self.journal.job_event.wait(IDLE_POLL_SECONDS)  # a new job wakes it at once
+            self._wait(self.journal.job_event, IDLE_POLL_SECONDS)  # a new job wakes it at once
             return
         self.idle.clear()
         self._print(row, status)
+
+    def _wait(self, event: threading.Event, seconds: float) -> None:
+        """Every wait starts with the journal on disk: a card's outcome is committed without
+        its own fsync, and must not stay so while nothing follows that carries one."""
+        self.journal.sync()
+        event.wait(seconds)
 
     def _watch_fault(self, faulted: bool) -> None:
         """Pool jobs held (a fault, stock short) for `handback_after` s go back to their pool."""
@@ -273,10 +281,12 @@ class PrinterWorker:
             self.journal.mark_needs_check(job_id, f"driver error {type(exc).__name__}")
             log.error("card_unknown_outcome", job_id=job_id, error=type(exc).__name__)
             self._update(current_job=None, error=type(exc).__name__)
-            self._stop.wait(POLL_SECONDS)
+            self._wait(self._stop, POLL_SECONDS)
             return
         failpoints.hit("after_card")
-        card_no = self.journal.card_printed(job_id, result.counter, use)
+        # Its fsync comes with the next card's start, or before the printer thread waits;
+        # its images are erased by the preparing thread while the next card prints.
+        card_no = self.journal.card_printed(job_id, result.counter, use, between_cards=True)
         self._update(current_job=None)
         log.info("card_printed", job_id=job_id, card_no=card_no, counter=result.counter)
 
@@ -289,6 +299,7 @@ class PrinterWorker:
             self._next = self._preparer.submit(self._build_next)
 
     def _build_next(self) -> tuple[str, CardJob | Exception] | None:
+        self.journal.erase_printed_images()  # of the card that came out before this one
         row = self.journal.next_job()
         if row is None:
             return None
@@ -332,7 +343,7 @@ class PrinterWorker:
             log.warning("job_held_for_stock", job_id=what, why=short)
         self._update(shortage=short)
         self.idle.set()
-        self.journal.job_event.wait(POLL_SECONDS)
+        self._wait(self.journal.job_event, POLL_SECONDS)
         return None
 
     def request_test_card(self, who: str) -> None:
@@ -347,6 +358,7 @@ class PrinterWorker:
         if use is None:
             self._tests.put(who)  # it waits for stock like any card
             return
+        self.journal.sync()  # a test card has no `printing` commit to carry the last fsync
         png = test_card_png(self.journal.station_id, contract.now())
         card = CardJob(job_id=None, front=prepare_side(png, None, True, self.driver.native_size))
         self._update(current_job="test card")

@@ -74,3 +74,42 @@ def test_the_column_list_matches_the_jobs_table(tmp_path):
     columns = tuple(r[1] for r in journal._db.execute("PRAGMA table_info(jobs)"))
     journal.close()
     assert columns == JOB_COLUMNS
+
+
+def test_a_card_recorded_between_cards_is_published_only_once_on_disk(tmp_path, job):
+    """The quick form skips its fsync: its events wait for the next durable commit."""
+    journal = Journal(tmp_path, "s1")
+    journal.take(job[0], job[1], {}, "station")
+    journal.start_printing("J-1", 0)
+    before = [s for s, _, _ in journal.unpublished()]
+    journal.card_printed("J-1", 1, between_cards=True)
+    assert [s for s, _, _ in journal.unpublished()] == before  # not yet on disk
+    assert journal.get("J-1").state == "printed" and journal.get("J-1").body == job[1]
+    journal.sync()
+    assert [s for s, _, _ in journal.unpublished()] == [*before, 3, 4]  # card, printed
+    journal.erase_printed_images()
+    assert journal.get("J-1").body is None
+
+
+def test_a_schema_1_journal_moves_its_job_data_out_of_the_jobs_rows(tmp_path, job):
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema_version', '1'), ('last_seq', '7');"
+        "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, reference TEXT, card_stock TEXT, "
+        "source TEXT NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, "
+        "sides INTEGER, created_at TEXT, expires_at TEXT, accepted_at TEXT NOT NULL, "
+        "updated_at TEXT NOT NULL, body BLOB, headers TEXT, reason_code TEXT, "
+        "reason_detail TEXT, card_no INTEGER, counter_before INTEGER);")
+    db.execute("INSERT INTO jobs (job_id, card_stock, source, state, sides, accepted_at, "
+               "updated_at, body, headers) VALUES ('J-1', 'ektp', 'station', 'queued', 1, "
+               "'t', 't', ?, '{\"h\": 1}')", (job[1],))
+    db.commit()
+    db.close()
+    journal = Journal(tmp_path, "s1")
+    row = journal.next_job()
+    assert row is not None and row.body == job[1] and json.loads(row.headers) == {"h": 1}
+    assert journal.get_meta("schema_version") == "2"
+    assert journal.finish("J-1", "expired") and journal.get("J-1").body is None
