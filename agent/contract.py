@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -112,6 +113,11 @@ def _check_card_geometry(size: tuple[int, int], what: str) -> None:
         )
 
 
+#: Validation context for a job the journal stored: the card's preparation decodes its
+#: images anyway, so decoding them a second time only to check them would be wasted.
+IMAGES_CHECKED: dict[str, bool] = {"images_checked": True}
+
+
 class Side(_Strict):
     """One side of a card. Every field here but `overlay` is personal data."""
 
@@ -120,7 +126,9 @@ class Side(_Strict):
     overlay: bool = True
 
     @model_validator(mode="after")
-    def _images_are_cards(self) -> Side:
+    def _images_are_cards(self, info: ValidationInfo) -> Side:
+        if info.context is IMAGES_CHECKED:
+            return self  # a stored job: its images were decoded in full when it was taken
         _, size = _decode_image(self.image, "image")
         _check_card_geometry(size, "image")
         if self.black is not None:

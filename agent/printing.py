@@ -64,7 +64,7 @@ def build_card(row: JobRow, native_size: tuple[int, int]) -> CardJob:
     if row.body is None:
         raise ValueError("the job's data is gone")
     try:
-        job = contract.Job.model_validate(json.loads(row.body))
+        job = contract.Job.model_validate(json.loads(row.body), context=contract.IMAGES_CHECKED)
     except ValidationError as exc:
         raise ValueError(contract.describe_errors(exc)) from None
     front = job.sides.front

@@ -3,6 +3,8 @@ one way of printing a figure beside its baseline measured in the same run."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import statistics
 import tempfile
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from PIL import Image
 
 from printstation.agent import logs
 from printstation.agent.config import Settings
@@ -26,20 +29,49 @@ KEY = Ed25519PrivateKey.generate()
 logs.configure("error")
 
 
-def iter_signed_jobs(n: int, prefix: str, *,
-                     two_sided: bool = True) -> Iterator[tuple[str, bytes, dict]]:
+NATIVE = (1016, 648)
+
+
+def at_native(png: bytes, mode: str) -> bytes:
+    """A sample image (1012 x 638) redrawn at the printer's native 1016 x 648."""
+    out = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert(mode).resize(NATIVE).save(out, "PNG")
+    return out.getvalue()
+
+
+def _b64_at_native(b64: str, mode: str) -> str:
+    return base64.b64encode(at_native(base64.b64decode(b64), mode)).decode()
+
+
+def _native_body(body: dict) -> dict:
+    sides = {}
+    for name, side in body["sides"].items():
+        if side is None:
+            continue
+        sides[name] = dict(side, image=_b64_at_native(side["image"], "RGB"))
+        if side.get("black"):
+            sides[name]["black"] = _b64_at_native(side["black"], "1")
+    return dict(body, sides=sides)
+
+
+def iter_signed_jobs(n: int, prefix: str, *, two_sided: bool = True,
+                     native: bool = False) -> Iterator[tuple[str, bytes, dict]]:
     """(job_id, body, headers) for `n` sample jobs, made one at a time (8 images, reused),
-    so that a benchmark's own memory does not grow with the number of jobs."""
+    so that a benchmark's own memory does not grow with the number of jobs. `native`:
+    images at the printer's 1016 x 648 instead of the samples' 1012 x 638."""
     base = [sample_job(f"{prefix}-seed-{i}", seed=i, two_sided=two_sided).body
             for i in range(8)]
+    if native:
+        base = [_native_body(b) for b in base]
     for i in range(n):
         body = dict(base[i % 8], job_id=f"{prefix}-{i:05d}")
         raw = json.dumps(body).encode()
         yield body["job_id"], raw, sign_headers(KEY, KEY_ID, raw)
 
 
-def signed_jobs(n: int, prefix: str, *, two_sided: bool = True) -> list[tuple[str, bytes, dict]]:
-    return list(iter_signed_jobs(n, prefix, two_sided=two_sided))
+def signed_jobs(n: int, prefix: str, *, two_sided: bool = True,
+                native: bool = False) -> list[tuple[str, bytes, dict]]:
+    return list(iter_signed_jobs(n, prefix, two_sided=two_sided, native=native))
 
 
 def make_agent(sim: str, *, root: Path | None = None, **settings: Any) -> Agent:

@@ -17,15 +17,13 @@ import base64
 import io
 import time
 
-from common import median, report
+from common import NATIVE, at_native, median, report
 from PIL import Image
 
 from printstation.agent.samples import sample_job
 from printstation.drivers.base import CardJob
 from printstation.drivers.evolis.driver import EvolisDriver
 from printstation.drivers.panels import prepare_side
-
-NATIVE = (1016, 648)
 
 
 def cpu_ms(fn, repeat: int) -> float:
@@ -46,12 +44,6 @@ def pipeline(image: bytes, black: bytes) -> None:
 def decode_only(image: bytes, black: bytes) -> None:
     Image.open(io.BytesIO(image)).convert("RGB")
     Image.open(io.BytesIO(black)).convert("1")
-
-
-def at_native(png: bytes, mode: str) -> bytes:
-    out = io.BytesIO()
-    Image.open(io.BytesIO(png)).convert(mode).resize(NATIVE).save(out, "PNG")
-    return out.getvalue()
 
 
 def main() -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 from .base import SidePanels
 
 #: A pixel whose brightest channel is below this goes on the K panel when no mask is given.
 NEAR_BLACK = 48
+_NEAR_BLACK_TABLE = [0 if v < NEAR_BLACK else 255 for v in range(256)]
 
 
 def prepare_side(image: bytes, black: bytes | None, overlay: bool,
@@ -35,8 +35,10 @@ def prepare_side(image: bytes, black: bytes | None, overlay: bool,
         if black_panel.size != native_size:
             black_panel = black_panel.resize(native_size, Image.Resampling.NEAREST)
     else:
-        near_black = np.asarray(color, dtype=np.uint8).max(axis=2) < NEAR_BLACK
-        black_panel = Image.fromarray(~near_black)  # a bool array is a 1-bit image
+        # The brightest channel of each pixel, then a threshold straight to 1 bit (0 = ink).
+        red, green, blue = color.split()
+        brightest = ImageChops.lighter(ImageChops.lighter(red, green), blue)
+        black_panel = brightest.point(_NEAR_BLACK_TABLE, "1")
     return SidePanels(color=color, black=black_panel, overlay=overlay)
 
 
