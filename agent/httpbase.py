@@ -6,7 +6,9 @@ localhost by default; the standard library's threading server is all they need.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -48,8 +50,9 @@ class LocalHTTPServer:
         handler = type(f"{type(self).__name__}Handler", (self.handler,), {"agent": agent})
         self.httpd = ThreadingHTTPServer((host.strip("[]"), int(port)), handler)
         self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name=self.kind,
-                                        daemon=True)
+        # No poll interval: an idle server sleeps until a request comes (see `stop`).
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(None,),
+                                        name=self.kind, daemon=True)
 
     @property
     def url(self) -> str:
@@ -61,5 +64,16 @@ class LocalHTTPServer:
         log.info("http_listening", what=self.kind, url=self.url)
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        """Shut the server down; it waits for requests without a timeout, so connections of
+        our own wake it until it has seen the shutdown."""
+        if not self._thread.is_alive():
+            self.httpd.server_close()
+            return
+        stopper = threading.Thread(target=self.httpd.shutdown, name=f"{self.kind}-stop")
+        stopper.start()
+        address = self.httpd.server_address[:2]
+        while stopper.is_alive():
+            with contextlib.suppress(OSError):
+                socket.create_connection(address, timeout=1).close()
+            stopper.join(0.05)
         self.httpd.server_close()

@@ -74,12 +74,16 @@ class LocalControlServer:
                 log.error("control_group_not_set", group=self.group, error=type(exc).__name__,
                           detail="only the agent's own user can use the control socket")
         sock.listen(8)
-        sock.settimeout(0.5)
         self._sock = sock
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        # The accept loop blocks without a timeout (an idle agent must not wake up for
+        # nothing); a connection of our own wakes it to see the stop.
+        with contextlib.suppress(OSError), \
+                socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as wake:
+            wake.connect(str(self.path))
         self._thread.join(5)
         if self._sock is not None:
             self._sock.close()
@@ -91,9 +95,10 @@ class LocalControlServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
             except OSError:
+                return
+            if self._stop.is_set():
+                conn.close()
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
