@@ -28,6 +28,7 @@ from .forecast import Forecast, forecast, use_per_card
 from .intake import ControlActions, Intake
 from .journal import Journal
 from .local_control import ControlError, Handler, LocalControlServer
+from .memory import tune_allocator
 from .printing import PrinterWorker
 from .service import Notifier, Watchdog
 from .signing import Verifier
@@ -59,6 +60,7 @@ class StationState:
 class Agent:
     def __init__(self, settings: Settings, *, driver: PrinterDriver | None = None,
                  verifier: Verifier | None = None):
+        tune_allocator()  # before the threads that decode images exist
         self.settings = settings
         self.journal = Journal(settings.state_dir, settings.station_id)
         self.verifier = verifier or Verifier.from_files(settings.trusted_keys,

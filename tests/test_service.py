@@ -111,3 +111,14 @@ def _quiet_for(notify: NotifySocket, seconds: float) -> bool:
     while time.monotonic() < deadline:
         notify.pump()
     return notify.count("WATCHDOG=1") == before
+
+
+def test_the_allocator_returns_large_freed_buffers_on_glibc():
+    """bench/footprint.py shows the effect (flat RSS); here, that glibc takes the settings."""
+    import platform
+
+    from printstation.agent.memory import tune_allocator
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.fail("this test expects a glibc system, as the station PCs are")
+    assert tune_allocator()
