@@ -84,10 +84,13 @@ def make_agent(sim: str, *, root: Path | None = None, **settings: Any) -> Agent:
 
 
 class Finals:
-    """Collects terminal statuses from an embedded sink; `wait(n)` until n have come."""
+    """Collects terminal statuses from an embedded sink; `wait(n)` until n have come.
+
+    Only each job's status is kept, not the event: the RSS benchmark runs 10,000 jobs in
+    the agent's own process and must not measure its own records."""
 
     def __init__(self) -> None:
-        self.done: dict[str, dict] = {}
+        self.done: dict[str, str] = {}
         self._cond = threading.Condition()
 
     def __call__(self, event: dict) -> None:
@@ -96,7 +99,7 @@ class Finals:
         if event.get("schema") == "printstation.status/1" and \
                 event["status"] in TERMINAL_STATUSES:
             with self._cond:
-                self.done[event["job_id"]] = event
+                self.done[event["job_id"]] = event["status"]
                 self._cond.notify_all()
 
     def wait(self, n: int, timeout: float) -> bool:

@@ -14,6 +14,7 @@ import json
 import os
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,8 @@ from printstation.drivers.panels import compose
 
 #: Faults that stay until cleared (by an operator, a test, or `clear_after`).
 STICKY = (FaultCode.JAM, FaultCode.COVER_OPEN, FaultCode.HEAD_ERROR, FaultCode.OFFLINE)
+#: How many cards the busy log keeps (bench/utilisation.py needs up to a few thousand).
+BUSY_LOG_CARDS = 5000
 
 
 @dataclass
@@ -78,9 +81,10 @@ class SimulatedPrinter:
         self._jam_at = set(params.jam_at)
         self._busy = False
         self._busy_since: float | None = None
-        #: (start, end) in monotonic seconds of every card in the printer: what
-        #: bench/utilisation.py measures the agent against.
-        self.busy_log: list[tuple[float, float]] = []
+        #: (start, end) in monotonic seconds of the last cards in the printer: what
+        #: bench/utilisation.py measures the agent against. Bounded, as a simulator may
+        #: run in the agent's process for a long time (bench/footprint.py).
+        self.busy_log: deque[tuple[float, float]] = deque(maxlen=BUSY_LOG_CARDS)
         self._load_state()
 
     # ------------------------------------------------------------------ operator and tests
