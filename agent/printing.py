@@ -211,8 +211,10 @@ class PrinterWorker:
         self._print(row, status)
 
     def _wait(self, event: threading.Event, seconds: float) -> None:
-        """Every wait starts with the journal on disk: a card's outcome is committed without
-        its own fsync, and must not stay so while nothing follows that carries one."""
+        """Every wait starts with the journal settled: a card's outcome is committed without
+        its own fsync and its images erased later, and neither may stay so while nothing
+        follows that would finish it."""
+        self.journal.erase_printed_images()
         self.journal.sync()
         event.wait(seconds)
 

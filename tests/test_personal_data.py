@@ -66,3 +66,26 @@ def test_no_personal_data_in_logs_events_or_state_files(tmp_path, make_station, 
     for needle in needles:
         assert needle not in log_bytes
         assert needle not in event_bytes
+
+
+def test_a_printed_jobs_images_are_erased_while_the_station_is_paused(make_station, submitter,
+                                                                      events, station_id):
+    """A card's images are erased while the next card prints, or before the printer waits:
+    a pause right after a card must not keep the citizen's images in the journal."""
+    station = make_station(station_id, sim="print_time=0.2&render=0")
+    jobs = [sample_job(f"ERASE-{station_id}-{i}").body for i in range(2)]
+    for body in jobs:
+        submitter.submit_job(body, station=station_id)
+    events.wait_status([jobs[0]["job_id"]], {"printed"})
+    station.agent.pause("test", "hold the station after a card")
+    journal = station.agent.journal
+
+    def printed_and_erased() -> bool:
+        rows = [journal.get(b["job_id"]) for b in jobs]
+        if any(r is None or r.state == "printing" for r in rows):
+            return False  # the card in the printer finishes first
+        printed = [r for r in rows if r.state == "printed"]
+        return bool(printed) and all(r.body is None for r in printed)
+
+    wait_for(printed_and_erased, 5, "the printed jobs' images to be erased while paused")
+    assert station.agent.paused()
