@@ -3,9 +3,10 @@ outbox drains after an outage.
 
 reconnect  `rabbitmqctl stop_app`, --outage seconds, `start_app`; then the time until the
            agent's consumer and publisher are connected again, counted from the moment
-           `start_app` is run. Baseline: a bare pika client retrying every 0.1 s, timed the
-           same way. Target <= 2 s. (Stops the broker's
-           application for every client: run it on a broker of its own.)
+           `start_app` is run, beside a bare pika client retrying every 0.1 s timed the
+           same way (which is the broker's own start). The figure with the target (<= 2 s)
+           is the agent's delay after that client got in: the broker was back. (Stops the
+           broker's application for every client: run it on a broker of its own.)
 drain      --events events stored while the broker was away (alerts of about 300 bytes);
            the rate at which the agent publishes them with confirms once it connects.
            Baseline: a bare pika loop publishing as many messages of the same size with a
@@ -63,9 +64,14 @@ def reconnect(broker_url: str, outage: float) -> None:
     thread.join(60)
     stop.set()
     agent.stop()
-    report(f"consuming again after a {outage:.0f} s outage", agent_back, "s",
-           (bare_back[0] - back) if bare_back else None, "bare client retrying every 0.1 s",
-           "<= 2 s", higher_is_better=False)
+    if not bare_back:
+        raise SystemExit("reconnect: the bare client never connected again")
+    broker_back = bare_back[0] - back
+    report(f"consuming again, {outage:.0f} s outage, from start_app", agent_back, "s",
+           broker_back, "bare client retrying every 0.1 s", higher_is_better=False)
+    # The broker is back when a client can connect: the agent's own delay is what follows.
+    report("consuming again, from the broker accepting clients", agent_back - broker_back,
+           "s", target="<= 2 s", higher_is_better=False)
 
 
 def drain(broker_url: str, events: int) -> None:
