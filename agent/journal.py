@@ -300,7 +300,8 @@ class Journal:
             "INSERT INTO outbox (seq, routing_key, body, created_at) VALUES (?, ?, ?, ?)",
             (seq, routing_key(event), json.dumps(event).encode(), event["at"]),
         )
-        self.outbox_event.set()
+        # The publisher is woken once the event is on disk (`_now_synced`), not before:
+        # woken now it would only find nothing to send, and take the lock to find it.
         return seq
 
     def _status(self, db: sqlite3.Connection, job_id: str, status: str, *,
@@ -650,16 +651,22 @@ class Journal:
 
     def erase_printed_images(self) -> None:
         """Erase the message of every job that is no longer live: the printed ones that
-        `card_printed(between_cards=True)` left, and any other left by an older agent."""
+        `card_printed(between_cards=True)` left, and any other left by an older agent.
+
+        Durable, and followed by a passive checkpoint: zeroing the images writes some
+        200 KB, whose fsync and copy into the database belong here, on the preparing
+        thread while a card prints, not in the next commit between two cards.
+        """
         marks = ",".join("?" * len(LIVE_STATES))
         with self._lock:
             if self._db.execute(
                     "SELECT 1 FROM job_data JOIN jobs USING (job_id) "
                     f"WHERE state NOT IN ({marks}) LIMIT 1", LIVE_STATES).fetchone() is None:
                 return
-            with self._tx(durable=False) as db:
+            with self._tx() as db:
                 db.execute("DELETE FROM job_data WHERE job_id IN (SELECT job_id FROM jobs "
                            f"WHERE state NOT IN ({marks}))", LIVE_STATES)
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def scrub(self) -> None:
         """Fold the write-ahead log into the database and empty it.
