@@ -114,8 +114,10 @@ JOB_COLUMNS = ("job_id", "reference", "card_stock", "source", "state", "attempt"
                "created_at", "expires_at", "accepted_at", "updated_at",
                "reason_code", "reason_detail", "card_no", "counter_before")
 
-#: A job with its message (body and headers, None once erased).
-_JOB_WITH_DATA = ("SELECT jobs.*, job_data.body, job_data.headers FROM jobs "
+_JOB_SELECT = "SELECT " + ", ".join(f"jobs.{c}" for c in JOB_COLUMNS)
+#: A job with its message (body and headers, None once erased). The columns are named:
+#: a journal migrated on an old SQLite still has empty `body`/`headers` columns in jobs.
+_JOB_WITH_DATA = (f"{_JOB_SELECT}, job_data.body, job_data.headers FROM jobs "
                   "LEFT JOIN job_data USING (job_id)")
 
 #: Job states that are not terminal and still hold the job's data.
@@ -195,6 +197,7 @@ class Journal:
                     f"journal {self.path} is corrupt ({check}); stop the agent, move the "
                     "file aside for inspection, and restore the last backup"
                 )
+            _refuse_newer_schema(self._db, self.path)
             self._db.executescript(_SCHEMA)
             _move_job_data(self._db)
             stockbook.migrate(self._db)
@@ -213,7 +216,8 @@ class Journal:
         self._stock_cache: dict[str, stockbook.Counted] | None = None
         #: Events up to this seq are on disk and may be published; see `_tx(durable=False)`.
         self._synced_seq = 0
-        self._unsynced = False
+        # A killed predecessor's last commits may still be in the page cache only.
+        self._unsynced = True
         self.outbox_event = Signal()
         self.job_event = threading.Event()
         with self._tx() as db:
@@ -255,10 +259,13 @@ class Journal:
             finally:
                 if not durable:
                     self._db.execute("PRAGMA synchronous=FULL")
-            if durable:
-                self._now_synced()
-            else:
+            if not durable:
                 self._unsynced = True
+            elif self._unsynced:
+                # SQLite skips the fsync of a commit that wrote nothing: sync explicitly.
+                self.sync()
+            else:
+                self._now_synced()  # every commit so far had its own fsync
 
     def sync(self) -> None:
         """Make every commit durable (and its events publishable) now."""
@@ -435,7 +442,7 @@ class Journal:
     def next_job(self, *, with_body: bool = True) -> JobRow | None:
         """The oldest job waiting to print (without its images, which are large, if asked)."""
         select = _JOB_WITH_DATA if with_body else \
-            "SELECT jobs.*, NULL AS body, NULL AS headers FROM jobs"
+            f"{_JOB_SELECT}, NULL AS body, NULL AS headers FROM jobs"
         with self._lock:
             row = self._db.execute(
                 f"{select} WHERE state='queued' ORDER BY jobs.rowid LIMIT 1").fetchone()
@@ -460,14 +467,18 @@ class Journal:
             ).fetchall()
         return [_job_row(r) for r in rows]
 
-    def start_printing(self, job_id: str, counter_before: int | None) -> int:
-        """Mark the blank as about to enter the printer; returns the attempt number."""
+    def start_printing(self, job_id: str, counter_before: int | None) -> int | None:
+        """Mark the blank as about to enter the printer; returns the attempt number, or
+        None when the job is no longer queued (cancelled or handed back a moment ago):
+        then no blank may be drawn for it."""
         with self._tx() as db:
-            db.execute(
+            cur = db.execute(
                 "UPDATE jobs SET state='printing', attempt=attempt+1, counter_before=?, "
                 "updated_at=? WHERE job_id=? AND state='queued'",
                 (counter_before, contract.now().isoformat(), job_id),
             )
+            if cur.rowcount == 0:
+                return None
             self._status(db, job_id, "printing")
             return db.execute("SELECT attempt FROM jobs WHERE job_id=?",
                               (job_id,)).fetchone()[0]
@@ -778,16 +789,39 @@ def _erase_data(db: sqlite3.Connection, job_id: str) -> None:
     db.execute("DELETE FROM job_data WHERE job_id=?", (job_id,))
 
 
+def _refuse_newer_schema(db: sqlite3.Connection, path: Path) -> None:
+    """A journal written by a newer agent must not be read (or changed) by an older one."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is None:
+        return
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is not None and int(row[0]) > SCHEMA_VERSION:
+        raise JournalError(
+            f"journal {path} was written by a newer agent (schema {row[0]}; this one knows "
+            f"{SCHEMA_VERSION}); install that version again, the journal is unchanged")
+
+
 def _move_job_data(db: sqlite3.Connection) -> None:
-    """Journals of schema 1 kept the message in the jobs row: move it to job_data."""
+    """Journals of schema 1 kept the message in the jobs row: move it to job_data.
+
+    The old columns are dropped where SQLite can (3.35 and later); elsewhere they stay,
+    emptied (and zeroed, `secure_delete`), and no query reads them.
+    """
     if "body" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
         return
     db.execute("BEGIN IMMEDIATE")
-    db.execute("INSERT OR REPLACE INTO job_data SELECT job_id, body, COALESCE(headers, '{}') "
-               "FROM jobs WHERE body IS NOT NULL")
-    db.execute("ALTER TABLE jobs DROP COLUMN body")
-    db.execute("ALTER TABLE jobs DROP COLUMN headers")
-    db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+    try:
+        db.execute("INSERT OR REPLACE INTO job_data SELECT job_id, body, "
+                   "COALESCE(headers, '{}') FROM jobs WHERE body IS NOT NULL")
+        if sqlite3.sqlite_version_info >= (3, 35):
+            db.execute("ALTER TABLE jobs DROP COLUMN body")
+            db.execute("ALTER TABLE jobs DROP COLUMN headers")
+        else:
+            db.execute("UPDATE jobs SET body=NULL, headers=NULL")
+        db.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                   (str(SCHEMA_VERSION),))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
     db.execute("COMMIT")
 
 

@@ -80,10 +80,10 @@ class LocalControlServer:
     def stop(self) -> None:
         self._stop.set()
         # The accept loop blocks without a timeout (an idle agent must not wake up for
-        # nothing); a connection of our own wakes it to see the stop.
-        with contextlib.suppress(OSError), \
-                socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as wake:
-            wake.connect(str(self.path))
+        # nothing); shutting the listening socket down makes accept() fail, and return.
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
         self._thread.join(5)
         if self._sock is not None:
             self._sock.close()

@@ -9,6 +9,7 @@ It never touches the AMQP connections: everything it reports goes through the jo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import sqlite3
@@ -171,6 +172,8 @@ class PrinterWorker:
                 # could not be recorded; retry until it can.
                 self._update(error=f"journal unwritable: {exc}")
                 log.error("journal_unwritable", error=str(exc)[:200])
+                with contextlib.suppress(sqlite3.Error):
+                    self.journal.sync()  # what is committed gets published all the same
                 self._stop.wait(5.0)
         self._preparer.shutdown(wait=False, cancel_futures=True)
         self._next = None
@@ -214,8 +217,8 @@ class PrinterWorker:
         """Every wait starts with the journal settled: a card's outcome is committed without
         its own fsync and its images erased later, and neither may stay so while nothing
         follows that would finish it."""
-        self.journal.erase_printed_images()
         self.journal.sync()
+        self.journal.erase_printed_images()
         event.wait(seconds)
 
     def _watch_fault(self, faulted: bool) -> None:
@@ -269,6 +272,9 @@ class PrinterWorker:
             log.warning("job_unprintable", job_id=job_id, error=type(exc).__name__)
             return
         attempt = self.journal.start_printing(job_id, status.card_counter)
+        if attempt is None:
+            log.info("job_no_longer_queued", job_id=job_id)  # cancelled while it was next
+            return
         self._update(current_job=job_id)
         log.info("card_started", job_id=job_id, attempt=attempt)
         self._prepare_next()
@@ -301,7 +307,10 @@ class PrinterWorker:
             self._next = self._preparer.submit(self._build_next)
 
     def _build_next(self) -> tuple[str, CardJob | Exception] | None:
-        self.journal.erase_printed_images()  # of the card that came out before this one
+        try:
+            self.journal.erase_printed_images()  # of the card that came out before this one
+        except sqlite3.Error as exc:  # the printer thread's next wait erases them again
+            log.error("journal_erase_failed", error=str(exc)[:200])
         row = self.journal.next_job()
         if row is None:
             return None

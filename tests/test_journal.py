@@ -113,3 +113,52 @@ def test_a_schema_1_journal_moves_its_job_data_out_of_the_jobs_rows(tmp_path, jo
     assert row is not None and row.body == job[1] and json.loads(row.headers) == {"h": 1}
     assert journal.get_meta("schema_version") == "2"
     assert journal.finish("J-1", "expired") and journal.get("J-1").body is None
+
+
+def test_a_commit_that_writes_nothing_syncs_before_what_waited_is_published(tmp_path, job,
+                                                                           monkeypatch):
+    """SQLite skips the fsync of an empty commit (a redelivery, a finish of a finished job):
+    events that waited for a durable commit go out only after an explicit fsync."""
+    import os
+
+    from printstation.agent import journal as journal_module
+
+    journal = Journal(tmp_path, "s1")
+    journal.take(job[0], job[1], {}, "station")
+    journal.start_printing("J-1", 0)
+    journal.card_printed("J-1", 1, between_cards=True)
+    waiting = len(journal.unpublished())
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(journal_module.os, "fsync", spy)
+    assert not journal.take(job[0], job[1], {}, "station")  # a redelivery: writes nothing
+    assert synced, "the events were released without an fsync"
+    assert len(journal.unpublished()) == waiting + 2  # card, printed
+    synced.clear()
+    assert not journal.finish("J-1", "failed", "printer_fault", "x")  # nothing to sync now
+    assert not synced
+
+
+def test_a_job_cancelled_while_it_was_next_never_starts(tmp_path, job):
+    journal = Journal(tmp_path, "s1")
+    journal.take(job[0], job[1], {}, "station")
+    assert journal.next_job() is not None
+    assert journal.cancel("J-1", "cancelled_by_central", "not needed") == "cancelled"
+    assert journal.start_printing("J-1", 0) is None
+    statuses = [json.loads(b)["status"] for _, _, b in journal.unpublished()]
+    assert statuses == ["accepted", "cancelled"]
+
+
+def test_a_journal_from_a_newer_agent_is_refused_unchanged(tmp_path):
+    journal = Journal(tmp_path, "s1")
+    journal.set_meta("schema_version", "99")
+    journal.close()
+    before = (tmp_path / "journal.sqlite3").read_bytes()
+    with pytest.raises(JournalError, match="newer agent"):
+        Journal(tmp_path, "s1")
+    assert (tmp_path / "journal.sqlite3").read_bytes() == before
