@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench system-deps
+.PHONY: install demo test lint system-deps
 
 # Debian packages the tests need: Chromium and its driver (the operator page is tested in a
 # real browser) and systemd-analyze (the unit is verified). Installed when missing.
