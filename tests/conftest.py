@@ -63,6 +63,26 @@ def rabbitmqctl(*args: str) -> str:
     return proc.stdout
 
 
+def close_agent_connections(vhost: str, *, reason: str = "test: network loss",
+                            spare: Callable[[], bool] = lambda: False) -> int:
+    """Close the agents' AMQP connections in `vhost`, as a network loss would; `spare`
+    keeps some open (the chaos run closes about half). One gone meanwhile is skipped."""
+    out = rabbitmqctl("list_connections", "-q", "pid", "vhost", "client_properties")
+    closed = 0
+    for line in out.splitlines():
+        pid, _, rest = line.partition("\t")
+        conn_vhost, _, props = rest.partition("\t")
+        agent = "printstation-consumer" in props or "printstation-publisher" in props
+        if conn_vhost != vhost or not agent or spare():
+            continue
+        try:
+            rabbitmqctl("close_connection", pid, reason)
+            closed += 1
+        except RuntimeError:
+            pass  # already gone
+    return closed
+
+
 @pytest.fixture(scope="session")
 def vhost() -> Iterator[str]:
     try:

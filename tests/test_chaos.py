@@ -35,6 +35,7 @@ from conftest import (
     BROKER_PORT,
     KEY_ID,
     SimProcess,
+    close_agent_connections,
     control_answers,
     job_fingerprint,
     rabbitmqctl,
@@ -242,7 +243,8 @@ def test_chaos(tmp_path, broker_url, vhost, signing_key, cleanup):
             time.sleep(random.uniform(0.1, 0.8))
             agents[target].start()
         elif action == "close":
-            counts["connections_closed"] += _close_connections(vhost)
+            counts["connections_closed"] += close_agent_connections(
+                vhost, reason="chaos", spare=lambda: random.random() < 0.5)
         elif action == "stall":
             proxies[target].stall(random.uniform(5, 9))
             counts["stalls"] += 1
@@ -376,21 +378,6 @@ def _printer_fault(sim: SimProcess, counts: Counter) -> None:
         threading.Timer(1.0, lambda: sim.control(cmd="clear", fault="cover_open")).start()
     else:
         sim.control(cmd="unplug", seconds=1.0)
-
-
-def _close_connections(vhost: str) -> int:
-    out = rabbitmqctl("list_connections", "-q", "pid", "vhost", "client_properties")
-    n = 0
-    for line in out.splitlines():
-        pid, _, rest = line.partition("\t")
-        agent_conn = "printstation-consumer" in rest or "printstation-publisher" in rest
-        if rest.startswith(vhost + "\t") and agent_conn and random.random() < 0.5:
-            try:
-                rabbitmqctl("close_connection", pid, "chaos")
-                n += 1
-            except RuntimeError:
-                pass  # already gone
-    return n
 
 
 def _queues_exist(broker_url: str, station: str, pool: str) -> bool:

@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 
 import pika
-from conftest import KEY_ID, rabbitmqctl, signed, wait_for
+from conftest import KEY_ID, close_agent_connections, signed, wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from printstation.agent.contract import MAX_BODY_BYTES
@@ -176,31 +176,17 @@ def test_closing_broker_connections_while_jobs_flow_loses_no_status(
     for body in bodies[:8]:
         submitter.submit_job(body, station=station_id)
     wait_for(lambda: station.printer.counter >= 2, what="printing to begin")
-    closed = _close_agent_connections(vhost)
+    closed = close_agent_connections(vhost)
     assert closed >= 2
     for body in bodies[8:]:
         submitter.submit_job(body, station=station_id)
     wait_for(lambda: station.printer.counter >= 10, what="more cards")
-    _close_agent_connections(vhost)
+    close_agent_connections(vhost)
     finals = events.wait_final(job_ids, timeout=60)
     assert {f["status"] for f in finals.values()} == {"printed"}
     assert sorted(station.issued()) == sorted(job_ids)
     seqs = sorted({e["seq"] for e in events.all})
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a gap in seq"
-
-
-def _close_agent_connections(vhost: str) -> int:
-    """Close the agent's AMQP connections in this vhost, as a network loss would."""
-    out = rabbitmqctl("list_connections", "-q", "pid", "vhost", "client_properties")
-    n = 0
-    for line in out.splitlines():
-        pid, _, rest = line.partition("\t")
-        conn_vhost, _, props = rest.partition("\t")
-        if conn_vhost == vhost and ("printstation-consumer" in props
-                                    or "printstation-publisher" in props):
-            rabbitmqctl("close_connection", pid, "test: network loss")
-            n += 1
-    return n
 
 
 def test_seq_keeps_growing_across_restarts(events, make_station, submitter, station_id,
