@@ -511,7 +511,7 @@ class Journal:
         `between_cards` is the printer thread's quick form, which holds the next card up
         least: no fsync of its own (the next card's start carries it; lost to a power cut,
         the job is `printing` again, which recovery turns into needs_check, never a
-        reprint), and the images are left for `erase_printed_images`, as zeroing them
+        reprint), and the images are left for `erase_finished_images`, as zeroing them
         (`secure_delete`) writes every page they filled.
         """
         with self._tx(durable=not between_cards) as db:
@@ -660,7 +660,7 @@ class Journal:
                         job_id, why))
         return "printed" if printed else "failed"
 
-    def erase_printed_images(self) -> None:
+    def erase_finished_images(self) -> None:
         """Erase the message of every job that is no longer live: the printed ones that
         `card_printed(between_cards=True)` left, and any other left by an older agent.
 

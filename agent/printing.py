@@ -205,7 +205,7 @@ class PrinterWorker:
             self._update(shortage=None)
             if not self.idle.is_set():
                 # The queue ran dry: erase what is left of printed jobs, drop old pages.
-                self.journal.erase_printed_images()
+                self.journal.erase_finished_images()
                 self.journal.scrub()
             self.idle.set()
             self._wait(self.journal.job_event, IDLE_POLL_SECONDS)  # a new job wakes it at once
@@ -218,7 +218,7 @@ class PrinterWorker:
         its own fsync and its images erased later, and neither may stay so while nothing
         follows that would finish it."""
         self.journal.sync()
-        self.journal.erase_printed_images()
+        self.journal.erase_finished_images()
         event.wait(seconds)
 
     def _watch_fault(self, faulted: bool) -> None:
@@ -308,7 +308,7 @@ class PrinterWorker:
 
     def _build_next(self) -> tuple[str, CardJob | Exception] | None:
         try:
-            self.journal.erase_printed_images()  # of the card that came out before this one
+            self.journal.erase_finished_images()  # of the card that came out before this one
         except sqlite3.Error as exc:  # the printer thread's next wait erases them again
             log.error("journal_erase_failed", error=str(exc)[:200])
         row = self.journal.next_job()

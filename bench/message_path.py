@@ -17,16 +17,14 @@ agent's start is not in them.
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import time
 import uuid
 
 import pika
 from common import KEY, KEY_ID, NATIVE, make_agent, median, report, signed_jobs
-from PIL import Image
 
+from printstation.agent import contract
 from printstation.agent.central import EventTap, Submitter
 from printstation.agent.topology import declare
 from printstation.drivers.panels import prepare_side
@@ -59,17 +57,10 @@ def agent_run(broker_url: str, jobs: int) -> float:
 
 def image_work(body: bytes) -> None:
     """What any agent must do with a job's images: check them in full, make the panels."""
-    job = json.loads(body)
-    for side in job["sides"].values():
-        if side is None:
-            continue
-        image = base64.b64decode(side["image"])
-        black = base64.b64decode(side["black"]) if side.get("black") else None
-        for raw in (image, black):
-            if raw is not None:
-                with Image.open(io.BytesIO(raw)) as img:
-                    img.load()
-        prepare_side(image, black, side.get("overlay", True), NATIVE)
+    job = contract.Job.model_validate_json(body)  # intake's own check: decodes every image
+    for side in (job.sides.front, job.sides.back):
+        if side is not None:
+            prepare_side(side.image_bytes(), side.black_bytes(), side.overlay, NATIVE)
 
 
 def bare_run(broker_url: str, jobs: int, *, with_images: bool = False) -> float:

@@ -87,7 +87,7 @@ def test_a_card_recorded_between_cards_is_published_only_once_on_disk(tmp_path, 
     assert journal.get("J-1").state == "printed" and journal.get("J-1").body == job[1]
     journal.sync()
     assert [s for s, _, _ in journal.unpublished()] == [*before, 3, 4]  # card, printed
-    journal.erase_printed_images()
+    journal.erase_finished_images()
     assert journal.get("J-1").body is None
 
 

@@ -160,7 +160,7 @@ def _pack(values: np.ndarray, bits: int) -> bytes:
 
     Eight values of `bits` bits fill exactly `bits` bytes, so each group of eight is one
     64-bit word, squeezed in three steps (pairs, quads, the eight) by shifting the earlier
-    half up against the later one; the word's top `bits` bytes are the group's stream.
+    half up against the later one.
     """
     count = values.size
     if count % 8 == 0 and values.dtype == np.uint8 and values.flags.c_contiguous:
