@@ -2,7 +2,8 @@
 
 `Submitter` signs and publishes jobs and control commands exactly as contract sections
 2, 3 and 5 say (persistent, publisher confirms, `mandatory`); `EventTap` follows
-everything a station publishes on the event exchange through a queue of its own.
+everything a station publishes on the event exchange through a queue of its own;
+`HandbackRelay` sends pool jobs that stations handed back to their pool again (7.1).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,11 @@ import pika.exceptions
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .config import Names
+from .contract import CONTROL_SCHEMA
 from .signing import load_private_key, sign_headers
 from .topology import connection_parameters
+
+NOT_FOUND = 404
 
 
 class Submitter:
@@ -67,21 +72,37 @@ class Submitter:
 
     def submit_job(self, job: dict | bytes, *, station: str | None = None,
                    pool: str | None = None) -> str:
-        """Sign and publish one job to a station or a pool; returns its job_id."""
-        body = job if isinstance(job, bytes) else json.dumps(job).encode()
-        job_id = json.loads(body)["job_id"]
+        """Sign and publish one job to a station or a pool; returns its job_id.
+
+        The job's `destination` is set to where it is sent before it is signed (contract
+        3, v2): the signature then binds it to that queue, and a copy replayed to any other
+        station or pool is refused there.
+        """
         if (station is None) == (pool is None):
             raise ValueError("give exactly one of station or pool")
         rk = f"station.{station}" if station else f"pool.{pool}"
+        doc = json.loads(job) if isinstance(job, bytes) else dict(job)
+        if not isinstance(doc, dict) or not isinstance(doc.get("job_id"), str):
+            raise ValueError("a job is a JSON object with a job_id")
+        if doc.get("destination") != rk:
+            doc["destination"] = rk
+            job = doc
+        body = job if isinstance(job, bytes) else json.dumps(job).encode()
         self.publish_raw(self.names.job_exchange, rk, body, headers=self._headers(body),
-                         message_id=job_id)
-        return job_id
+                         message_id=doc["job_id"])
+        return doc["job_id"]
 
-    def control(self, station: str, command: str, **fields: Any) -> None:
-        body = json.dumps({"schema": "printstation.control/1", "command": command,
-                           **fields}).encode()
+    def control(self, station: str, command: str, *, command_id: str | None = None,
+                issued_at: datetime | None = None, **fields: Any) -> str:
+        """Sign and send one `printstation.control/2` command; returns its command_id."""
+        command_id = command_id or f"cmd-{uuid.uuid4().hex}"
+        at = issued_at or datetime.now().astimezone()
+        body = json.dumps({"schema": CONTROL_SCHEMA, "command_id": command_id,
+                           "issued_at": at.isoformat(), "station_id": station,
+                           "command": command, **fields}).encode()
         self.publish_raw(self.names.control_exchange, f"station.{station}", body,
                          headers=self._headers(body))
+        return command_id
 
 
 class EventTap:
@@ -123,3 +144,72 @@ class EventTap:
 
     def drain(self, max_wait: float = 0.2) -> list[dict]:
         return list(self.events(max_wait))
+
+
+class HandbackRelay:
+    """The central system's side of a pool hand-back (contract 7.1, v2).
+
+    A pool station that took a job it cannot start publishes it, with its signature
+    headers, on the hand-back exchange with routing key `pool.<pool>`; the central system
+    decides whether to send it to that pool again. This relay always does, as a new
+    message (so its first delivery is not `redelivered`), with confirms, acknowledging the
+    hand-back only once the broker confirmed the new copy.
+    """
+
+    def __init__(self, broker_url: str, *, names: Names | None = None):
+        self.names = names or Names()
+        self._conn = pika.BlockingConnection(
+            connection_parameters(broker_url, name="printstation-handback-relay"))
+        self._ch = self._conn.channel()
+        self._ch.confirm_delivery()
+
+    def close(self) -> None:
+        if self._conn.is_open:
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                self._conn.close()
+
+    def __enter__(self) -> HandbackRelay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _next(self) -> tuple:
+        try:
+            return self._ch.basic_get(self.names.handback_queue)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != NOT_FOUND:
+                raise
+            self._ch = self._conn.channel()  # no station declared it yet: nothing to relay
+            self._ch.confirm_delivery()
+            return None, None, None
+
+    def relay(self, *, forward: bool = True) -> list[str]:
+        """Send every job waiting on the hand-back queue to its pool; returns their ids.
+
+        A central system that re-sends every released pool job from its own copy (once per
+        release, as `released` with `handed_back` tells it) takes them with `forward=False`:
+        they are then only acknowledged, so a hand-back and a re-send never make two copies.
+        """
+        sent = []
+        while True:
+            method, props, body = self._next()
+            if method is None:
+                return sent
+            rk = method.routing_key
+            if not rk.startswith("pool."):
+                self._ch.basic_reject(method.delivery_tag, requeue=False)
+                continue
+            headers = {k: v for k, v in (props.headers or {}).items()
+                       if k in ("x-signature", "x-key-id")}
+            if not forward:
+                self._ch.basic_ack(method.delivery_tag)
+                sent.append(props.message_id or "")
+                continue
+            self._ch.basic_publish(
+                self.names.job_exchange, rk, body,
+                pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                     message_id=props.message_id, headers=headers),
+                mandatory=True)
+            self._ch.basic_ack(method.delivery_tag)
+            sent.append(props.message_id or "")

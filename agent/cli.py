@@ -176,9 +176,12 @@ def cmd_sample_jobs(args: argparse.Namespace) -> int:
     from .samples import sample_job
 
     args.out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    destination = f"station.{args.station}" if args.station else \
+        f"pool.{args.pool}" if args.pool else None
     for i in range(1, args.count + 1):
         job_id = f"{args.prefix}-{i:06d}"
-        job = sample_job(job_id, card_stock=args.stock, two_sided=not args.one_sided)
+        job = sample_job(job_id, card_stock=args.stock, two_sided=not args.one_sided,
+                         destination=destination)
         path = args.out / f"{job_id}.json"
         path.touch(mode=0o600)
         path.write_text(json.dumps(job.body))
@@ -206,8 +209,9 @@ def cmd_control(args: argparse.Namespace) -> int:
     if args.reason:
         fields["reason"] = args.reason
     with Submitter.from_key_file(args.broker_url, args.key, args.key_id) as sub:
-        sub.control(args.station, args.command, **fields)
-    print(f"sent {args.command} to {args.station} (confirmed)")
+        command_id = sub.control(args.station, args.command, command_id=args.command_id,
+                                 **fields)
+    print(f"sent {args.command} to {args.station} as command {command_id} (confirmed)")
     return 0
 
 
@@ -422,6 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="SAMPLE")
     p.add_argument("--stock", default="ektp")
     p.add_argument("--one-sided", action="store_true")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--station", help="destination station.<id> (default: none; "
+                                          "`submit` fills it in)")
+    target.add_argument("--pool", help="destination pool.<pool>")
     p.set_defaults(func=cmd_sample_jobs)
 
     for name, func, helptext in [
@@ -436,13 +444,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "submit":
             p.add_argument("jobs", nargs="+", help="job JSON files")
             target = p.add_mutually_exclusive_group(required=True)
-            target.add_argument("--station", help="publish to station.<id>")
-            target.add_argument("--pool", help="publish to pool.<pool>")
+            target.add_argument("--station", help="publish to station.<id> (sets the job's "
+                                                  "destination before signing)")
+            target.add_argument("--pool", help="publish to pool.<pool> (likewise)")
         else:
             p.add_argument("station")
             p.add_argument("command", choices=["cancel", "pause", "resume", "telemetry"])
             p.add_argument("--job-id")
             p.add_argument("--reason")
+            p.add_argument("--command-id", help="the command's id (default: a new one); a "
+                                                "station acts on each id once")
         p.set_defaults(func=func)
 
     p = sub.add_parser("watch", help="follow the events stations publish",

@@ -67,6 +67,8 @@ class Names(BaseModel):
     station_queue: str = "printstation.station.{station}"
     pool_queue: str = "printstation.pool.{pool}"
     control_queue: str = "printstation.control.{station}"
+    handback_exchange: str = "printstation.handback"
+    handback_queue: str = "printstation.handback"
 
 
 class Threshold(BaseModel):
@@ -123,6 +125,11 @@ class Settings(BaseSettings):
     control_group: str | None = None
     web_listen: str = "127.0.0.1:8470"
     metrics_listen: str = "127.0.0.1:9470"
+    # Contract version 2: migration, replay and retention (docs/CONTRACT.md 5 and 7.7).
+    accept_contract_v1: bool = False
+    control_max_skew: float = Field(default=600.0, gt=0)
+    job_retention_days: float = Field(default=400.0, gt=0)
+    event_retention_days: float = Field(default=14.0, gt=0)
 
     @field_validator("broker_url")
     @classmethod
@@ -143,7 +150,7 @@ class Settings(BaseSettings):
     def _names(cls, value: list[str], info: ValidationInfo) -> list[str]:
         what = (info.field_name or "name").removesuffix("s")  # "pool", "stock"
         for name in value:
-            if not NAME_RE.match(name):
+            if not NAME_RE.fullmatch(name):
                 raise ValueError(f"{what} {name!r} is not 1-64 characters of a-z 0-9 - _")
         return value
 

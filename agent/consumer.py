@@ -4,7 +4,9 @@ It declares the topology, consumes the station queue and the control queue, and 
 pool jobs one at a time with `basic.get`, only when the station could start one now, each
 claim acknowledged inside an AMQP transaction (contract section 7). A delivery is
 acknowledged only after intake stored it in the journal, so a crash before that leaves it
-in the queue.
+in the queue. When the station cannot store (intake's `StationFault`: a full disk), the
+delivery goes back to the queue and the consumers are cancelled until it can store again,
+so the broker keeps the jobs and no delivery is spent in a loop against the delivery limit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from . import failpoints, topology
 from .config import Settings
-from .intake import Decision, Delivery, Intake
+from .intake import STORE_RETRY_SECONDS, Decision, Delivery, Intake
 from .journal import Journal
 from .reconnect import run_with_reconnect
 
@@ -52,6 +54,8 @@ class AmqpSource:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
         self._conn: pika.BlockingConnection | None = None
+        #: Pool claims the broker committed and the journal has not recorded yet.
+        self._committed: list[str] = []
 
     def start(self) -> None:
         self._thread.start()
@@ -91,8 +95,7 @@ class AmqpSource:
             topology.declare(conn, self.settings)
             ch = conn.channel()
             ch.basic_qos(prefetch_count=4)
-            ch.basic_consume(self.settings.station_queue(), self._on_station)
-            ch.basic_consume(self.settings.control_queue(), self._on_control)
+            tags = self._consume(ch)
             pool_ch = conn.channel() if self.settings.pools else None
             if pool_ch is not None:
                 pool_ch.tx_select()
@@ -102,8 +105,20 @@ class AmqpSource:
             # Without pools there is nothing to poll: deliveries and stop() wake the loop.
             wait = POOL_POLL_SECONDS if pool_ch is not None else IDLE_WAIT
             while not self._stop.is_set():
-                conn.process_data_events(time_limit=wait)
-                if pool_ch is not None:
+                conn.process_data_events(
+                    time_limit=wait if tags else STORE_RETRY_SECONDS)
+                fault = self.intake.fault
+                if tags and fault.why is not None:
+                    for tag in tags:  # pika returns what was prefetched to the queue
+                        ch.basic_cancel(tag)
+                    tags = []
+                    log.warning("consuming_stopped", why=fault.why)
+                elif not tags and fault.cleared():
+                    self._confirm_claims()
+                    if fault.why is None:
+                        tags = self._consume(ch)
+                        log.info("consuming_again")
+                if pool_ch is not None and tags:
                     self._poll_pools(pool_ch)
         finally:
             self._conn = None
@@ -111,26 +126,42 @@ class AmqpSource:
                 with contextlib.suppress(pika.exceptions.AMQPError):
                     conn.close()
 
+    def _consume(self, ch: BlockingChannel) -> list[str]:
+        return [ch.basic_consume(self.settings.station_queue(), self._on_station),
+                ch.basic_consume(self.settings.control_queue(), self._on_control)]
+
     # ------------------------------------------------------------------------ deliveries
 
     def _apply(self, ch: BlockingChannel, tag: int, decision: Decision) -> None:
         if decision.action == "reject":
             ch.basic_reject(tag, requeue=False)
+        elif decision.action == "requeue":
+            ch.basic_reject(tag, requeue=True)
         else:
             ch.basic_ack(tag)
             failpoints.hit("after_ack")
+
+    def _decide(self, decide: Callable[[Delivery], Decision], d: Delivery) -> Decision:
+        """Intake's decision; a delivery arriving while the station cannot store goes back."""
+        if self.intake.fault.why is not None:
+            return Decision("requeue", None, "station_fault")
+        try:
+            return decide(d)
+        except Exception as exc:  # intake catches everything; this guards the consumer
+            log.error("delivery_failed", source=d.source, error=type(exc).__name__)
+            return Decision("reject", None, "internal")
 
     def _on_station(self, ch: BlockingChannel, method: Any, props: pika.BasicProperties,
                     body: bytes) -> None:
         d = Delivery(body=body, headers=_headers(props), message_id=props.message_id,
                      source="station", redelivered=bool(method.redelivered))
-        self._apply(ch, method.delivery_tag, self.intake.job(d))
+        self._apply(ch, method.delivery_tag, self._decide(self.intake.job, d))
 
     def _on_control(self, ch: BlockingChannel, method: Any, props: pika.BasicProperties,
                     body: bytes) -> None:
         d = Delivery(body=body, headers=_headers(props), message_id=props.message_id,
                      source="control", redelivered=bool(method.redelivered))
-        self._apply(ch, method.delivery_tag, self.intake.control(d))
+        self._apply(ch, method.delivery_tag, self._decide(self.intake.control, d))
 
     def _poll_pools(self, ch: BlockingChannel) -> None:
         for pool in self.settings.pools:
@@ -140,7 +171,7 @@ class AmqpSource:
                     break
                 d = Delivery(body=body, headers=_headers(props), message_id=props.message_id,
                              source=f"pool:{pool}", redelivered=bool(method.redelivered))
-                self._claim(ch, method.delivery_tag, self.intake.job(d))
+                self._claim(ch, method.delivery_tag, self._decide(self.intake.job, d))
 
     def _claim(self, ch: BlockingChannel, tag: int, decision: Decision) -> None:
         """Ack or reject inside the transaction; a claim counts only after commit-ok."""
@@ -149,11 +180,25 @@ class AmqpSource:
             ch.tx_commit()
             failpoints.hit("after_ack")
         except Exception:
-            if decision.action == "claim" and decision.job_id:
-                self.journal.release(decision.job_id, "claim_unconfirmed",
-                                     "the connection broke before the broker confirmed the claim")
+            if decision.action == "claim" and decision.job_id and self.journal.release(
+                    decision.job_id, "claim_unconfirmed",
+                    "the connection broke before the broker confirmed the claim"):
                 log.warning("claim_unconfirmed", job_id=decision.job_id)
             raise
         if decision.action == "claim" and decision.job_id:
-            self.journal.confirm_claim(decision.job_id)
-            log.info("pool_job_claimed", job_id=decision.job_id)
+            self._committed.append(decision.job_id)
+            self._confirm_claims()
+
+    def _confirm_claims(self) -> None:
+        """Record claims the broker committed; one that cannot be recorded yet (a full
+        disk) is kept here and recorded once the journal writes again."""
+        while self._committed:
+            job_id = self._committed[0]
+            try:
+                self.journal.confirm_claim(job_id)
+            except Exception as exc:
+                self.intake.fault.set(self.journal.write_error or type(exc).__name__, 0)
+                log.error("claim_not_recorded", job_id=job_id, error=type(exc).__name__)
+                return
+            self._committed.pop(0)
+            log.info("pool_job_claimed", job_id=job_id)

@@ -1,4 +1,4 @@
-"""Pydantic models of every message in the station contract (../shared/CONTRACT.md, v1).
+"""Pydantic models of every message in the station contract (docs/CONTRACT.md, version 2).
 
 The models are strict on purpose: the central system is written by others, and a message
 that does not follow the contract must be refused with a precise reason, never guessed at.
@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -27,23 +29,30 @@ from pydantic import (
     model_validator,
 )
 
-JOB_SCHEMA = "printstation.job/1"
+JOB_SCHEMA = "printstation.job/2"
+#: Version 1 of jobs and control commands: accepted only while `accept_contract_v1` is on.
+JOB_SCHEMA_V1 = "printstation.job/1"
 STATUS_SCHEMA = "printstation.status/1"
 CARD_SCHEMA = "printstation.card/1"
 TELEMETRY_SCHEMA = "printstation.telemetry/1"
 ALERT_SCHEMA = "printstation.alert/1"
-CONTROL_SCHEMA = "printstation.control/1"
+CONTROL_SCHEMA = "printstation.control/2"
+CONTROL_SCHEMA_V1 = "printstation.control/1"
 INBOUND_SCHEMAS = (JOB_SCHEMA, CONTROL_SCHEMA)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_CHIP_BYTES = 64 * 1024
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 MIN_IMAGE_WIDTH = 500
 MAX_IMAGE_WIDTH = 2048
 CR80_ASPECT = 1.586
 ASPECT_TOLERANCE = 0.02
 
+# Checked with `fullmatch` in Python: `re.match(...$)` lets a trailing newline through.
 JOB_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
 NAME_PATTERN = r"^[a-z0-9_\-]{1,64}$"
+DESTINATION_PATTERN = r"^(station|pool)\.[a-z0-9_\-]{1,64}$"
+CHIP_PROFILE_PATTERN = r"^[a-z0-9][a-z0-9._/\-]{0,63}$"
 JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 NAME_RE = re.compile(NAME_PATTERN)
 
@@ -55,12 +64,14 @@ JobStatusName = Literal[
     "accepted", "printing", "printed", "failed", "rejected", "cancelled", "expired",
     "needs_check", "released",
 ]
+JOB_STATUS_NAMES: frozenset[str] = frozenset(JobStatusName.__args__)  # type: ignore[attr-defined]
 TERMINAL_STATUSES = frozenset({"printed", "failed", "rejected", "cancelled", "expired"})
 
 ReasonCode = Literal[
     "invalid_job", "unknown_schema", "bad_signature", "stock_mismatch", "printer_fault",
     "encoder_fault", "cancelled_by_operator", "cancelled_by_central", "attempts_exhausted",
     "operator_resolved", "claim_unconfirmed", "redelivered", "handed_back",
+    "wrong_destination", "no_encoder", "encode_failed", "too_old", "cancel_unknown",
 ]
 
 
@@ -152,10 +163,78 @@ class Sides(_Strict):
     back: Side | None = None
 
 
-class Job(_Strict):
-    """`printstation.job/1`: one card to print."""
+Destination = Annotated[str, Field(
+    pattern=DESTINATION_PATTERN,
+    description="the routing key the job was signed for: station.<station_id> or pool.<pool>")]
 
-    schema_: Literal["printstation.job/1"] = Field(alias="schema")
+
+class Chip(_Strict):
+    """`chip` (v2): what the card's contactless chip is personalised with. Personal data.
+
+    `profile` names the encoder plug-in that knows `data`; `apdu-script/1` is built in and
+    checked here, so a job whose script cannot run is refused at intake, not at the printer.
+    """
+
+    profile: str = Field(pattern=CHIP_PROFILE_PATTERN, description="e.g. apdu-script/1")
+    data: str = Field(description="base64, at most 64 KiB decoded")
+
+    @model_validator(mode="after")
+    def _data_fits_profile(self) -> Chip:
+        try:
+            raw = base64.b64decode(self.data, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("chip.data is not valid base64") from None
+        if len(raw) > MAX_CHIP_BYTES:
+            raise ValueError(f"chip.data is {len(raw)} bytes, more than {MAX_CHIP_BYTES}")
+        if self.profile == APDU_SCRIPT_PROFILE:
+            apdu_script(raw)
+        return self
+
+    def data_bytes(self) -> bytes:
+        return base64.b64decode(self.data)
+
+
+APDU_SCRIPT_PROFILE = "apdu-script/1"
+_HEX_RE = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+_SW_RE = re.compile(r"[0-9A-Fa-f]{4}")
+
+
+@dataclass(frozen=True)
+class ApduStep:
+    """One command of an `apdu-script/1` profile and the status words it may answer."""
+
+    apdu: bytes
+    expect: tuple[bytes, ...]
+
+
+def apdu_script(raw: bytes) -> list[ApduStep]:
+    """Parse `apdu-script/1` data; ValueError naming the problem (never the APDU bytes)."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValueError("chip.data for apdu-script/1 is not UTF-8 JSON") from None
+    commands = doc.get("commands") if isinstance(doc, dict) else None
+    if not isinstance(commands, list) or not commands:
+        raise ValueError('chip.data for apdu-script/1 needs a non-empty "commands" list')
+    if set(doc) - {"commands"}:
+        raise ValueError('chip.data for apdu-script/1 holds only "commands"')
+    steps = []
+    for i, cmd in enumerate(commands):
+        if not isinstance(cmd, dict) or set(cmd) - {"apdu", "expect"}:
+            raise ValueError(f"chip command {i}: an object with apdu and expect")
+        apdu, expect = cmd.get("apdu"), cmd.get("expect")
+        if not isinstance(apdu, str) or not _HEX_RE.fullmatch(apdu) or len(apdu) < 8:
+            raise ValueError(f"chip command {i}: apdu must be hex, at least 4 bytes")
+        if not isinstance(expect, list) or not expect or not all(
+                isinstance(sw, str) and _SW_RE.fullmatch(sw) for sw in expect):
+            raise ValueError(f"chip command {i}: expect must list status words such as 9000")
+        steps.append(ApduStep(bytes.fromhex(apdu), tuple(bytes.fromhex(sw) for sw in expect)))
+    return steps
+
+
+class _JobFields(_Strict):
+    """What both versions of a job hold."""
+
     job_id: JobId
     reference: str | None = Field(default=None, max_length=128)
     created_at: AwareDatetime
@@ -177,24 +256,68 @@ class Job(_Strict):
         return self.sides.back is not None
 
 
+class Job(_JobFields):
+    """`printstation.job/2`: one card to print, on the queue it was signed for."""
+
+    schema_: Literal["printstation.job/2"] = Field(alias="schema")
+    destination: Destination
+    chip: Chip | None = None
+
+
+class JobV1(_JobFields):
+    """`printstation.job/1`: accepted only while `accept_contract_v1` is on (migration)."""
+
+    schema_: Literal["printstation.job/1"] = Field(alias="schema")
+
+    def as_v2(self, destination: str) -> Job:
+        """The same job as version 2, its destination the queue it arrived on: version 1
+        jobs name none, which is why accepting them is a setting to switch off."""
+        fields = self.model_dump(by_alias=True, exclude={"schema_"})
+        return Job.model_validate({"schema": JOB_SCHEMA, "destination": destination,
+                                   **fields}, context=IMAGES_CHECKED)
+
+
+def stored_job(body: bytes) -> Job:
+    """A job the journal holds: it passed intake, so its images are not decoded again."""
+    doc = json.loads(body)
+    if doc.get("schema") == JOB_SCHEMA_V1:
+        return JobV1.model_validate(doc, context=IMAGES_CHECKED).as_v2("station.unknown")
+    return Job.model_validate(doc, context=IMAGES_CHECKED)
+
+
 # ----------------------------------------------------------------------- control (inbound)
 
+Command = Literal["cancel", "pause", "resume", "telemetry"]
 
-class Control(_Strict):
-    """`printstation.control/1`: a command from the central system to one station."""
+
+class ControlV1(_Strict):
+    """`printstation.control/1`: accepted only while `accept_contract_v1` is on."""
 
     schema_: Literal["printstation.control/1"] = Field(alias="schema")
-    command: Literal["cancel", "pause", "resume", "telemetry"]
+    command: Command
     job_id: JobId | None = None
     reason: str | None = Field(default=None, max_length=256)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
-    def _cancel_names_a_job(self) -> Control:
+    def _cancel_names_a_job(self) -> ControlV1:
         if self.command == "cancel" and self.job_id is None:
             raise ValueError("command cancel needs a job_id")
         return self
+
+
+class Control(ControlV1):
+    """`printstation.control/2`: a command to one station, acted on once and only while fresh.
+
+    `command_id` makes a replay a duplicate; `station_id` and `issued_at` keep a signed
+    command from acting on another station or long after it was sent.
+    """
+
+    schema_: Literal["printstation.control/2"] = Field(alias="schema")  # type: ignore[assignment]
+    command_id: JobId
+    issued_at: AwareDatetime
+    station_id: StationId
 
 
 # ---------------------------------------------------------------------- events (outbound)
@@ -205,8 +328,12 @@ class Reason(_Strict):
     detail: str = Field(max_length=1024)
 
 
+ChipUid = Annotated[str, Field(pattern=r"^[0-9a-f]{2,64}$", description="the chip's UID, hex")]
+
+
 class CardRef(_Strict):
     card_no: int
+    chip_uid: ChipUid | None = None
 
 
 class _Event(_Strict):
@@ -235,8 +362,9 @@ class CardEvent(_Event):
     schema_: Literal["printstation.card/1"] = Field(default=CARD_SCHEMA, alias="schema")
     card_no: int
     job_id: JobId | None
-    outcome: Literal["issued", "spoiled", "test"]
+    outcome: Literal["issued", "spoiled", "test", "removed"]
     reason: str | None = None
+    chip_uid: ChipUid | None = None
 
 
 class Consumable(_Strict):
@@ -307,6 +435,8 @@ class Telemetry(_Event):
     taking_jobs: bool
     not_taking_jobs_because: str | None = None
     signatures_verified: bool
+    #: Version 1 jobs and commands are accepted (a central system migrating); off by default.
+    contract_v1_accepted: bool = False
     printer: PrinterInfo
     consumables: list[Consumable]
     cards_left: int | None

@@ -25,7 +25,7 @@ from .conditions import consumable_conditions, printer_conditions
 from .config import Settings
 from .consumables import Consumables, Level, LoadError
 from .forecast import Forecast, forecast, use_per_card
-from .intake import ControlActions, Intake
+from .intake import ControlActions, Intake, Policy
 from .journal import Journal
 from .local_control import ControlError, Handler, LocalControlServer
 from .memory import tune_allocator
@@ -49,6 +49,17 @@ LOOP_STALL_LIMIT = 30.0
 CARD_TIME_LIMIT = 600.0
 
 
+#: How often ended jobs and old events are pruned (contract 7.7).
+PRUNE_EVERY = 3600.0
+
+
+def intake_policy(settings: Settings) -> Policy:
+    return Policy(station_id=settings.station_id,
+                  accept_contract_v1=settings.accept_contract_v1,
+                  control_max_skew=settings.control_max_skew,
+                  job_retention_days=settings.job_retention_days)
+
+
 @dataclass(frozen=True)
 class StationState:
     state: str
@@ -68,7 +79,7 @@ class Agent:
         self.driver = driver or open_driver(settings.printer_url, state_dir=settings.state_dir)
         self.intake = Intake(self.journal, self.verifier, ControlActions(
             pause=self.pause, resume=self.resume, telemetry=self.telemetry_now,
-            cancel=self.cancel))
+            cancel=self.cancel), intake_policy(settings))
         self.consumables = Consumables(
             self.journal, ribbon_types=settings.ribbon_types, stocks=settings.stocks,
             uses_film=settings.uses_film, default_stock=settings.card_stock)
@@ -95,6 +106,7 @@ class Agent:
         self.watchdog = Watchdog(self.notifier, self.health)
         self.servers: list = []  # the operator page and metrics, on localhost
         self._last_telemetry_key: tuple | None = None
+        self._next_prune = 0.0
 
     # ----------------------------------------------------------------------- lifecycle
 
@@ -103,6 +115,10 @@ class Agent:
         if not self.verifier.enabled:
             log.warning("signatures_not_verified",
                         detail="verify_signatures is off: for local demos only")
+        if self.settings.accept_contract_v1:
+            log.warning("contract_v1_accepted",
+                        detail="accept_contract_v1 is on: jobs name no destination; switch "
+                               "it off once the central system sends version 2")
         self.recover()
         self.printer.start()
         self.control = LocalControlServer(self.settings.socket_path(),
@@ -238,7 +254,9 @@ class Agent:
 
     #: Settings a running agent takes on at SIGHUP; the rest need a restart.
     LIVE_SETTINGS = ("thresholds", "cleaning_interval", "max_attempts", "handback_after",
-                     "telemetry_interval", "log_level", "trusted_keys", "verify_signatures")
+                     "telemetry_interval", "log_level", "trusted_keys", "verify_signatures",
+                     "accept_contract_v1", "control_max_skew", "job_retention_days",
+                     "event_retention_days")
 
     def reload(self, new: Settings) -> tuple[list[str], list[str]]:
         """Take on changed settings that can change live; returns (applied, need restart).
@@ -257,6 +275,7 @@ class Agent:
         self.settings = old.model_copy(update=live)
         self.printer.max_attempts = self.settings.max_attempts
         self.printer.handback_after = self.settings.handback_after
+        self.intake.policy = intake_policy(self.settings)
         if "log_level" in applied:
             from . import logs
 
@@ -299,12 +318,13 @@ class Agent:
     def resume(self, who: str, why: str) -> None:
         self.journal.set_meta("paused", "0")
         self.journal.record_action(who, "resume", None, why)
-        self.journal.job_event.set()
+        self.printer.retry_refused()
         log.info("resumed", by=who)
         self.request_telemetry()
 
     def cancel(self, job_id: str, code: str, why: str) -> str:
-        result = self.journal.cancel(job_id, code, why)
+        """The central system's cancel (control command)."""
+        result = self.journal.cancel(job_id, code, why, central=True)
         self.journal.record_action(code.removeprefix("cancelled_by_"), "cancel", job_id, why)
         return result
 
@@ -378,7 +398,7 @@ class Agent:
                 raise ControlError(str(exc)) from None
             self.journal.record_action(who, f"load-{kind}", type_, req.get("why") or
                                        f"{counted.remaining} {counted.unit}")
-            self.journal.job_event.set()  # a job held for stock may start now
+            self.printer.retry_refused()  # a job held for stock (or refused) may start now
             self.request_telemetry()
             return {"loaded": {"kind": kind, "type": counted.type,
                                "capacity": counted.capacity, "remaining": counted.remaining,
@@ -432,6 +452,9 @@ class Agent:
         status = snap.status
         if self._stopping:
             return StationState("stopping", None, False, "the agent is stopping")
+        journal = self.journal_problem()
+        if journal:
+            return StationState("blocked", journal, False, journal)
         if status.state == "offline":
             why = snap.error or "printer offline"
             return StationState("offline", why, False, f"printer offline: {why}")
@@ -449,6 +472,14 @@ class Agent:
         if snap.current_job is not None:
             return StationState("printing", None, True, None)
         return StationState("ready", None, True, None)
+
+    def journal_problem(self) -> str | None:
+        """Why the station cannot store (a full disk): nothing is taken or printed then."""
+        why = self.intake.fault.why or self.journal.write_error
+        if why is None:
+            return None
+        return (f"the journal cannot be written ({why}): free space on the disk of "
+                f"{self.settings.state_dir}; jobs wait in the broker meanwhile")
 
     def _advice(self, fault: FaultCode, status: PrinterStatus) -> str:
         """What the operator should do, naming the ribbon or blanks to load where known."""
@@ -491,6 +522,17 @@ class Agent:
                                "message": f"the PC's clock jumped {jump:+.0f} s; check its "
                                           "time settings"})
 
+    def prune(self) -> None:
+        """Drop what the retention periods no longer need, at most once an hour."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_EVERY
+        counts = self.journal.prune(job_days=self.settings.job_retention_days,
+                                    event_days=self.settings.event_retention_days)
+        if any(counts.values()):
+            log.info("journal_pruned", **counts)
+
     def _telemetry_loop(self) -> None:
         while not self.stopped.is_set():
             self._telemetry_now.wait(self.settings.telemetry_interval)
@@ -505,6 +547,7 @@ class Agent:
             self._telemetry_now.clear()
             try:
                 self._emit_telemetry(force=forced)
+                self.prune()
             except Exception as exc:  # a closed journal at shutdown, or a bug: keep running
                 log.error("telemetry_error", error=type(exc).__name__)
                 time.sleep(0.5)
@@ -561,6 +604,7 @@ class Agent:
             "taking_jobs": st.taking_jobs,
             "not_taking_jobs_because": st.not_taking_because,
             "signatures_verified": self.verifier.enabled,
+            "contract_v1_accepted": self.settings.accept_contract_v1,
             "printer": {
                 "driver": ident.driver if ident else type(self.driver).__name__,
                 "model": ident.model if ident else None,
@@ -604,6 +648,9 @@ class Agent:
                                    f"the broker was unreachable for more than "
                                    f"{BROKER_ALERT_AFTER:.0f} s; statuses were kept and sent "
                                    "when it came back"))
+        journal = self.journal_problem()
+        if journal:
+            found.append(Condition("journal_unwritable", "critical", f"Not taking jobs: {journal}"))
         bad = self.intake.last_bad_signature
         if bad is not None and time.monotonic() - bad < BAD_SIGNATURE_WINDOW:
             found.append(Condition("bad_signature", "critical",

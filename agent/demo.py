@@ -91,7 +91,8 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
             agent.start(embedded_sink=on_event)
             source = EmbeddedSource(agent.intake)
             for job_id in job_ids:
-                body = json.dumps(sample_job(job_id).body).encode()
+                body = json.dumps(sample_job(
+                    job_id, destination=f"station.{station}").body).encode()
                 source.submit(body, sign_headers(key, KEY_ID, body), message_id=job_id)
             done.wait(timeout)
             agent.stop()

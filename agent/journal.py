@@ -13,6 +13,8 @@ pages.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sqlite3
@@ -20,14 +22,17 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from . import contract, stockbook
 from .contract import TERMINAL_STATUSES, routing_key
+from .signing import signature_headers
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+LOCK_NAME = "agent.lock"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +51,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason_code TEXT,
     reason_detail TEXT,
     card_no INTEGER,
-    counter_before INTEGER
+    counter_before INTEGER,
+    chip_profile TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 -- A live job's message, apart from its state: a state change then rewrites a small row,
@@ -108,11 +114,36 @@ CREATE TABLE IF NOT EXISTS actions (
     target TEXT,
     why TEXT
 );
+-- A cancel for a job this station has not taken (yet): the job ends cancelled on arrival.
+CREATE TABLE IF NOT EXISTS cancels (
+    job_id TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    code TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+-- Control commands acted on, by command_id: a replay is a duplicate.
+CREATE TABLE IF NOT EXISTS commands (
+    command_id TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    command TEXT NOT NULL,
+    result TEXT
+);
+-- Ledger rows older than the retention period, summed per day, stock and outcome
+-- ('loaded' for loads), so the blank balance still holds after they are pruned.
+CREATE TABLE IF NOT EXISTS ledger_archive (
+    day TEXT NOT NULL,
+    stock TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    ribbon_used INTEGER NOT NULL DEFAULT 0,
+    film_used INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, stock, outcome)
+);
 """
 
 JOB_COLUMNS = ("job_id", "reference", "card_stock", "source", "state", "attempt", "sides",
                "created_at", "expires_at", "accepted_at", "updated_at",
-               "reason_code", "reason_detail", "card_no", "counter_before")
+               "reason_code", "reason_detail", "card_no", "counter_before", "chip_profile")
 
 _JOB_SELECT = "SELECT " + ", ".join(f"jobs.{c}" for c in JOB_COLUMNS)
 #: A job with its message (body and headers, None once erased). The columns are named:
@@ -126,6 +157,18 @@ _JOB_WITH_DATA = (f"{_JOB_SELECT}, job_data.body, job_data.headers FROM jobs "
 #: pool could be printed by two stations).
 LIVE_STATES = ("claiming", "queued", "printing", "needs_check", "handing_back",
                "handback_sending")
+#: States whose row only keeps the job's id and outcome: pruned after the retention period.
+ENDED_STATES = (*sorted(TERMINAL_STATUSES), "released")
+
+
+class Taken(StrEnum):
+    """What `Journal.take` made of a job."""
+
+    ACCEPTED = "accepted"
+    CLAIMING = "claiming"
+    DUPLICATE = "duplicate"
+    CANCELLED = "cancelled"  # a cancel had arrived before the job
+    TOO_OLD = "too_old"  # created before the retention period: a replay could not be told
 
 
 class Signal(threading.Event):
@@ -156,6 +199,35 @@ class JournalError(Exception):
     """The journal file cannot be used; the message says how to recover."""
 
 
+class JournalLocked(JournalError):
+    """Another agent holds this state folder (contract 7.8: one agent per journal)."""
+
+
+def _lock_state_dir(state_dir: Path) -> int:
+    """Hold an exclusive lock on the state folder for as long as this process runs.
+
+    `flock` is released by the kernel when the holder dies, however it dies, so a lock
+    file left behind by a killed agent never blocks the next one. The holder's pid is
+    written into the file, for the message the second agent gives.
+    """
+    path = state_dir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        finally:
+            os.close(fd)
+        raise JournalLocked(
+            f"another agent (pid {holder}) is running on the state folder {state_dir}; "
+            "stop it first (systemctl stop printstation), or give this one its own "
+            "--state-dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 @dataclass(frozen=True)
 class JobRow:
     job_id: str
@@ -170,6 +242,7 @@ class JobRow:
     headers: str | None
     card_no: int | None
     counter_before: int | None
+    chip_profile: str | None = None
 
     @property
     def expires(self) -> datetime | None:
@@ -183,6 +256,9 @@ class Journal:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(state_dir, 0o700)
         self.path = state_dir / "journal.sqlite3"
+        self._lock_fd = _lock_state_dir(state_dir)
+        #: Why the last write failed (disk full, I/O error), None once one succeeds.
+        self.write_error: str | None = None
         old_umask = os.umask(0o077)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -201,11 +277,16 @@ class Journal:
             self._db.executescript(_SCHEMA)
             _move_job_data(self._db)
             stockbook.migrate(self._db)
+            _add_columns(self._db)
         except sqlite3.DatabaseError as exc:
+            os.close(self._lock_fd)
             raise JournalError(
                 f"journal {self.path} cannot be opened ({exc}); if it is corrupt, move it "
                 "aside for inspection and restore the last backup"
             ) from None
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         finally:
             os.umask(old_umask)
         for suffix in ("", "-wal", "-shm"):
@@ -229,8 +310,12 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
-            self.sync()
-            self._db.close()
+            try:
+                with contextlib.suppress(sqlite3.Error):
+                    self.sync()
+                self._db.close()
+            finally:
+                os.close(self._lock_fd)
 
     @contextmanager
     def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -244,21 +329,30 @@ class Journal:
         """
         with self._lock:
             self._stock_cache = None  # any write may change the stock: read it again
-            if not durable:
-                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                finally:
-                    self._stock_cache = None
-                self._db.execute("COMMIT")
-            finally:
                 if not durable:
-                    self._db.execute("PRAGMA synchronous=FULL")
+                    self._db.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield self._db
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        # SQLite may already have rolled back (a full disk, an I/O error).
+                        if self._db.in_transaction:
+                            with contextlib.suppress(sqlite3.Error):
+                                self._db.execute("ROLLBACK")
+                        raise
+                    finally:
+                        self._stock_cache = None
+                finally:
+                    if not durable:
+                        self._db.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                if _station_fault(exc):
+                    self.write_error = str(exc)[:200]
+                raise
+            self.write_error = None
             if not durable:
                 self._unsynced = True
             elif self._unsynced:
@@ -282,7 +376,8 @@ class Journal:
                 try:
                     os.fsync(fd)
                 except OSError as exc:
-                    raise sqlite3.OperationalError(f"journal cannot be synced: {exc}") from None
+                    self.write_error = f"journal cannot be synced: {exc.strerror}"
+                    raise sqlite3.OperationalError(self.write_error) from None
                 finally:
                     os.close(fd)
             self._now_synced()
@@ -303,6 +398,10 @@ class Journal:
         event = {"schema": event.pop("schema"), "station_id": self.station_id, "seq": seq,
                  "at": contract.now().isoformat(), **event}
         contract.EVENT_MODELS[event["schema"]].model_validate(event)
+        if event["schema"] == contract.TELEMETRY_SCHEMA and self._replace_unsent_telemetry(
+                db, seq - 1, event):
+            db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (str(seq - 1),))
+            return seq - 1
         db.execute(
             "INSERT INTO outbox (seq, routing_key, body, created_at) VALUES (?, ?, ?, ?)",
             (seq, routing_key(event), json.dumps(event).encode(), event["at"]),
@@ -311,14 +410,32 @@ class Journal:
         # woken now it would only find nothing to send, and take the lock to find it.
         return seq
 
+    @staticmethod
+    def _replace_unsent_telemetry(db: sqlite3.Connection, last: int, event: dict) -> bool:
+        """A telemetry event supersedes the one before it while that one waits unsent.
+
+        Telemetry is a snapshot: during a broker outage of weeks only the newest matters,
+        and storing one every 30 s would fill the disk. It takes over the waiting one's
+        `seq`, so consumers see no gap.
+        """
+        row = db.execute("SELECT routing_key, published FROM outbox WHERE seq=?",
+                         (last,)).fetchone()
+        if row is None or row["published"] or not row["routing_key"].startswith("telemetry."):
+            return False
+        event["seq"] = last
+        db.execute("UPDATE outbox SET body=?, created_at=? WHERE seq=?",
+                   (json.dumps(event).encode(), event["at"], last))
+        return True
+
     def _status(self, db: sqlite3.Connection, job_id: str, status: str, *,
-                reason: tuple[str, str] | None = None, card_no: int | None = None) -> None:
+                reason: tuple[str, str] | None = None, card_no: int | None = None,
+                reference: str | None = None) -> None:
         row = db.execute("SELECT reference, attempt FROM jobs WHERE job_id=?",
                          (job_id,)).fetchone()
         self._emit(db, {
             "schema": contract.STATUS_SCHEMA,
             "job_id": job_id,
-            "reference": row["reference"] if row else None,
+            "reference": row["reference"] if row else reference,
             "status": status,
             "attempt": row["attempt"] if row else 0,
             "reason": {"code": reason[0], "detail": reason[1]} if reason else None,
@@ -364,53 +481,97 @@ class Journal:
         return row["state"] if row else None
 
     def take(self, job: contract.Job, body: bytes, headers: dict[str, Any], source: str,
-             *, claiming: bool = False) -> bool:
-        """Store a job durably; False if it is already held or done (a redelivery, a duplicate).
+             *, claiming: bool = False, retention_days: float | None = None) -> Taken:
+        """Store a job durably, and say what became of it.
 
-        A pool claim is stored as `claiming` and reported only once `confirm_claim` says the
-        broker committed the acknowledgement.
+        A redelivery or a duplicate of a job this station holds or ended is `DUPLICATE`. A
+        job a cancel named before it arrived ends cancelled at once, and one created before
+        the retention period ends `failed`/`too_old` (its id may have been pruned, so a
+        replay could not be told from a new job); neither keeps its images. A pool claim is
+        stored as `claiming` and reported only once `confirm_claim` says the broker
+        committed the acknowledgement. Only the signature headers are kept, as strings.
         """
-        now = contract.now().isoformat()
+        now = contract.now()
+        stamp = now.isoformat()
+        too_old = retention_days is not None and \
+            job.created_at < now - timedelta(days=retention_days)
         with self._tx() as db:
             row = db.execute("SELECT state FROM jobs WHERE job_id=?", (job.job_id,)).fetchone()
             if row is not None and row["state"] != "released":
-                return False
+                return Taken.DUPLICATE
             # A job this station released is the central system's again: a new copy of it
             # (re-sent, or handed back to the pool and come round here) is a new job here.
             db.execute("DELETE FROM jobs WHERE job_id=? AND state='released'", (job.job_id,))
+            cancel = db.execute("SELECT code, detail FROM cancels WHERE job_id=?",
+                                (job.job_id,)).fetchone()
+            reason: tuple[str, str] | None = None
+            if cancel is not None:
+                state, outcome = "cancelled", Taken.CANCELLED
+                reason = (cancel["code"], f"{cancel['detail']} (the cancel came before the job)")
+            elif too_old:
+                state, outcome = "failed", Taken.TOO_OLD
+                reason = ("too_old", f"created {job.created_at.isoformat()}, before this "
+                                     f"station's retention period of {retention_days:g} days")
+            else:
+                state = "claiming" if claiming else "queued"
+                outcome = Taken.CLAIMING if claiming else Taken.ACCEPTED
             db.execute(
                 "INSERT INTO jobs (job_id, reference, card_stock, source, state, sides, "
-                "created_at, expires_at, accepted_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job.job_id, job.reference, job.card_stock, source,
-                 "claiming" if claiming else "queued", 2 if job.two_sided else 1,
-                 job.created_at.isoformat(),
-                 job.expires_at.isoformat() if job.expires_at else None,
-                 now, now),
+                "created_at, expires_at, accepted_at, updated_at, chip_profile, reason_code, "
+                "reason_detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job.job_id, job.reference, job.card_stock, source, state,
+                 2 if job.two_sided else 1, job.created_at.isoformat(),
+                 job.expires_at.isoformat() if job.expires_at else None, stamp, stamp,
+                 job.chip.profile if job.chip else None,
+                 reason[0] if reason else None, reason[1] if reason else None),
             )
+            if reason is not None:
+                db.execute("DELETE FROM cancels WHERE job_id=?", (job.job_id,))
+                self._status(db, job.job_id, state, reason=reason)
+                return outcome
             db.execute("INSERT OR REPLACE INTO job_data VALUES (?, ?, ?)",
-                       (job.job_id, body, json.dumps(headers)))
+                       (job.job_id, body, json.dumps(signature_headers(headers))))
             if not claiming:
                 self._status(db, job.job_id, "accepted")
         if not claiming:
             self.job_event.set()
-        return True
+        return outcome
 
     def confirm_claim(self, job_id: str) -> None:
+        """The broker committed the claim: the job is this station's now (or, if a cancel
+        came meanwhile, it ends cancelled)."""
         with self._tx() as db:
-            db.execute("UPDATE jobs SET state='queued', updated_at=? WHERE job_id=? "
-                       "AND state='claiming'", (contract.now().isoformat(), job_id))
-            self._status(db, job_id, "accepted")
+            cancel = db.execute("SELECT code, detail FROM cancels WHERE job_id=?",
+                                (job_id,)).fetchone()
+            state = "cancelled" if cancel is not None else "queued"
+            cur = db.execute("UPDATE jobs SET state=?, updated_at=? WHERE job_id=? "
+                             "AND state='claiming'", (state, contract.now().isoformat(), job_id))
+            if cur.rowcount == 0:
+                return  # ended meanwhile (an operator's cancel): that status stands
+            if cancel is None:
+                self._status(db, job_id, "accepted")
+            else:
+                db.execute("DELETE FROM cancels WHERE job_id=?", (job_id,))
+                db.execute("UPDATE jobs SET reason_code=?, reason_detail=? WHERE job_id=?",
+                           (cancel["code"], cancel["detail"], job_id))
+                _erase_data(db, job_id)
+                self._status(db, job_id, "cancelled",
+                             reason=(cancel["code"], cancel["detail"]))
         self.job_event.set()
 
-    def release(self, job_id: str, code: str, detail: str) -> None:
-        """The job is the central system's again; its data is dropped."""
+    def release(self, job_id: str, code: str, detail: str) -> bool:
+        """A claim that did not complete: the job is the central system's again, its data
+        dropped. False (and nothing published) when it was no longer a claim."""
         with self._tx() as db:
-            db.execute("UPDATE jobs SET state='released', "
-                       "reason_code=?, reason_detail=?, updated_at=? WHERE job_id=?",
-                       (code, detail, contract.now().isoformat(), job_id))
+            cur = db.execute("UPDATE jobs SET state='released', reason_code=?, "
+                             "reason_detail=?, updated_at=? WHERE job_id=? AND state IN "
+                             "('claiming', 'queued')",
+                             (code, detail, contract.now().isoformat(), job_id))
+            if cur.rowcount == 0:
+                return False
             _erase_data(db, job_id)
             self._status(db, job_id, "released", reason=(code, detail))
+        return True
 
     def note_released_unknown(self, job_id: str, code: str, detail: str) -> None:
         """Report `released` for a pool delivery this station never held (not stored)."""
@@ -418,23 +579,18 @@ class Journal:
             self._status(db, job_id, "released", reason=(code, detail))
 
     def reject(self, job_id: str | None, reference: str | None, code: str, detail: str) -> bool:
-        """Record and report an unusable message; False when nothing could be reported.
+        """Report an unusable message; False when nothing could be reported.
 
-        A job_id this station already holds keeps its own status: a bad copy of a known job
-        must not give it a second terminal status.
+        Nothing is stored under its job_id: an unsigned, forged or misdirected message must
+        never take a job_id away from the genuine job (contract 6), and a bad copy of a job
+        this station holds keeps that job's own status.
         """
         if job_id is None:
             return False
-        now = contract.now().isoformat()
         with self._tx() as db:
             if db.execute("SELECT 1 FROM jobs WHERE job_id=?", (job_id,)).fetchone():
                 return False
-            db.execute(
-                "INSERT INTO jobs (job_id, reference, source, state, accepted_at, updated_at, "
-                "reason_code, reason_detail) VALUES (?, ?, 'rejected', 'rejected', ?, ?, ?, ?)",
-                (job_id, reference, now, now, code, detail),
-            )
-            self._status(db, job_id, "rejected", reason=(code, detail))
+            self._status(db, job_id, "rejected", reason=(code, detail), reference=reference)
         return True
 
     # ------------------------------------------------------------------------ printing
@@ -467,10 +623,12 @@ class Journal:
             ).fetchall()
         return [_job_row(r) for r in rows]
 
-    def start_printing(self, job_id: str, counter_before: int | None) -> int | None:
+    def start_printing(self, job_id: str, counter_before: int | None, *,
+                       announce: bool = True) -> int | None:
         """Mark the blank as about to enter the printer; returns the attempt number, or
         None when the job is no longer queued (cancelled or handed back a moment ago):
-        then no blank may be drawn for it."""
+        then no blank may be drawn for it. Without `announce`, no `printing` status (the
+        same attempt, tried again after the printer refused it)."""
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE jobs SET state='printing', attempt=attempt+1, counter_before=?, "
@@ -479,7 +637,8 @@ class Journal:
             )
             if cur.rowcount == 0:
                 return None
-            self._status(db, job_id, "printing")
+            if announce:
+                self._status(db, job_id, "printing")
             return db.execute("SELECT attempt FROM jobs WHERE job_id=?",
                               (job_id,)).fetchone()[0]
 
@@ -516,11 +675,13 @@ class Journal:
         """
         with self._tx(durable=not between_cards) as db:
             card_no = self._card(db, job_id, "issued", None, counter, use)
-            db.execute("UPDATE jobs SET state='printed', card_no=?, updated_at=? WHERE job_id=?",
-                       (card_no, contract.now().isoformat(), job_id))
+            cur = db.execute("UPDATE jobs SET state='printed', card_no=?, updated_at=? "
+                             "WHERE job_id=? AND state='printing'",
+                             (card_no, contract.now().isoformat(), job_id))
             if not between_cards:
                 _erase_data(db, job_id)
-            self._status(db, job_id, "printed", card_no=card_no)
+            if cur.rowcount:
+                self._status(db, job_id, "printed", card_no=card_no)
         return card_no
 
     def card_test(self, counter: int | None, use: stockbook.CardUse, who: str) -> int:
@@ -533,6 +694,15 @@ class Journal:
         """A blank left the feeder and did not become a good card."""
         with self._tx() as db:
             return self._card(db, job_id, "spoiled", reason, counter, use)
+
+    def not_started(self, job_id: str) -> None:
+        """The printer refused the card before drawing a blank: it waits, and the attempt
+        does not count (no blank was used)."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state='queued', attempt=MAX(attempt - 1, 0), "
+                       "updated_at=? WHERE job_id=? AND state='printing'",
+                       (contract.now().isoformat(), job_id))
+        self.job_event.set()
 
     def back_to_queue(self, job_id: str) -> None:
         """The card did not print (a fault held it); it waits to be printed once, later."""
@@ -559,30 +729,49 @@ class Journal:
                          reason=(code, detail or "") if code else None)
         return True
 
-    def cancel(self, job_id: str, code: str, detail: str) -> str:
-        """Cancel a job that has not started printing; returns what became of it."""
+    def cancel(self, job_id: str, code: str, detail: str, *, central: bool = False) -> str:
+        """Cancel a job that has not started printing; returns what became of it.
+
+        From the central system (contract 5), a job this station has not taken yet
+        (unknown, released, or a pool claim not yet confirmed) is remembered: it ends
+        cancelled when it arrives; and a cancel with no effect publishes the job's status
+        again, so the central system hears which it was. An operator's cancel acts only
+        on a job the station holds (a mistyped id must not cancel a job yet to come).
+        """
+        now = contract.now().isoformat()
         with self._tx() as db:
-            row = db.execute("SELECT state FROM jobs WHERE job_id=?", (job_id,)).fetchone()
-            if row is None:
-                return "unknown"
-            if row["state"] == "cancelled":
-                return "already cancelled"
-            if row["state"] not in ("queued", "claiming"):
-                return row["state"]
-            db.execute(
-                "UPDATE jobs SET state='cancelled', reason_code=?, "
-                "reason_detail=?, updated_at=? WHERE job_id=?",
-                (code, detail, contract.now().isoformat(), job_id),
-            )
-            _erase_data(db, job_id)
-            self._status(db, job_id, "cancelled", reason=(code, detail))
-        return "cancelled"
+            row = db.execute("SELECT state, reason_code, reason_detail, card_no FROM jobs "
+                             "WHERE job_id=?", (job_id,)).fetchone()
+            state = row["state"] if row else None
+            if state in (None, "released", "claiming"):
+                if not central:
+                    return "not held by this station" if state is None else state
+                db.execute("INSERT OR REPLACE INTO cancels VALUES (?, ?, ?, ?)",
+                           (job_id, now, code, detail[:500]))
+                self._status(db, job_id, "cancelled", reason=(
+                    "cancel_unknown", "this station has not taken the job; it ends "
+                    "cancelled if it arrives"))
+                return "not received yet: it will be cancelled when it arrives"
+            if state in ("queued", "handing_back"):
+                db.execute("UPDATE jobs SET state='cancelled', reason_code=?, reason_detail=?, "
+                           "updated_at=? WHERE job_id=?", (code, detail, now, job_id))
+                db.execute("DELETE FROM handback WHERE job_id=?", (job_id,))
+                _erase_data(db, job_id)
+                self._status(db, job_id, "cancelled", reason=(code, detail))
+                return "cancelled"
+            if central and state in contract.JOB_STATUS_NAMES:
+                reason = (row["reason_code"], row["reason_detail"] or "") \
+                    if row["reason_code"] else None
+                self._status(db, job_id, state, reason=reason, card_no=row["card_no"])
+        return "already cancelled" if state == "cancelled" else str(state)
 
     def mark_needs_check(self, job_id: str, detail: str) -> None:
         with self._tx() as db:
-            db.execute("UPDATE jobs SET state='needs_check', reason_detail=?, updated_at=? "
-                       "WHERE job_id=?", (detail, contract.now().isoformat(), job_id))
-            self._status(db, job_id, "needs_check", reason=("printer_fault", detail))
+            cur = db.execute("UPDATE jobs SET state='needs_check', reason_detail=?, "
+                             "updated_at=? WHERE job_id=? AND state='printing'",
+                             (detail, contract.now().isoformat(), job_id))
+            if cur.rowcount:
+                self._status(db, job_id, "needs_check", reason=("printer_fault", detail))
 
     # ------------------------------------------------------------------ pool hand-back
 
@@ -609,11 +798,14 @@ class Journal:
         return [(r["job_id"], r["routing_key"], r["body"], json.loads(r["headers"]))
                 for r in rows]
 
-    def handback_sending(self, job_id: str) -> None:
-        """About to publish: from now on this hand-back is never attempted again."""
+    def handback_sending(self, job_id: str) -> bool:
+        """About to publish: from now on this hand-back is never attempted again. False
+        when the job is no longer waiting to go back (an operator cancelled it)."""
         with self._tx() as db:
-            db.execute("UPDATE jobs SET state='handback_sending', updated_at=? WHERE job_id=?",
-                       (contract.now().isoformat(), job_id))
+            cur = db.execute("UPDATE jobs SET state='handback_sending', updated_at=? "
+                             "WHERE job_id=? AND state='handing_back'",
+                             (contract.now().isoformat(), job_id))
+            return cur.rowcount == 1
 
     def handback_done(self, job_id: str, *, confirmed: bool) -> None:
         """Report `released`; unconfirmed, the central system re-sends it (contract 7.1)."""
@@ -623,11 +815,13 @@ class Journal:
             if not confirmed:
                 why += "; the copy for the pool was not confirmed, the central system re-sends"
             db.execute("DELETE FROM handback WHERE job_id=?", (job_id,))
-            db.execute("UPDATE jobs SET state='released', "
-                       "reason_code='handed_back', reason_detail=?, updated_at=? "
-                       "WHERE job_id=?", (why, contract.now().isoformat(), job_id))
+            cur = db.execute("UPDATE jobs SET state='released', reason_code='handed_back', "
+                             "reason_detail=?, updated_at=? WHERE job_id=? AND state IN "
+                             "('handing_back', 'handback_sending')",
+                             (why, contract.now().isoformat(), job_id))
             _erase_data(db, job_id)
-            self._status(db, job_id, "released", reason=("handed_back", why))
+            if cur.rowcount:
+                self._status(db, job_id, "released", reason=("handed_back", why))
 
     # ---------------------------------------------------------------- operator resolution
 
@@ -732,6 +926,82 @@ class Journal:
                 counts[f"{name}_today"] += r["n"]
         return counts
 
+    # ---------------------------------------------------------------- control commands
+
+    def command_seen(self, command_id: str) -> bool:
+        """Whether a control command with this id was acted on (a replay, contract 5)."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM commands WHERE command_id=?",
+                                    (command_id,)).fetchone() is not None
+
+    def record_command(self, command_id: str, command: str, result: str) -> None:
+        """Recorded after the command acted: every command is idempotent, so a crash in
+        between acts on its redelivery again, which is harmless; recorded first, the
+        command would be lost."""
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO commands VALUES (?, ?, ?, ?)",
+                       (command_id, contract.now().isoformat(), command, result[:200]))
+
+    # ----------------------------------------------------------------------- retention
+
+    def prune(self, *, job_days: float, event_days: float,
+              now: datetime | None = None) -> dict[str, int]:
+        """Delete what the retention periods no longer need (contract 7.7); returns counts.
+
+        Ended jobs (their id and outcome), cancels and command ids are kept `job_days`, so a
+        replay within it is a duplicate (and `take` refuses older jobs as `too_old`);
+        published events are kept `event_days`; ledger rows older than `job_days` are
+        summed per day into `ledger_archive` first, so the blank balance still holds.
+        Unpublished events are never deleted: a status waits for the broker however long.
+        Freed pages are reused, so the file stops growing once the periods are full.
+        """
+        now = now or contract.now()
+        jobs_before = (now - timedelta(days=job_days)).isoformat()
+        events_before = (now - timedelta(days=event_days)).isoformat()
+        ended = ",".join("?" * len(ENDED_STATES))
+        old = "julianday({}) < julianday(?)"
+        counts = {}
+        with self._tx() as db:
+            counts["events"] = db.execute(
+                f"DELETE FROM outbox WHERE published=1 AND {old.format('created_at')}",
+                (events_before,)).rowcount
+            counts["jobs"] = db.execute(
+                f"DELETE FROM jobs WHERE state IN ({ended}) AND {old.format('updated_at')}",
+                (*ENDED_STATES, jobs_before)).rowcount
+            db.execute("DELETE FROM job_data WHERE job_id NOT IN (SELECT job_id FROM jobs)")
+            for table, column in (("cancels", "at"), ("commands", "at"), ("actions", "at")):
+                counts[table] = db.execute(f"DELETE FROM {table} WHERE {old.format(column)}",
+                                           (jobs_before,)).rowcount
+            counts["ledger"] = stockbook.archive(db, jobs_before)
+        if any(counts.values()):
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return counts
+
+    def can_store(self, size: int) -> bool:
+        """Whether a message of `size` bytes could be stored now, tried on the disk itself.
+
+        After a full disk, a small write may succeed long before a job's 300 KB would; a
+        station that took jobs again on such a probe would return each one to the queue,
+        and every return counts against the queue's delivery limit. So a file twice the
+        size (the write-ahead log and the database) is written, synced and removed.
+        """
+        probe = self.state_dir / ".space-probe"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                chunk = b"\0" * 65536
+                left = 2 * size + 65536
+                while left > 0:
+                    left -= os.write(fd, chunk[:left])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+        except OSError:
+            return False
+        return True
+
     # ------------------------------------------------------------ stock and the ledger
 
     def counted_stock(self) -> dict[str, stockbook.Counted]:
@@ -784,6 +1054,20 @@ class Journal:
                 "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'printing')").fetchone()[0]
 
 
+def _station_fault(exc: sqlite3.Error) -> bool:
+    """A failure of the station's own storage (full disk, I/O error, read-only), not a bug."""
+    return isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not \
+        isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError)
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Journals of schema 2 lack the jobs table's `chip_profile` (contract v2's chip)."""
+    if "chip_profile" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
+        db.execute("ALTER TABLE jobs ADD COLUMN chip_profile TEXT")
+    db.execute("UPDATE meta SET value=? WHERE key='schema_version' AND CAST(value AS INTEGER) < ?",
+               (str(SCHEMA_VERSION), SCHEMA_VERSION))
+
+
 def _erase_data(db: sqlite3.Connection, job_id: str) -> None:
     """The job is over: its message (the citizen's images) goes; `secure_delete` zeroes it."""
     db.execute("DELETE FROM job_data WHERE job_id=?", (job_id,))
@@ -831,4 +1115,5 @@ def _job_row(row: sqlite3.Row) -> JobRow:
         source=row["source"], state=row["state"], attempt=row["attempt"], sides=row["sides"],
         expires_at=row["expires_at"], body=row["body"], headers=row["headers"],
         card_no=row["card_no"], counter_before=row["counter_before"],
+        chip_profile=row["chip_profile"],
     )

@@ -2,12 +2,13 @@
 
 RabbitMQ grants configure, write and read per vhost as three regular expressions over
 resource names. A station needs: configure, write and read on its own queues (its station
-queue, its control queue, the pools it joins); write on the event and dead-letter
-exchanges; read on the job and control exchanges (to bind its queues to them). A station
-in a pool also needs write on the job exchange, to hand a job it cannot print back to the
-pool (contract 7.1). The exchanges and the dead-letter queue are shared: an administrator
-declares them once per vhost (`printstation declare-shared`); a station's agent only
-checks that they exist.
+queue, its control queue, the pools it joins); write on the event, hand-back and
+dead-letter exchanges; read on the job and control exchanges (to bind its queues to them).
+It never needs write on the job exchange (contract 1, v2): a pool job it cannot print goes
+back to the central system on the hand-back exchange, so no station login can put a job in
+front of another station. The exchanges, the dead-letter queue and the hand-back queue are
+shared: an administrator declares them once per vhost (`printstation declare-shared`); a
+station's agent only checks that they exist.
 """
 
 from __future__ import annotations
@@ -27,9 +28,7 @@ def permissions(settings: Settings) -> tuple[str, str, str]:
     n = settings.names
     own = [settings.station_queue(), settings.control_queue(),
            *(settings.pool_queue(p) for p in settings.pools)]
-    write = [*own, n.event_exchange, n.dead_exchange]
-    if settings.pools:
-        write.append(n.job_exchange)
+    write = [*own, n.event_exchange, n.handback_exchange, n.dead_exchange]
     read = [*own, n.job_exchange, n.control_exchange]
     return _any(own), _any(write), _any(read)
 

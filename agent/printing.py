@@ -5,12 +5,18 @@ feeder is the stock the job needs, the printer has no fault), journals `printing
 printer's card counter before the blank is drawn, prints, and journals the outcome with
 its card. A fault an operator can clear holds the job; it is printed once the fault is gone.
 It never touches the AMQP connections: everything it reports goes through the journal.
+
+Two things the printer does not volunteer are held here. Some printers report a fault
+(film or ribbon out, a head error) only by refusing the next card: a refusal that drew no
+blank is held and shown as the fault it names (`Refusal`), not counted as an attempt, and
+the card is tried again only after a pause or once something changed. And a card's outcome
+that the journal cannot record (a full disk) is kept in memory and recorded before any
+other blank is drawn.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import sqlite3
 import threading
@@ -18,6 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import structlog
 from pydantic import ValidationError
@@ -42,6 +49,10 @@ log = structlog.get_logger("printstation.printer")
 STOCK_FAULTS = (FaultCode.RIBBON_OUT, FaultCode.FILM_OUT, FaultCode.FEEDER_EMPTY)
 
 POLL_SECONDS = 1.0
+#: A refused card is tried again after this long, doubling up to REFUSAL_MAX_DELAY, or at
+#: once when the printer's state changes or an operator acts.
+REFUSAL_FIRST_DELAY = 5.0
+REFUSAL_MAX_DELAY = 60.0
 #: How often an idle, healthy printer is asked for its state: a fault (a cover opened) shows
 #: within this; a new job does not wait for it.
 IDLE_POLL_SECONDS = 2.0
@@ -60,12 +71,32 @@ class PrinterSnapshot:
     updated: float = 0.0
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """The printer refused a card without drawing a blank (its answer to `Ss`, say).
+
+    The fault it named may show in no status query (an Evolis reads no film and no head),
+    so it is held as a fault of its own until a try succeeds.
+    """
+
+    fault: FaultCode
+    detail: str
+    job_id: str | None
+    seen: tuple  # the printer's status when it refused: a change means someone acted
+    retry_at: float
+    delay: float
+
+
+def _status_key(status: PrinterStatus) -> tuple:
+    return (status.faults, status.consumables, status.card_stock, status.state)
+
+
 def build_card(row: JobRow, native_size: tuple[int, int]) -> CardJob:
     """Decode a stored job into panels; raises ValueError naming what is wrong."""
     if row.body is None:
         raise ValueError("the job's data is gone")
     try:
-        job = contract.Job.model_validate(json.loads(row.body), context=contract.IMAGES_CHECKED)
+        job = contract.stored_job(row.body)
     except ValidationError as exc:
         raise ValueError(contract.describe_errors(exc)) from None
     front = job.sides.front
@@ -103,6 +134,13 @@ class PrinterWorker:
         # printer never waits for the PC (bench/utilisation.py measures it).
         self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="card-prep")
         self._next: Future[tuple[str, CardJob | Exception] | None] | None = None
+        self.refusal: Refusal | None = None
+        self._retry_now = threading.Event()
+        #: Journal writes of a card's outcome still to be made (the journal failed); none
+        #: other blank is drawn until they are.
+        self._unrecorded: list[Callable[[], object]] = []
+        #: Chip profiles an encoder here can write; a job needing another is not printed.
+        self.chip_profiles: frozenset[str] = frozenset()
 
     def start(self) -> None:
         self._thread.start()
@@ -132,10 +170,24 @@ class PrinterWorker:
     def loaded_stock(self) -> str:
         return self.consumables.feeder_stock(self.snapshot.status)
 
+    def retry_refused(self) -> None:
+        """An operator acted (loaded stock, resumed): a refused card is tried again now."""
+        self._retry_now.set()
+        self.journal.job_event.set()
+
+    def _shown(self, status: PrinterStatus) -> PrinterStatus:
+        """The status with a held refusal's fault in it, for every surface to show."""
+        refusal = self.refusal
+        if refusal is None or refusal.fault in status.faults or status.state == "offline":
+            return status
+        return replace(status, state="fault",
+                       faults=tuple(sorted({*status.faults, refusal.fault})))
+
     def _poll(self) -> PrinterStatus:
+        """Ask the printer; returns what it said (the snapshot shows held refusals too)."""
         try:
             status = self.driver.status()
-            self._update(status=status, error=None)
+            self._update(status=self._shown(status), error=None)
         except PrinterError as exc:
             status = PrinterStatus(state="offline", faults=(exc.fault,))
             self._update(status=status, error=exc.detail)
@@ -166,15 +218,24 @@ class PrinterWorker:
             self.heartbeat = time.monotonic()
             failpoints.hang("printer_hang")
             try:
+                self._record_outcome()
                 self._step()
             except sqlite3.Error as exc:
                 # The journal cannot be written (disk full, unwritable): print nothing that
                 # could not be recorded; retry until it can.
                 self._update(error=f"journal unwritable: {exc}")
-                log.error("journal_unwritable", error=str(exc)[:200])
+                log.error("journal_unwritable", error=str(exc)[:200],
+                          outcome_waiting=bool(self._unrecorded))
                 with contextlib.suppress(sqlite3.Error):
                     self.journal.sync()  # what is committed gets published all the same
                 self._stop.wait(5.0)
+        if self._unrecorded:
+            try:
+                self._record_outcome()
+            except sqlite3.Error:
+                log.error("card_outcome_not_recorded", detail="the job stays printing; at "
+                          "the next start the printer's counter settles it (needs_check if "
+                          "it moved), never a reprint")
         self._preparer.shutdown(wait=False, cancel_futures=True)
         self._next = None
         try:
@@ -182,13 +243,61 @@ class PrinterWorker:
         except Exception as exc:
             log.warning("printer_close_error", error=type(exc).__name__)
 
+    def _record_outcome(self) -> None:
+        """Make the journal writes of the last card's outcome; raises while it cannot.
+
+        Each write is made once: one that went through is not repeated when a later one
+        fails (a spoiled blank is counted once, whatever the disk does).
+        """
+        while self._unrecorded:
+            self._unrecorded[0]()
+            self._unrecorded.pop(0)
+            if not self._unrecorded:
+                self._update(current_job=None, error=None)
+
+    def _settle(self, *writes: Callable[[], object]) -> None:
+        """Record a card's outcome before anything else happens (see `_record_outcome`)."""
+        self._unrecorded = list(writes)
+        self._record_outcome()
+
+    def _held_by_refusal(self, status: PrinterStatus) -> bool:
+        """Whether a refused card still waits: until its pause is over, the printer's
+        state changed, or an operator acted."""
+        refusal = self.refusal
+        if refusal is None:
+            return False
+        if self._retry_now.is_set() or _status_key(status) != refusal.seen or \
+                time.monotonic() >= refusal.retry_at:
+            self._retry_now.clear()
+            return False
+        return True
+
+    def _refused(self, exc: PrinterError, job_id: str | None) -> None:
+        """The printer refused a card and drew no blank: hold its fault, try again later."""
+        before = self.refusal
+        delay = REFUSAL_FIRST_DELAY if before is None else \
+            min(before.delay * 2, REFUSAL_MAX_DELAY)
+        status = self._poll()
+        self.refusal = Refusal(exc.fault, exc.detail, job_id, _status_key(status),
+                               time.monotonic() + delay, delay)
+        self._update(status=self._shown(status), error=exc.detail)
+        log.warning("card_refused", job_id=job_id, fault=exc.fault.value, detail=exc.detail,
+                    retry_in=delay)
+
+    def _accepted(self) -> None:
+        """A blank was drawn: whatever the printer refused before is cleared."""
+        if self.refusal is not None:
+            log.info("refusal_cleared", fault=self.refusal.fault.value)
+            self.refusal = None
+
     def _step(self) -> None:
         status = self._poll()
         if status.state != "offline":
             self.consumables.observe(status)
         faulted = bool(status.faults) or status.state == "offline"
-        self._watch_fault(faulted or self.snapshot.shortage is not None)
-        if faulted or self.paused():
+        held = not faulted and self._held_by_refusal(status)
+        self._watch_fault(faulted or held or self.snapshot.shortage is not None)
+        if faulted or held or self.paused():
             self.idle.set()
             self._wait(self._stop, POLL_SECONDS)
             return
@@ -261,6 +370,13 @@ class PrinterWorker:
                                 f"job needs {row.card_stock} blanks; the feeder holds {stock}")
             log.info("job_stock_mismatch", job_id=job_id, needs=row.card_stock, loaded=stock)
             return
+        if row.chip_profile is not None and row.chip_profile not in self.chip_profiles:
+            have = ", ".join(sorted(self.chip_profiles)) or "none"
+            self.journal.finish(job_id, "failed", "no_encoder",
+                                f"the job's chip needs profile {row.chip_profile}; this "
+                                f"station's encoders have: {have}")
+            log.info("job_no_encoder", job_id=job_id, profile=row.chip_profile)
+            return
         use = self._stock_for(status, stock, row.sides, job_id)
         if use is None:
             return
@@ -271,7 +387,9 @@ class PrinterWorker:
             self.journal.finish(job_id, "failed", "invalid_job", detail[:500])
             log.warning("job_unprintable", job_id=job_id, error=type(exc).__name__)
             return
-        attempt = self.journal.start_printing(job_id, status.card_counter)
+        # A card the printer refused is not announced again: no blank went in the last time.
+        retry = self.refusal is not None and self.refusal.job_id == job_id
+        attempt = self.journal.start_printing(job_id, status.card_counter, announce=not retry)
         if attempt is None:
             log.info("job_no_longer_queued", job_id=job_id)  # cancelled while it was next
             return
@@ -286,17 +404,19 @@ class PrinterWorker:
             return
         except Exception as exc:
             # The driver did not say what happened to the blank: never guess.
-            self.journal.mark_needs_check(job_id, f"driver error {type(exc).__name__}")
             log.error("card_unknown_outcome", job_id=job_id, error=type(exc).__name__)
+            self._settle(partial(self.journal.mark_needs_check, job_id,
+                                 f"driver error {type(exc).__name__}"))
             self._update(current_job=None, error=type(exc).__name__)
             self._wait(self._stop, POLL_SECONDS)
             return
+        self._accepted()
         failpoints.hit("after_card")
+        log.info("card_printed", job_id=job_id, counter=result.counter)
         # Its fsync comes with the next card's start, or before the printer thread waits;
         # its images are erased by the preparing thread while the next card prints.
-        card_no = self.journal.card_printed(job_id, result.counter, use, between_cards=True)
-        self._update(current_job=None)
-        log.info("card_printed", job_id=job_id, card_no=card_no, counter=result.counter)
+        self._settle(partial(self.journal.card_printed, job_id, result.counter, use,
+                             between_cards=True))
 
     def _prepare_next(self) -> None:
         """Start building the card of the next waiting job, in the preparing thread.
@@ -376,35 +496,47 @@ class PrinterWorker:
         try:
             result = self.driver.print_card(card)
         except PrinterError as exc:
-            if exc.card_drawn is not False:
-                self.journal.card_spoiled(None, exc.counter, f"test card: {exc.fault.value}",
-                                          replace(use, ribbon=0, film=0))
             log.warning("test_card_fault", fault=exc.fault.value, by=who)
+            if exc.card_drawn is False:
+                self._tests.put(who)  # refused: it waits like any card
+                self._update(current_job=None)
+                self._refused(exc, None)
+                return
+            self._accepted()
+            self._settle(partial(self.journal.card_spoiled, None, exc.counter,
+                                 f"test card: {exc.fault.value}", replace(use, ribbon=0, film=0)))
             self._update(current_job=None, error=exc.detail)
             return
-        card_no = self.journal.card_test(result.counter, use, who)
-        self._update(current_job=None)
-        log.info("test_card_printed", card_no=card_no, by=who)
+        self._accepted()
+        self._settle(partial(self.journal.card_test, result.counter, use, who))
+        log.info("test_card_printed", by=who, counter=result.counter)
 
     def _card_failed(self, job_id: str, attempt: int, exc: PrinterError,
                      use: CardUse) -> None:
         if exc.card_drawn is None:
-            self.journal.mark_needs_check(
-                job_id, f"the printer link broke while the card was inside ({exc.fault.value}); "
-                        "an operator must say whether it came out")
             log.warning("card_unknown_outcome", job_id=job_id, fault=exc.fault.value)
+            self._settle(partial(
+                self.journal.mark_needs_check, job_id,
+                f"the printer link broke while the card was inside ({exc.fault.value}); "
+                "an operator must say whether it came out"))
             self._update(current_job=None, error=exc.detail)
             self._poll()
             return
-        if exc.card_drawn:
-            self.journal.card_spoiled(job_id, exc.counter, exc.fault.value, use)
+        if exc.card_drawn is False:
+            # Refused, no blank drawn: not an attempt; the fault is held and shown.
+            self._settle(partial(self.journal.not_started, job_id))
+            self._update(current_job=None)
+            self._refused(exc, job_id)
+            return
+        self._accepted()
+        log.warning("card_fault", job_id=job_id, fault=exc.fault.value, attempt=attempt)
+        spoiled = partial(self.journal.card_spoiled, job_id, exc.counter, exc.fault.value, use)
         # Running out mid-card holds the job until stock is loaded; it never fails it.
-        if exc.card_drawn and attempt >= self.max_attempts and exc.fault not in STOCK_FAULTS:
-            self.journal.finish(job_id, "failed", "attempts_exhausted",
-                                f"{attempt} blanks spoiled ({exc.fault.value})")
+        if attempt >= self.max_attempts and exc.fault not in STOCK_FAULTS:
+            self._settle(spoiled, partial(self.journal.finish, job_id, "failed",
+                                          "attempts_exhausted",
+                                          f"{attempt} blanks spoiled ({exc.fault.value})"))
         else:
-            self.journal.back_to_queue(job_id)
-        log.warning("card_fault", job_id=job_id, fault=exc.fault.value,
-                    card_drawn=exc.card_drawn, attempt=attempt)
+            self._settle(spoiled, partial(self.journal.back_to_queue, job_id))
         self._update(current_job=None, error=exc.detail)
         self._poll()

@@ -96,18 +96,22 @@ class AmqpPublisher(EventSink):
                 conn.close()
 
     def _hand_back(self, ch: pika.adapters.blocking_connection.BlockingChannel) -> None:
-        """Publish pool jobs handed back, each at most once, before reporting them released.
+        """Publish pool jobs handed back to the central system on `printstation.handback`,
+        each at most once, before reporting them released.
 
         The attempt is journaled first: if the agent dies before the broker's confirm, the
         job is reported released without a second copy (the central system re-sends it),
         because two copies in a pool could be printed by two stations.
         """
         for job_id, rk, body, headers in self.journal.pending_handbacks():
-            self.journal.handback_sending(job_id)
+            if not self.journal.handback_sending(job_id):
+                continue  # cancelled meanwhile
             props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
                                          message_id=job_id, headers=headers)
             try:
-                ch.basic_publish(self.settings.names.job_exchange, rk, body, props,
+                # To the central system, never to the pool itself (contract 7.1, v2): a
+                # station needs no write on the job exchange.
+                ch.basic_publish(self.settings.names.handback_exchange, rk, body, props,
                                  mandatory=True)
             except (pika.exceptions.UnroutableError, pika.exceptions.NackError):
                 self.journal.handback_done(job_id, confirmed=False)

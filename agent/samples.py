@@ -93,8 +93,13 @@ def _back(rng: random.Random) -> Image.Image:
 
 def sample_job(job_id: str, *, seed: int | None = None, card_stock: str = "ektp",
                two_sided: bool = True, with_mask: bool = True,
-               expires_at: datetime | None = None, reference: str | None = None) -> SampleJob:
-    """One signed-ready job body with fake personal data, and those fake strings."""
+               expires_at: datetime | None = None, reference: str | None = None,
+               destination: str | None = None) -> SampleJob:
+    """One signed-ready job body with fake personal data, and those fake strings.
+
+    Without `destination` the body names none: `printstation submit` (and `Submitter`)
+    fill it in from where it is sent, before signing.
+    """
     rng = random.Random(seed if seed is not None else job_id)
     name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
     nik = "".join(str(rng.randint(0, 9)) for _ in range(16))
@@ -109,6 +114,7 @@ def sample_job(job_id: str, *, seed: int | None = None, card_stock: str = "ektp"
     body = {
         "schema": JOB_SCHEMA,
         "job_id": job_id,
+        **({"destination": destination} if destination else {}),
         "reference": reference or f"PERMOHONAN-{rng.randint(0, 999999):06d}",
         "created_at": created.isoformat(),
         "expires_at": (expires_at or created + timedelta(days=30)).isoformat(),

@@ -48,7 +48,7 @@ def asyncapi(names: Names | None = None) -> dict:
 
     return {
         "asyncapi": "2.6.0",
-        "info": {"title": "printstation station contract", "version": "1",
+        "info": {"title": "printstation station contract", "version": "2",
                  "description": "Jobs to ID-card print stations and their reports back. "
                                 "Bodies are UTF-8 JSON, at most 16 MiB; jobs and control "
                                 "commands are signed with Ed25519 (headers x-signature, "
@@ -104,6 +104,19 @@ def asyncapi(names: Names | None = None) -> dict:
                     ("alert.{station_id}.{severity}", "alert", contract.ALERT_SCHEMA,
                      "Raised once when a condition starts, once when it clears."),
                 ]
+            },
+            "handback.pool.{pool}": {
+                "description": "A pool job a station took but could not start, with its "
+                               "signature headers, back to the central system (routing key "
+                               f"pool.{{pool}} on the fanout {n.handback_exchange}), which "
+                               "decides whether to send it to its pool again.",
+                "parameters": {"pool": {"schema": {"type": "string",
+                                                   "pattern": contract.NAME_PATTERN}}},
+                "subscribe": {"message": {"name": "job", "payload": ref(contract.JOB_SCHEMA),
+                                          "headers": _signature_headers()}},
+                "bindings": {"amqp": {"is": "routingKey",
+                                      "exchange": exchange(n.handback_exchange, "fanout"),
+                                      "queue": queue(n.handback_queue)}},
             },
             n.dead_queue: {
                 "description": "Dead letters: every queue above dead-letters here.",

@@ -81,6 +81,22 @@ def generate_keypair(directory: Path, key_id: str) -> tuple[Path, Path]:
     return priv_path, pub_path
 
 
+def signature_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    """Only the headers that carry a body's signature, as strings: what a station stores.
+
+    The rest of an AMQP header table is the broker's (`x-death` holds timestamps and
+    nested tables on every re-driven dead letter) and is neither needed nor JSON.
+    """
+    out = {}
+    for name in (SIGNATURE_HEADER, KEY_ID_HEADER):
+        value = (headers or {}).get(name)
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        if isinstance(value, str):
+            out[name] = value[:512]
+    return out
+
+
 def sign_headers(private: Ed25519PrivateKey, key_id: str, body: bytes) -> dict[str, str]:
     """The AMQP headers that carry a body's signature."""
     return {

@@ -83,6 +83,30 @@ def load(db: sqlite3.Connection, *, kind: str, type_: str | None, capacity: int 
     return counted(db)[kind]
 
 
+def archive(db: sqlite3.Connection, before: str) -> int:
+    """Fold ledger rows (cards and blank loads) older than `before` into per-day sums.
+
+    The detailed rows are kept for the retention period; after it, what the balance and
+    the daily ledger need (per day, stock and outcome: a count, ribbon and film used)
+    stays in `ledger_archive`, a row a day, and the rest goes. Returns rows folded.
+    """
+    old = "julianday(at) < julianday(?)"
+    db.execute(
+        "INSERT INTO ledger_archive (day, stock, outcome, n, ribbon_used, film_used) "
+        "SELECT substr(at, 1, 10), COALESCE(stock, 'unknown'), outcome, COUNT(*), "
+        "SUM(COALESCE(ribbon_use, 0)), SUM(COALESCE(film_use, 0)) FROM cards "
+        f"WHERE {old} GROUP BY 1, 2, 3 ON CONFLICT (day, stock, outcome) DO UPDATE SET "
+        "n = n + excluded.n, ribbon_used = ribbon_used + excluded.ribbon_used, "
+        "film_used = film_used + excluded.film_used", (before,))
+    db.execute(
+        "INSERT INTO ledger_archive (day, stock, outcome, n) "
+        "SELECT substr(at, 1, 10), COALESCE(type, 'unknown'), 'loaded', SUM(amount) "
+        f"FROM loads WHERE kind='cards' AND {old} GROUP BY 1, 2 "
+        "ON CONFLICT (day, stock, outcome) DO UPDATE SET n = n + excluded.n", (before,))
+    folded = db.execute(f"DELETE FROM cards WHERE {old}", (before,)).rowcount
+    return folded + db.execute(f"DELETE FROM loads WHERE {old}", (before,)).rowcount
+
+
 def recent_cards(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
     """The latest good cards, newest first: when, sides, ribbon and film used."""
     rows = db.execute("SELECT at, sides, ribbon_use, film_use FROM cards WHERE outcome IN "
@@ -103,6 +127,12 @@ def ledger_days(db: sqlite3.Connection) -> list[dict[str, Any]]:
     for r in db.execute("SELECT substr(at, 1, 10) AS day, type, SUM(amount) AS n FROM loads "
                         "WHERE kind='cards' GROUP BY day, type"):
         row(r["day"], r["type"])["loaded"] += r["n"]
+    for r in db.execute("SELECT day, stock, outcome, n, ribbon_used, film_used "
+                        "FROM ledger_archive"):
+        entry = row(r["day"], r["stock"])
+        entry[r["outcome"]] += r["n"]
+        entry["ribbon_used"] += r["ribbon_used"]
+        entry["film_used"] += r["film_used"]
     for r in db.execute("SELECT substr(at, 1, 10) AS day, stock, outcome, COUNT(*) AS n, "
                         "SUM(COALESCE(ribbon_use, 0)) AS ribbon, "
                         "SUM(COALESCE(film_use, 0)) AS film FROM cards "

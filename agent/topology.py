@@ -66,6 +66,7 @@ def exchanges(settings: Settings) -> list[tuple[str, str]]:
         (n.job_exchange, "direct"),
         (n.event_exchange, "topic"),
         (n.control_exchange, "direct"),
+        (n.handback_exchange, "fanout"),
         (n.dead_exchange, "fanout"),
     ]
 
@@ -74,6 +75,7 @@ def queues(settings: Settings) -> list[QueueSpec]:
     n, sid = settings.names, settings.station_id
     specs = [
         QueueSpec(n.dead_queue, n.dead_exchange, ""),
+        QueueSpec(n.handback_queue, n.handback_exchange, ""),
         QueueSpec(settings.station_queue(), n.job_exchange, f"station.{sid}"),
         QueueSpec(settings.control_queue(), n.control_exchange, f"station.{sid}"),
     ]
@@ -106,14 +108,21 @@ def _declare(conn: BlockingConnection, what: str,
         ch.close()
 
 
+def shared_queues(settings: Settings) -> list[QueueSpec]:
+    """Queues no station owns: the dead letters, and the hand-back queue (the central
+    system's). A station's user may not declare or bind them; an administrator does."""
+    n = settings.names
+    return [spec for spec in queues(settings) if spec.name in (n.dead_queue, n.handback_queue)]
+
+
 def declare_shared(conn: BlockingConnection, settings: Settings) -> None:
-    """What every station shares: the exchanges and the dead-letter queue (an admin's job)."""
+    """What every station shares: the exchanges, the dead-letter and hand-back queues."""
     for name, kind in exchanges(settings):
         conn.channel().exchange_declare(name, kind, durable=True)
-    n = settings.names
     ch = conn.channel()
-    ch.queue_declare(n.dead_queue, durable=True, arguments=queue_arguments(settings))
-    ch.queue_bind(n.dead_queue, n.dead_exchange, routing_key="")
+    for spec in shared_queues(settings):
+        ch.queue_declare(spec.name, durable=True, arguments=queue_arguments(settings))
+        ch.queue_bind(spec.name, spec.exchange, routing_key=spec.routing_key)
     ch.close()
 
 
@@ -125,6 +134,7 @@ def declare(conn: BlockingConnection, settings: Settings) -> None:
             lambda ch, name=name: ch.exchange_declare(name, passive=True),
         )
     args = queue_arguments(settings)
+    shared = shared_queues(settings)
     for spec in queues(settings):
         _declare(
             conn, f"queue {spec.name!r}",
@@ -135,11 +145,11 @@ def declare(conn: BlockingConnection, settings: Settings) -> None:
         try:
             ch.queue_bind(spec.name, spec.exchange, routing_key=spec.routing_key)
         except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code != ACCESS_REFUSED or spec.name != settings.names.dead_queue:
+            if exc.reply_code != ACCESS_REFUSED or spec not in shared:
                 raise
-            # A station user may not bind the shared dead-letter queue: the administrator's
-            # setup does (README, "Broker users and permissions").
-            log.info("dead_queue_binding_left_to_admin")
+            # A station user may not bind the shared queues: the administrator's setup
+            # does (README, "Broker users and permissions").
+            log.info("shared_queue_binding_left_to_admin", queue=spec.name)
         if ch.is_open:
             ch.close()
 

@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from printstation.agent import logs
-from printstation.agent.central import EventTap, Submitter
+from printstation.agent.central import EventTap, HandbackRelay, Submitter
 from printstation.agent.config import Settings
 from printstation.agent.core import Agent
 from printstation.agent.signing import Verifier, sign_headers
@@ -217,10 +217,23 @@ class Events:
             return last
         return wait_for(latest, timeout, f"{len(job_ids)} jobs to reach {sorted(wanted)}")
 
-    def wait_final(self, job_ids: list[str], timeout: float = 30.0) -> dict[str, dict]:
-        wait_for(lambda: all(self.final(j) for j in job_ids), timeout,
-                 f"a terminal status for {len(job_ids)} jobs")
+    def wait_final(self, job_ids: list[str], timeout: float = 30.0,
+                   meanwhile: Callable[[], object] = lambda: None) -> dict[str, dict]:
+        """Wait for every job's terminal status; `meanwhile` runs each round (the central
+        system's hand-back relay, say)."""
+        def done() -> bool:
+            meanwhile()
+            return all(self.final(j) for j in job_ids)
+        wait_for(done, timeout, f"a terminal status for {len(job_ids)} jobs")
         return {j: self.final(j) for j in job_ids}  # type: ignore[misc]
+
+
+@pytest.fixture
+def central_relay(broker_url: str) -> Iterator[HandbackRelay]:
+    """The central system's hand-back relay (contract 7.1): call `.relay()` to send the jobs
+    stations handed back to their pool again."""
+    with HandbackRelay(broker_url) as relay:
+        yield relay
 
 
 @pytest.fixture
@@ -322,7 +335,7 @@ def job_fingerprint(body: dict) -> str:
     from printstation.agent.printing import build_card
     from printstation.simulator.printer import fingerprint
 
-    raw = json.dumps(body).encode()
+    raw = json.dumps({"destination": "station.any", **body}).encode()
     row = JobRow(body["job_id"], None, body["card_stock"], "station", "queued", 0, 1, None, raw,
                  None, None, None)
     return fingerprint(build_card(row, (1016, 648)).front.black)

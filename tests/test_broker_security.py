@@ -78,10 +78,15 @@ def test_a_station_runs_with_only_the_permissions_of_its_own_user(
             b = sub.submit_job(sample_job(f"PERM-{station_id}-b").body, pool=pool)
             finals = events.wait_final([a, b])
         assert {f["status"] for f in finals.values()} == {"printed"}
-        # What a hand-back publishes is allowed; what belongs to others is not.
+        # What a hand-back publishes is allowed; what belongs to others is not: a station
+        # login cannot put a job in front of any station or pool (contract 1, v2).
         assert not _refused(mine, lambda ch: ch.basic_publish(
-            "printstation.jobs", f"pool.{pool}", b"{}",
+            "printstation.handback", f"pool.{pool}", b"{}",
             pika.BasicProperties(delivery_mode=2)) or ch.basic_qos(prefetch_count=1))
+        for key in (f"station.{station_id}", f"pool.{pool}", "station.someone-else"):
+            assert _refused(mine, lambda ch, key=key: ch.basic_publish(
+                "printstation.jobs", key, b"{}",
+                pika.BasicProperties(delivery_mode=2)) or ch.basic_qos(prefetch_count=1)), key
         other = f"printstation.station.someone-else-{uuid.uuid4().hex[:4]}"
         pika.BlockingConnection(pika.URLParameters(admin)).channel().queue_declare(
             other, durable=True, arguments={"x-queue-type": "quorum",

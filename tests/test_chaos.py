@@ -43,7 +43,7 @@ from conftest import (
 from cryptography.hazmat.primitives import serialization
 from tcpproxy import StallingProxy
 
-from printstation.agent.central import Submitter
+from printstation.agent.central import HandbackRelay, Submitter
 from printstation.agent.contract import TERMINAL_STATUSES
 from printstation.agent.local_control import call
 from printstation.agent.samples import sample_job
@@ -140,9 +140,9 @@ RESEND_GRACE = 15.0
 def _resend_needed(history: list[dict], now: datetime) -> bool:
     """The central system's rule: re-send a pool job once no station reports it accepted.
 
-    Every station that reported the job must have released it last, the release must not
-    be an unconfirmed hand-back's sibling (a confirmed hand-back is already in the pool),
-    and nothing may have been heard of the job for RESEND_GRACE seconds.
+    Every station that reported the job must have released it last, and nothing may have
+    been heard of the job for RESEND_GRACE seconds. Hand-backs (contract 7.1, v2) reach the
+    central system, never the pool: each `released` is answered by one new copy.
     """
     latest: dict[str, dict] = {}
     for event in history:
@@ -150,9 +150,6 @@ def _resend_needed(history: list[dict], now: datetime) -> bool:
     if not latest or any(e["status"] != "released" for e in latest.values()):
         return False
     last = history[-1]
-    if last["reason"]["code"] == "handed_back" and "not confirmed" not in (
-            last["reason"]["detail"] or ""):
-        return False
     return (now - datetime.fromisoformat(last["at"])).total_seconds() > RESEND_GRACE
 
 
@@ -215,10 +212,13 @@ def test_chaos(tmp_path, broker_url, vhost, signing_key, cleanup):
     chaos_until = time.monotonic() + max(20.0, JOBS * 0.08)
     broker_restarted = False
     central_conn = Submitter(broker_url, key=signing_key, key_id=KEY_ID)
+    handbacks = HandbackRelay(broker_url)
+    cleanup.append(handbacks)
     last_resend: dict[str, str] = {}
 
     def central() -> None:
         collector.pump()
+        counts["handbacks"] += len(handbacks.relay(forward=False))
         now = datetime.now().astimezone()
         for job_id, history in collector.statuses().items():
             if job_id not in bodies or job_id in station_jobs:
@@ -260,6 +260,8 @@ def test_chaos(tmp_path, broker_url, vhost, signing_key, cleanup):
             rabbitmqctl("start_app")
             counts["broker_restarts"] += 1
             central_conn = Submitter(broker_url, key=signing_key, key_id=KEY_ID)
+            handbacks = HandbackRelay(broker_url)
+            cleanup.append(handbacks)
             collector.reconnect()
         central()
     feeder.join(300)
@@ -269,6 +271,8 @@ def test_chaos(tmp_path, broker_url, vhost, signing_key, cleanup):
         rabbitmqctl("start_app")
         counts["broker_restarts"] += 1
         central_conn = Submitter(broker_url, key=signing_key, key_id=KEY_ID)
+        handbacks = HandbackRelay(broker_url)
+        cleanup.append(handbacks)
         collector.reconnect()
 
     # Calm: restart anything dead without failpoints, clear printers, let it settle.

@@ -39,12 +39,18 @@ def test_schema_writes_json_schemas_and_asyncapi(tmp_path):
     out = run("schema", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert "asyncapi.json" in names and "printstation.job-v1.schema.json" in names
+    assert "asyncapi.json" in names and "printstation.job-v2.schema.json" in names
+    assert "printstation.control-v2.schema.json" in names
     assert len(names) == 7
-    job = json.loads((tmp_path / "printstation.job-v1.schema.json").read_text())
-    assert set(job["required"]) >= {"schema", "job_id", "created_at", "card_stock", "sides"}
+    job = json.loads((tmp_path / "printstation.job-v2.schema.json").read_text())
+    assert set(job["required"]) >= {"schema", "job_id", "destination", "created_at",
+                                    "card_stock", "sides"}
+    assert "chip" in job["properties"]
+    control = json.loads((tmp_path / "printstation.control-v2.schema.json").read_text())
+    assert set(control["required"]) >= {"schema", "command_id", "issued_at", "station_id"}
     api = json.loads((tmp_path / "asyncapi.json").read_text())
     assert "station.{station_id}" in api["channels"]
+    assert api["info"]["version"] == "2" and "handback.pool.{pool}" in api["channels"]
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path):

@@ -18,7 +18,7 @@ from printstation.agent.samples import sample_job
 
 @pytest.fixture(scope="module")
 def job() -> dict:
-    return sample_job("UNIT-1", seed=1).body
+    return sample_job("UNIT-1", seed=1, destination="station.unit").body
 
 
 def _png(size: tuple[int, int], mode: str = "RGB") -> str:
@@ -44,7 +44,8 @@ def test_bad_job_ids_are_refused(job, job_id):
 
 
 def test_unknown_schema_is_refused(job):
-    assert "schema" in _reason({**job, "schema": "printstation.job/2"})
+    assert "schema" in _reason({**job, "schema": "printstation.job/3"})
+    assert "schema" in _reason({**job, "schema": "printstation.job/1"})
 
 
 def test_unknown_fields_are_refused(job):
@@ -92,10 +93,64 @@ def test_reasons_never_echo_the_input(job):
     assert secret not in _reason(body)
 
 
+CONTROL = {"schema": contract.CONTROL_SCHEMA, "command_id": "c-1",
+           "issued_at": "2026-11-27T09:00:00+07:00", "station_id": "s1"}
+
+
 def test_control_cancel_needs_a_job_id():
     with pytest.raises(ValidationError):
-        contract.Control.model_validate({"schema": contract.CONTROL_SCHEMA, "command": "cancel"})
-    contract.Control.model_validate({"schema": contract.CONTROL_SCHEMA, "command": "pause"})
+        contract.Control.model_validate({**CONTROL, "command": "cancel"})
+    contract.Control.model_validate({**CONTROL, "command": "pause"})
+
+
+@pytest.mark.parametrize("missing", ["command_id", "issued_at", "station_id"])
+def test_a_version_2_command_names_its_id_time_and_station(missing):
+    doc = {k: v for k, v in {**CONTROL, "command": "pause"}.items() if k != missing}
+    with pytest.raises(ValidationError, match=missing):
+        contract.Control.model_validate(doc)
+
+
+def test_a_version_2_job_needs_its_destination(job):
+    with pytest.raises(ValidationError, match="destination"):
+        contract.Job.model_validate({k: v for k, v in job.items() if k != "destination"})
+    for bad in ("station.", "station.UPPER", "printstation.jobs", "pool.a b", "station.x\n"):
+        assert "destination" in _reason({**job, "destination": bad}), bad
+
+
+def _chip(commands: object, profile: str = "apdu-script/1") -> dict:
+    data = json.dumps({"commands": commands}).encode()
+    return {"profile": profile, "data": base64.b64encode(data).decode()}
+
+
+def test_an_apdu_script_is_checked_without_echoing_it(job):
+    ok = _chip([{"apdu": "00A4040007A0000002471001", "expect": ["9000"]}])
+    parsed = contract.Job.model_validate({**job, "chip": ok})
+    steps = contract.apdu_script(parsed.chip.data_bytes())
+    assert steps[0].apdu[:2] == b"\x00\xa4" and steps[0].expect == (b"\x90\x00",)
+    secret = "DEADBEEF31711234"
+    for bad, why in [
+        (_chip([]), "non-empty"),
+        (_chip([{"apdu": "00A4", "expect": ["9000"]}]), "at least 4 bytes"),
+        (_chip([{"apdu": secret + "Z", "expect": ["9000"]}]), "hex"),
+        (_chip([{"apdu": secret, "expect": []}]), "status words"),
+        (_chip([{"apdu": secret, "expect": ["90"]}]), "status words"),
+        ({"profile": "apdu-script/1", "data": "not base64!"}, "base64"),
+        ({"profile": "apdu-script/1",
+          "data": base64.b64encode(b"x" * (contract.MAX_CHIP_BYTES + 1)).decode()},
+         "more than 65536"),
+        ({"profile": "Bad Profile", "data": ""}, "profile"),
+    ]:
+        reason = _reason({**job, "chip": bad})
+        assert why in reason and secret not in reason, (why, reason)
+    # Another profile's data is its encoder's business: only its size and base64 are checked.
+    other = {"profile": "sam-ektp/3", "data": base64.b64encode(b"opaque").decode()}
+    assert contract.Job.model_validate({**job, "chip": other}).chip.profile == "sam-ektp/3"
+
+
+def test_a_version_1_job_becomes_version_2_on_the_queue_it_came(job):
+    v1 = {k: v for k, v in job.items() if k != "destination"} | {"schema": "printstation.job/1"}
+    as_v2 = contract.JobV1.model_validate(v1).as_v2("pool.bogor")
+    assert as_v2.destination == "pool.bogor" and as_v2.job_id == job["job_id"]
 
 
 def test_routing_keys_follow_section_4():

@@ -44,7 +44,8 @@ def test_bad_sim_parameters_are_named(tmp_path, url, needle):
 def _card(job_id: str, two_sided: bool = True) -> CardJob:
     from printstation.agent.journal import JobRow
 
-    body = json.dumps(sample_job(job_id, two_sided=two_sided).body).encode()
+    body = json.dumps(sample_job(job_id, two_sided=two_sided,
+                                 destination="station.test").body).encode()
     row = JobRow(job_id, None, "ektp", "station", "queued", 0, 2, None, body, None, None, None)
     return build_card(row, (1016, 648))
 

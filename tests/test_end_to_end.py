@@ -87,7 +87,8 @@ def test_bad_messages_are_dead_lettered_and_rejected_never_printed(
         events, make_station, raw_publish, broker_url, station_id, signing_key):
     station = make_station(station_id)
     other_key = Ed25519PrivateKey.generate()
-    good = sample_job(f"BAD-{station_id}-x", two_sided=False).body
+    good = sample_job(f"BAD-{station_id}-x", two_sided=False,
+                      destination=f"station.{station_id}").body
 
     def body_for(job_id: str, **changes) -> bytes:
         return json.dumps({**good, "job_id": job_id, **changes}).encode()
@@ -95,7 +96,7 @@ def test_bad_messages_are_dead_lettered_and_rejected_never_printed(
     unsigned = body_for(f"BAD-{station_id}-unsigned")
     forged = body_for(f"BAD-{station_id}-forged")
     unknown_key = body_for(f"BAD-{station_id}-unknownkey")
-    schema = body_for(f"BAD-{station_id}-schema", schema="printstation.job/2")
+    schema = body_for(f"BAD-{station_id}-schema", schema="printstation.job/3")
     bad_image = body_for(f"BAD-{station_id}-image",
                          sides={"front": {"image": "aGVsbG8=", "overlay": True}})
     cases = {

@@ -25,7 +25,8 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | text,
                            lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(text, inner, max_size=4), max_leaves=12)
 job_like = st.fixed_dictionaries(
-    {"schema": st.sampled_from(["printstation.job/1", "printstation.control/1", "x/1"])},
+    {"schema": st.sampled_from(["printstation.job/2", "printstation.control/2",
+                                "printstation.job/1", "x/1"])},
     optional={"job_id": text, "command": text, "card_stock": json_values,
               "sides": json_values, "created_at": json_values})
 
@@ -81,7 +82,8 @@ def test_arbitrary_messages_through_the_broker_are_dead_lettered(
     one()
     assert sent >= 20
 
-    job = sample_job(f"FUZZ-{station_id}-ok", two_sided=False)
+    job = sample_job(f"FUZZ-{station_id}-ok", two_sided=False,
+                     destination=f"station.{station_id}")
     raw, headers = signed(signing_key, job.body)
     raw_publish(station_id, raw, headers, message_id=job.body["job_id"])
     final = events.wait_final([job.body["job_id"]])[job.body["job_id"]]

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from conftest import Events, control_answers, signed, wait_for
 
-from printstation.agent.central import EventTap
+from printstation.agent.central import EventTap, HandbackRelay
 from printstation.agent.contract import Job
 from printstation.agent.journal import Journal
 from printstation.agent.local_control import ControlError, call
@@ -26,7 +26,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def _left_printing(state_dir, station_id: str, job_id: str, counter_before: int,
                    source: str = "station", key=None) -> dict:
     """A journal as an agent leaves it when it dies with a card in the printer."""
-    body = sample_job(job_id, two_sided=False).body
+    destination = source.replace(":", ".") if source.startswith("pool:") else \
+        f"station.{station_id}"
+    body = sample_job(job_id, two_sided=False, destination=destination).body
     raw, headers = signed(key, body) if key else (json.dumps(body).encode(), {})
     journal = Journal(state_dir, station_id)
     journal.take(Job.model_validate(body), raw, headers, source)
@@ -89,6 +91,8 @@ def test_a_pool_job_not_started_goes_back_to_the_pool_at_restart(
                                      if e["status"] == "released"], what="released")[0]
         assert released["station_id"] == a_id
         assert released["reason"]["code"] == "handed_back"
+        with HandbackRelay(broker_url) as central:  # the central system sends it again
+            assert central.relay() == [job_id]
         final = events.wait_final([job_id])[job_id]
     assert final["status"] == "printed" and final["station_id"] == b_id
     assert b.issued() == [job_id]
@@ -112,6 +116,8 @@ def test_a_fault_that_lasts_hands_pool_jobs_back_to_other_stations(
         released = wait_for(lambda: [e for e in events.statuses(second)
                                      if e["status"] == "released"], what="hand-back")[0]
         assert released["reason"]["code"] == "handed_back"
+        with HandbackRelay(broker_url) as central:
+            assert central.relay() == [second]
         b = make_station(f"fb-{pool}", pools=[pool])
         final = events.wait_final([second], timeout=30)[second]
     assert final["station_id"] == b.agent.settings.station_id

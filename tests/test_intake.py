@@ -16,6 +16,7 @@ from printstation.agent.samples import sample_job
 from printstation.agent.signing import Verifier
 
 KEY = Ed25519PrivateKey.generate()
+UNIT = "station.unit"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_arbitrary_messages_are_rejected_never_raised(intake, body, headers, mes
 @given(doc=st.dictionaries(st.text(max_size=12), st.one_of(st.text(max_size=30), st.integers(),
                                                            st.none()), max_size=6))
 def test_signed_json_that_is_not_a_job_is_rejected(intake, doc):
-    body, headers = signed(KEY, {"schema": "printstation.job/1", **doc})
+    body, headers = signed(KEY, {"schema": "printstation.job/2", **doc})
     assert intake.job(Delivery(body=body, headers=headers)).action == "reject"
 
 
@@ -57,7 +58,7 @@ def test_deeply_nested_json_is_rejected(intake):
 
 
 def test_a_valid_signed_job_is_taken_once(intake):
-    body, headers = signed(KEY, sample_job("INTAKE-1", two_sided=False).body)
+    body, headers = signed(KEY, sample_job("INTAKE-1", two_sided=False, destination=UNIT).body)
     assert intake.job(Delivery(body=body, headers=headers, message_id="INTAKE-1")).why \
         == "accepted"
     assert intake.job(Delivery(body=body, headers=headers)).why == "duplicate"
@@ -65,13 +66,13 @@ def test_a_valid_signed_job_is_taken_once(intake):
 
 
 def test_a_message_id_that_differs_from_the_job_id_is_refused(intake):
-    body, headers = signed(KEY, sample_job("INTAKE-2", two_sided=False).body)
+    body, headers = signed(KEY, sample_job("INTAKE-2", two_sided=False, destination=UNIT).body)
     decision = intake.job(Delivery(body=body, headers=headers, message_id="OTHER"))
     assert decision.action == "reject"
 
 
 def test_a_bad_copy_of_a_known_job_gets_no_second_status(intake):
-    body, headers = signed(KEY, sample_job("INTAKE-3", two_sided=False).body)
+    body, headers = signed(KEY, sample_job("INTAKE-3", two_sided=False, destination=UNIT).body)
     intake.job(Delivery(body=body, headers=headers))
     before = intake.journal.last_seq()
     tampered = json.dumps({**json.loads(body), "reference": "changed"}).encode()

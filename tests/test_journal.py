@@ -7,14 +7,15 @@ import stat
 
 import pytest
 
+from printstation.agent import journal as journal_module
 from printstation.agent.contract import Job
-from printstation.agent.journal import Journal, JournalError
+from printstation.agent.journal import Journal, JournalError, Taken
 from printstation.agent.samples import sample_job
 
 
 @pytest.fixture
 def job() -> tuple[Job, bytes]:
-    body = sample_job("J-1", two_sided=False)
+    body = sample_job("J-1", two_sided=False, destination="station.s1")
     raw = json.dumps(body.body).encode()
     return Job.model_validate_json(raw), raw
 
@@ -43,8 +44,8 @@ def test_seq_grows_by_one_per_event_and_across_reopen(tmp_path, job):
 
 def test_a_job_is_taken_once_and_its_data_dropped_when_terminal(tmp_path, job):
     journal = Journal(tmp_path, "s1")
-    assert journal.take(job[0], job[1], {}, "station")
-    assert not journal.take(job[0], job[1], {}, "station")
+    assert journal.take(job[0], job[1], {}, "station") is Taken.ACCEPTED
+    assert journal.take(job[0], job[1], {}, "station") is Taken.DUPLICATE
     assert journal.get("J-1").body == job[1]
     assert journal.finish("J-1", "expired")
     assert journal.get("J-1").body is None
@@ -111,7 +112,7 @@ def test_a_schema_1_journal_moves_its_job_data_out_of_the_jobs_rows(tmp_path, jo
     journal = Journal(tmp_path, "s1")
     row = journal.next_job()
     assert row is not None and row.body == job[1] and json.loads(row.headers) == {"h": 1}
-    assert journal.get_meta("schema_version") == "2"
+    assert journal.get_meta("schema_version") == str(journal_module.SCHEMA_VERSION)
     assert journal.finish("J-1", "expired") and journal.get("J-1").body is None
 
 
@@ -136,7 +137,7 @@ def test_a_commit_that_writes_nothing_syncs_before_what_waited_is_published(tmp_
         real_fsync(fd)
 
     monkeypatch.setattr(journal_module.os, "fsync", spy)
-    assert not journal.take(job[0], job[1], {}, "station")  # a redelivery: writes nothing
+    assert journal.take(job[0], job[1], {}, "station") is Taken.DUPLICATE  # writes nothing
     assert synced, "the events were released without an fsync"
     assert len(journal.unpublished()) == waiting + 2  # card, printed
     synced.clear()

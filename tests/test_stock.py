@@ -101,7 +101,7 @@ def test_running_out_mid_card_holds_the_job_never_fails_it(
 
 
 def test_a_pool_station_out_of_film_leaves_the_jobs_to_the_others(
-        make_station, submitter, broker_url):
+        make_station, submitter, broker_url, central_relay):
     pool = f"film-{uuid.uuid4().hex[:8]}"
     short = make_station(f"fa-{pool}", pools=[pool], handback_after=1.0,
                          sim="print_time=0.05&render=0&film=3")
@@ -111,7 +111,7 @@ def test_a_pool_station_out_of_film_leaves_the_jobs_to_the_others(
         events = Events(tap)
         for job_id in job_ids:
             submitter.submit_job(sample_job(job_id, two_sided=True).body, pool=pool)
-        finals = events.wait_final(job_ids, timeout=90)
+        finals = events.wait_final(job_ids, timeout=90, meanwhile=central_relay.relay)
         assert {f["status"] for f in finals.values()} == {"printed"}
         printed = short.issued() + others[0].issued() + others[1].issued()
         assert sorted(printed) == sorted(job_ids)  # each exactly once
