@@ -18,9 +18,10 @@ import pika
 import pika.exceptions
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
+from pydantic import SecretStr
 
 from . import failpoints, topology
-from .config import Settings
+from .config import ConfigError, Settings
 from .intake import Decision, Delivery, Intake
 from .journal import Journal
 from .reconnect import run_with_reconnect
@@ -52,6 +53,7 @@ class AmqpSource:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
         self._conn: pika.BlockingConnection | None = None
+        self._url = SecretStr("")
 
     def start(self) -> None:
         self._thread.start()
@@ -68,6 +70,13 @@ class AmqpSource:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        try:
+            # A password that cannot be had stops the agent naming the key; retrying would
+            # not find it.
+            self._url = SecretStr(self.settings.broker_connection_url())
+        except ConfigError as exc:
+            self.on_fatal(exc)
+            return
         if self.after is not None:
             # Let the printer thread settle jobs that were printing when the agent stopped;
             # a printer that stays unreachable does not keep jobs out of the journal.
@@ -82,7 +91,7 @@ class AmqpSource:
 
     def _session(self) -> None:
         params = topology.connection_parameters(
-            self.settings.broker_url, heartbeat=self.settings.heartbeat,
+            self._url.get_secret_value(), heartbeat=self.settings.heartbeat,
             name=f"printstation-consumer-{self.settings.station_id}",
             tls=topology.TlsFiles.of(self.settings))
         conn = pika.BlockingConnection(params)
