@@ -261,3 +261,12 @@ def test_the_service_warns_once_of_a_password_in_a_config_file_the_group_can_rea
     assert warnings[0]["config_file"] == str(cfg)
     assert "put the password in broker_password_file" in warnings[0]["detail"]
     assert password not in logs and quote(password, safe="") not in logs
+
+
+def test_the_unit_passes_the_credential_the_agent_reads():
+    from printstation.agent.config import BROKER_PASSWORD_CREDENTIAL
+
+    unit = Path(__file__).parent.parent / "systemd" / "printstation.service"
+    lines = [x for x in unit.read_text().splitlines() if x.startswith("LoadCredential=")]
+    assert lines == [f"LoadCredential={BROKER_PASSWORD_CREDENTIAL}:"
+                     "/etc/printstation/broker-password"]
