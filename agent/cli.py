@@ -8,9 +8,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 EXAMPLES = """\
 examples:
@@ -54,6 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _load(args)
     logs.configure(settings.log_level)
+    _broker_password_at_start(args, settings)
     agent = Agent(settings)
     stop, reload, wake = threading.Event(), threading.Event(), threading.Event()
 
@@ -131,9 +135,40 @@ def _reload(args: argparse.Namespace, agent) -> None:
                   detail="the running configuration is kept")
 
 
+def _broker_password_at_start(args: argparse.Namespace, settings: Settings) -> None:
+    """Start-up: a broker password the service cannot have stops it here in one line (exit
+    2) rather than in a retry loop; one in a config file others can read gets a warning."""
+    import structlog
+
+    from .config import exposed_password_warning
+
+    settings.broker_connection_url()
+    warning = exposed_password_warning(settings, args.config)
+    if warning is not None:
+        structlog.get_logger("printstation.agent").warning(
+            "broker_password_in_readable_config", config_file=str(args.config),
+            detail=warning)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
+    """Print the effective configuration with every URL's password as *** (the output is
+    pasted into tickets; password files are named, never read out).
+
+    A password only the service's user may read, or one systemd passes only to the
+    service, is noted on stderr and does not fail the check: an operator or an
+    administrator's shell runs this without them.
+    """
+    from .config import ConfigError, exposed_password_warning, mask_secrets
+
     settings = _load(args)
-    print(json.dumps(settings.model_dump(mode="json"), indent=2))
+    print(json.dumps(mask_secrets(settings.model_dump(mode="json")), indent=2))
+    warning = exposed_password_warning(settings, args.config)
+    if warning is not None:
+        print(f"printstation: warning: {warning}", file=sys.stderr)
+    try:
+        settings.broker_connection_url()
+    except ConfigError as exc:
+        print(f"printstation: note: {exc}", file=sys.stderr)
     return 0
 
 
@@ -270,7 +305,8 @@ def cmd_declare_shared(args: argparse.Namespace) -> int:
 
     settings = _load(args)
     conn = pika.BlockingConnection(connection_parameters(
-        settings.broker_url, name="printstation-admin", tls=TlsFiles.of(settings)))
+        settings.broker_connection_url(), name="printstation-admin",
+        tls=TlsFiles.of(settings)))
     try:
         declare_shared(conn, settings)
     finally:

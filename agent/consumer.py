@@ -20,9 +20,10 @@ import pika
 import pika.exceptions
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
+from pydantic import SecretStr
 
 from . import failpoints, topology
-from .config import Settings
+from .config import ConfigError, Settings
 from .intake import STORE_RETRY_SECONDS, Decision, Delivery, Intake
 from .journal import Journal
 from .reconnect import run_with_reconnect
@@ -56,6 +57,7 @@ class AmqpSource:
         self._conn: pika.BlockingConnection | None = None
         #: Pool claims the broker committed and the journal has not recorded yet.
         self._committed: list[str] = []
+        self._url = SecretStr("")
 
     def start(self) -> None:
         self._thread.start()
@@ -72,6 +74,13 @@ class AmqpSource:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        try:
+            # A password that cannot be had stops the agent naming the key; retrying would
+            # not find it.
+            self._url = SecretStr(self.settings.broker_connection_url())
+        except ConfigError as exc:
+            self.on_fatal(exc)
+            return
         if self.after is not None:
             # Let the printer thread settle jobs that were printing when the agent stopped;
             # a printer that stays unreachable does not keep jobs out of the journal.
@@ -86,7 +95,7 @@ class AmqpSource:
 
     def _session(self) -> None:
         params = topology.connection_parameters(
-            self.settings.broker_url, heartbeat=self.settings.heartbeat,
+            self._url.get_secret_value(), heartbeat=self.settings.heartbeat,
             name=f"printstation-consumer-{self.settings.station_id}",
             tls=topology.TlsFiles.of(self.settings))
         conn = pika.BlockingConnection(params)

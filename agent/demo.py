@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from printstation.simulator.printer import read_ledger
 
-from .config import Settings
+from .config import Settings, mask_url
 from .contract import TERMINAL_STATUSES
 from .core import Agent
 from .embedded import EmbeddedSource
@@ -105,14 +105,15 @@ def _demo_through_broker(agent: Agent, settings: Settings, key: Ed25519PrivateKe
                          timeout: float) -> None:
     from .central import EventTap, Submitter
 
-    with EventTap(settings.broker_url, binding=f"*.{settings.station_id}.#") as tap:
+    url = settings.broker_connection_url()
+    with EventTap(url, binding=f"*.{settings.station_id}.#") as tap:
         agent.start()
         if not _wait(lambda: all(agent.broker_up.values()) or agent.fatal is not None, 30):
             raise SystemExit("demo: the agent could not reach the broker at "
-                             f"{settings.broker_url}")
+                             f"{mask_url(settings.broker_url)}")
         if agent.fatal is not None:
             raise SystemExit(f"demo: {agent.fatal}")
-        with Submitter(settings.broker_url, key=key, key_id=KEY_ID) as submitter:
+        with Submitter(url, key=key, key_id=KEY_ID) as submitter:
             for job_id in job_ids:
                 submitter.submit_job(sample_job(job_id).body, station=settings.station_id)
         deadline = time.monotonic() + timeout

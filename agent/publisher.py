@@ -16,8 +16,9 @@ from collections.abc import Callable
 import pika
 import pika.exceptions
 import structlog
+from pydantic import SecretStr
 
-from .config import Settings
+from .config import ConfigError, Settings
 from .journal import Journal
 from .reconnect import run_with_reconnect
 from .topology import TlsFiles, connection_parameters
@@ -47,6 +48,7 @@ class AmqpPublisher(EventSink):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.published = 0
+        self._url = SecretStr("")
 
     def start(self) -> None:
         self._thread.start()
@@ -60,6 +62,13 @@ class AmqpPublisher(EventSink):
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        try:
+            # A password that cannot be had stops the agent naming the key; retrying would
+            # not find it.
+            self._url = SecretStr(self.settings.broker_connection_url())
+        except ConfigError as exc:
+            self.on_fatal(exc)
+            return
         run_with_reconnect("publisher", self._stop, self._session,
                            on_state=self.on_connected, on_fatal=self.on_fatal,
                            max_delay=self.settings.reconnect_max_delay,
@@ -67,7 +76,7 @@ class AmqpPublisher(EventSink):
 
     def _session(self) -> None:
         params = connection_parameters(
-            self.settings.broker_url, heartbeat=self.settings.heartbeat,
+            self._url.get_secret_value(), heartbeat=self.settings.heartbeat,
             name=f"printstation-publisher-{self.settings.station_id}",
             tls=TlsFiles.of(self.settings))
         conn = pika.BlockingConnection(params)

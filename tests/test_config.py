@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import os
+import re
+import struct
 from pathlib import Path
 
+import pika
 import pytest
 
-from printstation.agent.config import ConfigError, load_settings
+from printstation.agent.config import (
+    ConfigError,
+    exposed_password_warning,
+    load_settings,
+    mask_secrets,
+    mask_url,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +28,7 @@ def clean_env(monkeypatch):
     for key in list(os.environ):
         if key.startswith("PRINTSTATION_"):
             monkeypatch.delenv(key)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -75,3 +88,232 @@ def test_a_bad_environment_variable_is_named(monkeypatch):
     monkeypatch.setenv("PRINTSTATION_DELIVERY_LIMIT", "many")
     with pytest.raises(ConfigError, match="config key delivery_limit"):
         load_settings()
+
+
+# ----------------------------------------------------------------------- broker password
+
+#: Characters a URL must quote, so a password that reaches the broker whole was quoted right.
+PASSWORD = "pa:ss@w/rd%41 #?x"
+STATION_URL = "amqps://bogor-kota-01@broker.example/%2F"
+
+
+def password_file(tmp_path: Path, text: str = PASSWORD + "\n", mode: int = 0o600,
+                  name: str = "broker-password") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def login(url: str) -> tuple[str, str]:
+    """The user and password pika will log in with."""
+    credentials = pika.URLParameters(url).credentials
+    return credentials.username, credentials.password
+
+
+def test_the_password_file_replaces_the_urls_password_and_keeps_the_user(tmp_path):
+    pw = password_file(tmp_path, PASSWORD + "\nsecond line\n")
+    s = load_settings(broker_url="amqps://bogor-kota-01:old@broker.example/%2F",
+                      broker_password_file=pw)
+    assert login(s.broker_connection_url()) == ("bogor-kota-01", PASSWORD)
+    assert s.broker_url == "amqps://bogor-kota-01:old@broker.example/%2F"  # as configured
+    s = load_settings(broker_url=STATION_URL, broker_password_file=password_file(
+        tmp_path, "secret\r\n", name="crlf"))
+    assert login(s.broker_connection_url()) == ("bogor-kota-01", "secret")
+
+
+def test_without_a_password_file_the_url_is_used_as_it_is():
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    assert load_settings(broker_url=url).broker_connection_url() == url
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660])
+def test_a_password_file_group_or_others_can_read_is_refused(tmp_path, mode):
+    pw = password_file(tmp_path, mode=mode)
+    with pytest.raises(ConfigError) as info:
+        load_settings(broker_url=STATION_URL, broker_password_file=pw)
+    assert str(info.value) == (f"config key broker_password_file: {pw} is readable by group "
+                               f"or others (mode {mode:04o}); chmod 600 it")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    (None, "not found; write the broker password there, mode 0600"),
+    ("", "is empty; write the broker password on its first line"),
+    ("\nthe second line\n", "is empty; write the broker password on its first line"),
+    (b"\xff\xfe", "is not UTF-8 text"),
+])
+def test_a_missing_empty_or_unreadable_password_file_is_refused(tmp_path, text, problem):
+    pw = tmp_path / "broker-password"
+    if isinstance(text, bytes):
+        pw.write_bytes(text)
+        pw.chmod(0o600)
+    elif text is not None:
+        password_file(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(broker_url=STATION_URL, broker_password_file=pw)
+    assert str(info.value) == f"config key broker_password_file: {pw} {problem}"
+
+
+def test_a_folder_as_password_file_is_refused(tmp_path):
+    (tmp_path / "dir").mkdir(mode=0o700)
+    with pytest.raises(ConfigError, match=r"is not a file$"):
+        load_settings(broker_url=STATION_URL, broker_password_file=tmp_path / "dir")
+
+
+@pytest.mark.parametrize("url", ["amqps://broker.example/%2F", "amqps://:x@broker.example/"])
+def test_a_password_file_with_no_user_in_the_url_is_refused(tmp_path, url):
+    pw = password_file(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_settings(broker_url=url, broker_password_file=pw)
+    assert str(info.value) == (f"config key broker_url: has no user for the password in {pw}; "
+                               "write it as amqps://USER@HOST/VHOST")
+
+
+def test_a_password_file_in_the_toml_and_the_environment(tmp_path, monkeypatch):
+    pw = password_file(tmp_path)
+    cfg = write(tmp_path, f'broker_url = "{STATION_URL}"\nbroker_password_file = "{pw}"\n')
+    assert login(load_settings(cfg).broker_connection_url())[1] == PASSWORD
+    other = password_file(tmp_path, "from-env\n", name="other")
+    monkeypatch.setenv("PRINTSTATION_BROKER_PASSWORD_FILE", str(other))
+    assert login(load_settings(cfg).broker_connection_url())[1] == "from-env"
+
+
+def test_the_systemd_credential_is_the_password_when_no_file_is_set(tmp_path, monkeypatch):
+    creds = tmp_path / "credentials"
+    creds.mkdir(mode=0o700)
+    credential = password_file(creds, "from-systemd\n", mode=0o400)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    s = load_settings(broker_url=STATION_URL)
+    assert login(s.broker_connection_url()) == ("bogor-kota-01", "from-systemd")
+    s = load_settings(broker_url=STATION_URL, broker_password_file=password_file(tmp_path))
+    assert login(s.broker_connection_url())[1] == PASSWORD  # the key, when set, wins
+    credential.chmod(0o440)  # the group check applies to the credential all the same
+    with pytest.raises(ConfigError, match=r"readable by group or others \(mode 0440\)"):
+        load_settings(broker_url=STATION_URL)
+    with pytest.raises(ConfigError, match="has no user for the password"):
+        credential.chmod(0o400)
+        load_settings(broker_url="amqps://broker.example/%2F")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "none-here"))
+    with pytest.raises(ConfigError, match="names the user 'bogor-kota-01' but no password"):
+        load_settings(broker_url=STATION_URL).broker_connection_url()
+
+
+def _set_acl(path: Path, *entries: tuple[int, int, int]) -> None:
+    """Write a POSIX access ACL as Linux stores it (version 2, then tag, perm, id)."""
+    undefined = 0xFFFFFFFF
+    raw = struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perm, undefined if ident is None else ident)
+        for tag, perm, ident in entries)
+    try:
+        os.setxattr(path, "system.posix_acl_access", raw)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            pytest.skip(f"no POSIX ACLs on the file system of {path}")
+        raise
+
+
+USER_OBJ, USER, GROUP_OBJ, GROUP, MASK, OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+
+def test_systemds_acl_on_a_credential_is_not_taken_for_group_access(tmp_path, monkeypatch):
+    # systemd writes a credential 0400 and lets the service's user read it with an ACL
+    # entry; stat then shows the ACL's mask in the group bits: 0440.
+    creds = tmp_path / "credentials"
+    creds.mkdir(mode=0o700)
+    credential = password_file(creds, "from-systemd\n", mode=0o400)
+    _set_acl(credential, (USER_OBJ, 4, None), (USER, 4, 65534), (GROUP_OBJ, 0, None),
+             (MASK, 4, None), (OTHER, 0, None))
+    assert credential.stat().st_mode & 0o777 == 0o440
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert login(load_settings(broker_url=STATION_URL).broker_connection_url())[1] == \
+        "from-systemd"
+    # An ACL that does let a group read is refused, naming the entry.
+    _set_acl(credential, (USER_OBJ, 4, None), (GROUP_OBJ, 0, None), (GROUP, 4, 0),
+             (MASK, 4, None), (OTHER, 0, None))
+    with pytest.raises(ConfigError) as info:
+        load_settings(broker_url=STATION_URL)
+    assert str(info.value) == (f"config key broker_password_file: {credential} is readable by "
+                               "group or others through its ACL (group:root:r); setfacl -b it "
+                               "and chmod 600 it")
+
+
+def test_what_only_a_connection_needs_is_refused_only_when_connecting(tmp_path, monkeypatch):
+    # Operators load the station's configuration to find the control socket; they can
+    # neither read the service's password file nor get its systemd credential.
+    pw = password_file(tmp_path)
+    real_read = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == pw:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    s = load_settings(broker_url=STATION_URL, broker_password_file=pw)
+    assert s.socket_path()
+    unreadable = re.escape(f"broker_password_file: {pw} cannot be read by user")
+    with pytest.raises(ConfigError, match=unreadable):
+        s.broker_connection_url()
+    s = load_settings(broker_url=STATION_URL)
+    with pytest.raises(ConfigError, match="names the user 'bogor-kota-01' but no password; "
+                                          "set broker_password_file"):
+        s.broker_connection_url()
+
+
+def test_the_password_is_in_no_repr_dump_or_message(tmp_path):
+    pw = password_file(tmp_path)
+    s = load_settings(broker_url="amqps://bogor-kota-01:in-the-url@broker.example/%2F",
+                      broker_password_file=pw)
+    for text in (repr(s), str(s), repr(s.model_copy())):
+        assert PASSWORD not in text and "in-the-url" not in text, text
+    # The dump is the configuration as given (`printstation config` masks it); the file's
+    # password is never in it.
+    assert PASSWORD not in json.dumps(s.model_dump(mode="json"))
+    assert "broker_url='amqps://bogor-kota-01:***@broker.example/%2F'" in repr(s)
+    pw.chmod(0o640)
+    with pytest.raises(ConfigError) as info:
+        load_settings(broker_url=STATION_URL, broker_password_file=pw)
+    assert PASSWORD not in str(info.value)
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("amqp://guest:guest@127.0.0.1:5672/%2F", "amqp://guest:***@127.0.0.1:5672/%2F"),
+    ("amqps://u:p%40ss@broker/%2F?heartbeat=5", "amqps://u:***@broker/%2F?heartbeat=5"),
+    ("amqps://u:p@ss@broker/v", "amqps://u:***@broker/v"),  # unquoted @: urlsplit's reading
+    ("amqps://u:@broker/v", "amqps://u:***@broker/v"),
+    ("amqps://bogor-kota-01@broker/%2F", "amqps://bogor-kota-01@broker/%2F"),
+    ("amqp://127.0.0.1:5672/%2F", "amqp://127.0.0.1:5672/%2F"),
+    ("amqp://h/v?next=http://a@b", "amqp://h/v?next=http://a@b"),
+    ("evolis+tcp://admin:1234@10.0.0.5:9100", "evolis+tcp://admin:***@10.0.0.5:9100"),
+    ("/etc/printstation/broker-password", "/etc/printstation/broker-password"),
+    ("sim://", "sim://"),
+])
+def test_mask_url(url, masked):
+    assert mask_url(url) == masked
+
+
+def test_mask_secrets_masks_every_url_in_a_dump():
+    dump = {"a": "amqp://u:one@h/", "b": ["x", "amqp://u:two@h/"], "c": {"d": "amqp://u:3@h"},
+            "e": 5, "f": None}
+    masked = json.dumps(mask_secrets(dump))
+    assert "one" not in masked and "two" not in masked and ":3@" not in masked
+    assert mask_secrets(dump)["e"] == 5 and mask_secrets(dump)["b"][0] == "x"
+
+
+def test_a_password_in_a_config_file_others_can_read_is_warned_about(tmp_path, monkeypatch):
+    cfg = write(tmp_path, 'broker_url = "amqps://bogor-kota-01:in-the-url@broker.example/%2F"\n')
+    cfg.chmod(0o640)
+    warning = exposed_password_warning(load_settings(cfg), cfg)
+    assert warning == (f"broker_url in {cfg} carries the broker password, and the file is "
+                       "readable by group or others (mode 0640): keep only the user in "
+                       "broker_url and put the password in broker_password_file (mode 0600)")
+    cfg.chmod(0o600)
+    assert exposed_password_warning(load_settings(cfg), cfg) is None
+    cfg.chmod(0o640)
+    assert exposed_password_warning(load_settings(cfg), None) is None
+    monkeypatch.setenv("PRINTSTATION_BROKER_URL", "amqps://other:x@broker.example/%2F")
+    assert exposed_password_warning(load_settings(cfg), cfg) is None  # not from the file
+    monkeypatch.delenv("PRINTSTATION_BROKER_URL")
+    cfg.write_text(f'broker_url = "{STATION_URL}"\n'
+                   f'broker_password_file = "{password_file(tmp_path)}"\n')
+    assert exposed_password_warning(load_settings(cfg), cfg) is None
