@@ -28,6 +28,7 @@ def probe(url: str, state_dir: Path) -> dict:
         "firmware": ident.firmware, "state": status.state,
         "faults": [{"code": f.value, "advice": FAULT_ADVICE.get(f, "")} for f in status.faults],
         "card_counter": status.card_counter,
+        "refusal_only_faults": [f.value for f in driver.refusal_only_faults],
         "card_stock": status.card_stock,
         "consumables": [
             {"kind": c.kind, "type": c.type, "remaining": c.remaining, "capacity": c.capacity,
@@ -60,4 +61,7 @@ def run_probe(url: str, state_dir: Path, as_json: bool) -> int:
             cap = f"/{c['capacity']}" if c["capacity"] is not None else ""
             print(f"{c['kind']:9} {c['type'] or ''} {c['remaining']}{cap} {c['unit']} "
                   f"(read from the {c['source']})")
+        if info["refusal_only_faults"]:
+            print(f"unseen    {', '.join(info['refusal_only_faults'])}: this printer reports "
+                  "them only by refusing a card; `printstation status` shows them then")
     return 1 if info["faults"] else 0

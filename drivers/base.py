@@ -126,6 +126,9 @@ class PrinterDriver(abc.ABC):
 
     name: ClassVar[str]
     native_size: ClassVar[tuple[int, int]] = (1016, 648)
+    #: Faults this printer reports only by refusing a card, never in `status()`: the agent
+    #: holds and shows them once a card was refused; `probe` says it cannot see them.
+    refusal_only_faults: ClassVar[tuple[FaultCode, ...]] = ()
 
     @classmethod
     @abc.abstractmethod

@@ -349,3 +349,48 @@ def control_answers(state_dir: Path) -> bool:
         return call(state_dir, {"cmd": "status"}, timeout=5)["ok"]
     except ControlError:
         return False
+
+
+class SmallDisk:
+    """A small tmpfs the test mounts, that `fill` makes return ENOSPC to every writer."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.filler = path / "filler"
+
+    def fill(self) -> None:
+        chunk = b"\0" * 65536
+        with self.filler.open("ab") as fh:
+            try:
+                while True:
+                    fh.write(chunk)
+                    fh.flush()
+            except OSError as exc:
+                assert exc.errno == 28, exc  # ENOSPC
+        # Every last page: what the chunked writes left.
+        with self.filler.open("ab", buffering=0) as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * 512)
+            except OSError:
+                pass
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A 32 MiB tmpfs of this test's own: a disk that really fills (ENOSPC)."""
+    path = tmp_path / "small-disk"
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs",
+                              str(path)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.fail("this test mounts a small tmpfs to fill a disk for real and needs root "
+                    f"(mount said: {mounted.stderr.strip()}); run the suite as root",
+                    pytrace=False)
+    try:
+        yield SmallDisk(path)
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)

@@ -77,3 +77,41 @@ def test_a_card_cut_off_while_printing_asks_an_operator(sim_process, make_statio
                       "the outcome")[0]
     assert status["status"] == "needs_check"
     assert station.agent.journal.known(body["job_id"]) == "needs_check"
+
+
+def test_a_fault_the_printer_shows_only_by_refusing_a_card_is_held_shown_and_cleared(
+        sim_process, make_station, submitter, events, station_id):
+    """An Evolis reads no print head and no film: it says so only by refusing `Ss`."""
+    from printstation.agent.local_control import call
+
+    sim = sim_process("print_time=0.1", "render=0")
+    station = make_station(station_id, printer_url=sim.tcp_url + "?timeout=2")
+    state = station.agent.settings.state_dir
+    sim.control(cmd="inject", fault="head_error")
+    body = sample_job(f"REFUSED-{station_id}", two_sided=False).body
+    submitter.submit_job(body, station=station_id)
+
+    def blocked() -> dict | None:
+        t = call(state, {"cmd": "status"})["telemetry"]
+        return t if t["state"] == "blocked" and "head_error" in t["printer"]["faults"] else None
+
+    telemetry = wait_for(blocked, 30, "the station to show the refused card's fault")
+    assert "Print head error" in telemetry["blocked_reason"]
+    assert not telemetry["taking_jobs"]
+    alert = wait_for(lambda: [e for e in events.pump() if e["schema"] == "printstation.alert/1"
+                              and e["condition"] == "printer_fault_head_error"], 30, "alert")
+    assert not alert[0]["cleared"]
+    # Held, not retried in a loop: one `printing` for the job, no blank drawn.
+    wait_for(lambda: station.agent.printer.refusal is not None
+             and station.agent.printer.refusal.delay >= 10, 40, "a second, later try")
+    printing = [e for e in events.statuses(body["job_id"]) if e["status"] == "printing"]
+    assert len(printing) == 1 and printing[0]["attempt"] == 1
+    assert sim.control(cmd="status")["counter"] == 0
+
+    sim.control(cmd="clear")
+    station.agent.resume("operator", "head replaced")  # an operator's action tries at once
+    final = events.wait_final([body["job_id"]], timeout=30)[body["job_id"]]
+    assert final["status"] == "printed" and final["attempt"] == 1
+    assert [e["status"] for e in events.statuses(body["job_id"])].count("printing") == 1
+    wait_for(lambda: station.agent.station_state().state == "ready", 20, "ready again")
+    assert station.agent.printer.refusal is None

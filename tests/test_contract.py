@@ -180,3 +180,28 @@ def test_any_json_is_either_a_job_or_a_validation_error(doc):
         contract.Job.model_validate(json.loads(json.dumps(doc)))
     except ValidationError as exc:
         assert contract.describe_errors(exc)
+
+
+def test_the_project_carries_the_contract_it_implements():
+    """docs/CONTRACT.md is the contract this agent implements: version 2, with every
+    schema name, status, reason code and broker object the models and topology use."""
+    from pathlib import Path
+
+    from printstation.agent.config import Names
+
+    root = Path(__file__).parent.parent
+    text = (root / "docs" / "CONTRACT.md").read_text()
+    assert text.startswith("# The station contract (version 2)")
+    for name in (contract.JOB_SCHEMA, contract.CONTROL_SCHEMA, contract.STATUS_SCHEMA,
+                 contract.CARD_SCHEMA, contract.TELEMETRY_SCHEMA, contract.ALERT_SCHEMA):
+        assert f"`{name}`" in text, name
+    for status in contract.JOB_STATUS_NAMES:
+        assert f"`{status}`" in text, status
+    for code in contract.ReasonCode.__args__:
+        assert f"`{code}`" in text, code
+    for value in Names().model_dump().values():
+        assert f"`{value.replace('{station}', '<station_id>').replace('{pool}', '<pool>')}`" \
+            in text, value
+    shared = root.parent / "shared" / "CONTRACT.md"
+    if shared.exists():  # beside the programme's shared folder: the copy is identical
+        assert shared.read_text() == text, "docs/CONTRACT.md differs from ../shared/CONTRACT.md"

@@ -163,3 +163,125 @@ def test_a_journal_from_a_newer_agent_is_refused_unchanged(tmp_path):
     with pytest.raises(JournalError, match="newer agent"):
         Journal(tmp_path, "s1")
     assert (tmp_path / "journal.sqlite3").read_bytes() == before
+
+
+def _statuses(journal: Journal) -> list[tuple[str, str | None]]:
+    out = []
+    for _seq, rk, body in journal.unpublished(10_000):
+        event = json.loads(body)
+        if rk.startswith("status."):
+            out.append((event["status"], (event["reason"] or {}).get("code")))
+    return out
+
+
+def test_a_cancel_during_a_pool_claim_never_publishes_accepted_after_cancelled(tmp_path, job):
+    journal = Journal(tmp_path, "s1")
+    journal.take(job[0], job[1], {}, "pool:p", claiming=True)
+    # An operator's cancel does not touch a claim the broker has not confirmed...
+    assert journal.cancel("J-1", "cancelled_by_operator", "siti: wrong person") == "claiming"
+    # ...the central system's is remembered, and ends the job once the claim is confirmed.
+    journal.cancel("J-1", "cancelled_by_central", "withdrawn", central=True)
+    journal.confirm_claim("J-1")
+    journal.confirm_claim("J-1")  # a second confirmation changes nothing
+    assert _statuses(journal) == [("cancelled", "cancel_unknown"),
+                                  ("cancelled", "cancelled_by_central")]
+    assert journal.known("J-1") == "cancelled" and journal.get("J-1").body is None
+    assert not journal.release("J-1", "claim_unconfirmed", "late")  # no `released` either
+
+
+def test_a_forged_message_takes_no_job_id(tmp_path, job):
+    journal = Journal(tmp_path, "s1")
+    assert journal.reject("J-1", None, "bad_signature", "forged")
+    assert journal.known("J-1") is None
+    assert journal.take(job[0], job[1], {}, "station") is Taken.ACCEPTED
+
+
+def test_only_the_signature_headers_are_stored_as_strings(tmp_path, job):
+    import datetime
+
+    journal = Journal(tmp_path, "s1")
+    headers = {"x-signature": b"c2ln", "x-key-id": "k1", "x-death": [
+        {"time": datetime.datetime(2026, 11, 27), "count": 1}], "x-delivery-count": 3}
+    assert journal.take(job[0], job[1], headers, "station") is Taken.ACCEPTED
+    assert json.loads(journal.get("J-1").headers) == {"x-signature": "c2ln", "x-key-id": "k1"}
+
+
+def test_unsent_telemetry_is_replaced_not_piled_up(tmp_path):
+    journal = Journal(tmp_path, "s1")
+    telemetry = {"schema": "printstation.telemetry/1", "agent_version": "t", "state": "ready",
+                 "taking_jobs": True, "signatures_verified": True,
+                 "printer": {"driver": "sim", "model": None, "serial": None, "firmware": None,
+                             "state": "ready", "faults": []},
+                 "consumables": [], "cards_left": None, "first_to_run_out": None,
+                 "counters": {"printed_today": 0, "spoiled_today": 0, "printed_total": 0,
+                              "spoiled_total": 0}, "queued_jobs": 0}
+    seqs = [journal.emit({**telemetry, "queued_jobs": n}) for n in range(1000)]
+    assert seqs == [1] * 1000 and journal.backlog() == 1
+    journal.mark_published([1])
+    assert journal.emit(telemetry) == 2  # a published one is never rewritten
+    alert = {"schema": "printstation.alert/1", "severity": "info", "condition": "c",
+             "message": "m"}
+    assert journal.emit(alert) == 3 and journal.emit(telemetry) == 4
+    assert json.loads(journal.unpublished()[0][2])["seq"] == 2
+
+
+def test_retention_prunes_what_it_no_longer_needs_and_the_ledger_still_balances(
+        tmp_path, job, monkeypatch):
+    import datetime
+
+    from printstation.agent import contract
+    from printstation.agent.stockbook import CardUse
+
+    journal = Journal(tmp_path, "s1")
+    now = datetime.datetime(2026, 11, 27, 9, 0, tzinfo=datetime.UTC)
+    clock = [now - datetime.timedelta(days=500)]
+    monkeypatch.setattr(contract, "now", lambda: clock[0])
+    journal.load_stock(kind="cards", type_="ektp", capacity=10, amount=10, add=True,
+                       who="t", note="")
+    journal.take(job[0], job[1], {}, "station")
+    journal.start_printing("J-1", 0)
+    journal.card_printed("J-1", 1, CardUse(stock="ektp", sides=1, ribbon=1, film=1))
+    journal.cancel("GONE-1", "cancelled_by_central", "x", central=True)
+    journal.record_command("cmd-1", "pause", "done")
+    journal.mark_published([s for s, _, _ in journal.unpublished(100)])
+    before = journal.ledger_days()
+    clock[0] = now
+    journal.emit({"schema": "printstation.alert/1", "severity": "info", "condition": "c",
+                  "message": "m"})  # recent and unpublished: kept
+    counts = journal.prune(job_days=400, event_days=14, now=now)
+    assert counts["jobs"] == 1 and counts["cancels"] == 1 and counts["commands"] == 1
+    assert counts["events"] >= 4 and counts["ledger"] == 2
+    assert journal.known("J-1") is None and not journal.command_seen("cmd-1")
+    assert journal.backlog() == 1
+    assert journal.ledger_days() == before  # folded into day sums, not lost
+    assert journal.prune(job_days=400, event_days=14, now=now) == {
+        "events": 0, "jobs": 0, "cancels": 0, "commands": 0, "actions": 0, "ledger": 0}
+    # Too old to tell from a replay: refused, not printed.
+    clock[0] = job[0].created_at + datetime.timedelta(days=401)
+    assert journal.take(job[0], job[1], {}, "station", retention_days=400) is Taken.TOO_OLD
+
+
+def test_disk_use_is_bounded_however_long_the_station_runs(tmp_path, monkeypatch):
+    """A year of telemetry every 30 s, a card every few minutes, pruned hourly."""
+    import datetime
+
+    from printstation.agent import contract
+    from printstation.agent.stockbook import CardUse
+
+    journal = Journal(tmp_path, "s1")
+    clock = [datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)]
+    monkeypatch.setattr(contract, "now", lambda: clock[0])
+    alert = {"schema": "printstation.alert/1", "severity": "info", "condition": "c",
+             "message": "x" * 400}
+    sizes = []
+    for day in range(60):
+        for hour in range(24):
+            clock[0] = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC) + \
+                datetime.timedelta(days=day, hours=hour)
+            for _ in range(20):  # events of an hour, sampled
+                journal.emit(dict(alert))
+            journal.card_test(None, CardUse(stock="ektp", sides=1), "t")
+            journal.mark_published([s for s, _, _ in journal.unpublished(1000)])
+            journal.prune(job_days=20, event_days=7)
+        sizes.append(sum(f.stat().st_size for f in tmp_path.iterdir()))
+    assert max(sizes[40:]) <= max(sizes[20:40]) * 1.05, sizes

@@ -109,6 +109,8 @@ def transport_for(kind: str, base: str, params: dict[str, str]) -> Transport:
 class EvolisDriver(PrinterDriver):
     name = "evolis"
     native_size = protocol.CARD_SIZE
+    # No command reads the print head or the film (PROTOCOL.md): `Ss` refuses the card.
+    refusal_only_faults = (FaultCode.HEAD_ERROR, FaultCode.FILM_OUT)
 
     def __init__(self, transport: Transport, options: EvolisOptions | None = None):
         self.transport = transport
