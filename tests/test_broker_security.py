@@ -15,13 +15,13 @@ from urllib.parse import quote
 import pika
 import pika.exceptions
 import pytest
-from conftest import BROKER_HOST, BROKER_PORT, Events, rabbitmqctl
+from conftest import BROKER_HOST, BROKER_PORT, Events, rabbitmqctl, wait_for
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from printstation.agent.central import EventTap, Submitter
+from printstation.agent.central import EventTap, HandbackRelay, Submitter
 from printstation.agent.config import Settings
 from printstation.agent.permissions import permissions
 from printstation.agent.samples import sample_job
@@ -69,14 +69,24 @@ def test_a_station_runs_with_only_the_permissions_of_its_own_user(
         settings = Settings(station_id=station_id, pools=[pool])
         rabbitmqctl("set_permissions", "-p", own_vhost, user, *permissions(settings))
         mine = _url(user, password, own_vhost)
-        station = make_station(station_id, broker_url=mine, pools=[pool])
+        station = make_station(station_id, broker_url=mine, pools=[pool],
+                               sim="print_time=1.0&render=0")
         assert station.agent.fatal is None
         with EventTap(admin, binding="#") as tap, \
-                Submitter(admin, key=signing_key, key_id=KEY_ID) as sub:
+                Submitter(admin, key=signing_key, key_id=KEY_ID) as sub, \
+                HandbackRelay(admin) as central:
             events = Events(tap)
             a = sub.submit_job(sample_job(f"PERM-{station_id}-a").body, station=station_id)
             b = sub.submit_job(sample_job(f"PERM-{station_id}-b").body, pool=pool)
-            finals = events.wait_final([a, b])
+            c = sub.submit_job(sample_job(f"PERM-{station_id}-c").body, pool=pool)
+            # c is claimed while another card prints; handed back, it goes to the central
+            # system through printstation.handback, which this user may write.
+            wait_for(lambda: station.agent.journal.known(c) == "queued", 30, "c claimed")
+            assert station.agent.hand_back(c, "operator", "test") == [c]
+            wait_for(lambda: [e for e in events.statuses(c) if e["status"] == "released"], 30,
+                     "c released")
+            assert wait_for(central.relay, 30, "c at the central system") == [c]
+            finals = events.wait_final([a, b, c])
         assert {f["status"] for f in finals.values()} == {"printed"}
         # What a hand-back publishes is allowed; what belongs to others is not: a station
         # login cannot put a job in front of any station or pool (contract 1, v2).
