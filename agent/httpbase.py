@@ -2,11 +2,15 @@
 
 Both are read by a browser or Prometheus on the station PC itself, so they listen on
 localhost by default; the standard library's threading server is all they need.
+
+They answer only requests whose Host names this server (`host_ok`): a web page elsewhere
+that rebinds its DNS name to 127.0.0.1 cannot read or post to them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import socket
 import threading
@@ -17,6 +21,27 @@ import structlog
 
 log = structlog.get_logger("printstation.http")
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def host_ok(host_header: str | None, server: socket.socket, conn: socket.socket) -> bool:
+    """Whether a request's Host names this server: a loopback name, the address it is bound
+    to, or the IP address the request came in on. A DNS name that merely resolves here (DNS
+    rebinding: a web page's own name pointed at 127.0.0.1) is refused."""
+    host = (host_header or "").strip().lower()
+    if host.startswith("["):
+        host = host[: host.find("]") + 1]
+    elif host.count(":") == 1:
+        host = host.split(":")[0]
+    if not host:
+        return False
+    if host in LOOPBACK_NAMES or host == server.getsockname()[0]:
+        return True
+    with contextlib.suppress(ValueError, OSError):
+        return ipaddress.ip_address(host.strip("[]")) == \
+            ipaddress.ip_address(conn.getsockname()[0])
+    return False
+
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "printstation"
@@ -24,6 +49,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are not logged: a URL could carry a job id, never more, but stay quiet."""
+
+    def host_ok(self) -> bool:
+        return host_ok(self.headers.get("Host"), self.server.socket,  # type: ignore[attr-defined]
+                       self.connection)
 
     def send_body(self, code: int, body: bytes, content_type: str,
                   headers: dict[str, str] | None = None) -> None:

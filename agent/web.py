@@ -10,7 +10,7 @@ Only the station PC can reach it (127.0.0.1 by default). Because any web page op
 PC's browser could try to post to localhost, an action must carry the header
 `X-Printstation-Action` with a JSON body (a cross-site form cannot set either without a
 CORS preflight, which this server never grants), and the Host header must name this
-server by a loopback name (against DNS rebinding).
+server (against DNS rebinding).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 from .httpbase import Handler, LocalHTTPServer
 
 MAX_ACTION = 16 * 1024
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 WAITING = ("queued", "printing", "needs_check", "handing_back", "claiming")
 
 
@@ -46,13 +45,8 @@ def state(agent: Any) -> dict[str, Any]:
 
 
 class OperatorHandler(Handler):
-    def _host_ok(self) -> bool:
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-        bound = self.server.server_address[0]
-        return host in LOOPBACK_NAMES or host == bound
-
     def do_GET(self) -> None:
-        if not self._host_ok():
+        if not self.host_ok():
             self.send_json(403, {"error": "use http://127.0.0.1 on the station PC"})
             return
         path = self.path.split("?")[0]
@@ -70,7 +64,7 @@ class OperatorHandler(Handler):
         if self.path.split("?")[0] != "/api/action":
             self.send_json(404, {"error": "not found"})
             return
-        if not self._host_ok() or not self.headers.get("X-Printstation-Action") or \
+        if not self.host_ok() or not self.headers.get("X-Printstation-Action") or \
                 not (self.headers.get("Content-Type") or "").startswith("application/json"):
             self.send_json(403, {"ok": False, "error": "actions come from the operator page"})
             return

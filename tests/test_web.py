@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import wait_for
@@ -70,6 +72,17 @@ def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_stat
     wait_for(lambda: not station.agent.paused(), 20, "the agent to resume")
 
 
+def _get(url: str, path: str, headers: dict | None = None) -> http.client.HTTPResponse:
+    """One GET, redirects not followed, the answer read."""
+    netloc = urlsplit(url).netloc
+    conn = http.client.HTTPConnection(netloc, timeout=10)
+    conn.request("GET", path, headers=headers or {})
+    answer = conn.getresponse()
+    answer.body = answer.read()  # type: ignore[attr-defined]
+    conn.close()
+    return answer
+
+
 def _post(url: str, body: dict, headers: dict) -> tuple[int, dict]:
     request = urllib.request.Request(url + "api/action", data=json.dumps(body).encode(),
                                      headers=headers, method="POST")
@@ -121,6 +134,12 @@ def test_metrics_and_health(make_station, submitter, events, station_id):
     assert ("printstation_outbox_backlog", ()) in m
     with urllib.request.urlopen(url + "healthz", timeout=10) as r:
         assert json.loads(r.read())["healthy"] is True
+    port = urlsplit(url).port
+    for path in ("/metrics", "/healthz"):  # a web page rebinding its name to 127.0.0.1
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", ""):
+            assert _get(url, path, {"Host": host}).status == 403, (path, host)
+        for host in (f"localhost:{port}", "127.0.0.1"):
+            assert _get(url, path, {"Host": host}).status == 200, (path, host)
     # Every metric the example alert rules and dashboard use is one the agent exports.
     with urllib.request.urlopen(url + "metrics", timeout=10) as r:
         exported = {f.name for f in text_string_to_metric_families(r.read().decode())}
