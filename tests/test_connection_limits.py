@@ -22,6 +22,7 @@ from conftest import wait_for
 from printstation.agent import httpbase
 from printstation.agent.local_control import BUSY, ControlError, LocalControlServer, call
 from printstation.agent.metrics import MetricsServer
+from printstation.agent.web import token_path
 
 
 def _address(url: str) -> tuple[str, int]:
@@ -75,7 +76,9 @@ def test_idle_connections_hold_no_threads_and_requests_still_answer(make_station
         assert threading.active_count() <= before + 2, threading.enumerate()
         # Every server answers a whole request at once, with all those connections open.
         started = time.monotonic()
-        assert _get(station.agent.url("web"), "/api/state", {}) == 200
+        secret = token_path(station.agent.settings).read_text().strip()
+        assert _get(station.agent.url("web"), "/api/state",
+                    {"X-Printstation-Token": secret}) == 200
         assert _get(station.agent.url("metrics"), "/metrics", {}) == 200
         assert call(station.agent.settings.socket_path(), {"cmd": "status"}, timeout=5)["ok"]
         assert time.monotonic() - started < 15  # far from the idle timeout of 60 s
