@@ -132,10 +132,16 @@ class ConnectionGate:
                 for key, _ in sel.select(wait):
                     if key.fileobj is self._wake_r:
                         return
-                    if key.fileobj is self.listener:
-                        self._accept(sel)
-                    else:
-                        self._read(sel, key.fileobj)  # type: ignore[arg-type]
+                    try:
+                        if key.fileobj is self.listener:
+                            self._accept(sel)
+                        else:
+                            self._read(sel, key.fileobj)  # type: ignore[arg-type]
+                    except Exception as exc:  # one connection's trouble must not end the gate
+                        log.error("connection_gate_error", what=self.name,
+                                  error=type(exc).__name__)
+                        if key.fileobj is not self.listener:
+                            self._drop(sel, key.fileobj)  # type: ignore[arg-type]
                 now = time.monotonic()
                 while self._waiting:
                     conn, item = next(iter(self._waiting.items()))
@@ -169,7 +175,9 @@ class ConnectionGate:
             sel.register(conn, selectors.EVENT_READ)
 
     def _read(self, sel: selectors.BaseSelector, conn: socket.socket) -> None:
-        item = self._waiting[conn]
+        item = self._waiting.get(conn)
+        if item is None:  # pushed out by a newer connection in this same round
+            return
         try:
             chunk = conn.recv(65536)
         except (BlockingIOError, InterruptedError):
