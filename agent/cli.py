@@ -27,6 +27,7 @@ examples:
   printstation load cards --count 500 --stock ektp
   printstation stock
   printstation ledger --check
+  printstation web                           open the operator page (--print-url: its address)
 """
 
 
@@ -117,6 +118,28 @@ def cmd_local(args: argparse.Namespace) -> int:
     else:
         print(json.dumps({k: v for k, v in answer.items() if k != "ok"}) if len(answer) > 1
               else f"{args.command}: done")
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Open the operator page, logged in with the running agent's token."""
+    import webbrowser
+
+    from .local_control import ControlError
+    from .web import page_url, read_token, token_path
+
+    settings = _load(args)
+    if not settings.web_listen:
+        raise ControlError("the operator page is switched off (web_listen is empty)")
+    url = page_url(settings.web_listen, read_token(token_path(settings)))
+    if args.print_url:
+        print(url)
+    elif webbrowser.open(url):
+        print("opened the operator page in your browser")
+    else:
+        print(f"printstation: no browser could be started; open this address in one: {url}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -374,6 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
                                help="it did not: report failed, the blank spoiled")
         _settings_flags(p)
         p.set_defaults(func=cmd_local)
+
+    p = sub.add_parser("web", help="open the operator page in your browser",
+                       description="Open the running agent's operator page in a browser, "
+                       "logged in with the token the agent writes next to its control socket "
+                       "(readable by the agent's group only). Exit 2 if it cannot be read.")
+    p.add_argument("--print-url", action="store_true",
+                   help="only print the page's address (it holds the token: keep it private)")
+    _settings_flags(p)
+    p.set_defaults(func=cmd_web)
 
     from .cli_stock import add_parsers as add_stock_parsers
 

@@ -7,6 +7,11 @@ agent's user and `control_group` (under systemd it lives in the RuntimeDirectory
 operators in that group can reach it without reading the 0700 state folder), and the
 kernel tells who is calling (SO_PEERCRED), which every action records in the journal with
 its reason. Requests and answers are one JSON object per line.
+
+Whoever may open the socket could still hold connections open without asking anything, so
+connections go through the same `ConnectionGate` as the HTTP servers: they hold no thread
+until a whole line has come, one that sends none within the idle timeout is closed, and at
+most a few requests are answered at once.
 """
 
 from __future__ import annotations
@@ -18,17 +23,19 @@ import os
 import pwd
 import socket
 import struct
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from .httpbase import ConnectionGate
+
 log = structlog.get_logger("printstation.control")
 
 SOCKET_NAME = "control.sock"
 MAX_REQUEST = 64 * 1024
+BUSY = b'{"ok": false, "error": "the agent is busy answering other requests: try again"}\n'
 
 
 class ControlError(Exception):
@@ -49,13 +56,16 @@ def _peer(conn: socket.socket) -> str:
 
 
 class LocalControlServer:
-    def __init__(self, path: Path, handlers: dict[str, Handler], group: str | None = None):
+    """The control socket; `gate` options (timeout, workers, waiting) override the defaults."""
+
+    def __init__(self, path: Path, handlers: dict[str, Handler], group: str | None = None,
+                 **gate: Any):
         self.path = path
         self.group = group
         self.handlers = handlers
-        self._stop = threading.Event()
+        self._gate_options = gate
         self._sock: socket.socket | None = None
-        self._thread = threading.Thread(target=self._run, name="local-control", daemon=True)
+        self.gate: ConnectionGate | None = None
 
     def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -73,42 +83,26 @@ class LocalControlServer:
             except (KeyError, PermissionError) as exc:
                 log.error("control_group_not_set", group=self.group, error=type(exc).__name__,
                           detail="only the agent's own user can use the control socket")
-        sock.listen(8)
+        sock.listen(64)
         self._sock = sock
-        self._thread.start()
+        self.gate = ConnectionGate(sock, name="local-control", complete=lambda d: b"\n" in d,
+                                   serve=self._serve, busy=BUSY, limit=MAX_REQUEST,
+                                   **self._gate_options)
+        self.gate.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        # The accept loop blocks without a timeout (an idle agent must not wake up for
-        # nothing); shutting the listening socket down makes accept() fail, and return.
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)
-        self._thread.join(5)
+        if self.gate is not None:
+            self.gate.stop()
         if self._sock is not None:
             self._sock.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    def _run(self) -> None:
-        assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            if self._stop.is_set():
-                conn.close()
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        who = _peer(conn)
-        with conn, conn.makefile("rwb") as fh:
-            line = fh.readline(MAX_REQUEST + 1)
-            answer = self.answer(line, who)
-            fh.write(json.dumps(answer).encode() + b"\n")
-            fh.flush()
+    def _serve(self, conn: socket.socket, _address: Any, data: bytes) -> None:
+        """Answer the first line the gate read (all of it when it is too long for one)."""
+        end = data.find(b"\n")
+        answer = self.answer(data if end < 0 else data[: end + 1], _peer(conn))
+        conn.sendall(json.dumps(answer).encode() + b"\n")
 
     def answer(self, line: bytes, who: str) -> dict[str, Any]:
         """One request to one answer; a bad request gets an error naming the problem."""

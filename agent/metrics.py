@@ -4,6 +4,10 @@ A collector asks the agent when Prometheus asks (no loop of its own to keep figu
 cards by outcome and reason, job outcomes, consumables, printer and station state, the
 outbox backlog and the broker connections. `/healthz` answers 200 while the agent's loops
 move and 503 with what is wrong otherwise (the same check as the systemd watchdog).
+
+Both answer only a Host that names this server (as the operator page does): otherwise any
+web page open on the station PC could read them through DNS rebinding. A Prometheus on
+another machine (with `metrics_listen` on a network address) scrapes it by IP address.
 """
 
 from __future__ import annotations
@@ -107,7 +111,9 @@ class AgentCollector(Collector):
 class MetricsHandler(Handler):
     def do_GET(self) -> None:
         path = self.path.split("?")[0]
-        if path == "/metrics":
+        if not self.host_ok():
+            self.send_json(403, {"error": "ask for this server by its IP address or localhost"})
+        elif path == "/metrics":
             self.send_body(200, generate_latest(self.server_registry()), CONTENT_TYPE_LATEST)
         elif path in ("/healthz", "/health"):
             problems = self.agent.health()

@@ -6,28 +6,111 @@ open alerts and recent jobs, with buttons for the operator's actions. Actions go
 the same handlers as the control socket and are recorded the same way (who: `web`, and the
 name the operator typed).
 
-Only the station PC can reach it (127.0.0.1 by default). Because any web page open in that
-PC's browser could try to post to localhost, an action must carry the header
-`X-Printstation-Action` with a JSON body (a cross-site form cannot set either without a
-CORS preflight, which this server never grants), and the Host header must name this
-server by a loopback name (against DNS rebinding).
+Only the station PC can reach it (127.0.0.1 by default), but every user of that PC can, and
+the control socket's group does not apply to TCP. So the page asks for a secret, as Jupyter
+does: at start the agent writes a random token to `web-token` next to the control socket,
+readable by the agent's user and `control_group` only, new at each start and removed at
+stop. `printstation web` reads it and opens `/?token=...`; that request sets an HttpOnly,
+SameSite=Strict cookie and redirects to `/`, so the token leaves the address bar. Without
+the cookie (or the header `X-Printstation-Token`, for scripts) the page and its API answer
+403 saying to open it with `printstation web`.
+
+Because any web page open in that PC's browser could try to post to localhost, an action
+must also carry the header `X-Printstation-Action` with a JSON body (a cross-site form
+cannot set either without a CORS preflight, which this server never grants), and the Host
+header must name this server (against DNS rebinding).
 """
 
 from __future__ import annotations
 
+import contextlib
+import grp
+import hmac
 import json
+import os
+import secrets
 from importlib import resources
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import structlog
 
 from .httpbase import Handler, LocalHTTPServer
+from .local_control import ControlError
+
+log = structlog.get_logger("printstation.web")
 
 MAX_ACTION = 16 * 1024
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 WAITING = ("queued", "printing", "needs_check", "handing_back", "claiming")
+TOKEN_FILE = "web-token"
+COOKIE = "printstation_token"
+TOKEN_HEADER = "X-Printstation-Token"
+OPEN_WITH = "open the operator page with `printstation web` on the station PC"
+REFUSED_PAGE = (b"<!doctype html><title>printstation</title><p>Open this page with "
+                b"<code>printstation web</code> on the station PC.</p>\n")
+CSP = ("default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' "
+       "'unsafe-inline'; frame-ancestors 'none'")
 
 
 def page() -> bytes:
     return resources.files("printstation.agent").joinpath("static/operator.html").read_bytes()
+
+
+def token_path(settings: Any) -> Path:
+    """The token file: next to the control socket, where the agent's group may look."""
+    return Path(settings.socket_path()).parent / TOKEN_FILE
+
+
+def write_token(path: Path, group: str | None) -> str:
+    """A new token in `path`: 0640 with `group` (0600 without, or if the group is not set),
+    written to a new file and renamed over the old one, so no reader sees half a token."""
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        if group:
+            try:
+                os.fchown(fd, -1, grp.getgrnam(group).gr_gid)
+                os.fchmod(fd, 0o640)
+            except (KeyError, PermissionError) as exc:
+                log.error("web_token_group_not_set", group=group, error=type(exc).__name__,
+                          detail="only the agent's own user can open the operator page")
+        fh.write(token + "\n")
+    os.replace(tmp, path)
+    return token
+
+
+def read_token(path: Path) -> str:
+    """The running agent's token, or ControlError saying in one line why it cannot be read."""
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        raise ControlError(f"the agent is not running, or serves no operator page "
+                           f"(no {path})") from None
+    except PermissionError:
+        raise ControlError(f"permission denied on {path}: join the agent's group") from None
+    except OSError as exc:
+        raise ControlError(f"cannot read {path}: {exc.strerror}") from None
+    if not token:
+        raise ControlError(f"{path} is empty: restart the agent")
+    return token
+
+
+def page_url(listen: str, token: str) -> str:
+    """The page's address on this PC for `web_listen`, with the token to log in."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if port == "0":
+        raise ControlError("web_listen has port 0 (any free port): set a fixed port to use "
+                           "`printstation web`")
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/?token={token}"
 
 
 def state(agent: Any) -> dict[str, Any]:
@@ -46,22 +129,43 @@ def state(agent: Any) -> dict[str, Any]:
 
 
 class OperatorHandler(Handler):
-    def _host_ok(self) -> bool:
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-        bound = self.server.server_address[0]
-        return host in LOOPBACK_NAMES or host == bound
+    token: str = ""  # set by OperatorWeb.start; empty: nothing is let in
+
+    def _matches(self, given: str) -> bool:
+        return bool(self.token) and hmac.compare_digest(given.encode("utf-8", "replace"),
+                                                        self.token.encode())
+
+    def _authorised(self) -> bool:
+        """The token came in the header, or in the cookie `/?token=` set."""
+        given = self.headers.get(TOKEN_HEADER)
+        if given is None:
+            for header in self.headers.get_all("Cookie") or []:
+                for part in header.split(";"):
+                    name, _, value = part.strip().partition("=")
+                    if name == COOKIE:
+                        given = value
+        return given is not None and self._matches(given)
 
     def do_GET(self) -> None:
-        if not self._host_ok():
+        if not self.host_ok():
             self.send_json(403, {"error": "use http://127.0.0.1 on the station PC"})
             return
-        path = self.path.split("?")[0]
-        if path in ("/", "/index.html"):
-            self.send_body(200, page(), "text/html; charset=utf-8",
-                           {"Content-Security-Policy": "default-src 'self'; "
-                            "style-src 'self' 'unsafe-inline'; script-src 'self' "
-                            "'unsafe-inline'; frame-ancestors 'none'"})
-        elif path == "/api/state":
+        url = urlsplit(self.path)
+        if url.path in ("/", "/index.html"):
+            given = parse_qs(url.query).get("token")
+            if given and self._matches(given[0]):
+                self.send_body(303, b"", "text/plain", {
+                    "Location": "/",
+                    "Set-Cookie": f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"})
+            elif given or not self._authorised():
+                self.send_body(403, REFUSED_PAGE, "text/html; charset=utf-8",
+                               {"Content-Security-Policy": CSP})
+            else:
+                self.send_body(200, page(), "text/html; charset=utf-8",
+                               {"Content-Security-Policy": CSP})
+        elif not self._authorised():
+            self.send_json(403, {"ok": False, "error": OPEN_WITH})
+        elif url.path == "/api/state":
             self.send_json(200, state(self.agent))
         else:
             self.send_json(404, {"error": "not found"})
@@ -70,11 +174,15 @@ class OperatorHandler(Handler):
         if self.path.split("?")[0] != "/api/action":
             self.send_json(404, {"error": "not found"})
             return
-        if not self._host_ok() or not self.headers.get("X-Printstation-Action") or \
+        if not self.host_ok() or not self.headers.get("X-Printstation-Action") or \
                 not (self.headers.get("Content-Type") or "").startswith("application/json"):
             self.send_json(403, {"ok": False, "error": "actions come from the operator page"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        if not self._authorised():
+            self.send_json(403, {"ok": False, "error": OPEN_WITH})
+            return
+        declared = self.headers.get("Content-Length") or "0"
+        length = int(declared) if declared.isdigit() else 0
         if not 0 < length <= MAX_ACTION:
             self.send_json(400, {"ok": False, "error": "an action is a small JSON object"})
             return
@@ -95,6 +203,28 @@ class OperatorHandler(Handler):
 
 
 class OperatorWeb(LocalHTTPServer):
+    """The page's server; it owns the token file, from `start` to `stop`."""
+
     kind = "web"
     handler = OperatorHandler
 
+    def __init__(self, agent: Any, listen: str, **gate: Any):
+        self.token_file = token_path(agent.settings)
+        self.group: str | None = agent.settings.control_group
+        with contextlib.suppress(FileNotFoundError):
+            self.token_file.unlink()  # a run that did not stop left it: it opens nothing now
+        super().__init__(agent, listen, **gate)
+
+    def start(self) -> None:
+        try:
+            token = write_token(self.token_file, self.group)
+        except OSError:
+            self.httpd.server_close()
+            raise
+        self.httpd.RequestHandlerClass.token = token  # type: ignore[attr-defined]
+        super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        with contextlib.suppress(FileNotFoundError):
+            self.token_file.unlink()

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
+from printstation.agent.cli import main as cli_main
 from printstation.agent.samples import sample_job
+from printstation.agent.web import token_path
 from printstation.drivers.base import FaultCode
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -41,13 +45,35 @@ def browser(tmp_path):
     driver.quit()
 
 
-def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_station, station_id):
+def web_url(station, monkeypatch, capsys) -> str:
+    """The page's address as `printstation web --print-url` gives it to an operator."""
+    bound = urlsplit(station.agent.url("web")).netloc  # the agent's port, picked at start
+    monkeypatch.setenv("PRINTSTATION_WEB_LISTEN", bound)
+    capsys.readouterr()
+    assert cli_main(["web", "--print-url", "--state-dir", str(station.agent.settings.state_dir),
+                     "--station-id", station.agent.settings.station_id]) == 0
+    return capsys.readouterr().out.strip()
+
+
+def token(station) -> str:
+    return token_path(station.agent.settings).read_text().strip()
+
+
+def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_station, station_id,
+                                                              monkeypatch, capsys):
     from selenium.webdriver.common.by import By
 
     station = make_station(station_id)
     url = station.agent.url("web")
     assert url and url.startswith("http://127.0.0.1:")
-    browser.get(url)
+    browser.get(url)  # without the token: refused, saying how to open it
+    assert "printstation web" in browser.find_element(By.TAG_NAME, "body").text
+    assert not browser.find_elements(By.ID, "banner")
+
+    login = web_url(station, monkeypatch, capsys)
+    assert login == f"{url}?token={token(station)}"
+    browser.get(login)
+    assert browser.current_url == url  # the token left the address bar
     banner = lambda: browser.find_element(By.ID, "banner").text  # noqa: E731
     wait_for(lambda: banner().startswith("Ready"), 20, "the page to say Ready")
     assert "ribbon" in browser.find_element(By.ID, "consumables").text
@@ -70,6 +96,41 @@ def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_stat
     wait_for(lambda: not station.agent.paused(), 20, "the agent to resume")
 
 
+def _get(url: str, path: str, headers: dict | None = None) -> http.client.HTTPResponse:
+    """One GET, redirects not followed, the answer read."""
+    netloc = urlsplit(url).netloc
+    conn = http.client.HTTPConnection(netloc, timeout=10)
+    conn.request("GET", path, headers=headers or {})
+    answer = conn.getresponse()
+    answer.body = answer.read()  # type: ignore[attr-defined]
+    conn.close()
+    return answer
+
+
+def test_the_page_and_its_api_need_the_token(make_station, station_id):
+    station = make_station(station_id)
+    url, secret = station.agent.url("web"), token(station)
+    for path in ("/", "/index.html", "/api/state", "/?token=wrong", "/api/state?token=" + secret):
+        refused = _get(url, path)
+        assert refused.status == 403, path
+        assert b"printstation web" in refused.body and refused.body.count(b"\n") <= 1, path
+    assert _get(url, "/api/state", {"X-Printstation-Token": "wrong"}).status == 403
+    assert _get(url, "/api/state", {"Cookie": "printstation_token=wrong"}).status == 403
+
+    login = _get(url, f"/?token={secret}")
+    assert login.status == 303 and login.getheader("Location") == "/"
+    cookie = login.getheader("Set-Cookie")
+    assert cookie == f"printstation_token={secret}; HttpOnly; SameSite=Strict; Path=/"
+    page = _get(url, "/", {"Cookie": f"other=1; printstation_token={secret}"})
+    assert page.status == 200 and b'id="banner"' in page.body
+    assert "frame-ancestors 'none'" in page.getheader("Content-Security-Policy")
+    for headers in ({"Cookie": f"printstation_token={secret}"}, {"X-Printstation-Token": secret}):
+        state = _get(url, "/api/state", headers)
+        assert state.status == 200 and json.loads(state.body)["station_id"] == station_id
+    rebound = _get(url, "/api/state", {"X-Printstation-Token": secret, "Host": "evil.example"})
+    assert rebound.status == 403
+
+
 def _post(url: str, body: dict, headers: dict) -> tuple[int, dict]:
     request = urllib.request.Request(url + "api/action", data=json.dumps(body).encode(),
                                      headers=headers, method="POST")
@@ -80,20 +141,25 @@ def _post(url: str, body: dict, headers: dict) -> tuple[int, dict]:
         return err.code, json.loads(err.read())
 
 
-def test_actions_need_the_page_header_and_a_loopback_host(make_station, station_id):
+def test_actions_need_the_token_the_page_header_and_a_loopback_host(make_station, station_id):
     station = make_station(station_id)
     url = station.agent.url("web")
-    forged = _post(url, {"cmd": "pause"}, {"Content-Type": "text/plain"})  # a cross-site form
+    page = {"Content-Type": "application/json", "X-Printstation-Action": "1"}
+    logged_in = {**page, "Cookie": f"printstation_token={token(station)}"}
+    forged = _post(url, {"cmd": "pause"}, {"Content-Type": "text/plain",  # a cross-site form
+                                           "Cookie": logged_in["Cookie"]})
     assert forged[0] == 403 and not station.agent.paused()
-    rebound = _post(url, {"cmd": "pause"}, {"Content-Type": "application/json",
-                                            "X-Printstation-Action": "1",
-                                            "Host": "evil.example:80"})
+    rebound = _post(url, {"cmd": "pause"}, {**logged_in, "Host": "evil.example:80"})
     assert rebound[0] == 403 and not station.agent.paused()
-    bad = _post(url, {"cmd": "load", "kind": "ribbon", "type": "XYZ", "capacity": 5},
-                {"Content-Type": "application/json", "X-Printstation-Action": "1"})
+    for anyone in (page, {**page, "X-Printstation-Token": "guess"},  # another user of the PC
+                   {**page, "Cookie": "printstation_token="}):
+        refused = _post(url, {"cmd": "pause", "why": "mischief"}, anyone)
+        assert refused[0] == 403 and "printstation web" in refused[1]["error"]
+        assert not station.agent.paused()
+    bad = _post(url, {"cmd": "load", "kind": "ribbon", "type": "XYZ", "capacity": 5}, logged_in)
     assert bad[0] == 400 and "cannot use a XYZ ribbon" in bad[1]["error"]
     ok = _post(url, {"cmd": "pause", "why": "lunch"},
-               {"Content-Type": "application/json", "X-Printstation-Action": "1"})
+               {**page, "X-Printstation-Token": token(station)})
     assert ok == (200, {"ok": True}) and station.agent.paused()
 
 
@@ -121,6 +187,12 @@ def test_metrics_and_health(make_station, submitter, events, station_id):
     assert ("printstation_outbox_backlog", ()) in m
     with urllib.request.urlopen(url + "healthz", timeout=10) as r:
         assert json.loads(r.read())["healthy"] is True
+    port = urlsplit(url).port
+    for path in ("/metrics", "/healthz"):  # a web page rebinding its name to 127.0.0.1
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", ""):
+            assert _get(url, path, {"Host": host}).status == 403, (path, host)
+        for host in (f"localhost:{port}", "127.0.0.1"):
+            assert _get(url, path, {"Host": host}).status == 200, (path, host)
     # Every metric the example alert rules and dashboard use is one the agent exports.
     with urllib.request.urlopen(url + "metrics", timeout=10) as r:
         exported = {f.name for f in text_string_to_metric_families(r.read().decode())}
