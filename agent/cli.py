@@ -122,16 +122,15 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    """Open the operator page, logged in with the running agent's token."""
+    """Open the operator page with a one-time login link from the running agent."""
     import webbrowser
 
     from .local_control import ControlError
-    from .web import page_url, read_token, token_path
 
     settings = _load(args)
     if not settings.web_listen:
         raise ControlError("the operator page is switched off (web_listen is empty)")
-    url = page_url(settings.web_listen, read_token(token_path(settings)))
+    url = _call(args, {"cmd": "web-login"})["url"]
     if args.print_url:
         print(url)
     elif webbrowser.open(url):

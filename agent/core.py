@@ -430,6 +430,14 @@ class Agent:
                     "loads": self.journal.loads(), "report": daily_report(
                         self.journal, day, b, self.settings.station_id)}
 
+        def web_login(req: dict, who: str) -> dict:
+            server = next((s for s in self.servers if s.kind == "web"), None)
+            if server is None:
+                raise ControlError("the operator page is not served: web_listen is empty, or "
+                                   "its port was taken at start (see the agent's log)")
+            self.journal.record_action(who, "web-login", None, "printstation web")
+            return {"url": server.login_url()}
+
         def test_print(req: dict, who: str) -> dict:
             self.journal.record_action(who, "test-print", None, req.get("why") or "test card")
             self.printer.request_test_card(who)
@@ -442,7 +450,7 @@ class Agent:
             "jobs": lambda req, who: {"jobs": self.journal.recent_jobs(
                 int(req.get("limit", 50)))},
             "pause": pause, "resume": resume, "cancel": cancel, "resolve": resolve,
-            "hand-back": hand_back,
+            "hand-back": hand_back, "web-login": web_login,
         }
 
     # ------------------------------------------------------------------------- state

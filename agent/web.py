@@ -10,10 +10,13 @@ Only the station PC can reach it (127.0.0.1 by default), but every user of that 
 the control socket's group does not apply to TCP. So the page asks for a secret, as Jupyter
 does: at start the agent writes a random token to `web-token` next to the control socket,
 readable by the agent's user and `control_group` only, new at each start and removed at
-stop. `printstation web` reads it and opens `/?token=...`; that request sets an HttpOnly,
-SameSite=Strict cookie and redirects to `/`, so the token leaves the address bar. Without
-the cookie (or the header `X-Printstation-Token`, for scripts) the page and its API answer
-403 saying to open it with `printstation web`.
+stop; scripts send it in the header `X-Printstation-Token`. A browser never sees it in an
+address: `printstation web` asks the agent, over the control socket (the same group),
+for a one-time login link `/?login=CODE`, good for one use within a minute, and opens it;
+that request sets an HttpOnly, SameSite=Strict cookie holding the token and redirects to
+`/`. A browser's command line is visible to every user of the PC (`ps`), so what it shows
+must be worthless by the time anyone reads it. Without the cookie or the header, the page
+and its API answer 403 saying to open it with `printstation web`.
 
 Because any web page open in that PC's browser could try to post to localhost, an action
 must also carry the header `X-Printstation-Action` with a JSON body (a cross-site form
@@ -29,6 +32,8 @@ import hmac
 import json
 import os
 import secrets
+import threading
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,8 @@ from .local_control import ControlError
 log = structlog.get_logger("printstation.web")
 
 MAX_ACTION = 16 * 1024
+#: A login link works once, within this many seconds of `printstation web` asking for it.
+LOGIN_SECONDS = 60.0
 WAITING = ("queued", "printing", "needs_check", "handing_back", "claiming")
 TOKEN_FILE = "web-token"
 COOKIE = "printstation_token"
@@ -100,17 +107,25 @@ def read_token(path: Path) -> str:
     return token
 
 
-def page_url(listen: str, token: str) -> str:
-    """The page's address on this PC for `web_listen`, with the token to log in."""
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    if port == "0":
-        raise ControlError("web_listen has port 0 (any free port): set a fixed port to use "
-                           "`printstation web`")
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}/?token={token}"
+class LoginCodes:
+    """One-time login codes: each opens the page once, within LOGIN_SECONDS."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._codes: dict[str, float] = {}
+
+    def issue(self) -> str:
+        code = secrets.token_urlsafe(24)
+        now = time.monotonic()
+        with self._lock:
+            self._codes = {c: t for c, t in self._codes.items() if t > now}
+            self._codes[code] = now + LOGIN_SECONDS
+        return code
+
+    def redeem(self, code: str) -> bool:
+        with self._lock:
+            expires = self._codes.pop(code, None)
+        return expires is not None and expires > time.monotonic()
 
 
 def state(agent: Any) -> dict[str, Any]:
@@ -130,6 +145,7 @@ def state(agent: Any) -> dict[str, Any]:
 
 class OperatorHandler(Handler):
     token: str = ""  # set by OperatorWeb.start; empty: nothing is let in
+    logins: LoginCodes = LoginCodes()  # replaced per server by OperatorWeb
 
     def _matches(self, given: str) -> bool:
         return bool(self.token) and hmac.compare_digest(given.encode("utf-8", "replace"),
@@ -152,12 +168,12 @@ class OperatorHandler(Handler):
             return
         url = urlsplit(self.path)
         if url.path in ("/", "/index.html"):
-            given = parse_qs(url.query).get("token")
-            if given and self._matches(given[0]):
+            given = parse_qs(url.query).get("login")
+            if given and self.token and self.logins.redeem(given[0]):
                 self.send_body(303, b"", "text/plain", {
                     "Location": "/",
                     "Set-Cookie": f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"})
-            elif given or not self._authorised():
+            elif given or "token" in parse_qs(url.query) or not self._authorised():
                 self.send_body(403, REFUSED_PAGE, "text/html; charset=utf-8",
                                {"Content-Security-Policy": CSP})
             else:
@@ -222,7 +238,13 @@ class OperatorWeb(LocalHTTPServer):
             self.httpd.server_close()
             raise
         self.httpd.RequestHandlerClass.token = token  # type: ignore[attr-defined]
+        self.httpd.RequestHandlerClass.logins = LoginCodes()  # type: ignore[attr-defined]
         super().start()
+
+    def login_url(self) -> str:
+        """A one-time link that opens the page logged in (`printstation web`)."""
+        code = self.httpd.RequestHandlerClass.logins.issue()  # type: ignore[attr-defined]
+        return f"{self.url}?login={code}"
 
     def stop(self) -> None:
         super().stop()

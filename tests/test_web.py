@@ -71,9 +71,9 @@ def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_stat
     assert not browser.find_elements(By.ID, "banner")
 
     login = web_url(station, monkeypatch, capsys)
-    assert login == f"{url}?token={token(station)}"
+    assert login.startswith(f"{url}?login=") and token(station) not in login
     browser.get(login)
-    assert browser.current_url == url  # the token left the address bar
+    assert browser.current_url == url  # the code left the address bar
     banner = lambda: browser.find_element(By.ID, "banner").text  # noqa: E731
     wait_for(lambda: banner().startswith("Ready"), 20, "the page to say Ready")
     assert "ribbon" in browser.find_element(By.ID, "consumables").text
@@ -117,10 +117,14 @@ def test_the_page_and_its_api_need_the_token(make_station, station_id):
     assert _get(url, "/api/state", {"X-Printstation-Token": "wrong"}).status == 403
     assert _get(url, "/api/state", {"Cookie": "printstation_token=wrong"}).status == 403
 
-    login = _get(url, f"/?token={secret}")
+    code = station.agent.servers[0].login_url().rpartition("?login=")[2]
+    login = _get(url, f"/?login={code}")
     assert login.status == 303 and login.getheader("Location") == "/"
     cookie = login.getheader("Set-Cookie")
     assert cookie == f"printstation_token={secret}; HttpOnly; SameSite=Strict; Path=/"
+    again = _get(url, f"/?login={code}")  # a login link works once
+    assert again.status == 403 and again.getheader("Set-Cookie") is None
+    assert _get(url, f"/?token={secret}").status == 403  # the token never goes in an address
     page = _get(url, "/", {"Cookie": f"other=1; printstation_token={secret}"})
     assert page.status == 200 and b'id="banner"' in page.body
     assert "frame-ancestors 'none'" in page.getheader("Content-Security-Policy")

@@ -12,7 +12,7 @@ import sys
 from test_web import _get
 
 from printstation.agent.cli import main as cli_main
-from printstation.agent.web import page_url, token_path
+from printstation.agent.web import token_path
 
 CLI = [sys.executable, "-m", "printstation.agent.cli"]
 
@@ -47,32 +47,47 @@ def test_the_token_file_is_for_the_agents_group_only_and_lives_with_the_agent(
     assert _get(url, "/api/state", {"X-Printstation-Token": new}).status == 200
 
 
-def test_web_prints_or_opens_the_address_with_the_token(make_station, station_id, monkeypatch,
-                                                       capsys):
+def test_web_opens_a_one_time_link_that_never_shows_the_token(make_station, station_id,
+                                                               monkeypatch, capsys):
+    """A browser's command line is visible to every user (`ps`): it gets a code that
+    logs in once, within a minute, never the token."""
+    from test_web import _get
+
     station = make_station(station_id)
-    bound = station.agent.url("web").removeprefix("http://").rstrip("/")
-    monkeypatch.setenv("PRINTSTATION_WEB_LISTEN", bound)
+    url = station.agent.url("web")
     flags = ["--state-dir", str(station.agent.settings.state_dir)]
     secret = token_path(station.agent.settings).read_text().strip()
-    capsys.readouterr()
-    assert cli_main(["web", "--print-url", *flags]) == 0
-    assert capsys.readouterr().out == f"http://{bound}/?token={secret}\n"
 
     import webbrowser
 
     opened: list[str] = []
-    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    monkeypatch.setattr(webbrowser, "open", lambda address: opened.append(address) or True)
+    capsys.readouterr()
     assert cli_main(["web", *flags]) == 0
-    assert opened == [f"http://{bound}/?token={secret}"]
-    assert secret not in capsys.readouterr().out
+    assert cli_main(["web", "--print-url", *flags]) == 0
+    printed = capsys.readouterr().out.splitlines()[-1]
+    for link in (opened[0], printed):
+        assert link.startswith(f"{url}?login=") and secret not in link
+    assert opened[0] != printed
+    for link in (opened[0], printed):
+        path = link.removeprefix(url.rstrip("/"))
+        assert _get(url, path).status == 303
+        assert _get(url, path).status == 403  # used
+    who = station.agent.journal._db.execute(
+        "SELECT action FROM actions WHERE action='web-login'").fetchall()
+    assert len(who) == 2  # each link recorded with the user who asked for it
 
 
-def test_page_url_names_this_pc():
-    assert page_url("127.0.0.1:8470", "T") == "http://127.0.0.1:8470/?token=T"
-    assert page_url("0.0.0.0:8470", "T") == "http://127.0.0.1:8470/?token=T"
-    assert page_url("[::]:8470", "T") == "http://[::1]:8470/?token=T"
-    assert page_url("[::1]:8470", "T") == "http://[::1]:8470/?token=T"
-    assert page_url("localhost:9000", "T") == "http://localhost:9000/?token=T"
+def test_a_login_link_expires(make_station, station_id, monkeypatch):
+    from test_web import _get
+
+    from printstation.agent import web
+
+    station = make_station(station_id)
+    url = station.agent.url("web")
+    monkeypatch.setattr(web, "LOGIN_SECONDS", -1.0)  # already past its minute
+    link = station.agent.servers[0].login_url()
+    assert _get(url, link.removeprefix(url.rstrip("/"))).status == 403
 
 
 def _web(*args: str, env: dict[str, str], **kw) -> subprocess.CompletedProcess:
@@ -102,24 +117,24 @@ def _as_a_plain_user() -> None:
 
 
 def test_web_for_a_user_outside_the_agents_group_exits_2_saying_so(tmp_path):
-    # The token as the agent leaves it: 0640, its owner and group not this user's.
-    token = tmp_path / "web-token"
-    token.write_text("secret\n")
-    token.chmod(0o640)
-    if os.geteuid() == 0:
-        os.chown(token, 65534, 65534)  # nobody, nogroup
-    else:
-        token.chmod(0o000)  # as good as another user's, for one who cannot chown
-    env = {"PRINTSTATION_CONTROL_SOCKET": str(tmp_path / "control.sock"),
-           "PRINTSTATION_WEB_LISTEN": "127.0.0.1:8470"}
-    out = _web(env=env, preexec_fn=_as_a_plain_user)
+    # The control socket as the agent leaves it: 0660, its owner and group not this user's.
+    import socket as sockets
+
+    path = tmp_path / "control.sock"
+    listener = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    try:
+        path.chmod(0o660)
+        if os.geteuid() == 0:
+            os.chown(path, 65534, 65534)  # nobody, nogroup
+        else:
+            path.chmod(0o000)  # as good as another user's, for one who cannot chown
+        env = {"PRINTSTATION_CONTROL_SOCKET": str(path),
+               "PRINTSTATION_WEB_LISTEN": "127.0.0.1:8470"}
+        out = _web(env=env, preexec_fn=_as_a_plain_user)
+    finally:
+        listener.close()
     assert out.returncode == 2, out.stderr
-    assert out.stderr == f"printstation: permission denied on {token}: join the agent's group\n"
-    assert "secret" not in out.stdout
-
-
-def test_web_refuses_a_port_chosen_at_start(tmp_path):
-    (tmp_path / "web-token").write_text("T\n")
-    out = _web("--state-dir", str(tmp_path), env={"PRINTSTATION_WEB_LISTEN": "127.0.0.1:0"})
-    assert out.returncode == 2 and "port 0" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
+    assert out.stderr == f"printstation: permission denied on {path}: join the agent's group\n"
+    assert out.stdout == ""
