@@ -168,7 +168,10 @@ class Agent:
         if self.control is not None:
             self.control.stop()
         self.printer.stop()
-        self._emit_telemetry(force=True)
+        try:
+            self._emit_telemetry(force=True)
+        except Exception as exc:  # a full disk: what is stored still goes out below
+            log.error("telemetry_not_stored", error=str(exc)[:200])
         self._telemetry_now.set()
         for c in reversed(self._components):
             if type(c).__name__ != "AmqpSource":

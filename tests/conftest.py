@@ -359,21 +359,15 @@ class SmallDisk:
         self.filler = path / "filler"
 
     def fill(self) -> None:
-        chunk = b"\0" * 65536
-        with self.filler.open("ab") as fh:
-            try:
-                while True:
-                    fh.write(chunk)
-                    fh.flush()
-            except OSError as exc:
-                assert exc.errno == 28, exc  # ENOSPC
-        # Every last page: what the chunked writes left.
+        """Write until the disk says ENOSPC, in large pieces and then small ones, unbuffered
+        (a buffered file would raise again on closing)."""
         with self.filler.open("ab", buffering=0) as fh:
-            try:
-                while True:
-                    fh.write(b"\0" * 512)
-            except OSError:
-                pass
+            for size in (1 << 20, 65536, 4096, 512):
+                try:
+                    while True:
+                        fh.write(b"\0" * size)
+                except OSError as exc:
+                    assert exc.errno == 28, exc  # ENOSPC
 
     def free(self) -> None:
         self.filler.unlink(missing_ok=True)

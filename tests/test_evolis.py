@@ -36,7 +36,7 @@ def _no_usb_backend_left_behind(monkeypatch):
 
 
 def card_for(body: dict) -> CardJob:
-    raw = json.dumps(body).encode()
+    raw = json.dumps({"destination": "station.test", **body}).encode()
     row = JobRow(body["job_id"], None, "ektp", "station", "queued", 0, 2, None, raw, None, None,
                  None)
     return build_card(row, protocol.CARD_SIZE)
