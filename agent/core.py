@@ -665,8 +665,10 @@ class Agent:
         bad = self.intake.last_bad_signature
         if bad is not None and time.monotonic() - bad < BAD_SIGNATURE_WINDOW:
             found.append(Condition("bad_signature", "critical",
-                                   "messages with a bad or unknown signature were refused; "
-                                   "check the station's trusted keys and the sender"))
+                                   "messages were refused: a bad or unknown signature, or a "
+                                   "control command replayed, stale or for another station; "
+                                   "check the station's trusted keys, its clock and the "
+                                   "sender (the agent's log names each)"))
         return found
 
     def _emit_telemetry(self, *, force: bool) -> None:
