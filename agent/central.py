@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -147,23 +148,51 @@ class EventTap:
 
 
 class HandbackRelay:
-    """The central system's side of a pool hand-back (contract 7.1, v2).
+    """The central system's side of a pool hand-back (contract 7.1, v2), as a reference.
 
     A pool station that took a job it cannot start publishes it, with its signature
-    headers, on the hand-back exchange with routing key `pool.<pool>`; the central system
-    decides whether to send it to that pool again. This relay always does, as a new
-    message (so its first delivery is not `redelivered`), with confirms, acknowledging the
-    hand-back only once the broker confirmed the new copy.
+    headers, on the hand-back exchange with routing key `pool.<pool>`, then reports it
+    `released` (`handed_back`); the central system decides whether to send it to that pool
+    again. A station's broker login may write on the hand-back exchange, so a hand-back
+    proves nothing by itself: a station could hand back a job it printed, for another
+    station to print a second genuine card. So this relay sends a job to its pool again
+    only when the statuses say it is the central system's again:
+
+    - the last status heard for the job is a `released` (`handed_back`) from a station;
+    - no station has reported it printing, printed, `needs_check` or otherwise ended;
+    - with `check_sender`, the hand-back was published by that station's own broker user
+      (AMQP `user_id`, which the broker verifies; `user_for_station` names it, by default
+      the station id, as `printstation broker-permissions` does);
+    - and it was not sent again for that release already.
+
+    A hand-back whose release has not been heard yet waits (a station publishes the
+    hand-back first); one that fails a rule is dropped. The new copy is a new message (its
+    first delivery is not `redelivered`), published with confirms; the hand-back is
+    acknowledged only after.
     """
 
-    def __init__(self, broker_url: str, *, names: Names | None = None):
+    #: How long a hand-back waits for its station's `released` before it is dropped.
+    RELEASE_WAIT = 60.0
+
+    def __init__(self, broker_url: str, *, names: Names | None = None,
+                 check_sender: bool = True,
+                 user_for_station: Callable[[str], str] = lambda station: station):
         self.names = names or Names()
+        self.check_sender = check_sender
+        self.user_for_station = user_for_station
+        self._tap = EventTap(broker_url, binding="status.#", names=self.names)
         self._conn = pika.BlockingConnection(
             connection_parameters(broker_url, name="printstation-handback-relay"))
         self._ch = self._conn.channel()
         self._ch.confirm_delivery()
+        self._history: dict[str, list[dict]] = {}
+        self._waiting: dict[int, tuple[float, Any, Any, bytes]] = {}
+        self._answered: set[tuple[str, str, int]] = set()
+        #: Hand-backs dropped, with why: for the central system's log.
+        self.dropped: list[tuple[str, str]] = []
 
     def close(self) -> None:
+        self._tap.close()
         if self._conn.is_open:
             with contextlib.suppress(pika.exceptions.AMQPError):
                 self._conn.close()
@@ -184,32 +213,70 @@ class HandbackRelay:
             self._ch.confirm_delivery()
             return None, None, None
 
+    def _release(self, job_id: str) -> tuple[dict | None, str]:
+        """The release that makes the job the central system's again, or why there is none."""
+        history = self._history.get(job_id, [])
+        if not history:
+            return None, "waiting"
+        if any(e["status"] in ("printing", "printed", "needs_check", "failed", "cancelled",
+                               "expired") for e in history):
+            return None, "a station printed, is printing or ended it"
+        last = next((e for e in reversed(history) if e["status"] != "rejected"), None)
+        if last is None or last["status"] != "released":
+            return None, "waiting"
+        if (last.get("reason") or {}).get("code") != "handed_back":
+            return None, "released for another reason: the central system re-sends it"
+        return last, ""
+
     def relay(self, *, forward: bool = True) -> list[str]:
-        """Send every job waiting on the hand-back queue to its pool; returns their ids.
+        """Send the jobs on the hand-back queue that are the central system's again to their
+        pool; returns their ids.
 
         A central system that re-sends every released pool job from its own copy (once per
-        release, as `released` with `handed_back` tells it) takes them with `forward=False`:
-        they are then only acknowledged, so a hand-back and a re-send never make two copies.
+        release, as `released` tells it) takes them with `forward=False`: they are then
+        only acknowledged, so a hand-back and a re-send never make two copies.
         """
-        sent = []
+        for event in self._tap.drain(0.05):
+            if event.get("schema") == "printstation.status/1":
+                self._history.setdefault(event["job_id"], []).append(event)
         while True:
             method, props, body = self._next()
             if method is None:
-                return sent
-            rk = method.routing_key
-            if not rk.startswith("pool."):
-                self._ch.basic_reject(method.delivery_tag, requeue=False)
+                break
+            self._waiting[method.delivery_tag] = (time.monotonic(), method, props, body)
+        sent = []
+        for tag, (since, method, props, body) in list(self._waiting.items()):
+            job_id = props.message_id or ""
+            if not forward:
+                self._done(tag)
+                sent.append(job_id)
+                continue
+            release, why = self._release(job_id)
+            if release is None and why == "waiting" and \
+                    time.monotonic() - since < self.RELEASE_WAIT:
+                continue
+            if release is not None and self.check_sender and \
+                    props.user_id != self.user_for_station(release["station_id"]):
+                release, why = None, f"handed back by {props.user_id!r}, released by " \
+                                     f"{release['station_id']}"
+            key = (job_id, release["station_id"], release["seq"]) if release else None
+            if release is None or key in self._answered or not \
+                    method.routing_key.startswith("pool."):
+                self.dropped.append((job_id, why or "sent again for that release already"))
+                self._done(tag)
                 continue
             headers = {k: v for k, v in (props.headers or {}).items()
                        if k in ("x-signature", "x-key-id")}
-            if not forward:
-                self._ch.basic_ack(method.delivery_tag)
-                sent.append(props.message_id or "")
-                continue
             self._ch.basic_publish(
-                self.names.job_exchange, rk, body,
+                self.names.job_exchange, method.routing_key, body,
                 pika.BasicProperties(content_type="application/json", delivery_mode=2,
-                                     message_id=props.message_id, headers=headers),
+                                     message_id=job_id, headers=headers),
                 mandatory=True)
-            self._ch.basic_ack(method.delivery_tag)
-            sent.append(props.message_id or "")
+            self._answered.add(key)  # type: ignore[arg-type]
+            self._done(tag)
+            sent.append(job_id)
+        return sent
+
+    def _done(self, tag: int) -> None:
+        self._waiting.pop(tag, None)
+        self._ch.basic_ack(tag)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -133,7 +134,13 @@ def cmd_web(args: argparse.Namespace) -> int:
     url = _call(args, {"cmd": "web-login"})["url"]
     if args.print_url:
         print(url)
-    elif webbrowser.open(url):
+        return 0
+    from .web import login_page
+
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    folder = Path(runtime) / "printstation" if runtime else \
+        Path.home() / ".cache" / "printstation"
+    if webbrowser.open(login_page(url, folder).as_uri()):
         print("opened the operator page in your browser")
     else:
         print(f"printstation: no browser could be started; open this address in one: {url}",

@@ -104,7 +104,7 @@ class AmqpSource:
             topology.declare(conn, self.settings)
             ch = conn.channel()
             ch.basic_qos(prefetch_count=4)
-            tags = self._consume(ch)
+            tags = self._consume(ch) if self.intake.fault.why is None else []
             pool_ch = conn.channel() if self.settings.pools else None
             if pool_ch is not None:
                 pool_ch.tx_select()

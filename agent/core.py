@@ -107,6 +107,7 @@ class Agent:
         self.servers: list = []  # the operator page and metrics, on localhost
         self._last_telemetry_key: tuple | None = None
         self._next_prune = 0.0
+        self._last_telemetry_at = 0.0
 
     # ----------------------------------------------------------------------- lifecycle
 
@@ -325,9 +326,10 @@ class Agent:
         log.info("resumed", by=who)
         self.request_telemetry()
 
-    def cancel(self, job_id: str, code: str, why: str) -> str:
+    def cancel(self, job_id: str, code: str, why: str,
+               issued_at: datetime | None = None) -> str:
         """The central system's cancel (control command)."""
-        result = self.journal.cancel(job_id, code, why, central=True)
+        result = self.journal.cancel(job_id, code, why, central=True, issued_at=issued_at)
         self.journal.record_action(code.removeprefix("cancelled_by_"), "cancel", job_id, why)
         return result
 
@@ -349,11 +351,15 @@ class Agent:
 
         def cancel(req: dict, who: str) -> dict:
             job_id, why = need(req, "job_id"), need(req, "why")
-            self.journal.record_action(who, "cancel", job_id, why)
             result = self.journal.cancel(job_id, "cancelled_by_operator", f"{who}: {why}")
             if result != "cancelled":
-                raise ControlError(f"job {job_id} is {result}; only a job not yet printing "
+                state = {"claiming": "being taken from its pool",
+                         "handback_sending": "on its way back to the central system",
+                         "needs_check": "needs_check (say what came out with resolve)",
+                         }.get(result, result)
+                raise ControlError(f"job {job_id} is {state}; only a job not yet printing "
                                    "can be cancelled")
+            self.journal.record_action(who, "cancel", job_id, why)
             return {"result": result}
 
         def resolve(req: dict, who: str) -> dict:
@@ -486,11 +492,20 @@ class Agent:
 
     def journal_problem(self) -> str | None:
         """Why the station cannot store (a full disk): nothing is taken or printed then."""
-        why = self.intake.fault.why or self.journal.write_error
+        fault = self.intake.fault
+        why = fault.why or self.journal.write_error
         if why is None:
             return None
-        return (f"the journal cannot be written ({why}): free space on the disk of "
-                f"{self.settings.state_dir}; jobs wait in the broker meanwhile")
+        where = self.settings.state_dir
+        if fault.stuck:
+            return (f"the journal cannot be written ({why}) and the station stopped taking "
+                    f"jobs: restart the agent; if it happens again, call a technician "
+                    f"(the journal in {where} may be damaged)")
+        if "full" in why:
+            return (f"the journal cannot be written ({why}): free space on the disk of "
+                    f"{where}; jobs wait in the broker meanwhile")
+        return (f"the journal cannot be written ({why}): the station takes no jobs until "
+                f"it can; if this lasts, restart the agent and check the disk of {where}")
 
     def _advice(self, fault: FaultCode, status: PrinterStatus) -> str:
         """What the operator should do, naming the ribbon or blanks to load where known."""
@@ -553,7 +568,10 @@ class Agent:
             self._check_clock()
             if self._stopping:
                 return
-            forced = self._force_telemetry or not self._telemetry_now.is_set()
+            # Woken by changes or not, a telemetry event goes out at least every interval.
+            overdue = time.monotonic() - self._last_telemetry_at >= \
+                self.settings.telemetry_interval
+            forced = self._force_telemetry or overdue or not self._telemetry_now.is_set()
             self._force_telemetry = False
             self._telemetry_now.clear()
             try:
@@ -684,5 +702,6 @@ class Agent:
                event["counters"]["printed_total"], event["counters"]["spoiled_total"])
         self.notifier.status(self.status_line())
         if force or key != self._last_telemetry_key:
-            self._last_telemetry_key = key
             self.journal.emit(event)
+            self._last_telemetry_key = key
+            self._last_telemetry_at = time.monotonic()

@@ -15,6 +15,7 @@ and the station takes nothing more until it can store again (`StationFault`).
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,9 @@ Action = Literal["ack", "reject", "claim", "requeue"]
 
 #: While the journal cannot store, the disk is tried again this often (see `StationFault`).
 STORE_RETRY_SECONDS = 5.0
+#: Times the station takes messages again after a failure and fails at once, before it
+#: stops for good: each round costs the messages in flight a delivery.
+MAX_RESUMES = 3
 
 
 @dataclass
@@ -78,7 +82,8 @@ class ControlActions:
     pause: Callable[[str, str], None]
     resume: Callable[[str, str], None]
     telemetry: Callable[[], None]
-    cancel: Callable[[str, str, str], str]
+    #: (job_id, reason code, why, issued_at or None) -> what became of the job
+    cancel: Callable[[str, str, str, datetime | None], str]
 
 
 @dataclass(frozen=True)
@@ -101,36 +106,52 @@ class BadMessage(Exception):
 class StationFault:
     """The station could not store a message: it takes nothing more until it can.
 
-    Set by intake when storing fails, and cleared once the journal's disk takes a write
-    the size of that message again (`Journal.can_store`), tried every few seconds. The
-    consumer stops consuming while it is set; the station's state says why.
+    Set by intake when storing fails, and cleared once the journal takes a write of that
+    message's size again (`Journal.can_store`), tried every few seconds. The consumer stops
+    consuming while it is set; the station's state says why. A failure that the trial
+    write does not see (one message's own trouble, a bug) would have the station take and
+    return the same messages every few seconds until the broker's delivery limit dead-
+    letters them without a status: after MAX_RESUMES rounds that store nothing, it stays
+    stopped (`stuck`) until the agent is restarted, and says so.
     """
 
     def __init__(self, journal: Journal):
         self.journal = journal
         self._lock = threading.Lock()
         self.why: str | None = None
+        self.stuck = False
         self._size = 0
         self._next_try = 0.0
+        self._resumes = 0  # rounds resumed since a message was last stored
 
     def set(self, why: str, size: int) -> None:
         with self._lock:
             self.why = why
             self._size = max(self._size, size)
             self._next_try = time.monotonic() + STORE_RETRY_SECONDS
+            if self._resumes >= MAX_RESUMES and not self.stuck:
+                self.stuck = True
+                log.error("station_stopped_taking_messages", error=why,
+                          detail=f"{MAX_RESUMES} tries failed again at once; restart the "
+                                 "agent, and call a technician if it happens again")
+
+    def stored(self) -> None:
+        """A message was stored: the journal works."""
+        self._resumes = 0
 
     def cleared(self) -> bool:
-        """True when there is no fault, or the disk takes a write again (then cleared)."""
+        """True when there is no fault, or the journal takes a write again (then cleared)."""
         with self._lock:
             if self.why is None:
                 return True
-            if time.monotonic() < self._next_try:
+            if self.stuck or time.monotonic() < self._next_try:
                 return False
             self._next_try = time.monotonic() + STORE_RETRY_SECONDS
             if not self.journal.can_store(self._size):
                 return False
             log.info("journal_writable_again", after=self.why)
             self.why, self._size = None, 0
+            self._resumes += 1
             return True
 
 
@@ -240,6 +261,7 @@ class Intake:
     def _station_job(self, d: Delivery, job: contract.Job) -> Decision:
         taken = self.journal.take(job, d.body, d.headers, d.source,
                                   retention_days=self.policy.job_retention_days)
+        self.fault.stored()
         if taken is Taken.DUPLICATE:
             log.info("job_duplicate", job_id=job.job_id, state=self.journal.known(job.job_id))
             return Decision("ack", job.job_id, "duplicate")
@@ -260,6 +282,7 @@ class Intake:
             return Decision("reject", job.job_id, "redelivered")
         taken = self.journal.take(job, d.body, d.headers, d.source, claiming=True,
                                   retention_days=self.policy.job_retention_days)
+        self.fault.stored()
         failpoints.hit("after_store")
         # A job that ended at once (cancelled before it came, too old) is claimed all the
         # same: acknowledged in the transaction, it leaves the pool with its status said.
@@ -281,7 +304,9 @@ class Intake:
         return Decision("reject", bad.job_id, bad.code)
 
     def _station_fault(self, d: Delivery, job_id: str | None, exc: Exception) -> Decision:
-        why = self.journal.write_error or f"the journal failed ({type(exc).__name__})"
+        # SQLite's messages name no data; any other exception is named by its type only.
+        said = f": {str(exc)[:120]}" if isinstance(exc, sqlite3.Error) else ""
+        why = self.journal.write_error or f"the journal failed ({type(exc).__name__}{said})"
         self.fault.set(why, len(d.body))
         log.error("message_returned_to_queue", source=d.source, job_id=job_id,
                   error=why, detail="the station cannot store it; it takes no more "
@@ -307,8 +332,10 @@ class Intake:
                 log.info("control_duplicate", command_id=command_id, command=cmd.command)
                 return Decision("ack", cmd.job_id, "duplicate")
             result = self._act(cmd)
+            self.fault.stored()
             if command_id is not None:
-                self.journal.record_command(command_id, cmd.command, result)
+                self.journal.record_command(command_id, cmd.command, result,
+                                            getattr(cmd, "issued_at", None))
         except Exception as exc:
             return self._station_fault(d, cmd.job_id, exc)
         return Decision("ack", cmd.job_id, cmd.command)
@@ -333,8 +360,14 @@ class Intake:
                                               f"{cmd.station_id}, not this one")
         skew = abs((contract.now() - cmd.issued_at).total_seconds())
         if skew > self.policy.control_max_skew:
-            raise BadMessage("bad_signature", _stale(cmd.command_id, cmd.issued_at, skew,
-                                                     self.policy.control_max_skew))
+            if cmd.command != "cancel":
+                raise BadMessage("bad_signature", _stale(cmd.command_id, cmd.issued_at, skew,
+                                                         self.policy.control_max_skew))
+            # A cancel that waited in its queue (the PC was off overnight) is still acted
+            # on: refused, the card it cancels would print. It can only stop a print, and
+            # its command_id makes a replay of it a duplicate.
+            log.warning("control_late_cancel", command_id=cmd.command_id,
+                        job_id=cmd.job_id, seconds=round(skew))
         return cmd
 
     def _act(self, cmd: contract.Control | contract.ControlV1) -> str:
@@ -342,7 +375,8 @@ class Intake:
         why = cmd.reason or "from the central system"
         if cmd.command == "cancel":
             assert cmd.job_id is not None
-            result = self.actions.cancel(cmd.job_id, "cancelled_by_central", why)
+            result = self.actions.cancel(cmd.job_id, "cancelled_by_central", why,
+                                         getattr(cmd, "issued_at", None))
             log.info("control_cancel", job_id=cmd.job_id, result=result)
             return result
         if cmd.command == "pause":

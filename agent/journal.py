@@ -128,6 +128,8 @@ CREATE TABLE IF NOT EXISTS commands (
     command TEXT NOT NULL,
     result TEXT
 );
+-- Written and deleted to learn whether the journal takes a message of some size again.
+CREATE TABLE IF NOT EXISTS space_probe (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 -- Ledger rows older than the retention period, summed per day, stock and outcome
 -- ('loaded' for loads), so the blank balance still holds after they are pruned.
 CREATE TABLE IF NOT EXISTS ledger_archive (
@@ -491,11 +493,14 @@ class Journal:
         stored as `claiming` and reported only once `confirm_claim` says the broker
         committed the acknowledgement. Only the signature headers are kept, as strings.
         """
-        now = contract.now()
-        stamp = now.isoformat()
-        too_old = retention_days is not None and \
-            job.created_at < now - timedelta(days=retention_days)
+        stamp = contract.now().isoformat()
         with self._tx() as db:
+            newest = _newest_created(db)
+            too_old = retention_days is not None and newest is not None and \
+                job.created_at < newest - timedelta(days=retention_days)
+            if newest is None or job.created_at > newest:
+                db.execute("INSERT INTO meta VALUES ('newest_created_at', ?) ON CONFLICT(key) "
+                           "DO UPDATE SET value=excluded.value", (job.created_at.isoformat(),))
             row = db.execute("SELECT state FROM jobs WHERE job_id=?", (job.job_id,)).fetchone()
             if row is not None and row["state"] != "released":
                 return Taken.DUPLICATE
@@ -510,8 +515,9 @@ class Journal:
                 reason = (cancel["code"], f"{cancel['detail']} (the cancel came before the job)")
             elif too_old:
                 state, outcome = "failed", Taken.TOO_OLD
-                reason = ("too_old", f"created {job.created_at.isoformat()}, before this "
-                                     f"station's retention period of {retention_days:g} days")
+                reason = ("too_old", f"created {job.created_at.isoformat()}, more than "
+                                     f"{retention_days:g} days before the newest job this "
+                                     "station has seen: a replay could not be told apart")
             else:
                 state = "claiming" if claiming else "queued"
                 outcome = Taken.CLAIMING if claiming else Taken.ACCEPTED
@@ -527,7 +533,8 @@ class Journal:
             )
             if reason is not None:
                 db.execute("DELETE FROM cancels WHERE job_id=?", (job.job_id,))
-                self._status(db, job.job_id, state, reason=reason)
+                if outcome is not Taken.CANCELLED:  # a cancel said `cancelled` when it came
+                    self._status(db, job.job_id, state, reason=reason)
                 return outcome
             db.execute("INSERT OR REPLACE INTO job_data VALUES (?, ?, ?)",
                        (job.job_id, body, json.dumps(signature_headers(headers))))
@@ -550,13 +557,11 @@ class Journal:
                 return  # ended meanwhile (an operator's cancel): that status stands
             if cancel is None:
                 self._status(db, job_id, "accepted")
-            else:
+            else:  # its `cancelled` was said when the cancel came: it ends quietly
                 db.execute("DELETE FROM cancels WHERE job_id=?", (job_id,))
                 db.execute("UPDATE jobs SET reason_code=?, reason_detail=? WHERE job_id=?",
                            (cancel["code"], cancel["detail"], job_id))
                 _erase_data(db, job_id)
-                self._status(db, job_id, "cancelled",
-                             reason=(cancel["code"], cancel["detail"]))
         self.job_event.set()
 
     def release(self, job_id: str, code: str, detail: str) -> bool:
@@ -713,14 +718,16 @@ class Journal:
 
     def finish(self, job_id: str, status: str, code: str | None = None,
                detail: str | None = None) -> bool:
-        """End a live job in a terminal status; False if it was already terminal."""
+        """End a live job in a terminal status; False if it was already terminal, or is on
+        its way back to the central system (a hand-back an operator started meanwhile)."""
         assert status in TERMINAL_STATUSES
-        marks = ",".join("?" * len(LIVE_STATES))
+        states = ("claiming", "queued", "printing", "needs_check")
+        marks = ",".join("?" * len(states))
         with self._tx() as db:
             cur = db.execute(
                 f"UPDATE jobs SET state=?, reason_code=?, "
                 f"reason_detail=?, updated_at=? WHERE job_id=? AND state IN ({marks})",
-                (status, code, detail, contract.now().isoformat(), job_id, *LIVE_STATES),
+                (status, code, detail, contract.now().isoformat(), job_id, *states),
             )
             if cur.rowcount == 0:
                 return False
@@ -729,28 +736,36 @@ class Journal:
                          reason=(code, detail or "") if code else None)
         return True
 
-    def cancel(self, job_id: str, code: str, detail: str, *, central: bool = False) -> str:
+    def cancel(self, job_id: str, code: str, detail: str, *, central: bool = False,
+               issued_at: datetime | None = None) -> str:
         """Cancel a job that has not started printing; returns what became of it.
 
         From the central system (contract 5), a job this station has not taken yet
-        (unknown, released, or a pool claim not yet confirmed) is remembered: it ends
-        cancelled when it arrives; and a cancel with no effect publishes the job's status
-        again, so the central system hears which it was. An operator's cancel acts only
-        on a job the station holds (a mistyped id must not cancel a job yet to come).
+        (unknown, released, or a pool claim not yet confirmed) is remembered and reported
+        `cancelled` (`cancel_unknown`) at once: that is its one terminal status here, and it
+        ends quietly when it arrives. A cancel that comes too late publishes the job's
+        status again only while it is not terminal (`printing`, `needs_check`); a terminal
+        status is never said twice (a second `printed` could send a citizen a second SMS).
+        An operator's cancel acts only on a job the station holds (a mistyped id must not
+        cancel a job yet to come).
         """
         now = contract.now().isoformat()
         with self._tx() as db:
             row = db.execute("SELECT state, reason_code, reason_detail, card_no FROM jobs "
                              "WHERE job_id=?", (job_id,)).fetchone()
+            remembered_at = (issued_at or contract.now()).isoformat()
             state = row["state"] if row else None
             if state in (None, "released", "claiming"):
                 if not central:
                     return "not held by this station" if state is None else state
+                known = db.execute("SELECT 1 FROM cancels WHERE job_id=?",
+                                   (job_id,)).fetchone()
                 db.execute("INSERT OR REPLACE INTO cancels VALUES (?, ?, ?, ?)",
-                           (job_id, now, code, detail[:500]))
-                self._status(db, job_id, "cancelled", reason=(
-                    "cancel_unknown", "this station has not taken the job; it ends "
-                    "cancelled if it arrives"))
+                           (job_id, remembered_at, code, detail[:500]))
+                if known is None:
+                    self._status(db, job_id, "cancelled", reason=(
+                        "cancel_unknown", "this station has not taken the job; it ends "
+                        "cancelled if it arrives"))
                 return "not received yet: it will be cancelled when it arrives"
             if state in ("queued", "handing_back"):
                 db.execute("UPDATE jobs SET state='cancelled', reason_code=?, reason_detail=?, "
@@ -759,7 +774,7 @@ class Journal:
                 _erase_data(db, job_id)
                 self._status(db, job_id, "cancelled", reason=(code, detail))
                 return "cancelled"
-            if central and state in contract.JOB_STATUS_NAMES:
+            if central and state in ("printing", "needs_check"):
                 reason = (row["reason_code"], row["reason_detail"] or "") \
                     if row["reason_code"] else None
                 self._status(db, job_id, state, reason=reason, card_no=row["card_no"])
@@ -934,13 +949,15 @@ class Journal:
             return self._db.execute("SELECT 1 FROM commands WHERE command_id=?",
                                     (command_id,)).fetchone() is not None
 
-    def record_command(self, command_id: str, command: str, result: str) -> None:
+    def record_command(self, command_id: str, command: str, result: str,
+                       issued_at: datetime | None = None) -> None:
         """Recorded after the command acted: every command is idempotent, so a crash in
         between acts on its redelivery again, which is harmless; recorded first, the
-        command would be lost."""
+        command would be lost. Kept by its signed `issued_at` (see `prune`)."""
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO commands VALUES (?, ?, ?, ?)",
-                       (command_id, contract.now().isoformat(), command, result[:200]))
+                       (command_id, (issued_at or contract.now()).isoformat(), command,
+                        result[:200]))
 
     # ----------------------------------------------------------------------- retention
 
@@ -954,51 +971,62 @@ class Journal:
         summed per day into `ledger_archive` first, so the blank balance still holds.
         Unpublished events are never deleted: a status waits for the broker however long.
         Freed pages are reused, so the file stops growing once the periods are full.
+
+        What replay protection rests on is measured in the central system's time, never
+        the PC's clock: a job by its signed `created_at`, a cancel or command by its signed
+        `issued_at`, against the newest `created_at` seen, exactly as `take` judges
+        `too_old`. A PC that booted in the year 2000 and is corrected later prunes nothing
+        early, and one whose clock runs ahead refuses nothing.
         """
         now = now or contract.now()
-        jobs_before = (now - timedelta(days=job_days)).isoformat()
         events_before = (now - timedelta(days=event_days)).isoformat()
         ended = ",".join("?" * len(ENDED_STATES))
         old = "julianday({}) < julianday(?)"
         counts = {}
         with self._tx() as db:
+            newest = _newest_created(db)
+            central_before = (newest - timedelta(days=job_days)).isoformat() \
+                if newest is not None else None
             counts["events"] = db.execute(
                 f"DELETE FROM outbox WHERE published=1 AND {old.format('created_at')}",
                 (events_before,)).rowcount
             counts["jobs"] = db.execute(
-                f"DELETE FROM jobs WHERE state IN ({ended}) AND {old.format('updated_at')}",
-                (*ENDED_STATES, jobs_before)).rowcount
+                f"DELETE FROM jobs WHERE state IN ({ended}) AND "
+                f"{old.format('COALESCE(created_at, updated_at)')}",
+                (*ENDED_STATES, central_before)).rowcount if central_before else 0
             db.execute("DELETE FROM job_data WHERE job_id NOT IN (SELECT job_id FROM jobs)")
-            for table, column in (("cancels", "at"), ("commands", "at"), ("actions", "at")):
-                counts[table] = db.execute(f"DELETE FROM {table} WHERE {old.format(column)}",
-                                           (jobs_before,)).rowcount
-            counts["ledger"] = stockbook.archive(db, jobs_before)
+            for table in ("cancels", "commands"):
+                counts[table] = db.execute(
+                    f"DELETE FROM {table} WHERE {old.format('at')}",
+                    (central_before,)).rowcount if central_before else 0
+            records_before = (now - timedelta(days=job_days)).isoformat()
+            counts["actions"] = db.execute(f"DELETE FROM actions WHERE {old.format('at')}",
+                                           (records_before,)).rowcount
+            counts["ledger"] = stockbook.archive(db, records_before)
         if any(counts.values()):
             with self._lock:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return counts
 
     def can_store(self, size: int) -> bool:
-        """Whether a message of `size` bytes could be stored now, tried on the disk itself.
+        """Whether the journal takes a message of `size` bytes now, tried for real.
 
         After a full disk, a small write may succeed long before a job's 300 KB would; a
         station that took jobs again on such a probe would return each one to the queue,
-        and every return counts against the queue's delivery limit. So a file twice the
-        size (the write-ahead log and the database) is written, synced and removed.
+        and every return counts against the queue's delivery limit. So twice the size is
+        written into the journal itself, committed and deleted: a journal that fails for
+        another reason (an I/O error, damage) fails this too.
         """
-        probe = self.state_dir / ".space-probe"
         try:
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                chunk = b"\0" * 65536
-                left = 2 * size + 65536
-                while left > 0:
-                    left -= os.write(fd, chunk[:left])
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-                probe.unlink(missing_ok=True)
-        except OSError:
+            with self._tx() as db:
+                db.execute("INSERT INTO space_probe (data) VALUES (zeroblob(?))",
+                           (2 * size + 65536,))
+            with self._tx() as db:
+                db.execute("DELETE FROM space_probe")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error), self._lock:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
             return False
         return True
 
@@ -1052,6 +1080,12 @@ class Journal:
         with self._lock:
             return self._db.execute(
                 "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'printing')").fetchone()[0]
+
+
+def _newest_created(db: sqlite3.Connection) -> datetime | None:
+    """The newest `created_at` of any job taken: the central system's clock, as signed."""
+    row = db.execute("SELECT value FROM meta WHERE key='newest_created_at'").fetchone()
+    return datetime.fromisoformat(row[0]) if row else None
 
 
 def _station_fault(exc: sqlite3.Error) -> bool:

@@ -8,7 +8,8 @@ It never needs write on the job exchange (contract 1, v2): a pool job it cannot 
 back to the central system on the hand-back exchange, so no station login can put a job in
 front of another station. The exchanges, the dead-letter queue and the hand-back queue are
 shared: an administrator declares them once per vhost (`printstation declare-shared`); a
-station's agent only checks that they exist.
+station's agent only checks that they exist. On the event exchange, a topic exchange, topic
+permissions let a station publish only events under its own id (`topic_permissions`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,24 @@ def permissions(settings: Settings) -> tuple[str, str, str]:
     return _any(own), _any(write), _any(read)
 
 
+def topic_permissions(settings: Settings) -> tuple[str, str, str]:
+    """(exchange, write, read) routing-key patterns on the topic event exchange.
+
+    Events are not signed: without these, one station's login could publish `printed` or
+    `released` in another station's name. With them it may publish only under its own id
+    (`status.<id>.*`, `card.<id>`, `telemetry.<id>`, `alert.<id>.*`), and bind nothing.
+    """
+    sid = re.escape(settings.station_id)
+    return (settings.names.event_exchange,
+            rf"^(status\.{sid}\..+|card\.{sid}|telemetry\.{sid}|alert\.{sid}\..+)$", "^$")
+
+
 def rabbitmqctl_lines(settings: Settings, vhost: str, user: str) -> list[str]:
     configure, write, read = permissions(settings)
+    exchange, topic_write, topic_read = topic_permissions(settings)
     q = shlex.quote
     return [f"rabbitmqctl add_user {q(user)} 'a-long-random-password'",
             f"rabbitmqctl set_permissions -p {q(vhost)} {q(user)} {q(configure)} {q(write)} "
-            f"{q(read)}"]
+            f"{q(read)}",
+            f"rabbitmqctl set_topic_permissions -p {q(vhost)} {q(user)} {q(exchange)} "
+            f"{q(topic_write)} {q(topic_read)}"]

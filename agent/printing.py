@@ -366,16 +366,14 @@ class PrinterWorker:
             return
         stock = self.loaded_stock()
         if row.card_stock != stock:
-            self.journal.finish(job_id, "failed", "stock_mismatch",
-                                f"job needs {row.card_stock} blanks; the feeder holds {stock}")
-            log.info("job_stock_mismatch", job_id=job_id, needs=row.card_stock, loaded=stock)
+            self._cannot_print(row, "stock_mismatch",
+                               f"job needs {row.card_stock} blanks; the feeder holds {stock}")
             return
         if row.chip_profile is not None and row.chip_profile not in self.chip_profiles:
             have = ", ".join(sorted(self.chip_profiles)) or "none"
-            self.journal.finish(job_id, "failed", "no_encoder",
-                                f"the job's chip needs profile {row.chip_profile}; this "
-                                f"station's encoders have: {have}")
-            log.info("job_no_encoder", job_id=job_id, profile=row.chip_profile)
+            self._cannot_print(row, "no_encoder",
+                               f"the job's chip needs profile {row.chip_profile}; this "
+                               f"station's encoders have: {have}")
             return
         use = self._stock_for(status, stock, row.sides, job_id)
         if use is None:
@@ -417,6 +415,19 @@ class PrinterWorker:
         # its images are erased by the preparing thread while the next card prints.
         self._settle(partial(self.journal.card_printed, job_id, result.counter, use,
                              between_cards=True))
+
+    def _cannot_print(self, row: JobRow, code: str, detail: str) -> None:
+        """A job this station can never print (another stock, a chip it cannot encode),
+        known before a blank is drawn. From its own queue it ends `failed`; from a pool it
+        was never this station's to fail (contract 7.3: a station that cannot print takes
+        no pool jobs, and it could not know before taking it): it goes back to the central
+        system, `released` (`handed_back`), for a station that can."""
+        if row.source.startswith("pool:") and self.journal.hand_back(
+                row.job_id, f"not for this station: {detail}"):
+            log.info("pool_job_not_for_this_station", job_id=row.job_id, code=code)
+            return
+        self.journal.finish(row.job_id, "failed", code, detail)
+        log.info("job_cannot_print", job_id=row.job_id, code=code)
 
     def _prepare_next(self) -> None:
         """Start building the card of the next waiting job, in the preparing thread.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
+from urllib.parse import unquote, urlsplit
 
 import pika
 import pika.exceptions
@@ -28,6 +29,12 @@ from .topology import TlsFiles, connection_parameters
 IDLE_WAIT = 5.0
 
 log = structlog.get_logger("printstation.publisher")
+
+
+def broker_user(url: str) -> str | None:
+    """The user a broker URL logs in as; None for a login without one (TLS certificates)."""
+    user = urlsplit(url).username
+    return unquote(user) if user else None
 
 
 class EventSink:
@@ -115,8 +122,11 @@ class AmqpPublisher(EventSink):
         for job_id, rk, body, headers in self.journal.pending_handbacks():
             if not self.journal.handback_sending(job_id):
                 continue  # cancelled meanwhile
+            # `user_id` names this station's broker user, which the broker verifies: the
+            # central system can tell who handed a job back (central.HandbackRelay).
             props = pika.BasicProperties(content_type="application/json", delivery_mode=2,
-                                         message_id=job_id, headers=headers)
+                                         message_id=job_id, headers=headers,
+                                         user_id=broker_user(self.settings.broker_url))
             try:
                 # To the central system, never to the pool itself (contract 7.1, v2): a
                 # station needs no write on the job exchange.

@@ -11,12 +11,14 @@ the control socket's group does not apply to TCP. So the page asks for a secret,
 does: at start the agent writes a random token to `web-token` next to the control socket,
 readable by the agent's user and `control_group` only, new at each start and removed at
 stop; scripts send it in the header `X-Printstation-Token`. A browser never sees it in an
-address: `printstation web` asks the agent, over the control socket (the same group),
-for a one-time login link `/?login=CODE`, good for one use within a minute, and opens it;
-that request sets an HttpOnly, SameSite=Strict cookie holding the token and redirects to
-`/`. A browser's command line is visible to every user of the PC (`ps`), so what it shows
-must be worthless by the time anyone reads it. Without the cookie or the header, the page
-and its API answer 403 saying to open it with `printstation web`.
+address: `printstation web` asks the agent, over the control socket (the same group), for
+a one-time login code, good for one use within a minute, writes a page of the user's own
+(0600) that posts it to `/login`, and opens that page: a browser's command line is visible
+to every user of the PC (`ps`), and shows only the page's file name. `/login` sets an
+HttpOnly, SameSite=Strict cookie holding the token and sends the browser on to `/`
+(`--print-url` prints the link form, `/?login=CODE`, for the operator's own terminal).
+Without the cookie or the header, the page and its API answer 403 saying to open it with
+`printstation web`.
 
 Because any web page open in that PC's browser could try to post to localhost, an action
 must also carry the header `X-Printstation-Action` with a JSON body (a cross-site form
@@ -29,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import grp
 import hmac
+import html
 import json
 import os
 import secrets
@@ -56,6 +59,9 @@ TOKEN_HEADER = "X-Printstation-Token"
 OPEN_WITH = "open the operator page with `printstation web` on the station PC"
 REFUSED_PAGE = (b"<!doctype html><title>printstation</title><p>Open this page with "
                 b"<code>printstation web</code> on the station PC.</p>\n")
+GO_TO_PAGE = (b"<!doctype html><title>printstation</title><meta http-equiv=\"refresh\" "
+              b"content=\"0;url=/\"><script>location.replace(\"/\")</script>"
+              b"<p><a href=\"/\">Open the operator page</a></p>\n")
 CSP = ("default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' "
        "'unsafe-inline'; frame-ancestors 'none'")
 
@@ -186,7 +192,27 @@ class OperatorHandler(Handler):
         else:
             self.send_json(404, {"error": "not found"})
 
+    def _login(self) -> None:
+        """POST /login with a one-time code (the page `printstation web` opens): set the
+        cookie, then go to the page. The page is left by the page itself, not by a
+        redirect, so the browser sends a SameSite=Strict cookie with it."""
+        declared = self.headers.get("Content-Length") or "0"
+        length = int(declared) if declared.isdigit() else 0
+        form = parse_qs(self.rfile.read(length).decode("ascii", "replace")) \
+            if 0 < length <= 1024 else {}
+        code = (form.get("code") or [""])[0]
+        if not self.host_ok() or not self.token or not self.logins.redeem(code):
+            self.send_body(403, REFUSED_PAGE, "text/html; charset=utf-8",
+                           {"Content-Security-Policy": CSP})
+            return
+        self.send_body(200, GO_TO_PAGE, "text/html; charset=utf-8", {
+            "Content-Security-Policy": CSP,
+            "Set-Cookie": f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"})
+
     def do_POST(self) -> None:
+        if self.path.split("?")[0] == "/login":
+            self._login()
+            return
         if self.path.split("?")[0] != "/api/action":
             self.send_json(404, {"error": "not found"})
             return
@@ -250,3 +276,28 @@ class OperatorWeb(LocalHTTPServer):
         super().stop()
         with contextlib.suppress(FileNotFoundError):
             self.token_file.unlink()
+
+
+def login_page(url: str, folder: Path) -> Path:
+    """A page of the user's own (0600, in a 0700 folder) that posts a login link's code.
+
+    A browser started with an address shows it on its command line to every user of the
+    PC (`ps`) for as long as it runs, and whoever used the code first would have the
+    token; a `file://` address shows only this file's name. Pages older than five minutes
+    (their codes long expired) are removed.
+    """
+    base, _, code = url.partition("?login=")
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for old in folder.glob("web-login-*.html"):
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime > 300:
+                old.unlink()
+    path = folder / f"web-login-{secrets.token_hex(8)}.html"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"<!doctype html><meta charset=\"utf-8\"><title>printstation</title>"
+                 f"<form method=\"post\" action=\"{html.escape(base)}login\">"
+                 f"<input type=\"hidden\" name=\"code\" value=\"{html.escape(code)}\">"
+                 f"<noscript><button>Open the operator page</button></noscript></form>"
+                 f"<script>document.forms[0].submit()</script>\n")
+    return path

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from printstation.agent.central import EventTap, HandbackRelay, Submitter
 from printstation.agent.config import Settings
-from printstation.agent.permissions import permissions
+from printstation.agent.permissions import permissions, topic_permissions
 from printstation.agent.samples import sample_job
 from printstation.agent.topology import TlsFiles, connection_parameters
 
@@ -68,13 +68,15 @@ def test_a_station_runs_with_only_the_permissions_of_its_own_user(
     try:
         settings = Settings(station_id=station_id, pools=[pool])
         rabbitmqctl("set_permissions", "-p", own_vhost, user, *permissions(settings))
+        rabbitmqctl("set_topic_permissions", "-p", own_vhost, user,
+                    *topic_permissions(settings))
         mine = _url(user, password, own_vhost)
         station = make_station(station_id, broker_url=mine, pools=[pool],
                                sim="print_time=1.0&render=0")
         assert station.agent.fatal is None
         with EventTap(admin, binding="#") as tap, \
                 Submitter(admin, key=signing_key, key_id=KEY_ID) as sub, \
-                HandbackRelay(admin) as central:
+                HandbackRelay(admin, user_for_station=lambda s: f"u-{s}") as central:
             events = Events(tap)
             a = sub.submit_job(sample_job(f"PERM-{station_id}-a").body, station=station_id)
             b = sub.submit_job(sample_job(f"PERM-{station_id}-b").body, pool=pool)
@@ -97,6 +99,14 @@ def test_a_station_runs_with_only_the_permissions_of_its_own_user(
             assert _refused(mine, lambda ch, key=key: ch.basic_publish(
                 "printstation.jobs", key, b"{}",
                 pika.BasicProperties(delivery_mode=2)) or ch.basic_qos(prefetch_count=1)), key
+        # Events only in its own name: another station's `printed` or `released` is refused.
+        assert not _refused(mine, lambda ch: ch.basic_publish(
+            "printstation.events", f"status.{station_id}.printed", b"{}") or
+            ch.basic_qos(prefetch_count=1))
+        for key in ("status.someone-else.released", "card.someone-else",
+                    f"status.{station_id}x.printed", "telemetry.someone-else"):
+            assert _refused(mine, lambda ch, key=key: ch.basic_publish(
+                "printstation.events", key, b"{}") or ch.basic_qos(prefetch_count=1)), key
         other = f"printstation.station.someone-else-{uuid.uuid4().hex[:4]}"
         pika.BlockingConnection(pika.URLParameters(admin)).channel().queue_declare(
             other, durable=True, arguments={"x-queue-type": "quorum",

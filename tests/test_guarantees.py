@@ -80,7 +80,8 @@ def test_a_pool_job_not_started_goes_back_to_the_pool_at_restart(
     a_id, b_id = f"ra-{pool}", f"rb-{pool}"
     state = tmp_path / "state-a"
     job_id = f"RESTART-{pool}"
-    with EventTap(broker_url, binding="status.#") as tap:
+    with EventTap(broker_url, binding="status.#") as tap, \
+            HandbackRelay(broker_url, check_sender=False) as central:
         events = Events(tap)
         # Station a took the job from the pool and died before printing it.
         body = _left_printing(state, a_id, job_id, counter_before=-1, source=f"pool:{pool}",
@@ -91,8 +92,8 @@ def test_a_pool_job_not_started_goes_back_to_the_pool_at_restart(
                                      if e["status"] == "released"], what="released")[0]
         assert released["station_id"] == a_id
         assert released["reason"]["code"] == "handed_back"
-        with HandbackRelay(broker_url) as central:  # the central system sends it again
-            assert central.relay() == [job_id]
+        # The central system sends it again, once it heard the release.
+        assert wait_for(central.relay, 30, "the hand-back relayed") == [job_id]
         final = events.wait_final([job_id])[job_id]
     assert final["status"] == "printed" and final["station_id"] == b_id
     assert b.issued() == [job_id]
@@ -104,7 +105,8 @@ def test_a_fault_that_lasts_hands_pool_jobs_back_to_other_stations(
     pool = f"pool-{uuid.uuid4().hex[:8]}"
     a = make_station(f"fa-{pool}", pools=[pool], sim="print_time=1.0", handback_after=0.5)
     jobs = [sample_job(f"HB-{pool}-{i}", two_sided=False).body for i in range(2)]
-    with EventTap(broker_url, binding="status.#") as tap:
+    with EventTap(broker_url, binding="status.#") as tap, \
+            HandbackRelay(broker_url, check_sender=False) as central:
         events = Events(tap)
         for job in jobs:
             submitter.submit_job(job, pool=pool)
@@ -116,8 +118,7 @@ def test_a_fault_that_lasts_hands_pool_jobs_back_to_other_stations(
         released = wait_for(lambda: [e for e in events.statuses(second)
                                      if e["status"] == "released"], what="hand-back")[0]
         assert released["reason"]["code"] == "handed_back"
-        with HandbackRelay(broker_url) as central:
-            assert central.relay() == [second]
+        assert wait_for(central.relay, 30, "the hand-back relayed") == [second]
         b = make_station(f"fb-{pool}", pools=[pool])
         final = events.wait_final([second], timeout=30)[second]
     assert final["station_id"] == b.agent.settings.station_id

@@ -150,21 +150,35 @@ def test_a_cancel_that_comes_before_its_job_is_remembered(
     _publish(broker_url, "printstation.control", f"station.{station_id}", raw, headers)
     told = wait_for(lambda: events.statuses(job["job_id"]), 20, "the cancel's outcome")[0]
     assert (told["status"], told["reason"]["code"]) == ("cancelled", "cancel_unknown")
+    # The same cancel sent again (a new command) says nothing new.
+    again = _control(signing_key, station_id, "cancel", job_id=job["job_id"])
+    _publish(broker_url, "printstation.control", f"station.{station_id}", *again)
     submitter.submit_job(job, station=station_id)
-    ended = wait_for(lambda: [e for e in events.statuses(job["job_id"])
-                              if e["reason"] and e["reason"]["code"] == "cancelled_by_central"],
-                     20, "the job to end cancelled on arrival")[0]
-    assert ended["status"] == "cancelled"
+    wait_for(lambda: station.agent.journal.known(job["job_id"]) == "cancelled", 20,
+             "the job to end cancelled on arrival")
+    # Its one terminal status was said when the cancel came: nothing printed, nothing more.
+    assert [e["status"] for e in events.statuses(job["job_id"])] == ["cancelled"]
     assert station.issued() == []
-    assert station.agent.journal.known(job["job_id"]) == "cancelled"
-    # A cancel for a job that printed says so: its status again.
+    # A cancel for a job that printed changes nothing and says no second `printed` (a
+    # second SMS to the citizen); one that waited hours in its queue still cancels.
     done = sample_job(f"DONE-{station_id}", two_sided=False).body
     submitter.submit_job(done, station=station_id)
     events.wait_final([done["job_id"]])
-    raw, headers = _control(signing_key, station_id, "cancel", job_id=done["job_id"])
-    _publish(broker_url, "printstation.control", f"station.{station_id}", raw, headers)
-    wait_for(lambda: len([e for e in events.statuses(done["job_id"])
-                          if e["status"] == "printed"]) == 2, 20, "printed, said again")
+    late = _control(signing_key, station_id, "cancel", job_id=done["job_id"])
+    _publish(broker_url, "printstation.control", f"station.{station_id}", *late)
+    wait_for(lambda: station.agent.journal.command_seen(json.loads(late[0])["command_id"]),
+             20, "the late cancel to be handled")
+    assert [e["status"] for e in events.statuses(done["job_id"])].count("printed") == 1
+    station.agent.pause("operator", "hold the next job")
+    held = sample_job(f"HELD-{station_id}", two_sided=False).body
+    submitter.submit_job(held, station=station_id)
+    wait_for(lambda: station.agent.journal.known(held["job_id"]) == "queued", 20, "queued")
+    hours_ago = datetime.datetime.now().astimezone() - datetime.timedelta(hours=15)
+    stale = _control(signing_key, station_id, "cancel", job_id=held["job_id"],
+                     issued_at=hours_ago.isoformat())
+    _publish(broker_url, "printstation.control", f"station.{station_id}", *stale)
+    final = events.wait_final([held["job_id"]])[held["job_id"]]
+    assert (final["status"], final["reason"]["code"]) == ("cancelled", "cancelled_by_central")
 
 
 def test_a_command_acts_once_only_here_and_only_while_fresh(
@@ -254,7 +268,12 @@ def test_a_job_with_a_chip_fails_without_an_encoder_and_uses_no_blank(
 
 def test_a_job_created_before_the_retention_period_is_refused(
         make_station, submitter, events, station_id):
+    """Judged in the central system's time (the newest `created_at` seen), never by the
+    PC's clock: a PC whose clock is wrong neither forgets early nor refuses everything."""
     make_station(station_id, job_retention_days=30)
+    recent = sample_job(f"NEW-{station_id}", two_sided=False).body
+    submitter.submit_job(recent, station=station_id)
+    events.wait_final([recent["job_id"]])
     job = sample_job(f"OLD-{station_id}", two_sided=False).body
     created = datetime.datetime.now().astimezone() - datetime.timedelta(days=31)
     job["created_at"] = created.isoformat()
@@ -278,3 +297,53 @@ def test_a_second_agent_on_the_same_state_folder_refuses_to_start(make_station, 
     assert len(line.splitlines()) == 1 and "Traceback" not in line
     assert f"another agent (pid {__import__('os').getpid()})" in line
     assert call(state, {"cmd": "status"})["ok"]  # the first one's socket is still there
+
+
+def test_a_station_handing_back_a_job_it_printed_gets_no_second_card(
+        make_station, submitter, broker_url, central_relay, signing_key):
+    """A station's login may write on printstation.handback: the central system sends a
+    hand-back to the pool again only for a job no station printed or holds."""
+    pool = f"hb-{uuid.uuid4().hex[:8]}"
+    a = make_station(f"hba-{pool}", pools=[pool])
+    job = sample_job(f"HB-REPLAY-{pool}", two_sided=False).body
+    with EventTap(broker_url, binding="status.#") as tap:
+        events = Events(tap)
+        submitter.submit_job(job, pool=pool)
+        events.wait_final([job["job_id"]])
+        # What a holds: the genuine signed body the central system sent to the pool.
+        body, headers = signed(signing_key, {**job, "destination": f"pool.{pool}"})
+        central_relay.relay()  # it has heard the job printed
+        b = make_station(f"hbb-{pool}", pools=[pool])
+        # What a's login can do: publish the job it printed as a hand-back.
+        _publish(broker_url, "printstation.handback", f"pool.{pool}", body, headers,
+                 job["job_id"])
+        wait_for(lambda: central_relay.relay() == [] and central_relay.dropped, 30,
+                 "the relay to drop it")
+    assert central_relay.dropped[0][0] == job["job_id"]
+    assert "printed" in central_relay.dropped[0][1]
+    assert a.issued() == [job["job_id"]] and b.issued() == []
+    assert _ready(broker_url, f"printstation.pool.{pool}") == 0
+
+
+def test_a_pool_job_for_another_stock_goes_back_for_a_station_that_has_it(
+        make_station, submitter, broker_url, central_relay):
+    """Contract 7.3: a station that cannot print a pool job (another stock, a chip it
+    cannot encode) does not end it: it goes back to the central system for one that can."""
+    pool = f"mix-{uuid.uuid4().hex[:8]}"
+    ektp = make_station(f"ek-{pool}", pools=[pool])
+    job = sample_job(f"KIA-POOL-{pool}", card_stock="kia", two_sided=False).body
+    with EventTap(broker_url, binding="status.#") as tap:
+        events = Events(tap)
+        submitter.submit_job(job, pool=pool)
+        released = wait_for(lambda: [e for e in events.statuses(job["job_id"])
+                                     if e["status"] == "released"], 30, "handed back")[0]
+        assert released["station_id"] == f"ek-{pool}"
+        assert released["reason"]["code"] == "handed_back"
+        assert "kia" in released["reason"]["detail"]
+        ektp.agent.pause("operator", "let the kia station take it")
+        kia = make_station(f"ki-{pool}", pools=[pool], card_stock="kia",
+                           sim="print_time=0.05&render=0&stock=kia")
+        final = events.wait_final([job["job_id"]], timeout=40,
+                                  meanwhile=central_relay.relay)[job["job_id"]]
+    assert final["status"] == "printed" and final["station_id"] == f"ki-{pool}"
+    assert ektp.ledger() == [] and kia.issued() == [job["job_id"]]

@@ -78,3 +78,33 @@ def test_a_bad_copy_of_a_known_job_gets_no_second_status(intake):
     tampered = json.dumps({**json.loads(body), "reference": "changed"}).encode()
     assert intake.job(Delivery(body=tampered, headers=headers)).action == "reject"
     assert intake.journal.last_seq() == before
+
+
+def test_a_store_failure_the_space_probe_cannot_see_stops_the_station_not_the_job(
+        tmp_path, monkeypatch):
+    """A damaged journal (or a bug) that fails every job while a trial write succeeds must
+    not have the station take, fail and return the same job until the broker's delivery
+    limit dead-letters it without a status: after a few rounds it stops and says so."""
+    import sqlite3
+
+    from printstation.agent import intake as intake_module
+
+    monkeypatch.setattr(intake_module, "STORE_RETRY_SECONDS", 0.0)
+    journal = Journal(tmp_path, "unit")
+    unit = Intake(journal, Verifier({KEY_ID: KEY.public_key()}), None)
+
+    def damaged(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(journal, "take", damaged)
+    body, headers = signed(KEY, sample_job("FAULT-1", two_sided=False, destination=UNIT).body)
+    requeued = 0
+    for _ in range(20):  # the broker's delivery limit
+        if not unit.fault.cleared():
+            continue  # not consuming: the job waits in its queue, its deliveries unspent
+        decision = unit.job(Delivery(body=body, headers=headers))
+        assert decision.action == "requeue"
+        requeued += 1
+    assert requeued == intake_module.MAX_RESUMES + 1
+    assert unit.fault.stuck and "malformed" in unit.fault.why
+    assert journal.known("FAULT-1") is None

@@ -183,8 +183,7 @@ def test_a_cancel_during_a_pool_claim_never_publishes_accepted_after_cancelled(t
     journal.cancel("J-1", "cancelled_by_central", "withdrawn", central=True)
     journal.confirm_claim("J-1")
     journal.confirm_claim("J-1")  # a second confirmation changes nothing
-    assert _statuses(journal) == [("cancelled", "cancel_unknown"),
-                                  ("cancelled", "cancelled_by_central")]
+    assert _statuses(journal) == [("cancelled", "cancel_unknown")]  # one terminal status
     assert journal.known("J-1") == "cancelled" and journal.get("J-1").body is None
     assert not journal.release("J-1", "claim_unconfirmed", "late")  # no `released` either
 
@@ -233,32 +232,34 @@ def test_retention_prunes_what_it_no_longer_needs_and_the_ledger_still_balances(
     from printstation.agent.stockbook import CardUse
 
     journal = Journal(tmp_path, "s1")
-    now = datetime.datetime(2026, 11, 27, 9, 0, tzinfo=datetime.UTC)
-    clock = [now - datetime.timedelta(days=500)]
+    now = contract.now()
+    then = now - datetime.timedelta(days=500)
+    old_job = job[0].model_copy(update={"created_at": then})
+    clock = [then]
     monkeypatch.setattr(contract, "now", lambda: clock[0])
     journal.load_stock(kind="cards", type_="ektp", capacity=10, amount=10, add=True,
                        who="t", note="")
-    journal.take(job[0], job[1], {}, "station")
+    journal.take(old_job, job[1], {}, "station")
     journal.start_printing("J-1", 0)
     journal.card_printed("J-1", 1, CardUse(stock="ektp", sides=1, ribbon=1, film=1))
-    journal.cancel("GONE-1", "cancelled_by_central", "x", central=True)
-    journal.record_command("cmd-1", "pause", "done")
+    journal.cancel("GONE-1", "cancelled_by_central", "x", central=True, issued_at=then)
+    journal.record_command("cmd-1", "pause", "done", issued_at=then)
     journal.mark_published([s for s, _, _ in journal.unpublished(100)])
     before = journal.ledger_days()
     clock[0] = now
-    journal.emit({"schema": "printstation.alert/1", "severity": "info", "condition": "c",
-                  "message": "m"})  # recent and unpublished: kept
-    counts = journal.prune(job_days=400, event_days=14, now=now)
+    recent = job[0].model_copy(update={"job_id": "J-2"})
+    journal.take(recent, job[1], {}, "station")  # the central system's clock moves on
+    counts = journal.prune(job_days=400, event_days=14)
     assert counts["jobs"] == 1 and counts["cancels"] == 1 and counts["commands"] == 1
     assert counts["events"] >= 4 and counts["ledger"] == 2
     assert journal.known("J-1") is None and not journal.command_seen("cmd-1")
-    assert journal.backlog() == 1
+    assert journal.known("J-2") == "queued"
+    assert journal.backlog() == 1  # J-2's `accepted`, not yet published: kept
     assert journal.ledger_days() == before  # folded into day sums, not lost
-    assert journal.prune(job_days=400, event_days=14, now=now) == {
+    assert journal.prune(job_days=400, event_days=14) == {
         "events": 0, "jobs": 0, "cancels": 0, "commands": 0, "actions": 0, "ledger": 0}
     # Too old to tell from a replay: refused, not printed.
-    clock[0] = job[0].created_at + datetime.timedelta(days=401)
-    assert journal.take(job[0], job[1], {}, "station", retention_days=400) is Taken.TOO_OLD
+    assert journal.take(old_job, job[1], {}, "station", retention_days=400) is Taken.TOO_OLD
 
 
 def test_disk_use_is_bounded_however_long_the_station_runs(tmp_path, monkeypatch):
@@ -285,3 +286,26 @@ def test_disk_use_is_bounded_however_long_the_station_runs(tmp_path, monkeypatch
             journal.prune(job_days=20, event_days=7)
         sizes.append(sum(f.stat().st_size for f in tmp_path.iterdir()))
     assert max(sizes[40:]) <= max(sizes[20:40]) * 1.05, sizes
+
+
+def test_what_replays_are_judged_by_is_the_central_systems_clock_not_the_pcs(
+        tmp_path, job, monkeypatch):
+    """A PC that printed with its clock in the year 2000, then corrected, forgets nothing."""
+    import datetime
+
+    from printstation.agent import contract
+
+    journal = Journal(tmp_path, "s1")
+    real = contract.now()
+    monkeypatch.setattr(contract, "now",
+                        lambda: datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC))
+    journal.take(job[0], job[1], {}, "station")
+    journal.start_printing("J-1", 0)
+    journal.card_printed("J-1", 1)
+    journal.cancel("LATER-1", "cancelled_by_central", "x", central=True,
+                   issued_at=real)
+    monkeypatch.setattr(contract, "now", lambda: real)  # NTP corrects the clock
+    counts = journal.prune(job_days=400, event_days=14)
+    assert counts["jobs"] == 0 and counts["cancels"] == 0
+    assert journal.take(job[0], job[1], {}, "station", retention_days=400) is Taken.DUPLICATE
+    assert journal.known("J-1") == "printed"

@@ -46,13 +46,15 @@ def browser(tmp_path):
 
 
 def web_url(station, monkeypatch, capsys) -> str:
-    """The page's address as `printstation web --print-url` gives it to an operator."""
-    bound = urlsplit(station.agent.url("web")).netloc  # the agent's port, picked at start
-    monkeypatch.setenv("PRINTSTATION_WEB_LISTEN", bound)
-    capsys.readouterr()
-    assert cli_main(["web", "--print-url", "--state-dir", str(station.agent.settings.state_dir),
+    """What `printstation web` hands the browser: a login page of the operator's own."""
+    import webbrowser
+
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda address: opened.append(address) or True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(station.cards_dir.parent))
+    assert cli_main(["web", "--state-dir", str(station.agent.settings.state_dir),
                      "--station-id", station.agent.settings.station_id]) == 0
-    return capsys.readouterr().out.strip()
+    return opened[0]
 
 
 def token(station) -> str:
@@ -60,7 +62,7 @@ def token(station) -> str:
 
 
 def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_station, station_id,
-                                                              monkeypatch, capsys):
+                                                              monkeypatch, capsys, tmp_path):
     from selenium.webdriver.common.by import By
 
     station = make_station(station_id)
@@ -71,9 +73,9 @@ def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_stat
     assert not browser.find_elements(By.ID, "banner")
 
     login = web_url(station, monkeypatch, capsys)
-    assert login.startswith(f"{url}?login=") and token(station) not in login
-    browser.get(login)
-    assert browser.current_url == url  # the code left the address bar
+    assert login.startswith(f"file://{tmp_path}/") and token(station) not in login
+    browser.get(login)  # as `printstation web` opens it: a page of the user's own
+    wait_for(lambda: browser.current_url == url, 20, "the page, logged in")
     banner = lambda: browser.find_element(By.ID, "banner").text  # noqa: E731
     wait_for(lambda: banner().startswith("Ready"), 20, "the page to say Ready")
     assert "ribbon" in browser.find_element(By.ID, "consumables").text

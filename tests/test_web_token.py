@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 from test_web import _get
 
@@ -47,8 +48,21 @@ def test_the_token_file_is_for_the_agents_group_only_and_lives_with_the_agent(
     assert _get(url, "/api/state", {"X-Printstation-Token": new}).status == 200
 
 
+def _post_form(url: str, path: str, form: dict):
+    import http.client
+    from urllib.parse import urlencode, urlsplit
+
+    conn = http.client.HTTPConnection(urlsplit(url).netloc, timeout=10)
+    conn.request("POST", "/" + path, body=urlencode(form),
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    answer = conn.getresponse()
+    answer.read()
+    conn.close()
+    return answer
+
+
 def test_web_opens_a_one_time_link_that_never_shows_the_token(make_station, station_id,
-                                                               monkeypatch, capsys):
+                                                               monkeypatch, capsys, tmp_path):
     """A browser's command line is visible to every user (`ps`): it gets a code that
     logs in once, within a minute, never the token."""
     from test_web import _get
@@ -62,17 +76,25 @@ def test_web_opens_a_one_time_link_that_never_shows_the_token(make_station, stat
 
     opened: list[str] = []
     monkeypatch.setattr(webbrowser, "open", lambda address: opened.append(address) or True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     capsys.readouterr()
     assert cli_main(["web", *flags]) == 0
     assert cli_main(["web", "--print-url", *flags]) == 0
     printed = capsys.readouterr().out.splitlines()[-1]
-    for link in (opened[0], printed):
-        assert link.startswith(f"{url}?login=") and secret not in link
-    assert opened[0] != printed
-    for link in (opened[0], printed):
-        path = link.removeprefix(url.rstrip("/"))
-        assert _get(url, path).status == 303
-        assert _get(url, path).status == 403  # used
+    # The browser is given a page of the user's own: its command line shows no code.
+    page = Path(opened[0].removeprefix("file://"))
+    assert page.parent == tmp_path / "printstation" and secret not in opened[0]
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600
+    assert stat.S_IMODE(page.parent.stat().st_mode) == 0o700
+    code = page.read_text().split('name="code" value="')[1].split('"')[0]
+    assert f'action="{url}login"' in page.read_text()
+    assert printed.startswith(f"{url}?login=") and secret not in printed
+    login = _post_form(url, "login", {"code": code})
+    assert login.status == 200 and f"printstation_token={secret}" in login.getheader("Set-Cookie")
+    assert _post_form(url, "login", {"code": code}).status == 403  # used
+    path = printed.removeprefix(url.rstrip("/"))
+    assert _get(url, path).status == 303
+    assert _get(url, path).status == 403  # used
     who = station.agent.journal._db.execute(
         "SELECT action FROM actions WHERE action='web-login'").fetchall()
     assert len(who) == 2  # each link recorded with the user who asked for it
