@@ -135,8 +135,8 @@ class Settings(BaseSettings):
     # Contract version 2: migration, replay and retention (docs/CONTRACT.md 5 and 7.7).
     accept_contract_v1: bool = False
     control_max_skew: float = Field(default=600.0, gt=0)
-    job_retention_days: float = Field(default=400.0, gt=0)
-    event_retention_days: float = Field(default=14.0, gt=0)
+    job_retention_days: float = Field(default=400.0, gt=0, le=36500)
+    event_retention_days: float = Field(default=14.0, gt=0, le=36500)
 
     @field_validator("broker_url")
     @classmethod

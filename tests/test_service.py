@@ -122,3 +122,37 @@ def test_the_allocator_returns_large_freed_buffers_on_glibc():
     if platform.libc_ver()[0] != "glibc":
         pytest.fail("this test expects a glibc system, as the station PCs are")
     assert tune_allocator()
+
+
+def test_telemetry_goes_out_every_interval_however_often_small_changes_wake_it(tmp_path):
+    """Changes that leave telemetry as it was (a printer's error text that flickers) must
+    not starve it: contract 4c, at least every 30 s (here every second)."""
+    import threading
+
+    from conftest import wait_for
+
+    from printstation.agent.config import Settings
+    from printstation.agent.core import Agent
+
+    settings = Settings(station_id="tele", state_dir=tmp_path / "state",
+                        printer_url=f"sim://?render=0&out={tmp_path / 'cards'}",
+                        telemetry_interval=1.0, web_listen="", metrics_listen="")
+    agent = Agent(settings)
+    seen: list[dict] = []
+    agent.start(embedded_sink=lambda e: seen.append(e) if e["schema"].startswith(
+        "printstation.telemetry") else None)
+    stop = threading.Event()
+
+    def flicker() -> None:
+        while not stop.wait(0.1):
+            agent.request_telemetry()
+
+    poker = threading.Thread(target=flicker, daemon=True)
+    try:
+        wait_for(lambda: seen, 10, "the first telemetry")
+        first = len(seen)
+        poker.start()
+        wait_for(lambda: len(seen) >= first + 3, 10, "telemetry every interval")
+    finally:
+        stop.set()
+        agent.stop()
