@@ -54,13 +54,14 @@ def _native_body(body: dict) -> dict:
     return dict(body, sides=sides)
 
 
-def iter_signed_jobs(n: int, prefix: str, *, two_sided: bool = True,
+def iter_signed_jobs(n: int, prefix: str, *, to: str, two_sided: bool = True,
                      native: bool = False) -> Iterator[tuple[str, bytes, dict]]:
-    """(job_id, body, headers) for `n` sample jobs, made one at a time (8 images, reused),
-    so that a benchmark's own memory does not grow with the number of jobs. `native`:
-    images at the printer's 1016 x 648 instead of the samples' 1012 x 638."""
-    base = [sample_job(f"{prefix}-seed-{i}", seed=i, two_sided=two_sided).body
-            for i in range(8)]
+    """(job_id, body, headers) for `n` sample jobs signed for station `to`, made one at a
+    time (8 images, reused), so that a benchmark's own memory does not grow with the number
+    of jobs. `native`: images at the printer's 1016 x 648 instead of the samples' 1012 x
+    638."""
+    base = [sample_job(f"{prefix}-seed-{i}", seed=i, two_sided=two_sided,
+                       destination=f"station.{to}").body for i in range(8)]
     if native:
         base = [_native_body(b) for b in base]
     for i in range(n):
@@ -69,9 +70,9 @@ def iter_signed_jobs(n: int, prefix: str, *, two_sided: bool = True,
         yield body["job_id"], raw, sign_headers(KEY, KEY_ID, raw)
 
 
-def signed_jobs(n: int, prefix: str, *, two_sided: bool = True,
+def signed_jobs(n: int, prefix: str, *, to: str, two_sided: bool = True,
                 native: bool = False) -> list[tuple[str, bytes, dict]]:
-    return list(iter_signed_jobs(n, prefix, two_sided=two_sided, native=native))
+    return list(iter_signed_jobs(n, prefix, to=to, two_sided=two_sided, native=native))
 
 
 def make_agent(sim: str, *, root: Path | None = None, **settings: Any) -> Agent:

@@ -76,7 +76,8 @@ def main() -> None:
         cpu0 = cpu_seconds(beam)
         with Submitter(args.broker_url, key=KEY, key_id=KEY_ID) as sub:
             for station in stations:
-                for job_id, body, headers in iter_signed_jobs(args.jobs, f"F{station}"):
+                for job_id, body, headers in iter_signed_jobs(args.jobs, f"F{station}",
+                                                                to=station):
                     sub.publish_raw("printstation.jobs", f"station.{station}", body,
                                     headers=headers, message_id=job_id)
         printed = 0

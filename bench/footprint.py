@@ -119,7 +119,7 @@ def rss(counts: list[int]) -> None:
     source = EmbeddedSource(agent.intake)
     baseline = rss_mb()
     figures = []
-    jobs = iter_signed_jobs(max(counts), "RSS")
+    jobs = iter_signed_jobs(max(counts), "RSS", to=agent.settings.station_id)
     done = 0
     for count in counts:
         for job_id, body, headers in itertools.islice(jobs, count - done):

@@ -34,7 +34,7 @@ def agent_run(broker_url: str, jobs: int) -> float:
     agent = make_agent(f"print_time=0&cards={jobs + 10}&ribbon={2 * jobs + 10}"
                        f"&film={2 * jobs + 10}", broker_url=broker_url)
     station = agent.settings.station_id
-    batch = signed_jobs(jobs, f"MSG-{uuid.uuid4().hex[:6]}", native=True)
+    batch = signed_jobs(jobs, f"MSG-{uuid.uuid4().hex[:6]}", to=station, native=True)
     conn = pika.BlockingConnection(pika.URLParameters(broker_url))
     declare(conn, agent.settings)  # the station queue exists: the jobs wait in it
     conn.close()
@@ -70,7 +70,7 @@ def bare_run(broker_url: str, jobs: int, *, with_images: bool = False) -> float:
     queue = f"bench.bare.{uuid.uuid4().hex[:8]}"
     ch.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
     ch.exchange_declare("printstation.events", "topic", durable=True)
-    for job_id, body, headers in signed_jobs(jobs, "BARE", native=True):
+    for job_id, body, headers in signed_jobs(jobs, "BARE", to="bare", native=True):
         ch.basic_publish("", queue, body, pika.BasicProperties(
             delivery_mode=2, headers=headers, message_id=job_id))
     ch.basic_qos(prefetch_count=1)

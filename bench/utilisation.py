@@ -32,7 +32,7 @@ def agent_run(jobs: int, print_time: float) -> float:
     agent = make_agent(f"print_time={print_time}&cards={jobs + 10}&ribbon={2 * jobs + 10}"
                        f"&film={2 * jobs + 10}")
     source = EmbeddedSource(agent.intake)
-    for job_id, body, headers in signed_jobs(jobs, "UTIL"):
+    for job_id, body, headers in signed_jobs(jobs, "UTIL", to=agent.settings.station_id):
         source.submit(body, headers, message_id=job_id)
     finals = Finals()
     agent.start(embedded_sink=finals)
@@ -49,7 +49,7 @@ def bare_run(jobs: int, print_time: float) -> float:
     agent = make_agent(f"print_time={print_time}&cards={jobs + 10}")
     printer = agent.driver.printer  # type: ignore[attr-defined]
     cards = []
-    for job_id, body, _ in signed_jobs(min(jobs, 8), "BARE"):
+    for job_id, body, _ in signed_jobs(min(jobs, 8), "BARE", to=agent.settings.station_id):
         row = JobRow(job_id, None, "ektp", "station", "queued", 0, 2, None, body, None, None,
                      None)
         cards.append(build_card(row, (1016, 648)))
