@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -137,11 +137,17 @@ class EventTap:
 
     def events(self, timeout: float) -> Iterator[dict]:
         """Yield events as they come; stop after `timeout` seconds with none."""
+        for _key, event in self.keyed_events(timeout):
+            yield event
+
+    def keyed_events(self, timeout: float) -> Iterator[tuple[str, dict]]:
+        """(routing key, event) as they come. The routing key is what the broker let the
+        publisher use (topic permissions); the body's `station_id` is only what it says."""
         for method, _props, body in self._ch.consume(self.queue, inactivity_timeout=timeout,
                                                      auto_ack=True):
             if method is None:
                 return
-            yield json.loads(body)
+            yield method.routing_key, json.loads(body)
 
     def drain(self, max_wait: float = 0.2) -> list[dict]:
         return list(self.events(max_wait))
@@ -153,26 +159,31 @@ class HandbackRelay:
     A pool station that took a job it cannot start publishes it, with its signature
     headers, on the hand-back exchange with routing key `pool.<pool>`, then reports it
     `released` (`handed_back`); the central system decides whether to send it to that pool
-    again. A station's broker login may write on the hand-back exchange, so a hand-back
-    proves nothing by itself: a station could hand back a job it printed, for another
-    station to print a second genuine card. So this relay sends a job to its pool again
-    only when the statuses say it is the central system's again:
+    again. A station's broker login may write on the hand-back exchange and publish
+    statuses under its own id, so neither proves anything by itself: a station could hand
+    back a job it printed, or hand back again a job it once held, for another station to
+    print a second genuine card. This relay keeps, per job, who holds it now, from the
+    statuses (each station's taken from the routing key, which topic permissions bind to
+    its broker user, and checked against the body), and sends a hand-back to its pool again
+    only when:
 
-    - the last status heard for the job is a `released` (`handed_back`) from a station;
-    - no station has reported it printing, printed, `needs_check` or otherwise ended;
+    - the station that reported the job `accepted` last reported it `released`
+      (`handed_back`), and nobody accepted it since;
+    - no station reported it printing, printed, `needs_check` or otherwise ended;
     - with `check_sender`, the hand-back was published by that station's own broker user
       (AMQP `user_id`, which the broker verifies; `user_for_station` names it, by default
       the station id, as `printstation broker-permissions` does);
-    - and it was not sent again for that release already.
+    - and that release was not answered already: one copy per release.
 
-    A hand-back whose release has not been heard yet waits (a station publishes the
-    hand-back first); one that fails a rule is dropped. The new copy is a new message (its
-    first delivery is not `redelivered`), published with confirms; the hand-back is
-    acknowledged only after.
+    A hand-back whose release has not been heard yet waits for it (a station publishes the
+    hand-back first, and its `released` may queue behind a long backlog); one that fails a
+    rule is dropped and listed in `dropped`. The new copy is a new message (its first
+    delivery is not `redelivered`), published with confirms; the hand-back is acknowledged
+    only after. What it knows lives in memory from its start: it sends nothing for a job
+    whose holder it did not see (a central system keeps this record durably). A central
+    system that re-sends from its own copy instead (`relay(forward=False)`) must not also
+    forward hand-backs: one or the other, never both.
     """
-
-    #: How long a hand-back waits for its station's `released` before it is dropped.
-    RELEASE_WAIT = 60.0
 
     def __init__(self, broker_url: str, *, names: Names | None = None,
                  check_sender: bool = True,
@@ -185,9 +196,8 @@ class HandbackRelay:
             connection_parameters(broker_url, name="printstation-handback-relay"))
         self._ch = self._conn.channel()
         self._ch.confirm_delivery()
-        self._history: dict[str, list[dict]] = {}
-        self._waiting: dict[int, tuple[float, Any, Any, bytes]] = {}
-        self._answered: set[tuple[str, str, int]] = set()
+        self._jobs: dict[str, _HeldBy] = {}
+        self._waiting: dict[int, tuple[Any, Any, bytes]] = {}
         #: Hand-backs dropped, with why: for the central system's log.
         self.dropped: list[tuple[str, str]] = []
 
@@ -213,58 +223,64 @@ class HandbackRelay:
             self._ch.confirm_delivery()
             return None, None, None
 
-    def _release(self, job_id: str) -> tuple[dict | None, str]:
-        """The release that makes the job the central system's again, or why there is none."""
-        history = self._history.get(job_id, [])
-        if not history:
-            return None, "waiting"
-        if any(e["status"] in ("printing", "printed", "needs_check", "failed", "cancelled",
-                               "expired") for e in history):
-            return None, "a station printed, is printing or ended it"
-        last = next((e for e in reversed(history) if e["status"] != "rejected"), None)
-        if last is None or last["status"] != "released":
-            return None, "waiting"
-        if (last.get("reason") or {}).get("code") != "handed_back":
-            return None, "released for another reason: the central system re-sends it"
-        return last, ""
+    def _hear(self, routing_key: str, event: dict) -> None:
+        """One status: who holds the job now, and whether it was printed or ended."""
+        parts = routing_key.split(".")
+        if len(parts) != 3 or parts[0] != "status" or event.get("station_id") != parts[1]:
+            return  # a body naming another station than its routing key: not believed
+        station, status = parts[1], event.get("status")
+        job = self._jobs.setdefault(str(event.get("job_id")), _HeldBy())
+        if status == "accepted":
+            job.holder, job.release = station, None
+        elif status == "released" and station == job.holder:
+            job.holder = None
+            code = (event.get("reason") or {}).get("code")
+            job.release = (station, int(event.get("seq", 0))) if code == "handed_back" \
+                else None
+        elif status in ("printing", "printed", "needs_check", "failed", "cancelled",
+                        "expired"):
+            job.ended = True
+
+    def _decide(self, job_id: str, props: Any) -> str | None:
+        """None to send it again now, "" to wait, or why it is dropped."""
+        job = self._jobs.get(job_id)
+        if job is not None and job.ended:
+            return "a station printed, is printing or ended it"
+        if job is None or job.release is None:
+            return ""  # its release may be on its way
+        station, seq = job.release
+        if (station, seq) in job.answered:
+            return "sent again for that release already"
+        if self.check_sender and props.user_id != self.user_for_station(station):
+            return f"handed back by {props.user_id!r}, released by {station}"
+        return None
 
     def relay(self, *, forward: bool = True) -> list[str]:
         """Send the jobs on the hand-back queue that are the central system's again to their
-        pool; returns their ids.
-
-        A central system that re-sends every released pool job from its own copy (once per
-        release, as `released` tells it) takes them with `forward=False`: they are then
-        only acknowledged, so a hand-back and a re-send never make two copies.
-        """
-        for event in self._tap.drain(0.05):
+        pool; returns their ids. With `forward=False` they are only acknowledged (see the
+        class's docstring)."""
+        for routing_key, event in self._tap.keyed_events(0.05):
             if event.get("schema") == "printstation.status/1":
-                self._history.setdefault(event["job_id"], []).append(event)
+                self._hear(routing_key, event)
         while True:
             method, props, body = self._next()
             if method is None:
                 break
-            self._waiting[method.delivery_tag] = (time.monotonic(), method, props, body)
+            self._waiting[method.delivery_tag] = (method, props, body)
         sent = []
-        for tag, (since, method, props, body) in list(self._waiting.items()):
+        for tag, (method, props, body) in list(self._waiting.items()):
             job_id = props.message_id or ""
-            if not forward:
-                self._done(tag)
-                sent.append(job_id)
+            why = "" if forward else "the central system re-sends from its own copy"
+            if forward:
+                why = self._decide(job_id, props) if method.routing_key.startswith("pool.") \
+                    else "not for a pool"
+            if why == "":
                 continue
-            release, why = self._release(job_id)
-            if release is None and why == "waiting" and \
-                    time.monotonic() - since < self.RELEASE_WAIT:
-                continue
-            if release is not None and self.check_sender and \
-                    props.user_id != self.user_for_station(release["station_id"]):
-                release, why = None, f"handed back by {props.user_id!r}, released by " \
-                                     f"{release['station_id']}"
-            key = (job_id, release["station_id"], release["seq"]) if release else None
-            if release is None or key in self._answered or not \
-                    method.routing_key.startswith("pool."):
-                self.dropped.append((job_id, why or "sent again for that release already"))
+            if why is not None:
+                self.dropped.append((job_id, why))
                 self._done(tag)
                 continue
+            job = self._jobs[job_id]
             headers = {k: v for k, v in (props.headers or {}).items()
                        if k in ("x-signature", "x-key-id")}
             self._ch.basic_publish(
@@ -272,7 +288,8 @@ class HandbackRelay:
                 pika.BasicProperties(content_type="application/json", delivery_mode=2,
                                      message_id=job_id, headers=headers),
                 mandatory=True)
-            self._answered.add(key)  # type: ignore[arg-type]
+            job.answered.add(job.release)  # type: ignore[arg-type]
+            job.release = None
             self._done(tag)
             sent.append(job_id)
         return sent
@@ -280,3 +297,13 @@ class HandbackRelay:
     def _done(self, tag: int) -> None:
         self._waiting.pop(tag, None)
         self._ch.basic_ack(tag)
+
+
+@dataclass
+class _HeldBy:
+    """What the relay knows of one job: who holds it, its last release, answered ones."""
+
+    holder: str | None = None
+    release: tuple[str, int] | None = None
+    ended: bool = False
+    answered: set[tuple[str, int]] = field(default_factory=set)

@@ -140,8 +140,14 @@ def cmd_web(args: argparse.Namespace) -> int:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     folder = Path(runtime) / "printstation" if runtime else \
         Path.home() / ".cache" / "printstation"
-    if webbrowser.open(login_page(url, folder).as_uri()):
-        print("opened the operator page in your browser")
+    try:
+        page = login_page(url, folder)
+    except OSError as exc:
+        raise ControlError(f"cannot write the login page in {folder} ({exc.strerror}); "
+                           "run `printstation web --print-url` and open its link") from None
+    if webbrowser.open(page.as_uri()):
+        print("opened the operator page in your browser (if it does not show, for a "
+              "browser that cannot read local files: `printstation web --print-url`)")
     else:
         print(f"printstation: no browser could be started; open this address in one: {url}",
               file=sys.stderr)
@@ -421,8 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the rabbitmqctl lines that give a station its own broker user",
                        description="Print the rabbitmqctl lines that create this station's "
                        "broker user with exactly the permissions it needs (its own queues; "
-                       "write on the event and dead-letter exchanges, and on the job exchange "
-                       "when it joins a pool; read on the job and control exchanges).")
+                       "write on the event, hand-back and dead-letter exchanges, never on the "
+                       "job exchange; read on the job and control exchanges; topic "
+                       "permissions that keep its events in its own name).")
     p.add_argument("--vhost", default="/", help="the vhost (default /)")
     p.add_argument("--user", help="the user name (default: the station id)")
     _settings_flags(p)
@@ -431,9 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("declare-shared",
                        help="declare the exchanges and dead-letter queue (administrators)",
                        description="Declare, with an administrator's --broker-url, what all "
-                       "stations share: the job, event, control and dead-letter exchanges and "
-                       "the dead-letter queue. Station users may not; their agents only check "
-                       "that these exist.")
+                       "stations share: the job, event, control, hand-back and dead-letter "
+                       "exchanges, the dead-letter queue and the central system's hand-back "
+                       "queue. Station users may not; their agents only check that these "
+                       "exist.")
     _settings_flags(p)
     p.set_defaults(func=cmd_declare_shared)
 

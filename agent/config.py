@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     control_group: str | None = None
     web_listen: str = "127.0.0.1:8470"
     metrics_listen: str = "127.0.0.1:9470"
+    #: The card stock each pool's jobs need, where a pool serves one (contract 7.3: a
+    #: station whose feeder holds another stock takes nothing from that pool).
+    pool_stocks: dict[str, str] = Field(default_factory=dict)
     # Contract version 2: migration, replay and retention (docs/CONTRACT.md 5 and 7.7).
     accept_contract_v1: bool = False
     control_max_skew: float = Field(default=600.0, gt=0)
@@ -159,6 +162,15 @@ class Settings(BaseSettings):
         for name in value:
             if not NAME_RE.fullmatch(name):
                 raise ValueError(f"{what} {name!r} is not 1-64 characters of a-z 0-9 - _")
+        return value
+
+    @field_validator("pool_stocks")
+    @classmethod
+    def _pool_stock_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for pool, stock in value.items():
+            if not NAME_RE.fullmatch(pool) or not NAME_RE.fullmatch(stock):
+                raise ValueError(f"{pool!r} = {stock!r}: pool and stock names are 1-64 "
+                                 "characters of a-z 0-9 - _")
         return value
 
     @field_validator("ribbon_types")

@@ -41,7 +41,7 @@ def _headers(props: pika.BasicProperties) -> dict[str, Any]:
 
 class AmqpSource:
     def __init__(self, settings: Settings, journal: Journal, intake: Intake, *,
-                 can_take_pool_job: Callable[[], bool],
+                 can_take_pool_job: Callable[[str], bool],
                  on_connected: Callable[[bool], None],
                  on_fatal: Callable[[BaseException], None],
                  after: threading.Event | None = None):
@@ -174,7 +174,7 @@ class AmqpSource:
 
     def _poll_pools(self, ch: BlockingChannel) -> None:
         for pool in self.settings.pools:
-            while not self._stop.is_set() and self.can_take_pool_job():
+            while not self._stop.is_set() and self.can_take_pool_job(pool):
                 method, props, body = ch.basic_get(self.settings.pool_queue(pool))
                 if method is None:
                     break

@@ -86,7 +86,7 @@ class Agent:
         self.alerts = AlertBook(self.journal)
         self.printer = PrinterWorker(
             self.journal, self.driver, consumables=self.consumables,
-            max_attempts=settings.max_attempts, paused=self.paused,
+            max_attempts=settings.max_attempts, paused=self._printing_held,
             on_change=self.request_telemetry, handback_after=settings.handback_after)
         self.broker_up = {"consumer": False, "publisher": False}
         self._broker_down_since: float | None = time.monotonic()
@@ -313,6 +313,11 @@ class Agent:
     def paused(self) -> bool:
         return self.journal.get_meta("paused", "0") == "1"
 
+    def _printing_held(self) -> bool:
+        """No card starts while paused, or while the station cannot store what it is sent:
+        its control queue is not read then, and a cancel must not wait behind a print."""
+        return self.paused() or self.intake.fault.why is not None
+
     def pause(self, who: str, why: str) -> None:
         self.journal.set_meta("paused", "1")
         self.journal.record_action(who, "pause", None, why)
@@ -517,8 +522,13 @@ class Agent:
                     "record them with Load cards")
         return FAULT_ADVICE.get(fault, fault.value)
 
-    def can_take_pool_job(self) -> bool:
-        """Take a pool job only when this station could start it now (contract 7.3)."""
+    def can_take_pool_job(self, pool: str | None = None) -> bool:
+        """Take a pool job only when this station could start it now (contract 7.3), and
+        only from a pool whose stock (`pool_stocks`) is the one in the feeder."""
+        wanted = self.settings.pool_stocks.get(pool) if pool else None
+        if wanted is not None and wanted != self.consumables.feeder_stock(
+                self.printer.snapshot.status):
+            return False
         return self.station_state().taking_jobs and not self.journal.any_queued()
 
     # --------------------------------------------------------------------- telemetry

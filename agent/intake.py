@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import structlog
@@ -332,10 +332,10 @@ class Intake:
                 log.info("control_duplicate", command_id=command_id, command=cmd.command)
                 return Decision("ack", cmd.job_id, "duplicate")
             result = self._act(cmd)
-            self.fault.stored()
             if command_id is not None:
                 self.journal.record_command(command_id, cmd.command, result,
                                             getattr(cmd, "issued_at", None))
+                self.fault.stored()
         except Exception as exc:
             return self._station_fault(d, cmd.job_id, exc)
         return Decision("ack", cmd.job_id, cmd.command)
@@ -360,12 +360,16 @@ class Intake:
                                               f"{cmd.station_id}, not this one")
         skew = abs((contract.now() - cmd.issued_at).total_seconds())
         if skew > self.policy.control_max_skew:
-            if cmd.command != "cancel":
+            newest = self.journal.newest_created()
+            forgotten = newest is not None and cmd.issued_at < newest - timedelta(
+                days=self.policy.job_retention_days)
+            if cmd.command != "cancel" or forgotten:
                 raise BadMessage("bad_signature", _stale(cmd.command_id, cmd.issued_at, skew,
                                                          self.policy.control_max_skew))
             # A cancel that waited in its queue (the PC was off overnight) is still acted
             # on: refused, the card it cancels would print. It can only stop a print, and
-            # its command_id makes a replay of it a duplicate.
+            # its command_id makes a replay of it a duplicate for as long as ids are kept
+            # (older ones are refused above, as `take` refuses jobs that old).
             log.warning("control_late_cancel", command_id=cmd.command_id,
                         job_id=cmd.job_id, seconds=round(skew))
         return cmd

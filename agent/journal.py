@@ -115,11 +115,13 @@ CREATE TABLE IF NOT EXISTS actions (
     why TEXT
 );
 -- A cancel for a job this station has not taken (yet): the job ends cancelled on arrival.
+-- `reported`: its `cancelled` was published when the cancel came (then it ends quietly).
 CREATE TABLE IF NOT EXISTS cancels (
     job_id TEXT PRIMARY KEY,
     at TEXT NOT NULL,
     code TEXT NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    reported INTEGER NOT NULL DEFAULT 1
 );
 -- Control commands acted on, by command_id: a replay is a duplicate.
 CREATE TABLE IF NOT EXISTS commands (
@@ -498,16 +500,20 @@ class Journal:
             newest = _newest_created(db)
             too_old = retention_days is not None and newest is not None and \
                 job.created_at < newest - timedelta(days=retention_days)
-            if newest is None or job.created_at > newest:
+            # A job dated in the future (a central host's wrong clock, a typo) must not
+            # make every later job look too old: the mark moves at most to a day past this
+            # PC's clock. Wrong that way, the PC only keeps job ids longer.
+            mark = min(job.created_at, contract.now() + timedelta(days=1))
+            if newest is None or mark > newest:
                 db.execute("INSERT INTO meta VALUES ('newest_created_at', ?) ON CONFLICT(key) "
-                           "DO UPDATE SET value=excluded.value", (job.created_at.isoformat(),))
+                           "DO UPDATE SET value=excluded.value", (mark.isoformat(),))
             row = db.execute("SELECT state FROM jobs WHERE job_id=?", (job.job_id,)).fetchone()
             if row is not None and row["state"] != "released":
                 return Taken.DUPLICATE
             # A job this station released is the central system's again: a new copy of it
             # (re-sent, or handed back to the pool and come round here) is a new job here.
             db.execute("DELETE FROM jobs WHERE job_id=? AND state='released'", (job.job_id,))
-            cancel = db.execute("SELECT code, detail FROM cancels WHERE job_id=?",
+            cancel = db.execute("SELECT code, detail, reported FROM cancels WHERE job_id=?",
                                 (job.job_id,)).fetchone()
             reason: tuple[str, str] | None = None
             if cancel is not None:
@@ -533,7 +539,7 @@ class Journal:
             )
             if reason is not None:
                 db.execute("DELETE FROM cancels WHERE job_id=?", (job.job_id,))
-                if outcome is not Taken.CANCELLED:  # a cancel said `cancelled` when it came
+                if outcome is not Taken.CANCELLED or not cancel["reported"]:
                     self._status(db, job.job_id, state, reason=reason)
                 return outcome
             db.execute("INSERT OR REPLACE INTO job_data VALUES (?, ?, ?)",
@@ -548,7 +554,7 @@ class Journal:
         """The broker committed the claim: the job is this station's now (or, if a cancel
         came meanwhile, it ends cancelled)."""
         with self._tx() as db:
-            cancel = db.execute("SELECT code, detail FROM cancels WHERE job_id=?",
+            cancel = db.execute("SELECT code, detail, reported FROM cancels WHERE job_id=?",
                                 (job_id,)).fetchone()
             state = "cancelled" if cancel is not None else "queued"
             cur = db.execute("UPDATE jobs SET state=?, updated_at=? WHERE job_id=? "
@@ -557,11 +563,14 @@ class Journal:
                 return  # ended meanwhile (an operator's cancel): that status stands
             if cancel is None:
                 self._status(db, job_id, "accepted")
-            else:  # its `cancelled` was said when the cancel came: it ends quietly
+            else:
                 db.execute("DELETE FROM cancels WHERE job_id=?", (job_id,))
                 db.execute("UPDATE jobs SET reason_code=?, reason_detail=? WHERE job_id=?",
                            (cancel["code"], cancel["detail"], job_id))
                 _erase_data(db, job_id)
+                if not cancel["reported"]:
+                    self._status(db, job_id, "cancelled",
+                                 reason=(cancel["code"], cancel["detail"]))
         self.job_event.set()
 
     def release(self, job_id: str, code: str, detail: str) -> bool:
@@ -653,13 +662,20 @@ class Journal:
         """One blank left the feeder: a ledger row, its event, and the stock it used."""
         at = contract.now().isoformat()
         use = use or stockbook.CardUse(stock=self._feeder_stock(db))
-        cur = db.execute(
-            "INSERT INTO cards (job_id, outcome, reason, counter, at, stock, sides, ribbon_use, "
-            "film_use) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (job_id, outcome, reason, counter, at, use.stock, use.sides, use.ribbon, use.film),
+        # Numbered from a counter, not the table: pruned ledger rows must never free a
+        # number for a new card (a published card_no names one physical card).
+        last = db.execute("SELECT value FROM meta WHERE key='last_card_no'").fetchone()
+        card_no = max(int(last[0]) if last else 0, db.execute(
+            "SELECT COALESCE(MAX(card_no), 0) FROM cards").fetchone()[0]) + 1
+        db.execute("INSERT INTO meta VALUES ('last_card_no', ?) ON CONFLICT(key) DO UPDATE "
+                   "SET value=excluded.value", (str(card_no),))
+        db.execute(
+            "INSERT INTO cards (card_no, job_id, outcome, reason, counter, at, stock, sides, "
+            "ribbon_use, film_use) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (card_no, job_id, outcome, reason, counter, at, use.stock, use.sides, use.ribbon,
+             use.film),
         )
         stockbook.consume(db, use)
-        card_no = int(cur.lastrowid or 0)
         self._emit(db, {"schema": contract.CARD_SCHEMA, "card_no": card_no, "job_id": job_id,
                         "outcome": outcome, "reason": reason})
         return card_no
@@ -740,14 +756,16 @@ class Journal:
                issued_at: datetime | None = None) -> str:
         """Cancel a job that has not started printing; returns what became of it.
 
-        From the central system (contract 5), a job this station has not taken yet
-        (unknown, released, or a pool claim not yet confirmed) is remembered and reported
-        `cancelled` (`cancel_unknown`) at once: that is its one terminal status here, and it
-        ends quietly when it arrives. A cancel that comes too late publishes the job's
-        status again only while it is not terminal (`printing`, `needs_check`); a terminal
-        status is never said twice (a second `printed` could send a citizen a second SMS).
-        An operator's cancel acts only on a job the station holds (a mistyped id must not
-        cancel a job yet to come).
+        From the central system (contract 5), a job this station has not taken yet is
+        remembered and ends cancelled when it arrives. One it never saw (or released) is
+        reported `cancelled` (`cancel_unknown`) at once: that is its one terminal status
+        here, and it ends quietly when it arrives. One that is being claimed or handed back
+        at this moment gets no status yet (a `released` may still follow): its `cancelled`
+        comes when the claim is confirmed, or when it arrives again. A cancel that comes
+        too late publishes the job's status again only while it is not terminal
+        (`printing`, `needs_check`); a terminal status is never said twice (a second
+        `printed` could send a citizen a second SMS). An operator's cancel acts only on a
+        job the station holds (a mistyped id must not cancel a job yet to come).
         """
         now = contract.now().isoformat()
         with self._tx() as db:
@@ -755,14 +773,16 @@ class Journal:
                              "WHERE job_id=?", (job_id,)).fetchone()
             remembered_at = (issued_at or contract.now()).isoformat()
             state = row["state"] if row else None
-            if state in (None, "released", "claiming"):
+            if state in (None, "released", "claiming", "handback_sending"):
                 if not central:
                     return "not held by this station" if state is None else state
-                known = db.execute("SELECT 1 FROM cancels WHERE job_id=?",
+                known = db.execute("SELECT reported FROM cancels WHERE job_id=?",
                                    (job_id,)).fetchone()
-                db.execute("INSERT OR REPLACE INTO cancels VALUES (?, ?, ?, ?)",
-                           (job_id, remembered_at, code, detail[:500]))
-                if known is None:
+                report = state in (None, "released") and not (known and known["reported"])
+                db.execute("INSERT OR REPLACE INTO cancels VALUES (?, ?, ?, ?, ?)",
+                           (job_id, remembered_at, code, detail[:500],
+                            1 if report or (known and known["reported"]) else 0))
+                if report:
                     self._status(db, job_id, "cancelled", reason=(
                         "cancel_unknown", "this station has not taken the job; it ends "
                         "cancelled if it arrives"))
@@ -782,8 +802,8 @@ class Journal:
 
     def mark_needs_check(self, job_id: str, detail: str) -> None:
         with self._tx() as db:
-            cur = db.execute("UPDATE jobs SET state='needs_check', reason_detail=?, "
-                             "updated_at=? WHERE job_id=? AND state='printing'",
+            cur = db.execute("UPDATE jobs SET state='needs_check', reason_code='printer_fault', "
+                             "reason_detail=?, updated_at=? WHERE job_id=? AND state='printing'",
                              (detail, contract.now().isoformat(), job_id))
             if cur.rowcount:
                 self._status(db, job_id, "needs_check", reason=("printer_fault", detail))
@@ -942,6 +962,11 @@ class Journal:
         return counts
 
     # ---------------------------------------------------------------- control commands
+
+    def newest_created(self) -> datetime | None:
+        """The central system's time as far as this station knows it (see `prune`)."""
+        with self._lock:
+            return _newest_created(self._db)
 
     def command_seen(self, command_id: str) -> bool:
         """Whether a control command with this id was acted on (a replay, contract 5)."""

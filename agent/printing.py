@@ -418,14 +418,9 @@ class PrinterWorker:
 
     def _cannot_print(self, row: JobRow, code: str, detail: str) -> None:
         """A job this station can never print (another stock, a chip it cannot encode),
-        known before a blank is drawn. From its own queue it ends `failed`; from a pool it
-        was never this station's to fail (contract 7.3: a station that cannot print takes
-        no pool jobs, and it could not know before taking it): it goes back to the central
-        system, `released` (`handed_back`), for a station that can."""
-        if row.source.startswith("pool:") and self.journal.hand_back(
-                row.job_id, f"not for this station: {detail}"):
-            log.info("pool_job_not_for_this_station", job_id=row.job_id, code=code)
-            return
+        known before a blank is drawn: `failed` with the reason, as contract 3 says,
+        from a pool too ("will not be by this station"); a pool this station's feeder does
+        not serve is not taken from at all (`pool_stocks`)."""
         self.journal.finish(row.job_id, "failed", code, detail)
         log.info("job_cannot_print", job_id=row.job_id, code=code)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from urllib.parse import unquote, urlsplit
 
 import pika
 import pika.exceptions
@@ -32,9 +31,9 @@ log = structlog.get_logger("printstation.publisher")
 
 
 def broker_user(url: str) -> str | None:
-    """The user a broker URL logs in as; None for a login without one (TLS certificates)."""
-    user = urlsplit(url).username
-    return unquote(user) if user else None
+    """The user a broker URL logs in as (pika's default, guest, when it names none)."""
+    credentials = pika.URLParameters(url).credentials
+    return credentials.username if isinstance(credentials, pika.PlainCredentials) else None
 
 
 class EventSink:
@@ -55,6 +54,8 @@ class AmqpPublisher(EventSink):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.published = 0
+        #: Hand-backs published (confirmed or not) whose outcome is not recorded yet.
+        self._handed: list[tuple[str, bool]] = []
         self._url = SecretStr("")
 
     def start(self) -> None:
@@ -119,6 +120,7 @@ class AmqpPublisher(EventSink):
         job is reported released without a second copy (the central system re-sends it),
         because two copies in a pool could be printed by two stations.
         """
+        self._record_handbacks()
         for job_id, rk, body, headers in self.journal.pending_handbacks():
             if not self.journal.handback_sending(job_id):
                 continue  # cancelled meanwhile
@@ -133,13 +135,26 @@ class AmqpPublisher(EventSink):
                 ch.basic_publish(self.settings.names.handback_exchange, rk, body, props,
                                  mandatory=True)
             except (pika.exceptions.UnroutableError, pika.exceptions.NackError):
-                self.journal.handback_done(job_id, confirmed=False)
+                self._handed.append((job_id, False))
+                self._record_handbacks()
                 continue
             except Exception:
-                self.journal.handback_done(job_id, confirmed=False)
+                self._handed.append((job_id, False))
+                with contextlib.suppress(Exception):
+                    self._record_handbacks()
                 raise
-            self.journal.handback_done(job_id, confirmed=True)
+            self._handed.append((job_id, True))
             log.info("pool_job_handed_back", job_id=job_id, routing_key=rk)
+            self._record_handbacks()
+
+    def _record_handbacks(self) -> None:
+        """Report what became of each hand-back; one the journal cannot record yet (a full
+        disk) is kept here and recorded on the next round, as it was (confirmed or not),
+        not left for a restart to report it unconfirmed."""
+        while self._handed:
+            job_id, confirmed = self._handed[0]
+            self.journal.handback_done(job_id, confirmed=confirmed)
+            self._handed.pop(0)
 
     def _drain(self, ch: pika.adapters.blocking_connection.BlockingChannel) -> int:
         """Publish one batch of the backlog; returns how many were published."""

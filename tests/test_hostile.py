@@ -15,21 +15,22 @@ import pytest
 from conftest import KEY_ID, Events, signed, wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from printstation.agent.central import EventTap
+from printstation.agent.central import EventTap, HandbackRelay
 from printstation.agent.local_control import call
 from printstation.agent.samples import sample_job
 from printstation.agent.signing import sign_headers
 
 
 def _publish(broker_url: str, exchange: str, routing_key: str, body: bytes, headers: dict,
-             message_id: str | None = None) -> None:
+             message_id: str | None = None, user_id: str | None = None) -> None:
     conn = pika.BlockingConnection(pika.URLParameters(broker_url))
     try:
         ch = conn.channel()
         ch.confirm_delivery()
         ch.basic_publish(exchange, routing_key, body,
                          pika.BasicProperties(content_type="application/json", delivery_mode=2,
-                                              headers=headers, message_id=message_id),
+                                              headers=headers, message_id=message_id,
+                                              user_id=user_id),
                          mandatory=True)
     finally:
         conn.close()
@@ -316,7 +317,7 @@ def test_a_station_handing_back_a_job_it_printed_gets_no_second_card(
         b = make_station(f"hbb-{pool}", pools=[pool])
         # What a's login can do: publish the job it printed as a hand-back.
         _publish(broker_url, "printstation.handback", f"pool.{pool}", body, headers,
-                 job["job_id"])
+                 job["job_id"], user_id="guest")
         wait_for(lambda: central_relay.relay() == [] and central_relay.dropped, 30,
                  "the relay to drop it")
     assert central_relay.dropped[0][0] == job["job_id"]
@@ -325,25 +326,75 @@ def test_a_station_handing_back_a_job_it_printed_gets_no_second_card(
     assert _ready(broker_url, f"printstation.pool.{pool}") == 0
 
 
-def test_a_pool_job_for_another_stock_goes_back_for_a_station_that_has_it(
-        make_station, submitter, broker_url, central_relay):
-    """Contract 7.3: a station that cannot print a pool job (another stock, a chip it
-    cannot encode) does not end it: it goes back to the central system for one that can."""
+def test_a_station_takes_nothing_from_a_pool_of_another_stock(
+        make_station, submitter, broker_url):
+    """Contract 7.3: a station whose feeder holds another stock takes no pool jobs (it
+    cannot know a job's stock before taking it, so it knows its pools' stock), and a job
+    of another stock that reaches it all the same ends `failed` (`stock_mismatch`, 3)."""
     pool = f"mix-{uuid.uuid4().hex[:8]}"
-    ektp = make_station(f"ek-{pool}", pools=[pool])
-    job = sample_job(f"KIA-POOL-{pool}", card_stock="kia", two_sided=False).body
+    kia = make_station(f"ki-{pool}", pools=[pool], pool_stocks={pool: "ektp"},
+                       card_stock="kia", sim="print_time=0.05&render=0&stock=kia")
+    assert not kia.agent.can_take_pool_job(pool)
+    job = sample_job(f"EKTP-POOL-{pool}", two_sided=False).body
     with EventTap(broker_url, binding="status.#") as tap:
         events = Events(tap)
         submitter.submit_job(job, pool=pool)
-        released = wait_for(lambda: [e for e in events.statuses(job["job_id"])
-                                     if e["status"] == "released"], 30, "handed back")[0]
-        assert released["station_id"] == f"ek-{pool}"
-        assert released["reason"]["code"] == "handed_back"
-        assert "kia" in released["reason"]["detail"]
-        ektp.agent.pause("operator", "let the kia station take it")
-        kia = make_station(f"ki-{pool}", pools=[pool], card_stock="kia",
-                           sim="print_time=0.05&render=0&stock=kia")
-        final = events.wait_final([job["job_id"]], timeout=40,
-                                  meanwhile=central_relay.relay)[job["job_id"]]
-    assert final["status"] == "printed" and final["station_id"] == f"ki-{pool}"
-    assert ektp.ledger() == [] and kia.issued() == [job["job_id"]]
+        ektp = make_station(f"ek-{pool}", pools=[pool], pool_stocks={pool: "ektp"})
+        final = events.wait_final([job["job_id"]], timeout=40)[job["job_id"]]
+        assert final["status"] == "printed" and final["station_id"] == f"ek-{pool}"
+        assert {e["station_id"] for e in events.statuses(job["job_id"])} == {f"ek-{pool}"}
+        assert kia.ledger() == [] and ektp.issued() == [job["job_id"]]
+        stray = sample_job(f"KIA-POOL-{pool}", card_stock="kia", two_sided=False).body
+        submitter.submit_job(stray, pool=pool)
+        final = events.wait_final([stray["job_id"]], timeout=40)[stray["job_id"]]
+    assert (final["status"], final["reason"]["code"]) == ("failed", "stock_mismatch")
+    assert final["station_id"] == f"ek-{pool}" and ektp.issued() == [job["job_id"]]
+
+
+def test_a_station_that_once_held_a_job_cannot_release_it_again_for_a_second_copy(
+        tmp_path, make_station, submitter, broker_url, signing_key):
+    """After a real hand-back was sent to the pool and another station took it, the first
+    station's login hands the body back again with a `released` in its own name: the relay
+    believes releases only from the station holding the job, once per release."""
+    from datetime import UTC
+
+    from printstation.agent.contract import Job
+    from printstation.agent.journal import Journal
+
+    pool = f"sr-{uuid.uuid4().hex[:8]}"
+    a_id, b_id, c_id = f"sra-{pool}", f"srb-{pool}", f"src-{pool}"
+    x = sample_job(f"X-{pool}", two_sided=False, destination=f"pool.{pool}").body
+    raw, headers = signed(signing_key, x)
+    state = tmp_path / "state-a"
+    journal = Journal(state, a_id)  # a took X from the pool earlier and did not print it
+    journal.take(Job.model_validate(x), raw, headers, f"pool:{pool}", claiming=True)
+    journal.confirm_claim(x["job_id"])
+    journal.close()
+    with EventTap(broker_url, binding="status.#") as tap, \
+            HandbackRelay(broker_url, user_for_station=lambda s: "guest") as relay:
+        events = Events(tap)
+        b = make_station(b_id, pools=[pool], sim="print_time=8&render=0")
+        first = sample_job(f"J1-{pool}", two_sided=False).body
+        submitter.submit_job(first, pool=pool)
+        wait_for(lambda: [e for e in events.statuses(first["job_id"])
+                          if e["status"] == "printing"], 30, "b printing its first card")
+        make_station(a_id, pools=[pool], state_dir=state, sim="faults=cover_open")
+        assert wait_for(relay.relay, 30, "a's hand-back relayed") == [x["job_id"]]
+        wait_for(lambda: [e for e in events.statuses(x["job_id"])
+                          if e["status"] == "accepted" and e["station_id"] == b_id], 30,
+                 "b holding X")
+        forged = {"schema": "printstation.status/1", "station_id": a_id, "seq": 10**6,
+                  "at": datetime.datetime.now(UTC).isoformat(), "job_id": x["job_id"],
+                  "reference": x["reference"], "status": "released", "attempt": 0,
+                  "reason": {"code": "handed_back", "detail": "fault"}, "card": None}
+        _publish(broker_url, "printstation.events", f"status.{a_id}.released",
+                 json.dumps(forged).encode(), {})
+        _publish(broker_url, "printstation.handback", f"pool.{pool}", raw, headers,
+                 x["job_id"], user_id="guest")  # a's own (verified) broker user
+        wait_for(lambda: [e for e in events.statuses(x["job_id"]) if e["seq"] == 10**6], 20,
+                 "the forged release heard")
+        assert relay.relay() == []
+        c = make_station(c_id, pools=[pool])
+        wait_for(lambda: x["job_id"] in b.issued(), 60, "b to print X")
+        assert relay.relay() == []
+    assert c.issued() == []

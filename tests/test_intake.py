@@ -108,3 +108,29 @@ def test_a_store_failure_the_space_probe_cannot_see_stops_the_station_not_the_jo
     assert requeued == intake_module.MAX_RESUMES + 1
     assert unit.fault.stuck and "malformed" in unit.fault.why
     assert journal.known("FAULT-1") is None
+
+
+def test_a_cancel_older_than_the_retention_period_is_refused(tmp_path):
+    """A late cancel is acted on (refusing it would print a cancelled card), unless it is
+    older than the ids the station keeps: then a replay of it could not be told apart."""
+    import datetime
+
+    from printstation.agent.intake import ControlActions, Policy
+
+    journal = Journal(tmp_path, "unit")
+    cancelled: list[str] = []
+    actions = ControlActions(pause=lambda *a: None, resume=lambda *a: None,
+                             telemetry=lambda: None,
+                             cancel=lambda job_id, *a: cancelled.append(job_id) or "done")
+    unit = Intake(journal, Verifier({KEY_ID: KEY.public_key()}), actions,
+                  Policy(station_id="unit", job_retention_days=30))
+    body, headers = signed(KEY, sample_job("RECENT", two_sided=False, destination=UNIT).body)
+    assert unit.job(Delivery(body=body, headers=headers)).why == "accepted"
+    now = datetime.datetime.now().astimezone()
+    for job_id, age in (("LATE", datetime.timedelta(hours=15)),
+                        ("ANCIENT", datetime.timedelta(days=31))):
+        raw, hdrs = signed(KEY, {"schema": "printstation.control/2", "command": "cancel",
+                                 "command_id": f"c-{job_id}", "station_id": "unit",
+                                 "issued_at": (now - age).isoformat(), "job_id": job_id})
+        unit.control(Delivery(body=raw, headers=hdrs, source="control"))
+    assert cancelled == ["LATE"]

@@ -183,9 +183,21 @@ def test_a_cancel_during_a_pool_claim_never_publishes_accepted_after_cancelled(t
     journal.cancel("J-1", "cancelled_by_central", "withdrawn", central=True)
     journal.confirm_claim("J-1")
     journal.confirm_claim("J-1")  # a second confirmation changes nothing
-    assert _statuses(journal) == [("cancelled", "cancel_unknown")]  # one terminal status
+    # One terminal status, said when the claim is confirmed (a `released` could still
+    # have come instead, had the claim failed).
+    assert _statuses(journal) == [("cancelled", "cancelled_by_central")]
     assert journal.known("J-1") == "cancelled" and journal.get("J-1").body is None
     assert not journal.release("J-1", "claim_unconfirmed", "late")  # no `released` either
+
+
+def test_a_cancel_during_a_claim_that_fails_ends_the_job_when_it_comes_again(tmp_path, job):
+    journal = Journal(tmp_path, "s1")
+    journal.take(job[0], job[1], {}, "pool:p", claiming=True)
+    journal.cancel("J-1", "cancelled_by_central", "withdrawn", central=True)
+    assert journal.release("J-1", "claim_unconfirmed", "the connection broke")
+    assert journal.take(job[0], job[1], {}, "pool:p", claiming=True) is Taken.CANCELLED
+    assert _statuses(journal) == [("released", "claim_unconfirmed"),
+                                  ("cancelled", "cancelled_by_central")]
 
 
 def test_a_forged_message_takes_no_job_id(tmp_path, job):
@@ -309,3 +321,31 @@ def test_what_replays_are_judged_by_is_the_central_systems_clock_not_the_pcs(
     assert counts["jobs"] == 0 and counts["cancels"] == 0
     assert journal.take(job[0], job[1], {}, "station", retention_days=400) is Taken.DUPLICATE
     assert journal.known("J-1") == "printed"
+
+
+def test_a_job_dated_in_the_future_does_not_make_later_jobs_too_old(tmp_path, job):
+    import datetime
+
+    journal = Journal(tmp_path, "s1")
+    future = job[0].model_copy(update={"job_id": "FUTURE",
+                                       "created_at": job[0].created_at +
+                                       datetime.timedelta(days=800)})
+    journal.take(future, job[1], {}, "station", retention_days=400)
+    assert journal.take(job[0], job[1], {}, "station", retention_days=400) is Taken.ACCEPTED
+
+
+def test_card_numbers_are_never_used_twice_even_after_the_ledger_is_pruned(
+        tmp_path, monkeypatch):
+    import datetime
+
+    from printstation.agent import contract
+    from printstation.agent.stockbook import CardUse
+
+    journal = Journal(tmp_path, "s1")
+    then = contract.now() - datetime.timedelta(days=500)
+    monkeypatch.setattr(contract, "now", lambda: then)
+    first = [journal.card_test(None, CardUse(stock="ektp", sides=1), "t") for _ in range(3)]
+    monkeypatch.undo()
+    assert journal.prune(job_days=400, event_days=14)["ledger"] == 3
+    assert journal.cards_drawn() == 0  # every row folded into the day sums
+    assert journal.card_test(None, CardUse(stock="ektp", sides=1), "t") == max(first) + 1
