@@ -37,7 +37,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from .contract import NAME_PATTERN, NAME_RE
+from printstation.agent.contract import NAME_PATTERN, NAME_RE
 
 #: Ribbon types the agent knows how to count (their use per card: consumables.RIBBON_USE).
 RIBBON_TYPES = ("YMCKO", "YMCKK", "YMCKOK", "KO", "K")

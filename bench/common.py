@@ -17,11 +17,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
-from printstation.agent import logs
+from printstation.agent.central.samples import sample_job
 from printstation.agent.config import Settings
-from printstation.agent.core import Agent
-from printstation.agent.samples import sample_job
 from printstation.agent.signing import Verifier, sign_headers
+from printstation.agent.station.agent import Agent
+from printstation.agent.surfaces import logs
 
 KEY_ID = "bench"
 KEY = Ed25519PrivateKey.generate()

@@ -25,7 +25,7 @@ import pika
 from common import KEY, KEY_ID, iter_signed_jobs, report
 from footprint import cpu_seconds
 
-from printstation.agent.central import EventTap, Submitter
+from printstation.agent.central.tools import EventTap, Submitter
 
 
 def broker_pid() -> int:
@@ -61,7 +61,7 @@ def main() -> None:
                 'web_listen = ""\nmetrics_listen = ""\n'
                 f'[trusted_keys]\n{KEY_ID} = "{keys}"\n')
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "printstation.agent.cli", "run", "--config", str(cfg)],
+                [sys.executable, "-m", "printstation.agent", "run", "--config", str(cfg)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ))
         counts: collections.Counter[str] = collections.Counter()
         ready: set[str] = set()

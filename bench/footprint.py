@@ -30,7 +30,7 @@ from pathlib import Path
 
 from common import Finals, iter_signed_jobs, make_agent, median, report
 
-from printstation.agent.embedded import EmbeddedSource
+from printstation.agent.broker.embedded import EmbeddedSource
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -56,7 +56,7 @@ def start_agent(broker_url: str, root: Path) -> tuple[subprocess.Popen, socket.s
                    'web_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n')
     env = {**os.environ, "NOTIFY_SOCKET": str(root / "notify.sock")}
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "printstation.agent.cli", "run", "--config",
+    proc = subprocess.Popen([sys.executable, "-m", "printstation.agent", "run", "--config",
                              str(cfg)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     notify.settimeout(30)
@@ -75,8 +75,8 @@ def startup(broker_url: str, runs: int) -> None:
         proc.wait(30)
         notify.close()
         started = time.monotonic()
-        subprocess.run([sys.executable, "-c", "import printstation.agent.core, "
-                        "printstation.agent.consumer, printstation.agent.publisher"],
+        subprocess.run([sys.executable, "-c", "import printstation.agent.station.agent, "
+                        "printstation.agent.broker.consumer, printstation.agent.broker.publisher"],
                        check=True)
         base.append(time.monotonic() - started)
     report("start to READY=1", median(mine), "s", median(base), "importing the agent",

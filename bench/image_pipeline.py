@@ -20,7 +20,7 @@ import time
 from common import NATIVE, at_native, median, report
 from PIL import Image
 
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
 from printstation.drivers.base import CardJob
 from printstation.drivers.evolis.driver import EvolisDriver
 from printstation.drivers.panels import prepare_side

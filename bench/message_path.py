@@ -25,8 +25,8 @@ import pika
 from common import KEY, KEY_ID, NATIVE, make_agent, median, report, signed_jobs
 
 from printstation.agent import contract
-from printstation.agent.central import EventTap, Submitter
-from printstation.agent.topology import declare
+from printstation.agent.broker.topology import declare
+from printstation.agent.central.tools import EventTap, Submitter
 from printstation.drivers.panels import prepare_side
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from common import report
 
 from printstation.agent import contract
-from printstation.agent.journal import Journal
-from printstation.agent.stockbook import CardUse
+from printstation.agent.station.journal import Journal
+from printstation.agent.station.stockbook import CardUse
 
 TELEMETRY = {"schema": "printstation.telemetry/1", "agent_version": "bench", "state": "ready",
              "taking_jobs": True, "signatures_verified": True,

@@ -18,9 +18,9 @@ import time
 
 from common import Finals, make_agent, median, report, signed_jobs
 
-from printstation.agent.embedded import EmbeddedSource
-from printstation.agent.journal import JobRow
-from printstation.agent.printing import build_card
+from printstation.agent.broker.embedded import EmbeddedSource
+from printstation.agent.station.journal import JobRow
+from printstation.agent.station.printing import build_card
 
 
 def utilisation(log: list[tuple[float, float]]) -> float:

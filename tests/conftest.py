@@ -22,11 +22,11 @@ import pika
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from printstation.agent import logs
-from printstation.agent.central import EventTap, HandbackRelay, Submitter
+from printstation.agent.central.tools import EventTap, HandbackRelay, Submitter
 from printstation.agent.config import Settings
-from printstation.agent.core import Agent
 from printstation.agent.signing import Verifier, sign_headers
+from printstation.agent.station.agent import Agent
+from printstation.agent.surfaces import logs
 
 BROKER_HOST = os.environ.get("PRINTSTATION_TEST_BROKER_HOST", "127.0.0.1")
 BROKER_PORT = int(os.environ.get("PRINTSTATION_TEST_BROKER_PORT", "5672"))
@@ -339,8 +339,8 @@ def sim_process(tmp_path: Path) -> Iterator[Callable[..., SimProcess]]:
 
 def job_fingerprint(body: dict) -> str:
     """The fingerprint the simulated printer writes in its ledger for this job's card."""
-    from printstation.agent.journal import JobRow
-    from printstation.agent.printing import build_card
+    from printstation.agent.station.journal import JobRow
+    from printstation.agent.station.printing import build_card
     from printstation.simulator.printer import fingerprint
 
     raw = json.dumps({"destination": "station.any", **body}).encode()
@@ -351,7 +351,7 @@ def job_fingerprint(body: dict) -> str:
 
 def control_answers(state_dir: Path) -> bool:
     """True once the running agent answers on its control socket."""
-    from printstation.agent.local_control import ControlError, call
+    from printstation.agent.surfaces.control_socket import ControlError, call
 
     try:
         return call(state_dir, {"cmd": "status"}, timeout=5)["ok"]

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from conftest import job_fingerprint, wait_for
 
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
 
 
 def _url(sim, transport: str, monkeypatch) -> str:
@@ -82,7 +82,7 @@ def test_a_card_cut_off_while_printing_asks_an_operator(sim_process, make_statio
 def test_a_fault_the_printer_shows_only_by_refusing_a_card_is_held_shown_and_cleared(
         sim_process, make_station, submitter, events, station_id):
     """An Evolis reads no print head and no film: it says so only by refusing `Ss`."""
-    from printstation.agent.local_control import call
+    from printstation.agent.surfaces.control_socket import call
 
     sim = sim_process("print_time=0.1", "render=0")
     station = make_station(station_id, printer_url=sim.tcp_url + "?timeout=2")

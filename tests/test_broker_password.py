@@ -16,7 +16,7 @@ import pytest
 from conftest import BROKER_HOST, BROKER_PORT, control_answers, rabbitmqctl, wait_for
 from test_cli import CLI, run
 
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
 
 
 def _secret() -> str:

@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from printstation.agent.central import EventTap, HandbackRelay, Submitter
+from printstation.agent.broker.permissions import permissions, topic_permissions
+from printstation.agent.broker.topology import TlsFiles, connection_parameters
+from printstation.agent.central.samples import sample_job
+from printstation.agent.central.tools import EventTap, HandbackRelay, Submitter
 from printstation.agent.config import Settings
-from printstation.agent.permissions import permissions, topic_permissions
-from printstation.agent.samples import sample_job
-from printstation.agent.topology import TlsFiles, connection_parameters
 
 
 @pytest.fixture

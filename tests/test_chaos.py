@@ -43,10 +43,10 @@ from conftest import (
 from cryptography.hazmat.primitives import serialization
 from tcpproxy import StallingProxy
 
-from printstation.agent.central import HandbackRelay, Submitter
+from printstation.agent.central.samples import sample_job
+from printstation.agent.central.tools import HandbackRelay, Submitter
 from printstation.agent.contract import TERMINAL_STATUSES
-from printstation.agent.local_control import call
-from printstation.agent.samples import sample_job
+from printstation.agent.surfaces.control_socket import call
 
 JOBS = int(os.environ.get("PRINTSTATION_CHAOS_JOBS", "300"))
 FAILPOINTS = "after_store=0.01,after_ack=0.01,mid_card=0.01,after_card=0.01"
@@ -71,7 +71,7 @@ class AgentProcess:
         env = {**os.environ, "PRINTSTATION_FAILPOINTS": FAILPOINTS if failpoints else ""}
         with self.log.open("a") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "printstation.agent.cli", "run", "--config",
+                [sys.executable, "-m", "printstation.agent", "run", "--config",
                  str(self.config)], stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def alive(self) -> bool:

@@ -12,10 +12,10 @@ import time
 import pytest
 from conftest import wait_for
 
-from printstation.agent.central import EventTap
-from printstation.agent.cli import build_parser
+from printstation.agent.central.tools import EventTap
+from printstation.agent.surfaces.cli import build_parser
 
-CLI = [sys.executable, "-m", "printstation.agent.cli"]
+CLI = [sys.executable, "-m", "printstation.agent"]
 
 
 def run(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:

@@ -19,10 +19,10 @@ from types import SimpleNamespace
 import pytest
 from conftest import wait_for
 
-from printstation.agent import httpbase
-from printstation.agent.local_control import BUSY, ControlError, LocalControlServer, call
-from printstation.agent.metrics import MetricsServer
-from printstation.agent.web import token_path
+from printstation.agent.surfaces import httpbase
+from printstation.agent.surfaces.control_socket import BUSY, ControlError, LocalControlServer, call
+from printstation.agent.surfaces.metrics import MetricsServer
+from printstation.agent.surfaces.web import token_path
 
 
 def _address(url: str) -> tuple[str, int]:

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from printstation.agent.alerts import AlertBook
-from printstation.agent.conditions import consumable_conditions
 from printstation.agent.config import Threshold
-from printstation.agent.consumables import Consumables, Level, LoadError, reconcile
-from printstation.agent.forecast import forecast, print_rate, use_per_card
-from printstation.agent.journal import Journal
-from printstation.agent.ledger import balance, explain, to_csv
-from printstation.agent.stockbook import CardUse, Counted
+from printstation.agent.station.alerts import AlertBook
+from printstation.agent.station.conditions import consumable_conditions
+from printstation.agent.station.consumables import Consumables, Level, LoadError, reconcile
+from printstation.agent.station.forecast import forecast, print_rate, use_per_card
+from printstation.agent.station.journal import Journal
+from printstation.agent.station.ledger import balance, explain, to_csv
+from printstation.agent.station.stockbook import CardUse, Counted
 from printstation.drivers.base import ConsumableLevel, PrinterStatus
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone(timedelta(hours=7)))

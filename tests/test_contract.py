@@ -13,7 +13,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from printstation.agent import contract
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import time
 import pika
 from conftest import wait_for
 
-from printstation.agent.local_control import call
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
+from printstation.agent.surfaces.control_socket import call
 
 
 def _ready(broker_url: str, queue: str) -> int:

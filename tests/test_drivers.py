@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from printstation.agent.printing import build_card
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
+from printstation.agent.station.printing import build_card
 from printstation.drivers.base import CardJob, FaultCode, PrinterError
 from printstation.drivers.panels import prepare_side
 from printstation.drivers.registry import DriverNotFound, available, open_driver
@@ -42,7 +42,7 @@ def test_bad_sim_parameters_are_named(tmp_path, url, needle):
 
 
 def _card(job_id: str, two_sided: bool = True) -> CardJob:
-    from printstation.agent.journal import JobRow
+    from printstation.agent.station.journal import JobRow
 
     body = json.dumps(sample_job(job_id, two_sided=two_sided,
                                  destination="station.test").body).encode()

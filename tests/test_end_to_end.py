@@ -9,8 +9,8 @@ import pika
 from conftest import KEY_ID, close_agent_connections, signed, wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from printstation.agent.central.samples import sample_job
 from printstation.agent.contract import MAX_BODY_BYTES
-from printstation.agent.samples import sample_job
 from printstation.agent.signing import sign_headers
 
 

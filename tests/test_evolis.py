@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from printstation.agent.journal import JobRow
-from printstation.agent.printing import build_card
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
+from printstation.agent.station.journal import JobRow
+from printstation.agent.station.printing import build_card
 from printstation.drivers.base import CardJob, FaultCode, PrinterError
 from printstation.drivers.evolis import protocol
 from printstation.drivers.evolis.driver import EvolisDriver
@@ -276,16 +276,16 @@ def test_probe_reports_identity_or_why_not(sim_process):
     import sys
 
     sim = sim_process()
-    out = subprocess.run([sys.executable, "-m", "printstation.agent.cli", "probe", sim.tcp_url],
+    out = subprocess.run([sys.executable, "-m", "printstation.agent", "probe", sim.tcp_url],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Evolis" in out.stdout and "SIM-0001" in out.stdout
     sim.control(cmd="inject", fault="cover_open")
-    out = subprocess.run([sys.executable, "-m", "printstation.agent.cli", "probe", sim.serial_url],
+    out = subprocess.run([sys.executable, "-m", "printstation.agent", "probe", sim.serial_url],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "Cover open" in out.stdout
     sim.stop()
-    out = subprocess.run([sys.executable, "-m", "printstation.agent.cli", "probe", sim.tcp_url],
+    out = subprocess.run([sys.executable, "-m", "printstation.agent", "probe", sim.tcp_url],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "refused the connection" in out.stdout
 

@@ -7,12 +7,12 @@ import subprocess
 import sys
 import uuid
 
-from printstation.agent.fleet import Fleet
+from printstation.agent.central.fleet import Fleet
 
 
 def test_fleet_lists_stations_sorted_by_what_runs_out_first(make_station, broker_url):
     tag = uuid.uuid4().hex[:8]
-    fleet = subprocess.Popen([sys.executable, "-m", "printstation.agent.cli", "fleet",
+    fleet = subprocess.Popen([sys.executable, "-m", "printstation.agent", "fleet",
                               "--broker-url", broker_url, "--stations", f"fl{tag}-*", "--json",
                               "--duration", "6"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)

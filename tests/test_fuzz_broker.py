@@ -16,7 +16,7 @@ from conftest import signed, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)
 header_values = st.one_of(text, st.binary(max_size=60), st.integers(-2**31, 2**31 - 1),

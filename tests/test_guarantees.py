@@ -10,16 +10,16 @@ import uuid
 import pytest
 from conftest import Events, control_answers, signed, wait_for
 
-from printstation.agent.central import EventTap, HandbackRelay
+from printstation.agent.central.samples import sample_job
+from printstation.agent.central.tools import EventTap, HandbackRelay
 from printstation.agent.contract import Job
-from printstation.agent.journal import Journal
-from printstation.agent.local_control import ControlError, call
-from printstation.agent.samples import sample_job
+from printstation.agent.station.journal import Journal
+from printstation.agent.surfaces.control_socket import ControlError, call
 from printstation.drivers.base import FaultCode
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "printstation.agent.cli", *args],
+    return subprocess.run([sys.executable, "-m", "printstation.agent", *args],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -157,7 +157,7 @@ def test_sighup_reloads_good_settings_and_refuses_bad_ones(tmp_path, broker_url,
     import os
     import signal
 
-    from printstation.agent.local_control import call as control
+    from printstation.agent.surfaces.control_socket import call as control
 
     cfg = tmp_path / "station.toml"
     base = (f'station_id = "{station_id}"\nbroker_url = "{broker_url}"\n'
@@ -166,7 +166,7 @@ def test_sighup_reloads_good_settings_and_refuses_bad_ones(tmp_path, broker_url,
     cfg.write_text(base)
     log_path = tmp_path / "agent.log"
     with log_path.open("w") as log:
-        agent = subprocess.Popen([sys.executable, "-m", "printstation.agent.cli", "run",
+        agent = subprocess.Popen([sys.executable, "-m", "printstation.agent", "run",
                                   "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT,
                                  env={**os.environ})
     try:

@@ -15,10 +15,10 @@ import pytest
 from conftest import KEY_ID, Events, signed, wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from printstation.agent.central import EventTap, HandbackRelay
-from printstation.agent.local_control import call
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
+from printstation.agent.central.tools import EventTap, HandbackRelay
 from printstation.agent.signing import sign_headers
+from printstation.agent.surfaces.control_socket import call
 
 
 def _publish(broker_url: str, exchange: str, routing_key: str, body: bytes, headers: dict,
@@ -290,7 +290,7 @@ def test_a_second_agent_on_the_same_state_folder_refuses_to_start(make_station, 
     station = make_station(station_id)
     state = station.agent.settings.state_dir
     second = subprocess.run(
-        [sys.executable, "-m", "printstation.agent.cli", "run", "--station-id", station_id,
+        [sys.executable, "-m", "printstation.agent", "run", "--station-id", station_id,
          "--state-dir", str(state), "--printer-url", "sim://?render=0"],
         capture_output=True, text=True, timeout=60)
     assert second.returncode == 2
@@ -359,7 +359,7 @@ def test_a_station_that_once_held_a_job_cannot_release_it_again_for_a_second_cop
     from datetime import UTC
 
     from printstation.agent.contract import Job
-    from printstation.agent.journal import Journal
+    from printstation.agent.station.journal import Journal
 
     pool = f"sr-{uuid.uuid4().hex[:8]}"
     a_id, b_id, c_id = f"sra-{pool}", f"srb-{pool}", f"src-{pool}"

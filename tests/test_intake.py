@@ -10,10 +10,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from printstation.agent.intake import Delivery, Intake
-from printstation.agent.journal import Journal
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
 from printstation.agent.signing import Verifier
+from printstation.agent.station.intake import Delivery, Intake
+from printstation.agent.station.journal import Journal
 
 KEY = Ed25519PrivateKey.generate()
 UNIT = "station.unit"
@@ -87,7 +87,7 @@ def test_a_store_failure_the_space_probe_cannot_see_stops_the_station_not_the_jo
     limit dead-letters it without a status: after a few rounds it stops and says so."""
     import sqlite3
 
-    from printstation.agent import intake as intake_module
+    from printstation.agent.station import intake as intake_module
 
     monkeypatch.setattr(intake_module, "STORE_RETRY_SECONDS", 0.0)
     journal = Journal(tmp_path, "unit")
@@ -115,7 +115,7 @@ def test_a_cancel_older_than_the_retention_period_is_refused(tmp_path):
     older than the ids the station keeps: then a replay of it could not be told apart."""
     import datetime
 
-    from printstation.agent.intake import ControlActions, Policy
+    from printstation.agent.station.intake import ControlActions, Policy
 
     journal = Journal(tmp_path, "unit")
     cancelled: list[str] = []

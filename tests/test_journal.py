@@ -7,10 +7,10 @@ import stat
 
 import pytest
 
-from printstation.agent import journal as journal_module
+from printstation.agent.central.samples import sample_job
 from printstation.agent.contract import Job
-from printstation.agent.journal import Journal, JournalError, Taken
-from printstation.agent.samples import sample_job
+from printstation.agent.station import journal as journal_module
+from printstation.agent.station.journal import Journal, JournalError, Taken
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_a_corrupt_journal_stops_with_how_to_recover(tmp_path):
 
 
 def test_the_column_list_matches_the_jobs_table(tmp_path):
-    from printstation.agent.journal import JOB_COLUMNS
+    from printstation.agent.station.journal import JOB_COLUMNS
 
     journal = Journal(tmp_path / "state", "cols")
     columns = tuple(r[1] for r in journal._db.execute("PRAGMA table_info(jobs)"))
@@ -122,7 +122,7 @@ def test_a_commit_that_writes_nothing_syncs_before_what_waited_is_published(tmp_
     events that waited for a durable commit go out only after an explicit fsync."""
     import os
 
-    from printstation.agent import journal as journal_module
+    from printstation.agent.station import journal as journal_module
 
     journal = Journal(tmp_path, "s1")
     journal.take(job[0], job[1], {}, "station")
@@ -241,7 +241,7 @@ def test_retention_prunes_what_it_no_longer_needs_and_the_ledger_still_balances(
     import datetime
 
     from printstation.agent import contract
-    from printstation.agent.stockbook import CardUse
+    from printstation.agent.station.stockbook import CardUse
 
     journal = Journal(tmp_path, "s1")
     now = contract.now()
@@ -279,7 +279,7 @@ def test_disk_use_is_bounded_however_long_the_station_runs(tmp_path, monkeypatch
     import datetime
 
     from printstation.agent import contract
-    from printstation.agent.stockbook import CardUse
+    from printstation.agent.station.stockbook import CardUse
 
     journal = Journal(tmp_path, "s1")
     clock = [datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)]
@@ -339,7 +339,7 @@ def test_card_numbers_are_never_used_twice_even_after_the_ledger_is_pruned(
     import datetime
 
     from printstation.agent import contract
-    from printstation.agent.stockbook import CardUse
+    from printstation.agent.station.stockbook import CardUse
 
     journal = Journal(tmp_path, "s1")
     then = contract.now() - datetime.timedelta(days=500)

@@ -9,8 +9,8 @@ import sys
 
 from conftest import wait_for
 
-from printstation.agent import logs
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
+from printstation.agent.surfaces import logs
 
 
 def _needles(body: dict, personal: tuple[str, ...]) -> list[bytes]:

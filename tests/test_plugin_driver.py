@@ -7,14 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
 
 PLUGINS = Path(__file__).parent / "plugins"
 
 
 def test_probe_finds_a_driver_registered_by_another_package():
     env = {**os.environ, "PYTHONPATH": str(PLUGINS)}
-    out = subprocess.run([sys.executable, "-m", "printstation.agent.cli", "probe",
+    out = subprocess.run([sys.executable, "-m", "printstation.agent", "probe",
                           "testprinter://desk-3"], capture_output=True, text=True, env=env,
                          timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr

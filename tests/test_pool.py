@@ -8,8 +8,8 @@ import pika
 import pytest
 from conftest import Events, wait_for
 
-from printstation.agent.central import EventTap
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
+from printstation.agent.central.tools import EventTap
 
 
 @pytest.fixture

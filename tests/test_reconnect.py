@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from printstation.agent import reconnect
+from printstation.agent.broker import reconnect
 
 
 def test_a_port_that_opens_again_ends_the_backoff(monkeypatch):

@@ -66,7 +66,7 @@ def _run_agent(tmp_path, broker_url, station_id, notify, **env):
                    f'state_dir = "{tmp_path / "state"}"\nverify_signatures = false\n')
     environ = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1500000",
                **env}
-    return subprocess.Popen([sys.executable, "-m", "printstation.agent.cli", "run", "--config",
+    return subprocess.Popen([sys.executable, "-m", "printstation.agent", "run", "--config",
                              str(cfg)], env=environ, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
@@ -117,7 +117,7 @@ def test_the_allocator_returns_large_freed_buffers_on_glibc():
     """bench/footprint.py shows the effect (flat RSS); here, that glibc takes the settings."""
     import platform
 
-    from printstation.agent.memory import tune_allocator
+    from printstation.agent.station.memory import tune_allocator
 
     if platform.libc_ver()[0] != "glibc":
         pytest.fail("this test expects a glibc system, as the station PCs are")
@@ -132,7 +132,7 @@ def test_telemetry_goes_out_every_interval_however_often_small_changes_wake_it(t
     from conftest import wait_for
 
     from printstation.agent.config import Settings
-    from printstation.agent.core import Agent
+    from printstation.agent.station.agent import Agent
 
     settings = Settings(station_id="tele", state_dir=tmp_path / "state",
                         printer_url=f"sim://?render=0&out={tmp_path / 'cards'}",

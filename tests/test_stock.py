@@ -8,11 +8,11 @@ import uuid
 
 from conftest import Events, wait_for
 
-from printstation.agent.central import EventTap
-from printstation.agent.local_control import call
-from printstation.agent.samples import sample_job
+from printstation.agent.central.samples import sample_job
+from printstation.agent.central.tools import EventTap
+from printstation.agent.surfaces.control_socket import call
 
-CLI = [sys.executable, "-m", "printstation.agent.cli"]
+CLI = [sys.executable, "-m", "printstation.agent"]
 
 
 def cli(state_dir, *args: str) -> subprocess.CompletedProcess:

@@ -15,9 +15,9 @@ import pytest
 from conftest import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from printstation.agent.cli import main as cli_main
-from printstation.agent.samples import sample_job
-from printstation.agent.web import token_path
+from printstation.agent.central.samples import sample_job
+from printstation.agent.surfaces.cli import main as cli_main
+from printstation.agent.surfaces.web import token_path
 from printstation.drivers.base import FaultCode
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from test_web import _get
 
-from printstation.agent.cli import main as cli_main
-from printstation.agent.web import token_path
+from printstation.agent.surfaces.cli import main as cli_main
+from printstation.agent.surfaces.web import token_path
 
-CLI = [sys.executable, "-m", "printstation.agent.cli"]
+CLI = [sys.executable, "-m", "printstation.agent"]
 
 
 def _other_group() -> str:
@@ -103,7 +103,7 @@ def test_web_opens_a_one_time_link_that_never_shows_the_token(make_station, stat
 def test_a_login_link_expires(make_station, station_id, monkeypatch):
     from test_web import _get
 
-    from printstation.agent import web
+    from printstation.agent.surfaces import web
 
     station = make_station(station_id)
     url = station.agent.url("web")

@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from .httpbase import ConnectionGate
+from printstation.agent.surfaces.httpbase import ConnectionGate
 
 log = structlog.get_logger("printstation.control")
 

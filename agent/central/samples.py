@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .contract import JOB_SCHEMA
+from printstation.agent.contract import JOB_SCHEMA
 
 CARD_SIZE = (1012, 638)  # CR80 at ~300 dpi, aspect 1.586
 

@@ -26,9 +26,10 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from . import contract, failpoints
-from .journal import Journal, Taken
-from .signing import SignatureError, Verifier
+from printstation.agent import contract
+from printstation.agent.signing import SignatureError, Verifier
+from printstation.agent.station import failpoints
+from printstation.agent.station.journal import Journal, Taken
 
 log = structlog.get_logger("printstation.intake")
 

@@ -21,10 +21,10 @@ import pika
 import pika.exceptions
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .config import Names
-from .contract import CONTROL_SCHEMA
-from .signing import load_private_key, sign_headers
-from .topology import connection_parameters
+from printstation.agent.broker.topology import connection_parameters
+from printstation.agent.config import Names
+from printstation.agent.contract import CONTROL_SCHEMA
+from printstation.agent.signing import load_private_key, sign_headers
 
 NOT_FOUND = 404
 

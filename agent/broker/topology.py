@@ -19,7 +19,7 @@ import pika.exceptions
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from .config import Settings
+from printstation.agent.config import Settings
 
 log = structlog.get_logger("printstation.topology")
 

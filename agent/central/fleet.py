@@ -111,7 +111,7 @@ def table(rows: list[dict[str, Any]], title: str):
 
 def run(broker_url: str, *, pattern: str, duration: float | None, output: str) -> int:
     """Live table until Ctrl-C; with `duration`, collect that long, print once, exit."""
-    from .central import EventTap
+    from printstation.agent.central.tools import EventTap
 
     fleet = Fleet(pattern)
     with EventTap(broker_url, binding=["telemetry.#", "alert.#"]) as tap:

@@ -29,6 +29,11 @@ from functools import partial
 import structlog
 from pydantic import ValidationError
 
+from printstation.agent import contract
+from printstation.agent.station import failpoints
+from printstation.agent.station.consumables import Consumables
+from printstation.agent.station.journal import JobRow, Journal
+from printstation.agent.station.stockbook import CardUse
 from printstation.drivers.base import (
     CardJob,
     FaultCode,
@@ -38,11 +43,6 @@ from printstation.drivers.base import (
     PrinterStatus,
 )
 from printstation.drivers.panels import prepare_side
-
-from . import contract, failpoints
-from .consumables import Consumables
-from .journal import JobRow, Journal
-from .stockbook import CardUse
 
 log = structlog.get_logger("printstation.printer")
 
@@ -489,7 +489,7 @@ class PrinterWorker:
         self.journal.job_event.set()
 
     def _print_test(self, status: PrinterStatus, who: str) -> None:
-        from .samples import test_card_png
+        from printstation.agent.central.samples import test_card_png
 
         use = self._stock_for(status, self.loaded_stock(), 1, "test card")
         if use is None:

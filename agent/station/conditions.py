@@ -6,12 +6,11 @@ same to an operator whatever the ribbon's unit.
 
 from __future__ import annotations
 
+from printstation.agent.config import Threshold
+from printstation.agent.station.alerts import Condition, clears_above
+from printstation.agent.station.consumables import Level, amount, load_advice
+from printstation.agent.station.forecast import Forecast
 from printstation.drivers.base import FAULT_ADVICE, FaultCode, PrinterStatus
-
-from .alerts import Condition, clears_above
-from .config import Threshold
-from .consumables import Level, amount, load_advice
-from .forecast import Forecast
 
 NAMES = {"ribbon": "Ribbon", "film": "Film", "cards": "Blanks"}
 

@@ -14,8 +14,8 @@ import json
 import threading
 from dataclasses import dataclass
 
-from . import contract
-from .journal import Journal
+from printstation.agent import contract
+from printstation.agent.station.journal import Journal
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 

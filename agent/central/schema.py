@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import contract
-from .config import Names
-from .topology import queue_arguments
+from printstation.agent import contract
+from printstation.agent.broker.topology import queue_arguments
+from printstation.agent.config import Names
 
 
 def json_schemas() -> dict[str, dict]:
@@ -30,7 +30,7 @@ def _file_name(schema_name: str) -> str:
 
 def asyncapi(names: Names | None = None) -> dict:
     """An AsyncAPI 2.6 description of contract section 1 (the defaults, `{id}` per station)."""
-    from .config import Settings
+    from printstation.agent.config import Settings
 
     n = names or Names()
     args = queue_arguments(Settings(station_id="x", state_dir=Path("/nonexistent")))

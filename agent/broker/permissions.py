@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from .config import Settings
+from printstation.agent.config import Settings
 
 
 def _any(names: list[str]) -> str:

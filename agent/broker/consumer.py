@@ -22,11 +22,12 @@ import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import SecretStr
 
-from . import failpoints, topology
-from .config import ConfigError, Settings
-from .intake import STORE_RETRY_SECONDS, Decision, Delivery, Intake
-from .journal import Journal
-from .reconnect import run_with_reconnect
+from printstation.agent.broker import topology
+from printstation.agent.broker.reconnect import run_with_reconnect
+from printstation.agent.config import ConfigError, Settings
+from printstation.agent.station import failpoints
+from printstation.agent.station.intake import STORE_RETRY_SECONDS, Decision, Delivery, Intake
+from printstation.agent.station.journal import Journal
 
 log = structlog.get_logger("printstation.consumer")
 

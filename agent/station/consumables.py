@@ -12,10 +12,9 @@ import math
 import threading
 from dataclasses import dataclass
 
+from printstation.agent.station.journal import Journal
+from printstation.agent.station.stockbook import KINDS, UNITS, CardUse, Counted
 from printstation.drivers.base import ConsumableLevel, PrinterStatus
-
-from .journal import Journal
-from .stockbook import KINDS, UNITS, CardUse, Counted
 
 #: How each ribbon type is used: one panel set per printed side, or one per card (YMCKK and
 #: YMCKOK print the back in resin black from the same set as the colour front).

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import structlog
 
-from .intake import Decision, Delivery, Intake
-from .journal import Journal
+from printstation.agent.station.intake import Decision, Delivery, Intake
+from printstation.agent.station.journal import Journal
 
 log = structlog.get_logger("printstation.embedded")
 

@@ -12,8 +12,8 @@ import csv
 import io
 from typing import Any
 
-from .consumables import Level
-from .journal import Journal
+from printstation.agent.station.consumables import Level
+from printstation.agent.station.journal import Journal
 
 CSV_FIELDS = ("day", "stock", "loaded", "issued", "spoiled", "test", "ribbon_used", "film_used")
 

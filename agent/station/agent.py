@@ -16,22 +16,21 @@ from datetime import datetime
 
 import structlog
 
+from printstation.agent import __version__, contract
+from printstation.agent.config import Settings
+from printstation.agent.signing import Verifier
+from printstation.agent.station.alerts import AlertBook, Condition
+from printstation.agent.station.conditions import consumable_conditions, printer_conditions
+from printstation.agent.station.consumables import Consumables, Level, LoadError
+from printstation.agent.station.forecast import Forecast, forecast, use_per_card
+from printstation.agent.station.intake import ControlActions, Intake, Policy
+from printstation.agent.station.journal import Journal
+from printstation.agent.station.memory import tune_allocator
+from printstation.agent.station.printing import PrinterWorker
+from printstation.agent.surfaces.control_socket import ControlError, Handler, LocalControlServer
+from printstation.agent.surfaces.systemd import Notifier, Watchdog
 from printstation.drivers.base import FAULT_ADVICE, FaultCode, PrinterDriver, PrinterStatus
 from printstation.drivers.registry import open_driver
-
-from . import __version__, contract
-from .alerts import AlertBook, Condition
-from .conditions import consumable_conditions, printer_conditions
-from .config import Settings
-from .consumables import Consumables, Level, LoadError
-from .forecast import Forecast, forecast, use_per_card
-from .intake import ControlActions, Intake, Policy
-from .journal import Journal
-from .local_control import ControlError, Handler, LocalControlServer
-from .memory import tune_allocator
-from .printing import PrinterWorker
-from .service import Notifier, Watchdog
-from .signing import Verifier
 
 log = structlog.get_logger("printstation.agent")
 
@@ -127,8 +126,8 @@ class Agent:
                                           group=self.settings.control_group)
         self.control.start()
         if embedded_sink is None:
-            from .consumer import AmqpSource
-            from .publisher import AmqpPublisher
+            from printstation.agent.broker.consumer import AmqpSource
+            from printstation.agent.broker.publisher import AmqpPublisher
 
             publisher = AmqpPublisher(self.settings, self.journal,
                                       on_connected=lambda up: self._broker("publisher", up),
@@ -140,7 +139,7 @@ class Agent:
             self._components = [publisher, source]
             self.uses_broker = True
         else:
-            from .embedded import EmbeddedSink
+            from printstation.agent.broker.embedded import EmbeddedSink
 
             self._components = [EmbeddedSink(self.journal, embedded_sink)]
         for c in self._components:
@@ -184,8 +183,8 @@ class Agent:
 
     def _start_http(self) -> None:
         """The operator page and the metrics, each on localhost unless configured otherwise."""
-        from .metrics import MetricsServer
-        from .web import OperatorWeb
+        from printstation.agent.surfaces.metrics import MetricsServer
+        from printstation.agent.surfaces.web import OperatorWeb
 
         for listen, kind in ((self.settings.web_listen, OperatorWeb),
                              (self.settings.metrics_listen, MetricsServer)):
@@ -281,7 +280,7 @@ class Agent:
         self.printer.handback_after = self.settings.handback_after
         self.intake.policy = intake_policy(self.settings)
         if "log_level" in applied:
-            from . import logs
+            from printstation.agent.surfaces import logs
 
             logs.configure(self.settings.log_level)
         log.info("config_reloaded", applied=applied, need_restart=restart)
@@ -433,7 +432,7 @@ class Agent:
             return {"maintenance": self.maintenance()}
 
         def ledger(req: dict, who: str) -> dict:
-            from .ledger import daily_report, explain
+            from printstation.agent.station.ledger import daily_report, explain
 
             levels = self.consumables.levels(self.printer.snapshot.status)
             b = self.blanks(levels)
@@ -609,7 +608,7 @@ class Agent:
 
     def blanks(self, levels: list[Level]) -> dict:
         """Blanks given to this station and where each one is (contract 4b)."""
-        from .ledger import balance
+        from printstation.agent.station.ledger import balance
 
         cards = next((lv for lv in levels if lv.kind == "cards"), None)
         return balance(self.journal, cards)

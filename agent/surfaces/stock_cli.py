@@ -90,7 +90,7 @@ def cmd_ledger(args: argparse.Namespace, call: Call) -> int:
     if args.day:
         request["day"] = args.day
     answer = call(args, request)
-    from .ledger import to_csv
+    from printstation.agent.station.ledger import to_csv
 
     if args.csv:
         text = to_csv(answer["days"])

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from .httpbase import Handler, LocalHTTPServer
+from printstation.agent.surfaces.httpbase import Handler, LocalHTTPServer
 
 STATES = ("ready", "printing", "paused", "blocked", "offline", "stopping")
 PRINTER_STATES = ("ready", "busy", "fault", "offline")

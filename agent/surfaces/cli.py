@@ -11,10 +11,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from printstation.agent import __version__
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from printstation.agent.config import Settings
 
 EXAMPLES = """\
 examples:
@@ -46,7 +46,7 @@ def _settings_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from .config import load_settings
+    from printstation.agent.config import load_settings
 
     return load_settings(args.config, station_id=args.station_id, broker_url=args.broker_url,
                          pools=args.pools, printer_url=args.printer_url,
@@ -54,8 +54,8 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import logs
-    from .core import Agent
+    from printstation.agent.station.agent import Agent
+    from printstation.agent.surfaces import logs
 
     settings = _load(args)
     logs.configure(settings.log_level)
@@ -85,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _call(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any]:
-    from .local_control import call
+    from printstation.agent.surfaces.control_socket import call
 
     return call(_load(args).socket_path(), request)
 
@@ -99,7 +99,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     if args.command == "resolve":
         request["printed"] = args.printed
     answer = _call(args, request)
-    from .cli_stock import format_stock
+    from printstation.agent.surfaces.stock_cli import format_stock
 
     if args.command == "status":
         t = answer["telemetry"]
@@ -126,7 +126,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     """Open the operator page with a one-time login link from the running agent."""
     import webbrowser
 
-    from .local_control import ControlError
+    from printstation.agent.surfaces.control_socket import ControlError
 
     settings = _load(args)
     if not settings.web_listen:
@@ -135,7 +135,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     if args.print_url:
         print(url)
         return 0
-    from .web import login_page
+    from printstation.agent.surfaces.web import login_page
 
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     folder = Path(runtime) / "printstation" if runtime else \
@@ -159,8 +159,8 @@ def _reload(args: argparse.Namespace, agent) -> None:
     """SIGHUP: read the configuration again; a bad one is refused and the old one kept."""
     import structlog
 
-    from .config import ConfigError
-    from .signing import KeyFileError
+    from printstation.agent.config import ConfigError
+    from printstation.agent.signing import KeyFileError
 
     log = structlog.get_logger("printstation.agent")
     try:
@@ -175,7 +175,7 @@ def _broker_password_at_start(args: argparse.Namespace, settings: Settings) -> N
     2) rather than in a retry loop; one in a config file others can read gets a warning."""
     import structlog
 
-    from .config import exposed_password_warning
+    from printstation.agent.config import exposed_password_warning
 
     settings.broker_connection_url()
     warning = exposed_password_warning(settings, args.config)
@@ -193,7 +193,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     service, is noted on stderr and does not fail the check: an operator or an
     administrator's shell runs this without them.
     """
-    from .config import ConfigError, exposed_password_warning, mask_secrets
+    from printstation.agent.config import ConfigError, exposed_password_warning, mask_secrets
 
     settings = _load(args)
     print(json.dumps(mask_secrets(settings.model_dump(mode="json")), indent=2))
@@ -208,8 +208,8 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import logs
-    from .demo import run_demo
+    from printstation.agent.surfaces import logs
+    from printstation.agent.surfaces.demo import run_demo
 
     logs.configure("error" if not args.verbose else "info")
     return run_demo(count=args.count, out=args.out, broker=args.broker,
@@ -219,14 +219,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_probe(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .probe import run_probe
+    from printstation.agent.surfaces.probe import run_probe
 
     with tempfile.TemporaryDirectory(prefix="printstation-probe-") as tmp:
         return run_probe(args.url, Path(tmp), args.json)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .schema_export import write_all
+    from printstation.agent.central.schema import write_all
 
     for path in write_all(args.out):
         print(path)
@@ -234,7 +234,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from .signing import generate_keypair
+    from printstation.agent.signing import generate_keypair
 
     priv, pub = generate_keypair(args.out, args.id)
     print(f"private key (keep on the central system, 0600): {priv}")
@@ -243,7 +243,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_jobs(args: argparse.Namespace) -> int:
-    from .samples import sample_job
+    from printstation.agent.central.samples import sample_job
 
     args.out.mkdir(parents=True, exist_ok=True, mode=0o700)
     destination = f"station.{args.station}" if args.station else \
@@ -260,7 +260,7 @@ def cmd_sample_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .central import Submitter
+    from printstation.agent.central.tools import Submitter
 
     with Submitter.from_key_file(args.broker_url, args.key, args.key_id) as sub:
         for path in args.jobs:
@@ -271,7 +271,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_control(args: argparse.Namespace) -> int:
-    from .central import Submitter
+    from printstation.agent.central.tools import Submitter
 
     fields: dict[str, Any] = {}
     if args.job_id:
@@ -311,7 +311,7 @@ def format_event(e: dict) -> str:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from .central import EventTap
+    from printstation.agent.central.tools import EventTap
 
     binding = f"*.{args.station}.#" if args.station else "#"
     with EventTap(args.broker_url, binding=binding) as tap:
@@ -325,7 +325,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_permissions(args: argparse.Namespace) -> int:
-    from .permissions import rabbitmqctl_lines
+    from printstation.agent.broker.permissions import rabbitmqctl_lines
 
     settings = _load(args)
     for line in rabbitmqctl_lines(settings, args.vhost, args.user or settings.station_id):
@@ -336,7 +336,7 @@ def cmd_permissions(args: argparse.Namespace) -> int:
 def cmd_declare_shared(args: argparse.Namespace) -> int:
     import pika
 
-    from .topology import TlsFiles, connection_parameters, declare_shared
+    from printstation.agent.broker.topology import TlsFiles, connection_parameters, declare_shared
 
     settings = _load(args)
     conn = pika.BlockingConnection(connection_parameters(
@@ -351,7 +351,7 @@ def cmd_declare_shared(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
-    from .fleet import run
+    from printstation.agent.central.fleet import run
 
     output = "json" if args.json else "csv" if args.csv else "live"
     return run(args.broker_url, pattern=args.stations, duration=args.duration, output=output)
@@ -419,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_flags(p)
     p.set_defaults(func=cmd_web)
 
-    from .cli_stock import add_parsers as add_stock_parsers
+    from printstation.agent.surfaces.stock_cli import add_parsers as add_stock_parsers
 
     add_stock_parsers(sub, _settings_flags, _call)
 
@@ -549,12 +549,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from printstation.agent.config import ConfigError
+    from printstation.agent.signing import KeyFileError
+    from printstation.agent.station.journal import JournalError
+    from printstation.agent.surfaces.control_socket import ControlError
     from printstation.drivers.registry import DriverNotFound
-
-    from .config import ConfigError
-    from .journal import JournalError
-    from .local_control import ControlError
-    from .signing import KeyFileError
 
     args = build_parser().parse_args(argv)
     try:

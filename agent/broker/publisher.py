@@ -18,10 +18,10 @@ import pika.exceptions
 import structlog
 from pydantic import SecretStr
 
-from .config import ConfigError, Settings
-from .journal import Journal
-from .reconnect import run_with_reconnect
-from .topology import TlsFiles, connection_parameters
+from printstation.agent.broker.reconnect import run_with_reconnect
+from printstation.agent.broker.topology import TlsFiles, connection_parameters
+from printstation.agent.config import ConfigError, Settings
+from printstation.agent.station.journal import Journal
 
 #: Longest wait in pika's I/O loop when there is nothing to publish; a stored event or
 #: stop() wakes it at once.

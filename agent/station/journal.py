@@ -27,9 +27,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from . import contract, stockbook
-from .contract import TERMINAL_STATUSES, routing_key
-from .signing import signature_headers
+from printstation.agent import contract
+from printstation.agent.contract import TERMINAL_STATUSES, routing_key
+from printstation.agent.signing import signature_headers
+from printstation.agent.station import stockbook
 
 SCHEMA_VERSION = 3
 LOCK_NAME = "agent.lock"

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pika.exceptions
 import structlog
 
-from .topology import TopologyMismatch
+from printstation.agent.broker.topology import TopologyMismatch
 
 log = structlog.get_logger("printstation.reconnect")
 

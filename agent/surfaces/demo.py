@@ -21,14 +21,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from printstation.agent.broker.embedded import EmbeddedSource
+from printstation.agent.central.samples import sample_job
+from printstation.agent.config import Settings, mask_url
+from printstation.agent.contract import TERMINAL_STATUSES
+from printstation.agent.signing import Verifier, sign_headers
+from printstation.agent.station.agent import Agent
 from printstation.simulator.printer import read_ledger
-
-from .config import Settings, mask_url
-from .contract import TERMINAL_STATUSES
-from .core import Agent
-from .embedded import EmbeddedSource
-from .samples import sample_job
-from .signing import Verifier, sign_headers
 
 KEY_ID = "demo"
 
@@ -103,7 +102,7 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
 def _demo_through_broker(agent: Agent, settings: Settings, key: Ed25519PrivateKey,
                          job_ids: list[str], on_event, done: threading.Event,
                          timeout: float) -> None:
-    from .central import EventTap, Submitter
+    from printstation.agent.central.tools import EventTap, Submitter
 
     url = settings.broker_connection_url()
     with EventTap(url, binding=f"*.{settings.station_id}.#") as tap:
@@ -149,7 +148,7 @@ def _summary(console: Console, out: Path, cards_dir: Path, final: dict[str, dict
                   f"({', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}); "
                   f"printed twice: {duplicates}")
     if telemetry.get("consumables"):
-        from .cli_stock import format_stock
+        from printstation.agent.surfaces.stock_cli import format_stock
 
         console.print("  consumables and blanks, as the agent reported them last:")
         for line in format_stock(telemetry).splitlines():

@@ -44,8 +44,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
-from .httpbase import Handler, LocalHTTPServer
-from .local_control import ControlError
+from printstation.agent.surfaces.control_socket import ControlError
+from printstation.agent.surfaces.httpbase import Handler, LocalHTTPServer
 
 log = structlog.get_logger("printstation.web")
 
@@ -67,7 +67,8 @@ CSP = ("default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 
 
 
 def page() -> bytes:
-    return resources.files("printstation.agent").joinpath("static/operator.html").read_bytes()
+    static = resources.files("printstation.agent.surfaces").joinpath("static/operator.html")
+    return static.read_bytes()
 
 
 def token_path(settings: Any) -> Path:
