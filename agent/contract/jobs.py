@@ -1,9 +1,7 @@
-"""Pydantic models of every message in the station contract (docs/CONTRACT.md, version 2).
+"""Inbound messages (central system to station): jobs, their chip section, control commands.
 
-The models are strict on purpose: the central system is written by others, and a message
-that does not follow the contract must be refused with a precise reason, never guessed at.
-Validation errors are turned into reasons with `describe_errors`, which never echoes the
-offending input, because a job's input is personal data.
+Every field of a job but `job_id`, `destination`, `reference`, `card_stock` and the times is
+personal data: no validator echoes it.
 """
 
 from __future__ import annotations
@@ -14,70 +12,34 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from PIL import Image, UnidentifiedImageError
 from pydantic import (
     AwareDatetime,
-    BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-JOB_SCHEMA = "printstation.job/2"
-#: Version 1 of jobs and control commands: accepted only while `accept_contract_v1` is on.
-JOB_SCHEMA_V1 = "printstation.job/1"
-STATUS_SCHEMA = "printstation.status/1"
-CARD_SCHEMA = "printstation.card/1"
-TELEMETRY_SCHEMA = "printstation.telemetry/1"
-ALERT_SCHEMA = "printstation.alert/1"
-CONTROL_SCHEMA = "printstation.control/2"
-CONTROL_SCHEMA_V1 = "printstation.control/1"
-INBOUND_SCHEMAS = (JOB_SCHEMA, CONTROL_SCHEMA)
-
-MAX_BODY_BYTES = 16 * 1024 * 1024
-MAX_CHIP_BYTES = 64 * 1024
-MAX_IMAGE_BYTES = 8 * 1024 * 1024
-MIN_IMAGE_WIDTH = 500
-MAX_IMAGE_WIDTH = 2048
-CR80_ASPECT = 1.586
-ASPECT_TOLERANCE = 0.02
-
-# Checked with `fullmatch` in Python: `re.match(...$)` lets a trailing newline through.
-JOB_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
-NAME_PATTERN = r"^[a-z0-9_\-]{1,64}$"
-DESTINATION_PATTERN = r"^(station|pool)\.[a-z0-9_\-]{1,64}$"
-CHIP_PROFILE_PATTERN = r"^[a-z0-9][a-z0-9._/\-]{0,63}$"
-JOB_ID_RE = re.compile(JOB_ID_PATTERN)
-NAME_RE = re.compile(NAME_PATTERN)
-
-JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN, description="identity of the card")]
-StationId = Annotated[str, Field(pattern=NAME_PATTERN)]
-CardStock = Annotated[str, Field(pattern=NAME_PATTERN, description="kind of blank, e.g. ektp")]
-
-JobStatusName = Literal[
-    "accepted", "printing", "printed", "failed", "rejected", "cancelled", "expired",
-    "needs_check", "released",
-]
-JOB_STATUS_NAMES: frozenset[str] = frozenset(JobStatusName.__args__)  # type: ignore[attr-defined]
-TERMINAL_STATUSES = frozenset({"printed", "failed", "rejected", "cancelled", "expired"})
-
-ReasonCode = Literal[
-    "invalid_job", "unknown_schema", "bad_signature", "stock_mismatch", "printer_fault",
-    "encoder_fault", "cancelled_by_operator", "cancelled_by_central", "attempts_exhausted",
-    "operator_resolved", "claim_unconfirmed", "redelivered", "handed_back",
-    "wrong_destination", "no_encoder", "encode_failed", "too_old", "cancel_unknown",
-]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from .common import (
+    ASPECT_TOLERANCE,
+    CHIP_PROFILE_PATTERN,
+    CR80_ASPECT,
+    DESTINATION_PATTERN,
+    JOB_SCHEMA,
+    JOB_SCHEMA_V1,
+    MAX_CHIP_BYTES,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_WIDTH,
+    MIN_IMAGE_WIDTH,
+    CardStock,
+    JobId,
+    StationId,
+    _Strict,
+)
 
 # --------------------------------------------------------------------------- job (inbound)
 
@@ -318,184 +280,3 @@ class Control(ControlV1):
     command_id: JobId
     issued_at: AwareDatetime
     station_id: StationId
-
-
-# ---------------------------------------------------------------------- events (outbound)
-
-
-class Reason(_Strict):
-    code: ReasonCode
-    detail: str = Field(max_length=1024)
-
-
-ChipUid = Annotated[str, Field(pattern=r"^[0-9a-f]{2,64}$", description="the chip's UID, hex")]
-
-
-class CardRef(_Strict):
-    card_no: int
-    chip_uid: ChipUid | None = None
-
-
-class _Event(_Strict):
-    station_id: StationId
-    seq: int = Field(ge=1)
-    at: AwareDatetime
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Status(_Event):
-    """`printstation.status/1`, routing key `status.<station_id>.<status>`."""
-
-    schema_: Literal["printstation.status/1"] = Field(default=STATUS_SCHEMA, alias="schema")
-    job_id: JobId
-    reference: str | None = None
-    status: JobStatusName
-    attempt: int = Field(ge=0)
-    reason: Reason | None = None
-    card: CardRef | None = None
-
-
-class CardEvent(_Event):
-    """`printstation.card/1`: one blank that left the feeder, whatever became of it."""
-
-    schema_: Literal["printstation.card/1"] = Field(default=CARD_SCHEMA, alias="schema")
-    card_no: int
-    job_id: JobId | None
-    outcome: Literal["issued", "spoiled", "test", "removed"]
-    reason: str | None = None
-    chip_uid: ChipUid | None = None
-
-
-class Consumable(_Strict):
-    kind: Literal["ribbon", "film", "cards"]
-    type: str | None
-    capacity: int | None
-    remaining: int | None
-    unit: Literal["prints", "panels", "cards"]
-    source: Literal["printer", "agent"]
-    counted: int | None = None
-    read: int | None = None
-    disagreement: str | None = None
-    cards_left: int | None = None
-    runs_out_at: AwareDatetime | None = None
-
-
-class Blanks(_Strict):
-    """Blanks given to the station and where each one is: loaded = drawn + in_feeder."""
-
-    stock: str | None
-    loaded: int
-    issued: int
-    spoiled: int
-    test: int
-    drawn: int
-    in_feeder: int
-    in_feeder_source: Literal["printer", "agent"]
-    unaccounted: int
-    balanced: bool
-
-
-class Maintenance(_Strict):
-    cards_since_cleaning: int
-    cleaning_interval: int
-    cleaning_due: bool
-    last_cleaned: str | None
-
-
-class OpenAlert(_Strict):
-    condition: str
-    severity: Literal["info", "warning", "critical"]
-    message: str
-
-
-class PrinterInfo(_Strict):
-    driver: str
-    model: str | None
-    serial: str | None
-    firmware: str | None
-    state: Literal["ready", "busy", "fault", "offline", "unknown"]
-    faults: list[str]
-
-
-class Counters(_Strict):
-    printed_today: int
-    spoiled_today: int
-    printed_total: int
-    spoiled_total: int
-
-
-class Telemetry(_Event):
-    """`printstation.telemetry/1`: the station's state, for the central system and technicians."""
-
-    schema_: Literal["printstation.telemetry/1"] = Field(default=TELEMETRY_SCHEMA, alias="schema")
-    agent_version: str
-    state: Literal["ready", "printing", "paused", "blocked", "offline", "stopping"]
-    blocked_reason: str | None = None
-    taking_jobs: bool
-    not_taking_jobs_because: str | None = None
-    signatures_verified: bool
-    #: Version 1 jobs and commands are accepted (a central system migrating); off by default.
-    contract_v1_accepted: bool = False
-    printer: PrinterInfo
-    consumables: list[Consumable]
-    cards_left: int | None
-    first_to_run_out: str | None
-    runs_out_at: AwareDatetime | None = None
-    print_rate_per_hour: float | None = None
-    blanks: Blanks | None = None
-    maintenance: Maintenance | None = None
-    alerts: list[OpenAlert] = []
-    counters: Counters
-    queued_jobs: int
-
-
-class Alert(_Event):
-    """`printstation.alert/1`, raised once when a condition starts and once when it clears."""
-
-    schema_: Literal["printstation.alert/1"] = Field(default="printstation.alert/1", alias="schema")
-    severity: Literal["info", "warning", "critical"]
-    condition: str
-    message: str
-    cleared: bool = False
-
-
-EVENT_MODELS: dict[str, type[_Event]] = {
-    STATUS_SCHEMA: Status,
-    CARD_SCHEMA: CardEvent,
-    TELEMETRY_SCHEMA: Telemetry,
-    ALERT_SCHEMA: Alert,
-}
-ALL_MODELS: dict[str, type[BaseModel]] = {
-    JOB_SCHEMA: Job,
-    CONTROL_SCHEMA: Control,
-    **EVENT_MODELS,
-}
-
-
-def describe_errors(exc: ValidationError) -> str:
-    """A one-line reason naming each failing field, without echoing any input value."""
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts)[:1000]
-
-
-def now() -> datetime:
-    return datetime.now().astimezone()
-
-
-def routing_key(event: dict[str, Any]) -> str:
-    """The routing key of an outbound event, as contract section 4 names it."""
-    schema, station = event["schema"], event["station_id"]
-    if schema == STATUS_SCHEMA:
-        return f"status.{station}.{event['status']}"
-    if schema == CARD_SCHEMA:
-        return f"card.{station}"
-    if schema == TELEMETRY_SCHEMA:
-        return f"telemetry.{station}"
-    if schema == ALERT_SCHEMA:
-        return f"alert.{station}.{event['severity']}"
-    raise ValueError(f"no routing key for schema {schema!r}")

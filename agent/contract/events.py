@@ -1,0 +1,180 @@
+"""Outbound events (station to central system): status, card ledger, telemetry, alerts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from .common import (
+    ALERT_SCHEMA,
+    CARD_SCHEMA,
+    STATUS_SCHEMA,
+    TELEMETRY_SCHEMA,
+    JobId,
+    JobStatusName,
+    ReasonCode,
+    StationId,
+    _Strict,
+)
+
+# ---------------------------------------------------------------------- events (outbound)
+
+
+class Reason(_Strict):
+    code: ReasonCode
+    detail: str = Field(max_length=1024)
+
+
+ChipUid = Annotated[str, Field(pattern=r"^[0-9a-f]{2,64}$", description="the chip's UID, hex")]
+
+
+class CardRef(_Strict):
+    card_no: int
+    chip_uid: ChipUid | None = None
+
+
+class _Event(_Strict):
+    station_id: StationId
+    seq: int = Field(ge=1)
+    at: AwareDatetime
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Status(_Event):
+    """`printstation.status/1`, routing key `status.<station_id>.<status>`."""
+
+    schema_: Literal["printstation.status/1"] = Field(default=STATUS_SCHEMA, alias="schema")
+    job_id: JobId
+    reference: str | None = None
+    status: JobStatusName
+    attempt: int = Field(ge=0)
+    reason: Reason | None = None
+    card: CardRef | None = None
+
+
+class CardEvent(_Event):
+    """`printstation.card/1`: one blank that left the feeder, whatever became of it."""
+
+    schema_: Literal["printstation.card/1"] = Field(default=CARD_SCHEMA, alias="schema")
+    card_no: int
+    job_id: JobId | None
+    outcome: Literal["issued", "spoiled", "test", "removed"]
+    reason: str | None = None
+    chip_uid: ChipUid | None = None
+
+
+class Consumable(_Strict):
+    kind: Literal["ribbon", "film", "cards"]
+    type: str | None
+    capacity: int | None
+    remaining: int | None
+    unit: Literal["prints", "panels", "cards"]
+    source: Literal["printer", "agent"]
+    counted: int | None = None
+    read: int | None = None
+    disagreement: str | None = None
+    cards_left: int | None = None
+    runs_out_at: AwareDatetime | None = None
+
+
+class Blanks(_Strict):
+    """Blanks given to the station and where each one is: loaded = drawn + in_feeder."""
+
+    stock: str | None
+    loaded: int
+    issued: int
+    spoiled: int
+    test: int
+    drawn: int
+    in_feeder: int
+    in_feeder_source: Literal["printer", "agent"]
+    unaccounted: int
+    balanced: bool
+
+
+class Maintenance(_Strict):
+    cards_since_cleaning: int
+    cleaning_interval: int
+    cleaning_due: bool
+    last_cleaned: str | None
+
+
+class OpenAlert(_Strict):
+    condition: str
+    severity: Literal["info", "warning", "critical"]
+    message: str
+
+
+class PrinterInfo(_Strict):
+    driver: str
+    model: str | None
+    serial: str | None
+    firmware: str | None
+    state: Literal["ready", "busy", "fault", "offline", "unknown"]
+    faults: list[str]
+
+
+class Counters(_Strict):
+    printed_today: int
+    spoiled_today: int
+    printed_total: int
+    spoiled_total: int
+
+
+class Telemetry(_Event):
+    """`printstation.telemetry/1`: the station's state, for the central system and technicians."""
+
+    schema_: Literal["printstation.telemetry/1"] = Field(default=TELEMETRY_SCHEMA, alias="schema")
+    agent_version: str
+    state: Literal["ready", "printing", "paused", "blocked", "offline", "stopping"]
+    blocked_reason: str | None = None
+    taking_jobs: bool
+    not_taking_jobs_because: str | None = None
+    signatures_verified: bool
+    #: Version 1 jobs and commands are accepted (a central system migrating); off by default.
+    contract_v1_accepted: bool = False
+    printer: PrinterInfo
+    consumables: list[Consumable]
+    cards_left: int | None
+    first_to_run_out: str | None
+    runs_out_at: AwareDatetime | None = None
+    print_rate_per_hour: float | None = None
+    blanks: Blanks | None = None
+    maintenance: Maintenance | None = None
+    alerts: list[OpenAlert] = []
+    counters: Counters
+    queued_jobs: int
+
+
+class Alert(_Event):
+    """`printstation.alert/1`, raised once when a condition starts and once when it clears."""
+
+    schema_: Literal["printstation.alert/1"] = Field(default="printstation.alert/1", alias="schema")
+    severity: Literal["info", "warning", "critical"]
+    condition: str
+    message: str
+    cleared: bool = False
+
+
+EVENT_MODELS: dict[str, type[_Event]] = {
+    STATUS_SCHEMA: Status,
+    CARD_SCHEMA: CardEvent,
+    TELEMETRY_SCHEMA: Telemetry,
+    ALERT_SCHEMA: Alert,
+}
+
+
+def routing_key(event: dict[str, Any]) -> str:
+    """The routing key of an outbound event, as contract section 4 names it."""
+    schema, station = event["schema"], event["station_id"]
+    if schema == STATUS_SCHEMA:
+        return f"status.{station}.{event['status']}"
+    if schema == CARD_SCHEMA:
+        return f"card.{station}"
+    if schema == TELEMETRY_SCHEMA:
+        return f"telemetry.{station}"
+    if schema == ALERT_SCHEMA:
+        return f"alert.{station}.{event['severity']}"
+    raise ValueError(f"no routing key for schema {schema!r}")
