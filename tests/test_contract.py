@@ -83,7 +83,7 @@ def test_black_mask_must_be_one_bit_and_the_image_size(job):
 
 
 def test_an_oversize_image_is_refused_before_decoding(job, monkeypatch):
-    monkeypatch.setattr(contract, "MAX_IMAGE_BYTES", 1000)
+    monkeypatch.setattr(contract.jobs, "MAX_IMAGE_BYTES", 1000)
     assert "more than 1000" in _reason(job)
 
 
