@@ -78,11 +78,11 @@ def drain(broker_url: str, events: int) -> None:
     agent = make_agent("print_time=0", broker_url=broker_url)
     message = "ribbon low: 42 prints left, about 21 cards; " * 6
     for i in range(events):
-        agent.journal.emit({"schema": contract.ALERT_SCHEMA, "severity": "info",
-                            "condition": f"bench_{i}", "message": message})
+        agent.journal.outbox.emit_now(contract.AlertFields(
+            severity="info", condition=f"bench_{i}", message=message))
     start = time.monotonic()
     agent.start()
-    while agent.journal.backlog() > 0 and time.monotonic() < start + 600:
+    while agent.journal.outbox.backlog() > 0 and time.monotonic() < start + 600:
         time.sleep(0.01)
     rate = events / (time.monotonic() - start)
     agent.stop()

@@ -19,15 +19,15 @@ from common import report
 
 from printstation.agent import contract
 from printstation.agent.station.journal import Journal
-from printstation.agent.station.stockbook import CardUse
+from printstation.agent.station.journal.stock import CardUse
 
-TELEMETRY = {"schema": "printstation.telemetry/1", "agent_version": "bench", "state": "ready",
-             "taking_jobs": True, "signatures_verified": True,
-             "printer": {"driver": "sim", "model": "SIM", "serial": "SIM-0001",
-                         "firmware": "1.0", "state": "ready", "faults": []},
-             "consumables": [], "cards_left": 400, "first_to_run_out": "ribbon",
-             "counters": {"printed_today": 0, "spoiled_today": 0, "printed_total": 0,
-                          "spoiled_total": 0}, "queued_jobs": 0}
+TELEMETRY = contract.TelemetryFields(
+    agent_version="bench", state="ready", taking_jobs=True, signatures_verified=True,
+    printer=contract.PrinterInfo(driver="sim", model="SIM", serial="SIM-0001",
+                                 firmware="1.0", state="ready", faults=[]),
+    consumables=[], cards_left=400, first_to_run_out="ribbon",
+    counters=contract.Counters(printed_today=0, spoiled_today=0, printed_total=0,
+                               spoiled_total=0), queued_jobs=0)
 
 
 def size_mb(folder: Path) -> float:
@@ -47,14 +47,14 @@ def run(days: int, cards_per_day: int, prune: bool) -> list[float]:
             for hour in range(24):
                 clock[0] = start + datetime.timedelta(days=day, hours=hour)
                 for _ in range(120):  # telemetry every 30 s, published at once
-                    journal.emit(dict(TELEMETRY))
-                    journal.mark_published([s for s, _, _ in journal.unpublished(10)])
+                    journal.outbox.emit_now(TELEMETRY)
+                    journal.outbox.mark_published([s for s, _, _ in journal.outbox.unpublished(10)])
                 for _ in range(cards_per_day // 24):
-                    journal.card_test(None, CardUse(stock="ektp", sides=2, ribbon=1, film=2),
+                    journal.cards.test(None, CardUse(stock="ektp", sides=2, ribbon=1, film=2),
                                       "bench")
-                journal.mark_published([s for s, _, _ in journal.unpublished(1000)])
+                journal.outbox.mark_published([s for s, _, _ in journal.outbox.unpublished(1000)])
                 if prune:
-                    journal.prune(job_days=400, event_days=14)
+                    journal.retention.prune(job_days=400, event_days=14)
             sizes.append(size_mb(folder))
     finally:
         contract.now = real_now  # type: ignore[assignment]

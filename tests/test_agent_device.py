@@ -76,7 +76,7 @@ def test_a_card_cut_off_while_printing_asks_an_operator(sim_process, make_statio
                                if e["status"] in ("needs_check", "printed")], 30,
                       "the outcome")[0]
     assert status["status"] == "needs_check"
-    assert station.agent.journal.known(body["job_id"]) == "needs_check"
+    assert station.agent.journal.jobs.known(body["job_id"]) == "needs_check"
 
 
 def test_a_fault_the_printer_shows_only_by_refusing_a_card_is_held_shown_and_cleared(

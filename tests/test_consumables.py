@@ -14,8 +14,8 @@ from printstation.agent.station.conditions import consumable_conditions
 from printstation.agent.station.consumables import Consumables, Level, LoadError, reconcile
 from printstation.agent.station.forecast import forecast, print_rate, use_per_card
 from printstation.agent.station.journal import Journal
+from printstation.agent.station.journal.stock import CardUse, Counted
 from printstation.agent.station.ledger import balance, explain, to_csv
-from printstation.agent.station.stockbook import CardUse, Counted
 from printstation.drivers.base import ConsumableLevel, PrinterStatus
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone(timedelta(hours=7)))
@@ -105,22 +105,22 @@ def test_loads_of_the_wrong_kind_are_refused_with_the_reason(stock, journal):
         stock.load("film", type_=None, capacity=None, count=None, who="op")
     stock.load("cards", type_="ektp", capacity=None, count=100, who="op")
     stock.load("cards", type_="ektp", capacity=None, count=50, who="op")
-    assert journal.counted_stock()["cards"].remaining == 150  # blanks are added
+    assert journal.cards.counted_stock()["cards"].remaining == 150  # blanks are added
     with pytest.raises(LoadError, match="the feeder still holds 150 ektp blanks"):
         stock.load("cards", type_="kia", capacity=None, count=100, who="op")
     stock.load("ribbon", type_="ymcko", capacity=250, count=None, who="op")
     stock.load("ribbon", type_="YMCKO", capacity=250, count=40, who="op")
-    assert journal.counted_stock()["ribbon"].remaining == 40  # a roll replaces the last
+    assert journal.cards.counted_stock()["ribbon"].remaining == 40  # a roll replaces the last
 
 
 def test_each_card_is_counted_off_in_its_own_transaction(stock, journal):
     stock.load("ribbon", type_="YMCKO", capacity=250, count=None, who="op")
     stock.load("film", type_=None, capacity=500, count=None, who="op")
     stock.load("cards", type_="ektp", capacity=None, count=100, who="op")
-    journal.card_spoiled(None, 1, "jam", CardUse("ektp", 2, 0, 0))
-    counted = journal.counted_stock()
+    journal.cards.spoiled(None, 1, "jam", CardUse("ektp", 2, 0, 0))
+    counted = journal.cards.counted_stock()
     assert (counted["cards"].remaining, counted["ribbon"].remaining) == (99, 250)
-    days = journal.ledger_days()
+    days = journal.cards.ledger_days()
     assert [(d["stock"], d["loaded"], d["spoiled"]) for d in days] == [("ektp", 100, 1)]
     cards = Level("cards", "ektp", 100, 99, "cards", "agent", counted=99)
     assert balance(journal, cards)["balanced"]

@@ -44,7 +44,7 @@ def test_a_job_the_station_cannot_store_waits_in_its_queue_until_it_can(
     queue = f"printstation.station.{station_id}"
     wait_for(lambda: _ready(broker_url, queue) == 1, 30, "the job back in its queue")
     assert events.statuses(job["job_id"]) == []
-    assert station.agent.journal.known(job["job_id"]) is None
+    assert station.agent.journal.jobs.known(job["job_id"]) is None
 
     small_disk.free()
     final = events.wait_final([job["job_id"]], timeout=60)[job["job_id"]]

@@ -33,7 +33,7 @@ def test_signed_jobs_are_printed_once_each_with_statuses_in_order(
     seqs = [e["seq"] for e in events.all]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     # A terminal job's images are gone from the journal.
-    assert all(station.agent.journal.get(j).body is None for j in job_ids)
+    assert all(station.agent.journal.jobs.get(j).body is None for j in job_ids)
 
 
 def test_a_job_delivered_twice_gives_one_card(events, make_station, submitter, station_id):
@@ -42,7 +42,7 @@ def test_a_job_delivered_twice_gives_one_card(events, make_station, submitter, s
     submitter.submit_job(job, station=station_id)
     submitter.submit_job(job, station=station_id)
     events.wait_final([job["job_id"]])
-    wait_for(lambda: station.agent.journal.backlog() == 0, what="the outbox to drain")
+    wait_for(lambda: station.agent.journal.outbox.backlog() == 0, what="the outbox to drain")
     submitter.submit_job(job, station=station_id)  # and once more after it was printed
     wait_for(lambda: station.printer.counter >= 1 and station.agent.printer.idle.is_set(),
              what="the printer to be idle")
@@ -197,8 +197,8 @@ def test_seq_keeps_growing_across_restarts(events, make_station, submitter, stat
     job = sample_job(f"SEQ-{station_id}-1", two_sided=False).body
     submitter.submit_job(job, station=station_id)
     events.wait_final([job["job_id"]])
-    wait_for(lambda: first.agent.journal.backlog() == 0, what="the outbox to drain")
-    last = first.agent.journal.last_seq()
+    wait_for(lambda: first.agent.journal.outbox.backlog() == 0, what="the outbox to drain")
+    last = first.agent.journal.outbox.last_seq()
     first.agent.stop()
     second = make_station(station_id, state_dir=state)
     job2 = sample_job(f"SEQ-{station_id}-2", two_sided=False).body
@@ -206,7 +206,7 @@ def test_seq_keeps_growing_across_restarts(events, make_station, submitter, stat
     events.wait_final([job2["job_id"]])
     later = [e["seq"] for e in events.statuses(job2["job_id"])]
     assert min(later) > last
-    assert second.agent.journal.last_seq() > last
+    assert second.agent.journal.outbox.last_seq() > last
 
 
 def test_topology_mismatch_stops_the_agent_naming_the_queue(make_station, broker_url,

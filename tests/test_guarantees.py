@@ -31,9 +31,9 @@ def _left_printing(state_dir, station_id: str, job_id: str, counter_before: int,
     body = sample_job(job_id, two_sided=False, destination=destination).body
     raw, headers = signed(key, body) if key else (json.dumps(body).encode(), {})
     journal = Journal(state_dir, station_id)
-    journal.take(Job.model_validate(body), raw, headers, source)
+    journal.jobs.take(Job.model_validate(body), raw, headers, source)
     if counter_before >= 0:
-        journal.start_printing(job_id, counter_before)
+        journal.progress.start_printing(job_id, counter_before)
     journal.close()
     return body
 
@@ -133,7 +133,7 @@ def test_operators_act_through_the_control_socket(tmp_path, make_station, submit
     wait_for(station.agent.paused, what="paused")
     job = sample_job(f"OP-{station_id}", two_sided=False).body
     submitter.submit_job(job, station=station_id)
-    wait_for(lambda: station.agent.journal.known(job["job_id"]) == "queued", what="queued")
+    wait_for(lambda: station.agent.journal.jobs.known(job["job_id"]) == "queued", what="queued")
     listing = cli("jobs", "--state-dir", str(state))
     assert job["job_id"] in listing.stdout and "queued" in listing.stdout
     for secret in sample_job(job["job_id"], two_sided=False).personal:

@@ -113,7 +113,7 @@ def test_a_signed_job_with_broker_timestamps_in_its_headers_is_taken(
              {**headers, "x-death": [death], "x-first-death-reason": "rejected"}, job["job_id"])
     final = events.wait_final([job["job_id"]])[job["job_id"]]
     assert final["status"] == "printed"
-    stored = station.agent.journal._db.execute(
+    stored = station.agent.journal.store.db.execute(
         "SELECT COUNT(*) FROM job_data").fetchone()[0]
     assert stored == 0  # and its data erased once printed
     assert station.issued() == [job["job_id"]]
@@ -155,7 +155,7 @@ def test_a_cancel_that_comes_before_its_job_is_remembered(
     again = _control(signing_key, station_id, "cancel", job_id=job["job_id"])
     _publish(broker_url, "printstation.control", f"station.{station_id}", *again)
     submitter.submit_job(job, station=station_id)
-    wait_for(lambda: station.agent.journal.known(job["job_id"]) == "cancelled", 20,
+    wait_for(lambda: station.agent.journal.jobs.known(job["job_id"]) == "cancelled", 20,
              "the job to end cancelled on arrival")
     # Its one terminal status was said when the cancel came: nothing printed, nothing more.
     assert [e["status"] for e in events.statuses(job["job_id"])] == ["cancelled"]
@@ -167,13 +167,13 @@ def test_a_cancel_that_comes_before_its_job_is_remembered(
     events.wait_final([done["job_id"]])
     late = _control(signing_key, station_id, "cancel", job_id=done["job_id"])
     _publish(broker_url, "printstation.control", f"station.{station_id}", *late)
-    wait_for(lambda: station.agent.journal.command_seen(json.loads(late[0])["command_id"]),
+    wait_for(lambda: station.agent.journal.control.command_seen(json.loads(late[0])["command_id"]),
              20, "the late cancel to be handled")
     assert [e["status"] for e in events.statuses(done["job_id"])].count("printed") == 1
     station.agent.pause("operator", "hold the next job")
     held = sample_job(f"HELD-{station_id}", two_sided=False).body
     submitter.submit_job(held, station=station_id)
-    wait_for(lambda: station.agent.journal.known(held["job_id"]) == "queued", 20, "queued")
+    wait_for(lambda: station.agent.journal.jobs.known(held["job_id"]) == "queued", 20, "queued")
     hours_ago = datetime.datetime.now().astimezone() - datetime.timedelta(hours=15)
     stale = _control(signing_key, station_id, "cancel", job_id=held["job_id"],
                      issued_at=hours_ago.isoformat())
@@ -201,7 +201,7 @@ def test_a_command_acts_once_only_here_and_only_while_fresh(
     marker = _control(signing_key, station_id, "telemetry")
     send(*marker)
     command_id = json.loads(marker[0])["command_id"]
-    wait_for(lambda: station.agent.journal.command_seen(command_id), 20, "the last command")
+    wait_for(lambda: station.agent.journal.control.command_seen(command_id), 20, "the last command")
     assert not station.agent.paused()
     dead = _dead_control(broker_url, station_id)
     assert len(dead) == 2  # the stale one and the other station's; the replay is acked
@@ -264,7 +264,7 @@ def test_a_job_with_a_chip_fails_without_an_encoder_and_uses_no_blank(
     submitter.submit_job(job, station=station_id)
     final = events.wait_final([job["job_id"]])[job["job_id"]]
     assert (final["status"], final["reason"]["code"]) == ("failed", "no_encoder")
-    assert station.ledger() == [] and station.agent.journal.cards_drawn() == 0
+    assert station.ledger() == [] and station.agent.journal.cards.drawn() == 0
 
 
 def test_a_job_created_before_the_retention_period_is_refused(
@@ -367,8 +367,8 @@ def test_a_station_that_once_held_a_job_cannot_release_it_again_for_a_second_cop
     raw, headers = signed(signing_key, x)
     state = tmp_path / "state-a"
     journal = Journal(state, a_id)  # a took X from the pool earlier and did not print it
-    journal.take(Job.model_validate(x), raw, headers, f"pool:{pool}", claiming=True)
-    journal.confirm_claim(x["job_id"])
+    journal.jobs.take(Job.model_validate(x), raw, headers, f"pool:{pool}", claiming=True)
+    journal.jobs.confirm_claim(x["job_id"])
     journal.close()
     with EventTap(broker_url, binding="status.#") as tap, \
             HandbackRelay(broker_url, user_for_station=lambda s: "guest") as relay:

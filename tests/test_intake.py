@@ -62,7 +62,7 @@ def test_a_valid_signed_job_is_taken_once(intake):
     assert intake.job(Delivery(body=body, headers=headers, message_id="INTAKE-1")).why \
         == "accepted"
     assert intake.job(Delivery(body=body, headers=headers)).why == "duplicate"
-    assert intake.journal.known("INTAKE-1") == "queued"
+    assert intake.journal.jobs.known("INTAKE-1") == "queued"
 
 
 def test_a_message_id_that_differs_from_the_job_id_is_refused(intake):
@@ -74,10 +74,10 @@ def test_a_message_id_that_differs_from_the_job_id_is_refused(intake):
 def test_a_bad_copy_of_a_known_job_gets_no_second_status(intake):
     body, headers = signed(KEY, sample_job("INTAKE-3", two_sided=False, destination=UNIT).body)
     intake.job(Delivery(body=body, headers=headers))
-    before = intake.journal.last_seq()
+    before = intake.journal.outbox.last_seq()
     tampered = json.dumps({**json.loads(body), "reference": "changed"}).encode()
     assert intake.job(Delivery(body=tampered, headers=headers)).action == "reject"
-    assert intake.journal.last_seq() == before
+    assert intake.journal.outbox.last_seq() == before
 
 
 def test_a_store_failure_the_space_probe_cannot_see_stops_the_station_not_the_job(
@@ -96,7 +96,7 @@ def test_a_store_failure_the_space_probe_cannot_see_stops_the_station_not_the_jo
     def damaged(*args, **kwargs):
         raise sqlite3.DatabaseError("database disk image is malformed")
 
-    monkeypatch.setattr(journal, "take", damaged)
+    monkeypatch.setattr(journal.jobs, "take", damaged)
     body, headers = signed(KEY, sample_job("FAULT-1", two_sided=False, destination=UNIT).body)
     requeued = 0
     for _ in range(20):  # the broker's delivery limit
@@ -107,7 +107,7 @@ def test_a_store_failure_the_space_probe_cannot_see_stops_the_station_not_the_jo
         requeued += 1
     assert requeued == intake_module.MAX_RESUMES + 1
     assert unit.fault.stuck and "malformed" in unit.fault.why
-    assert journal.known("FAULT-1") is None
+    assert journal.jobs.known("FAULT-1") is None
 
 
 def test_a_cancel_older_than_the_retention_period_is_refused(tmp_path):

@@ -7,10 +7,10 @@ import stat
 
 import pytest
 
+from printstation.agent import contract
 from printstation.agent.central.samples import sample_job
 from printstation.agent.contract import Job
-from printstation.agent.station import journal as journal_module
-from printstation.agent.station.journal import Journal, JournalError, Taken
+from printstation.agent.station.journal import Journal, JournalError, Taken, schema, store
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def job() -> tuple[Job, bytes]:
 
 def test_state_dir_and_files_are_private(tmp_path, job):
     journal = Journal(tmp_path / "state", "s1")
-    journal.take(job[0], job[1], {}, "station")
+    journal.jobs.take(job[0], job[1], {}, "station")
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
     for f in (tmp_path / "state").iterdir():
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
@@ -30,36 +30,36 @@ def test_state_dir_and_files_are_private(tmp_path, job):
 
 def test_seq_grows_by_one_per_event_and_across_reopen(tmp_path, job):
     journal = Journal(tmp_path, "s1")
-    journal.take(job[0], job[1], {}, "station")
-    journal.start_printing("J-1", 0)
-    journal.card_printed("J-1", 1)
-    seqs = [s for s, _, _ in journal.unpublished()]
+    journal.jobs.take(job[0], job[1], {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    journal.progress.card_printed("J-1", 1)
+    seqs = [s for s, _, _ in journal.outbox.unpublished()]
     assert seqs == list(range(1, 5))  # accepted, printing, card, printed
-    journal.mark_published(seqs)
+    journal.outbox.mark_published(seqs)
     journal.close()
     again = Journal(tmp_path, "s1")
-    assert again.emit({"schema": "printstation.alert/1", "severity": "info",
-                       "condition": "test", "message": "m"}) == 5
+    assert again.outbox.emit_now(contract.AlertFields(severity="info", condition="test",
+                                                      message="m")) == 5
 
 
 def test_a_job_is_taken_once_and_its_data_dropped_when_terminal(tmp_path, job):
     journal = Journal(tmp_path, "s1")
-    assert journal.take(job[0], job[1], {}, "station") is Taken.ACCEPTED
-    assert journal.take(job[0], job[1], {}, "station") is Taken.DUPLICATE
-    assert journal.get("J-1").body == job[1]
-    assert journal.finish("J-1", "expired")
-    assert journal.get("J-1").body is None
-    assert not journal.finish("J-1", "failed", "printer_fault", "again")
-    statuses = [json.loads(b)["status"] for _, _, b in journal.unpublished()]
+    assert journal.jobs.take(job[0], job[1], {}, "station") is Taken.ACCEPTED
+    assert journal.jobs.take(job[0], job[1], {}, "station") is Taken.DUPLICATE
+    assert journal.jobs.get("J-1").body == job[1]
+    assert journal.progress.finish("J-1", "expired")
+    assert journal.jobs.get("J-1").body is None
+    assert not journal.progress.finish("J-1", "failed", "printer_fault", "again")
+    statuses = [json.loads(b)["status"] for _, _, b in journal.outbox.unpublished()]
     assert statuses == ["accepted", "expired"]
 
 
 def test_events_are_checked_against_the_contract(tmp_path):
     journal = Journal(tmp_path, "s1")
     with pytest.raises(ValueError):
-        journal.emit({"schema": "printstation.alert/1", "severity": "loud", "condition": "x",
-                      "message": "m"})
-    assert journal.last_seq() == 0
+        journal.outbox.emit_now(contract.AlertFields(severity="loud", condition="x",
+                                                     message="m"))
+    assert journal.outbox.last_seq() == 0
 
 
 def test_a_corrupt_journal_stops_with_how_to_recover(tmp_path):
@@ -69,10 +69,10 @@ def test_a_corrupt_journal_stops_with_how_to_recover(tmp_path):
 
 
 def test_the_column_list_matches_the_jobs_table(tmp_path):
-    from printstation.agent.station.journal import JOB_COLUMNS
+    from printstation.agent.station.journal.jobs import JOB_COLUMNS
 
     journal = Journal(tmp_path / "state", "cols")
-    columns = tuple(r[1] for r in journal._db.execute("PRAGMA table_info(jobs)"))
+    columns = tuple(r[1] for r in journal.store.db.execute("PRAGMA table_info(jobs)"))
     journal.close()
     assert columns == JOB_COLUMNS
 
@@ -80,16 +80,16 @@ def test_the_column_list_matches_the_jobs_table(tmp_path):
 def test_a_card_recorded_between_cards_is_published_only_once_on_disk(tmp_path, job):
     """The quick form skips its fsync: its events wait for the next durable commit."""
     journal = Journal(tmp_path, "s1")
-    journal.take(job[0], job[1], {}, "station")
-    journal.start_printing("J-1", 0)
-    before = [s for s, _, _ in journal.unpublished()]
-    journal.card_printed("J-1", 1, between_cards=True)
-    assert [s for s, _, _ in journal.unpublished()] == before  # not yet on disk
-    assert journal.get("J-1").state == "printed" and journal.get("J-1").body == job[1]
-    journal.sync()
-    assert [s for s, _, _ in journal.unpublished()] == [*before, 3, 4]  # card, printed
-    journal.erase_finished_images()
-    assert journal.get("J-1").body is None
+    journal.jobs.take(job[0], job[1], {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    before = [s for s, _, _ in journal.outbox.unpublished()]
+    journal.progress.card_printed("J-1", 1, between_cards=True)
+    assert [s for s, _, _ in journal.outbox.unpublished()] == before  # not yet on disk
+    assert journal.jobs.get("J-1").state == "printed" and journal.jobs.get("J-1").body == job[1]
+    journal.store.sync()
+    assert [s for s, _, _ in journal.outbox.unpublished()] == [*before, 3, 4]  # card, printed
+    journal.jobs.erase_finished_images()
+    assert journal.jobs.get("J-1").body is None
 
 
 def test_a_schema_1_journal_moves_its_job_data_out_of_the_jobs_rows(tmp_path, job):
@@ -110,10 +110,10 @@ def test_a_schema_1_journal_moves_its_job_data_out_of_the_jobs_rows(tmp_path, jo
     db.commit()
     db.close()
     journal = Journal(tmp_path, "s1")
-    row = journal.next_job()
+    row = journal.jobs.next()
     assert row is not None and row.body == job[1] and json.loads(row.headers) == {"h": 1}
-    assert journal.get_meta("schema_version") == str(journal_module.SCHEMA_VERSION)
-    assert journal.finish("J-1", "expired") and journal.get("J-1").body is None
+    assert journal.store.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
+    assert journal.progress.finish("J-1", "expired") and journal.jobs.get("J-1").body is None
 
 
 def test_a_commit_that_writes_nothing_syncs_before_what_waited_is_published(tmp_path, job,
@@ -122,13 +122,12 @@ def test_a_commit_that_writes_nothing_syncs_before_what_waited_is_published(tmp_
     events that waited for a durable commit go out only after an explicit fsync."""
     import os
 
-    from printstation.agent.station import journal as journal_module
 
     journal = Journal(tmp_path, "s1")
-    journal.take(job[0], job[1], {}, "station")
-    journal.start_printing("J-1", 0)
-    journal.card_printed("J-1", 1, between_cards=True)
-    waiting = len(journal.unpublished())
+    journal.jobs.take(job[0], job[1], {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    journal.progress.card_printed("J-1", 1, between_cards=True)
+    waiting = len(journal.outbox.unpublished())
     synced: list[int] = []
     real_fsync = os.fsync
 
@@ -136,28 +135,28 @@ def test_a_commit_that_writes_nothing_syncs_before_what_waited_is_published(tmp_
         synced.append(fd)
         real_fsync(fd)
 
-    monkeypatch.setattr(journal_module.os, "fsync", spy)
-    assert journal.take(job[0], job[1], {}, "station") is Taken.DUPLICATE  # writes nothing
+    monkeypatch.setattr(store.os, "fsync", spy)
+    assert journal.jobs.take(job[0], job[1], {}, "station") is Taken.DUPLICATE  # writes nothing
     assert synced, "the events were released without an fsync"
-    assert len(journal.unpublished()) == waiting + 2  # card, printed
+    assert len(journal.outbox.unpublished()) == waiting + 2  # card, printed
     synced.clear()
-    assert not journal.finish("J-1", "failed", "printer_fault", "x")  # nothing to sync now
+    assert not journal.progress.finish("J-1", "failed", "printer_fault", "x")  # nothing to sync now
     assert not synced
 
 
 def test_a_job_cancelled_while_it_was_next_never_starts(tmp_path, job):
     journal = Journal(tmp_path, "s1")
-    journal.take(job[0], job[1], {}, "station")
-    assert journal.next_job() is not None
-    assert journal.cancel("J-1", "cancelled_by_central", "not needed") == "cancelled"
-    assert journal.start_printing("J-1", 0) is None
-    statuses = [json.loads(b)["status"] for _, _, b in journal.unpublished()]
+    journal.jobs.take(job[0], job[1], {}, "station")
+    assert journal.jobs.next() is not None
+    assert journal.control.cancel("J-1", "cancelled_by_central", "not needed") == "cancelled"
+    assert journal.progress.start_printing("J-1", 0) is None
+    statuses = [json.loads(b)["status"] for _, _, b in journal.outbox.unpublished()]
     assert statuses == ["accepted", "cancelled"]
 
 
 def test_a_journal_from_a_newer_agent_is_refused_unchanged(tmp_path):
     journal = Journal(tmp_path, "s1")
-    journal.set_meta("schema_version", "99")
+    journal.store.set_meta("schema_version", "99")
     journal.close()
     before = (tmp_path / "journal.sqlite3").read_bytes()
     with pytest.raises(JournalError, match="newer agent"):
@@ -167,7 +166,7 @@ def test_a_journal_from_a_newer_agent_is_refused_unchanged(tmp_path):
 
 def _statuses(journal: Journal) -> list[tuple[str, str | None]]:
     out = []
-    for _seq, rk, body in journal.unpublished(10_000):
+    for _seq, rk, body in journal.outbox.unpublished(10_000):
         event = json.loads(body)
         if rk.startswith("status."):
             out.append((event["status"], (event["reason"] or {}).get("code")))
@@ -176,35 +175,36 @@ def _statuses(journal: Journal) -> list[tuple[str, str | None]]:
 
 def test_a_cancel_during_a_pool_claim_never_publishes_accepted_after_cancelled(tmp_path, job):
     journal = Journal(tmp_path, "s1")
-    journal.take(job[0], job[1], {}, "pool:p", claiming=True)
+    journal.jobs.take(job[0], job[1], {}, "pool:p", claiming=True)
     # An operator's cancel does not touch a claim the broker has not confirmed...
-    assert journal.cancel("J-1", "cancelled_by_operator", "siti: wrong person") == "claiming"
+    answer = journal.control.cancel("J-1", "cancelled_by_operator", "siti: wrong person")
+    assert answer == "claiming"
     # ...the central system's is remembered, and ends the job once the claim is confirmed.
-    journal.cancel("J-1", "cancelled_by_central", "withdrawn", central=True)
-    journal.confirm_claim("J-1")
-    journal.confirm_claim("J-1")  # a second confirmation changes nothing
+    journal.control.cancel("J-1", "cancelled_by_central", "withdrawn", central=True)
+    journal.jobs.confirm_claim("J-1")
+    journal.jobs.confirm_claim("J-1")  # a second confirmation changes nothing
     # One terminal status, said when the claim is confirmed (a `released` could still
     # have come instead, had the claim failed).
     assert _statuses(journal) == [("cancelled", "cancelled_by_central")]
-    assert journal.known("J-1") == "cancelled" and journal.get("J-1").body is None
-    assert not journal.release("J-1", "claim_unconfirmed", "late")  # no `released` either
+    assert journal.jobs.known("J-1") == "cancelled" and journal.jobs.get("J-1").body is None
+    assert not journal.jobs.release("J-1", "claim_unconfirmed", "late")  # no `released` either
 
 
 def test_a_cancel_during_a_claim_that_fails_ends_the_job_when_it_comes_again(tmp_path, job):
     journal = Journal(tmp_path, "s1")
-    journal.take(job[0], job[1], {}, "pool:p", claiming=True)
-    journal.cancel("J-1", "cancelled_by_central", "withdrawn", central=True)
-    assert journal.release("J-1", "claim_unconfirmed", "the connection broke")
-    assert journal.take(job[0], job[1], {}, "pool:p", claiming=True) is Taken.CANCELLED
+    journal.jobs.take(job[0], job[1], {}, "pool:p", claiming=True)
+    journal.control.cancel("J-1", "cancelled_by_central", "withdrawn", central=True)
+    assert journal.jobs.release("J-1", "claim_unconfirmed", "the connection broke")
+    assert journal.jobs.take(job[0], job[1], {}, "pool:p", claiming=True) is Taken.CANCELLED
     assert _statuses(journal) == [("released", "claim_unconfirmed"),
                                   ("cancelled", "cancelled_by_central")]
 
 
 def test_a_forged_message_takes_no_job_id(tmp_path, job):
     journal = Journal(tmp_path, "s1")
-    assert journal.reject("J-1", None, "bad_signature", "forged")
-    assert journal.known("J-1") is None
-    assert journal.take(job[0], job[1], {}, "station") is Taken.ACCEPTED
+    assert journal.jobs.reject("J-1", None, "bad_signature", "forged")
+    assert journal.jobs.known("J-1") is None
+    assert journal.jobs.take(job[0], job[1], {}, "station") is Taken.ACCEPTED
 
 
 def test_only_the_signature_headers_are_stored_as_strings(tmp_path, job):
@@ -213,8 +213,8 @@ def test_only_the_signature_headers_are_stored_as_strings(tmp_path, job):
     journal = Journal(tmp_path, "s1")
     headers = {"x-signature": b"c2ln", "x-key-id": "k1", "x-death": [
         {"time": datetime.datetime(2026, 11, 27), "count": 1}], "x-delivery-count": 3}
-    assert journal.take(job[0], job[1], headers, "station") is Taken.ACCEPTED
-    assert json.loads(journal.get("J-1").headers) == {"x-signature": "c2ln", "x-key-id": "k1"}
+    assert journal.jobs.take(job[0], job[1], headers, "station") is Taken.ACCEPTED
+    assert json.loads(journal.jobs.get("J-1").headers) == {"x-signature": "c2ln", "x-key-id": "k1"}
 
 
 def test_unsent_telemetry_is_replaced_not_piled_up(tmp_path):
@@ -226,14 +226,15 @@ def test_unsent_telemetry_is_replaced_not_piled_up(tmp_path):
                  "consumables": [], "cards_left": None, "first_to_run_out": None,
                  "counters": {"printed_today": 0, "spoiled_today": 0, "printed_total": 0,
                               "spoiled_total": 0}, "queued_jobs": 0}
-    seqs = [journal.emit({**telemetry, "queued_jobs": n}) for n in range(1000)]
-    assert seqs == [1] * 1000 and journal.backlog() == 1
-    journal.mark_published([1])
-    assert journal.emit(telemetry) == 2  # a published one is never rewritten
-    alert = {"schema": "printstation.alert/1", "severity": "info", "condition": "c",
-             "message": "m"}
-    assert journal.emit(alert) == 3 and journal.emit(telemetry) == 4
-    assert json.loads(journal.unpublished()[0][2])["seq"] == 2
+    seqs = [journal.outbox.emit_now(contract.TelemetryFields(**{**telemetry, "queued_jobs": n}))
+            for n in range(1000)]
+    assert seqs == [1] * 1000 and journal.outbox.backlog() == 1
+    journal.outbox.mark_published([1])
+    telemetry_model = contract.TelemetryFields(**telemetry)
+    assert journal.outbox.emit_now(telemetry_model) == 2  # a published one is never rewritten
+    alert = contract.AlertFields(severity="info", condition="c", message="m")
+    assert journal.outbox.emit_now(alert) == 3 and journal.outbox.emit_now(telemetry_model) == 4
+    assert json.loads(journal.outbox.unpublished()[0][2])["seq"] == 2
 
 
 def test_retention_prunes_what_it_no_longer_needs_and_the_ledger_still_balances(
@@ -241,7 +242,7 @@ def test_retention_prunes_what_it_no_longer_needs_and_the_ledger_still_balances(
     import datetime
 
     from printstation.agent import contract
-    from printstation.agent.station.stockbook import CardUse
+    from printstation.agent.station.journal.stock import CardUse
 
     journal = Journal(tmp_path, "s1")
     now = contract.now()
@@ -249,29 +250,29 @@ def test_retention_prunes_what_it_no_longer_needs_and_the_ledger_still_balances(
     old_job = job[0].model_copy(update={"created_at": then})
     clock = [then]
     monkeypatch.setattr(contract, "now", lambda: clock[0])
-    journal.load_stock(kind="cards", type_="ektp", capacity=10, amount=10, add=True,
+    journal.cards.load(kind="cards", type_="ektp", capacity=10, amount=10, add=True,
                        who="t", note="")
-    journal.take(old_job, job[1], {}, "station")
-    journal.start_printing("J-1", 0)
-    journal.card_printed("J-1", 1, CardUse(stock="ektp", sides=1, ribbon=1, film=1))
-    journal.cancel("GONE-1", "cancelled_by_central", "x", central=True, issued_at=then)
-    journal.record_command("cmd-1", "pause", "done", issued_at=then)
-    journal.mark_published([s for s, _, _ in journal.unpublished(100)])
-    before = journal.ledger_days()
+    journal.jobs.take(old_job, job[1], {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    journal.progress.card_printed("J-1", 1, CardUse(stock="ektp", sides=1, ribbon=1, film=1))
+    journal.control.cancel("GONE-1", "cancelled_by_central", "x", central=True, issued_at=then)
+    journal.control.record_command("cmd-1", "pause", "done", issued_at=then)
+    journal.outbox.mark_published([s for s, _, _ in journal.outbox.unpublished(100)])
+    before = journal.cards.ledger_days()
     clock[0] = now
     recent = job[0].model_copy(update={"job_id": "J-2"})
-    journal.take(recent, job[1], {}, "station")  # the central system's clock moves on
-    counts = journal.prune(job_days=400, event_days=14)
+    journal.jobs.take(recent, job[1], {}, "station")  # the central system's clock moves on
+    counts = journal.retention.prune(job_days=400, event_days=14)
     assert counts["jobs"] == 1 and counts["cancels"] == 1 and counts["commands"] == 1
     assert counts["events"] >= 4 and counts["ledger"] == 2
-    assert journal.known("J-1") is None and not journal.command_seen("cmd-1")
-    assert journal.known("J-2") == "queued"
-    assert journal.backlog() == 1  # J-2's `accepted`, not yet published: kept
-    assert journal.ledger_days() == before  # folded into day sums, not lost
-    assert journal.prune(job_days=400, event_days=14) == {
+    assert journal.jobs.known("J-1") is None and not journal.control.command_seen("cmd-1")
+    assert journal.jobs.known("J-2") == "queued"
+    assert journal.outbox.backlog() == 1  # J-2's `accepted`, not yet published: kept
+    assert journal.cards.ledger_days() == before  # folded into day sums, not lost
+    assert journal.retention.prune(job_days=400, event_days=14) == {
         "events": 0, "jobs": 0, "cancels": 0, "commands": 0, "actions": 0, "ledger": 0}
     # Too old to tell from a replay: refused, not printed.
-    assert journal.take(old_job, job[1], {}, "station", retention_days=400) is Taken.TOO_OLD
+    assert journal.jobs.take(old_job, job[1], {}, "station", retention_days=400) is Taken.TOO_OLD
 
 
 def test_disk_use_is_bounded_however_long_the_station_runs(tmp_path, monkeypatch):
@@ -279,23 +280,22 @@ def test_disk_use_is_bounded_however_long_the_station_runs(tmp_path, monkeypatch
     import datetime
 
     from printstation.agent import contract
-    from printstation.agent.station.stockbook import CardUse
+    from printstation.agent.station.journal.stock import CardUse
 
     journal = Journal(tmp_path, "s1")
     clock = [datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)]
     monkeypatch.setattr(contract, "now", lambda: clock[0])
-    alert = {"schema": "printstation.alert/1", "severity": "info", "condition": "c",
-             "message": "x" * 400}
+    alert = contract.AlertFields(severity="info", condition="c", message="x" * 400)
     sizes = []
     for day in range(60):
         for hour in range(24):
             clock[0] = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC) + \
                 datetime.timedelta(days=day, hours=hour)
             for _ in range(20):  # events of an hour, sampled
-                journal.emit(dict(alert))
-            journal.card_test(None, CardUse(stock="ektp", sides=1), "t")
-            journal.mark_published([s for s, _, _ in journal.unpublished(1000)])
-            journal.prune(job_days=20, event_days=7)
+                journal.outbox.emit_now(alert)
+            journal.cards.test(None, CardUse(stock="ektp", sides=1), "t")
+            journal.outbox.mark_published([s for s, _, _ in journal.outbox.unpublished(1000)])
+            journal.retention.prune(job_days=20, event_days=7)
         sizes.append(sum(f.stat().st_size for f in tmp_path.iterdir()))
     assert max(sizes[40:]) <= max(sizes[20:40]) * 1.05, sizes
 
@@ -311,16 +311,16 @@ def test_what_replays_are_judged_by_is_the_central_systems_clock_not_the_pcs(
     real = contract.now()
     monkeypatch.setattr(contract, "now",
                         lambda: datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC))
-    journal.take(job[0], job[1], {}, "station")
-    journal.start_printing("J-1", 0)
-    journal.card_printed("J-1", 1)
-    journal.cancel("LATER-1", "cancelled_by_central", "x", central=True,
+    journal.jobs.take(job[0], job[1], {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    journal.progress.card_printed("J-1", 1)
+    journal.control.cancel("LATER-1", "cancelled_by_central", "x", central=True,
                    issued_at=real)
     monkeypatch.setattr(contract, "now", lambda: real)  # NTP corrects the clock
-    counts = journal.prune(job_days=400, event_days=14)
+    counts = journal.retention.prune(job_days=400, event_days=14)
     assert counts["jobs"] == 0 and counts["cancels"] == 0
-    assert journal.take(job[0], job[1], {}, "station", retention_days=400) is Taken.DUPLICATE
-    assert journal.known("J-1") == "printed"
+    assert journal.jobs.take(job[0], job[1], {}, "station", retention_days=400) is Taken.DUPLICATE
+    assert journal.jobs.known("J-1") == "printed"
 
 
 def test_a_job_dated_in_the_future_does_not_make_later_jobs_too_old(tmp_path, job):
@@ -330,8 +330,8 @@ def test_a_job_dated_in_the_future_does_not_make_later_jobs_too_old(tmp_path, jo
     future = job[0].model_copy(update={"job_id": "FUTURE",
                                        "created_at": job[0].created_at +
                                        datetime.timedelta(days=800)})
-    journal.take(future, job[1], {}, "station", retention_days=400)
-    assert journal.take(job[0], job[1], {}, "station", retention_days=400) is Taken.ACCEPTED
+    journal.jobs.take(future, job[1], {}, "station", retention_days=400)
+    assert journal.jobs.take(job[0], job[1], {}, "station", retention_days=400) is Taken.ACCEPTED
 
 
 def test_card_numbers_are_never_used_twice_even_after_the_ledger_is_pruned(
@@ -339,13 +339,14 @@ def test_card_numbers_are_never_used_twice_even_after_the_ledger_is_pruned(
     import datetime
 
     from printstation.agent import contract
-    from printstation.agent.station.stockbook import CardUse
+    from printstation.agent.station.journal.stock import CardUse
 
     journal = Journal(tmp_path, "s1")
     then = contract.now() - datetime.timedelta(days=500)
     monkeypatch.setattr(contract, "now", lambda: then)
-    first = [journal.card_test(None, CardUse(stock="ektp", sides=1), "t") for _ in range(3)]
+    first = [journal.cards.test(None, CardUse(stock="ektp", sides=1), "t") for _ in range(3)]
     monkeypatch.undo()
-    assert journal.prune(job_days=400, event_days=14)["ledger"] == 3
-    assert journal.cards_drawn() == 0  # every row folded into the day sums
-    assert journal.card_test(None, CardUse(stock="ektp", sides=1), "t") == max(first) + 1
+    assert journal.retention.prune(job_days=400, event_days=14)["ledger"] == 3
+    assert journal.store.db.execute("SELECT COUNT(*) FROM cards").fetchone()[0] == 0
+    assert journal.cards.drawn() == 3  # the life count, from the counter
+    assert journal.cards.test(None, CardUse(stock="ektp", sides=1), "t") == max(first) + 1

@@ -81,7 +81,7 @@ def test_a_printed_jobs_images_are_erased_while_the_station_is_paused(make_stati
     journal = station.agent.journal
 
     def printed_and_erased() -> bool:
-        rows = [journal.get(b["job_id"]) for b in jobs]
+        rows = [journal.jobs.get(b["job_id"]) for b in jobs]
         if any(r is None or r.state == "printing" for r in rows):
             return False  # the card in the printer finishes first
         printed = [r for r in rows if r.state == "printed"]

@@ -68,4 +68,4 @@ def test_a_redelivered_pool_job_is_released_and_dead_lettered_not_printed(
                                   if e["status"] == "released"], what="released")[0]
     assert final["reason"]["code"] == "redelivered"
     assert a.issued() == []
-    assert a.agent.journal.known(job["job_id"]) is None
+    assert a.agent.journal.jobs.known(job["job_id"]) is None

@@ -194,7 +194,7 @@ def test_a_threshold_crossed_many_times_raises_and_clears_its_alert_once(
     for i in range(4):  # 5 -> 4 -> 3 (low) -> reload to 4 -> 3 -> reload to 4 -> ...
         ids = submit(submitter, station_id, f"HOVER{i}", 2 if i == 0 else 1, two_sided=False)
         events.wait_final(ids)
-        wait_for(lambda: station.agent.journal.counted_stock()["ribbon"].remaining <= 3,
+        wait_for(lambda: station.agent.journal.cards.counted_stock()["ribbon"].remaining <= 3,
                  what="the ribbon at 3")
         station.printer.load(ribbon=4)  # a few prints more: the level hovers at the threshold
         wait_for(lambda: station.agent.consumables.levels(

@@ -91,7 +91,7 @@ def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_stat
     browser.find_element(By.ID, "pause").click()
     wait_for(station.agent.paused, 20, "the agent to be paused")
     wait_for(lambda: banner().startswith("Paused"), 20, "the page to say Paused")
-    actions = station.agent.journal._db.execute(
+    actions = station.agent.journal.store.db.execute(
         "SELECT who, action FROM actions ORDER BY id DESC LIMIT 1").fetchone()
     assert tuple(actions) == ("web:siti", "pause")
     browser.find_element(By.ID, "resume").click()

@@ -95,7 +95,7 @@ def test_web_opens_a_one_time_link_that_never_shows_the_token(make_station, stat
     path = printed.removeprefix(url.rstrip("/"))
     assert _get(url, path).status == 303
     assert _get(url, path).status == 403  # used
-    who = station.agent.journal._db.execute(
+    who = station.agent.journal.store.db.execute(
         "SELECT action FROM actions WHERE action='web-login'").fetchall()
     assert len(who) == 2  # each link recorded with the user who asked for it
 

@@ -190,7 +190,7 @@ class AmqpSource:
             ch.tx_commit()
             failpoints.hit("after_ack")
         except Exception:
-            if decision.action == "claim" and decision.job_id and self.journal.release(
+            if decision.action == "claim" and decision.job_id and self.journal.jobs.release(
                     decision.job_id, "claim_unconfirmed",
                     "the connection broke before the broker confirmed the claim"):
                 log.warning("claim_unconfirmed", job_id=decision.job_id)
@@ -205,9 +205,9 @@ class AmqpSource:
         while self._committed:
             job_id = self._committed[0]
             try:
-                self.journal.confirm_claim(job_id)
+                self.journal.jobs.confirm_claim(job_id)
             except Exception as exc:
-                self.intake.fault.set(self.journal.write_error or type(exc).__name__, 0)
+                self.intake.fault.set(self.journal.store.write_error or type(exc).__name__, 0)
                 log.error("claim_not_recorded", job_id=job_id, error=type(exc).__name__)
                 return
             self._committed.pop(0)

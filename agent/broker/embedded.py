@@ -44,20 +44,20 @@ class EmbeddedSink:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self.journal.outbox_event.set()
+        self.journal.store.outbox_event.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:
-            self.journal.outbox_event.clear()
-            rows = self.journal.unpublished(200)
+            self.journal.store.outbox_event.clear()
+            rows = self.journal.outbox.unpublished(200)
             for _seq, _rk, body in rows:
                 try:
                     self.deliver(json.loads(body))
                 except Exception as exc:
                     log.error("embedded_sink_error", error=type(exc).__name__)
-            self.journal.mark_published([seq for seq, _, _ in rows])
+            self.journal.outbox.mark_published([seq for seq, _, _ in rows])
             if not rows:
                 if self._stop.is_set():
                     return
-                self.journal.outbox_event.wait(0.5)
+                self.journal.store.outbox_event.wait(0.5)

@@ -66,7 +66,7 @@ class AmqpPublisher(EventSink):
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self.journal.outbox_event.set()
+        self.journal.store.outbox_event.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -98,17 +98,17 @@ class AmqpPublisher(EventSink):
             ch.confirm_delivery()
             self.on_connected(True)
             log.info("publisher_connected")
-            self.journal.outbox_event.add_waker(waker)
+            self.journal.store.outbox_event.add_waker(waker)
             while not self._stop.is_set():
                 self._hand_back(ch)
                 if not self._drain(ch):
-                    self.journal.outbox_event.clear()
-                    if not self.journal.unpublished(1):
-                        while not (self.journal.outbox_event.is_set() or self._stop.is_set()):
+                    self.journal.store.outbox_event.clear()
+                    if not self.journal.outbox.unpublished(1):
+                        while not (self.journal.store.outbox_event.is_set() or self._stop.is_set()):
                             conn.process_data_events(time_limit=IDLE_WAIT)
             self._drain(ch)
         finally:
-            self.journal.outbox_event.remove_waker(waker)
+            self.journal.store.outbox_event.remove_waker(waker)
             if conn.is_open:
                 conn.close()
 
@@ -121,8 +121,8 @@ class AmqpPublisher(EventSink):
         because two copies in a pool could be printed by two stations.
         """
         self._record_handbacks()
-        for job_id, rk, body, headers in self.journal.pending_handbacks():
-            if not self.journal.handback_sending(job_id):
+        for job_id, rk, body, headers in self.journal.handback.pending():
+            if not self.journal.handback.sending(job_id):
                 continue  # cancelled meanwhile
             # `user_id` names this station's broker user, which the broker verifies: the
             # central system can tell who handed a job back (central.HandbackRelay).
@@ -153,12 +153,12 @@ class AmqpPublisher(EventSink):
         not left for a restart to report it unconfirmed."""
         while self._handed:
             job_id, confirmed = self._handed[0]
-            self.journal.handback_done(job_id, confirmed=confirmed)
+            self.journal.handback.done(job_id, confirmed=confirmed)
             self._handed.pop(0)
 
     def _drain(self, ch: pika.adapters.blocking_connection.BlockingChannel) -> int:
         """Publish one batch of the backlog; returns how many were published."""
-        rows = self.journal.unpublished(200)
+        rows = self.journal.outbox.unpublished(200)
         done: list[int] = []
         try:
             for seq, rk, body in rows:
@@ -183,6 +183,6 @@ class AmqpPublisher(EventSink):
                     ch.basic_publish(self.settings.names.dead_exchange, rk, body, keep)
                 done.append(seq)
         finally:
-            self.journal.mark_published(done)
+            self.journal.outbox.mark_published(done)
             self.published += len(done)
         return len(done)

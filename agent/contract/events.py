@@ -1,8 +1,14 @@
-"""Outbound events (station to central system): status, card ledger, telemetry, alerts."""
+"""Outbound events (station to central system): status, card ledger, telemetry, alerts.
+
+Each event is its content (`StatusFields`, `CardFields`, `TelemetryFields`, `AlertFields`),
+built where it is made, and the envelope the outbox gives it when it is stored: this
+station's id, the next `seq` and the time (`Outbox.emit`). The event classes (`Status`, ...)
+are the two together, as the contract describes them.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
@@ -35,6 +41,8 @@ class CardRef(_Strict):
 
 
 class _Event(_Strict):
+    """The envelope every event carries (contract 4)."""
+
     station_id: StationId
     seq: int = Field(ge=1)
     at: AwareDatetime
@@ -42,7 +50,15 @@ class _Event(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class Status(_Event):
+class _Fields(_Strict):
+    """An event's content, before the outbox puts it in its envelope."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    #: The event class of this content (set below each pair).
+    EVENT: ClassVar[type[_Event]]
+
+
+class StatusFields(_Fields):
     """`printstation.status/1`, routing key `status.<station_id>.<status>`."""
 
     schema_: Literal["printstation.status/1"] = Field(default=STATUS_SCHEMA, alias="schema")
@@ -54,7 +70,11 @@ class Status(_Event):
     card: CardRef | None = None
 
 
-class CardEvent(_Event):
+class Status(StatusFields, _Event):
+    __doc__ = StatusFields.__doc__
+
+
+class CardFields(_Fields):
     """`printstation.card/1`: one blank that left the feeder, whatever became of it."""
 
     schema_: Literal["printstation.card/1"] = Field(default=CARD_SCHEMA, alias="schema")
@@ -63,6 +83,10 @@ class CardEvent(_Event):
     outcome: Literal["issued", "spoiled", "test", "removed"]
     reason: str | None = None
     chip_uid: ChipUid | None = None
+
+
+class CardEvent(CardFields, _Event):
+    __doc__ = CardFields.__doc__
 
 
 class Consumable(_Strict):
@@ -123,7 +147,7 @@ class Counters(_Strict):
     spoiled_total: int
 
 
-class Telemetry(_Event):
+class TelemetryFields(_Fields):
     """`printstation.telemetry/1`: the station's state, for the central system and technicians."""
 
     schema_: Literal["printstation.telemetry/1"] = Field(default=TELEMETRY_SCHEMA, alias="schema")
@@ -148,7 +172,11 @@ class Telemetry(_Event):
     queued_jobs: int
 
 
-class Alert(_Event):
+class Telemetry(TelemetryFields, _Event):
+    __doc__ = TelemetryFields.__doc__
+
+
+class AlertFields(_Fields):
     """`printstation.alert/1`, raised once when a condition starts and once when it clears."""
 
     schema_: Literal["printstation.alert/1"] = Field(default="printstation.alert/1", alias="schema")
@@ -156,6 +184,14 @@ class Alert(_Event):
     condition: str
     message: str
     cleared: bool = False
+
+
+class Alert(AlertFields, _Event):
+    __doc__ = AlertFields.__doc__
+
+
+StatusFields.EVENT, CardFields.EVENT = Status, CardEvent
+TelemetryFields.EVENT, AlertFields.EVENT = Telemetry, Alert
 
 
 EVENT_MODELS: dict[str, type[_Event]] = {
@@ -166,8 +202,12 @@ EVENT_MODELS: dict[str, type[_Event]] = {
 }
 
 
-def routing_key(event: dict[str, Any]) -> str:
-    """The routing key of an outbound event, as contract section 4 names it."""
+def routing_key(event: dict[str, Any] | _Event) -> str:
+    """The routing key of an outbound event (a model, or its JSON), as contract 4 names it."""
+    if isinstance(event, _Event):
+        event = {"schema": event.schema_, "station_id": event.station_id,  # type: ignore[attr-defined]
+                 "status": getattr(event, "status", None),
+                 "severity": getattr(event, "severity", None)}
     schema, station = event["schema"], event["station_id"]
     if schema == STATUS_SCHEMA:
         return f"status.{station}.{event['status']}"

@@ -234,7 +234,7 @@ class Agent:
             line += f": {st.blocked_reason}"
         elif snap.current_job:
             line += f": {snap.current_job}"
-        line += f"; {self.journal.queued_count()} waiting"
+        line += f"; {self.journal.jobs.waiting()} waiting"
         if self.uses_broker and not all(self.broker_up.values()):
             line += "; broker unreachable"
         return line
@@ -297,20 +297,21 @@ class Agent:
         pool jobs not started go back to the pool, as other stations may print them sooner.
         Jobs that were `printing` are settled by the printer thread, which asks the printer.
         """
-        for row in self.journal.jobs_in("claiming"):
-            self.journal.release(row.job_id, "claim_unconfirmed",
+        for row in self.journal.jobs.in_states("claiming"):
+            self.journal.jobs.release(row.job_id, "claim_unconfirmed",
                                  "the agent stopped before the broker confirmed the claim")
-        for row in self.journal.jobs_in("handback_sending"):
-            self.journal.handback_done(row.job_id, confirmed=False)
-        for row in self.journal.jobs_in("queued"):
+        for row in self.journal.jobs.in_states("handback_sending"):
+            self.journal.handback.done(row.job_id, confirmed=False)
+        for row in self.journal.jobs.in_states("queued"):
             if row.source.startswith("pool:"):
-                self.journal.hand_back(row.job_id, "the station restarted before printing it")
-        log.info("recovered", held=self.journal.queued_count())
+                self.journal.handback.hand_back(
+                    row.job_id, "the station restarted before printing it")
+        log.info("recovered", held=self.journal.jobs.waiting())
 
     # ------------------------------------------------------------------ operator actions
 
     def paused(self) -> bool:
-        return self.journal.get_meta("paused", "0") == "1"
+        return self.journal.store.get_meta("paused", "0") == "1"
 
     def _printing_held(self) -> bool:
         """No card starts while paused, or while the station cannot store what it is sent:
@@ -318,14 +319,14 @@ class Agent:
         return self.paused() or self.intake.fault.why is not None
 
     def pause(self, who: str, why: str) -> None:
-        self.journal.set_meta("paused", "1")
-        self.journal.record_action(who, "pause", None, why)
+        self.journal.store.set_meta("paused", "1")
+        self.journal.store.record_action(who, "pause", None, why)
         log.info("paused", by=who)
         self.request_telemetry()
 
     def resume(self, who: str, why: str) -> None:
-        self.journal.set_meta("paused", "0")
-        self.journal.record_action(who, "resume", None, why)
+        self.journal.store.set_meta("paused", "0")
+        self.journal.store.record_action(who, "resume", None, why)
         self.printer.retry_refused()
         log.info("resumed", by=who)
         self.request_telemetry()
@@ -333,17 +334,17 @@ class Agent:
     def cancel(self, job_id: str, code: str, why: str,
                issued_at: datetime | None = None) -> str:
         """The central system's cancel (control command)."""
-        result = self.journal.cancel(job_id, code, why, central=True, issued_at=issued_at)
-        self.journal.record_action(code.removeprefix("cancelled_by_"), "cancel", job_id, why)
+        result = self.journal.control.cancel(job_id, code, why, central=True, issued_at=issued_at)
+        self.journal.store.record_action(code.removeprefix("cancelled_by_"), "cancel", job_id, why)
         return result
 
     def hand_back(self, job_id: str, who: str, why: str) -> list[str]:
         """Give queued pool jobs back to their pool ("all", or one job); returns which."""
-        rows = self.journal.jobs_in("queued") if job_id == "all" else \
-            [r for r in [self.journal.get(job_id)] if r is not None]
-        done = [r.job_id for r in rows if self.journal.hand_back(r.job_id, why)]
+        rows = self.journal.jobs.in_states("queued") if job_id == "all" else \
+            [r for r in [self.journal.jobs.get(job_id)] if r is not None]
+        done = [r.job_id for r in rows if self.journal.handback.hand_back(r.job_id, why)]
         for jid in done:
-            self.journal.record_action(who, "hand-back", jid, why)
+            self.journal.store.record_action(who, "hand-back", jid, why)
         return done
 
     def _control_handlers(self) -> dict[str, Handler]:
@@ -355,7 +356,7 @@ class Agent:
 
         def cancel(req: dict, who: str) -> dict:
             job_id, why = need(req, "job_id"), need(req, "why")
-            result = self.journal.cancel(job_id, "cancelled_by_operator", f"{who}: {why}")
+            result = self.journal.control.cancel(job_id, "cancelled_by_operator", f"{who}: {why}")
             if result != "cancelled":
                 state = {"claiming": "being taken from its pool",
                          "handback_sending": "on its way back to the central system",
@@ -363,7 +364,7 @@ class Agent:
                          }.get(result, result)
                 raise ControlError(f"job {job_id} is {state}; only a job not yet printing "
                                    "can be cancelled")
-            self.journal.record_action(who, "cancel", job_id, why)
+            self.journal.store.record_action(who, "cancel", job_id, why)
             return {"result": result}
 
         def resolve(req: dict, who: str) -> dict:
@@ -371,7 +372,8 @@ class Agent:
             if not isinstance(req.get("printed"), bool):
                 raise ControlError("resolve needs printed: true or false")
             try:
-                result = self.journal.resolve(job_id, printed=req["printed"], who=who, why=why)
+                result = self.journal.progress.resolve(job_id, printed=req["printed"], who=who,
+                                                       why=why)
             except (LookupError, ValueError) as exc:
                 raise ControlError(str(exc)) from None
             return {"result": result}
@@ -409,7 +411,7 @@ class Agent:
                                                 count=numbers["count"], who=who)
             except LoadError as exc:
                 raise ControlError(str(exc)) from None
-            self.journal.record_action(who, f"load-{kind}", type_, req.get("why") or
+            self.journal.store.record_action(who, f"load-{kind}", type_, req.get("why") or
                                        f"{counted.remaining} {counted.unit}")
             self.printer.retry_refused()  # a job held for stock (or refused) may start now
             self.request_telemetry()
@@ -424,10 +426,10 @@ class Agent:
                                       "maintenance", "state", "blocked_reason")}
 
         def clean(req: dict, who: str) -> dict:
-            drawn = self.journal.cards_drawn()
-            self.journal.set_meta("cleaned_at_card", str(drawn))
-            self.journal.set_meta("cleaned_at", contract.now().isoformat())
-            self.journal.record_action(who, "clean", None, req.get("why") or "cleaning done")
+            drawn = self.journal.cards.drawn()
+            self.journal.store.set_meta("cleaned_at_card", str(drawn))
+            self.journal.store.set_meta("cleaned_at", contract.now().isoformat())
+            self.journal.store.record_action(who, "clean", None, req.get("why") or "cleaning done")
             self.request_telemetry()
             return {"maintenance": self.maintenance()}
 
@@ -439,8 +441,8 @@ class Agent:
             day = req.get("day") or contract.now().date().isoformat()
             if not isinstance(day, str) or len(day) != 10:
                 raise ControlError("ledger: day must be YYYY-MM-DD")
-            return {"days": self.journal.ledger_days(), "balance": b, "check": explain(b),
-                    "loads": self.journal.loads(), "report": daily_report(
+            return {"days": self.journal.cards.ledger_days(), "balance": b, "check": explain(b),
+                    "loads": self.journal.cards.loads(), "report": daily_report(
                         self.journal, day, b, self.settings.station_id)}
 
         def web_login(req: dict, who: str) -> dict:
@@ -448,11 +450,11 @@ class Agent:
             if server is None:
                 raise ControlError("the operator page is not served: web_listen is empty, or "
                                    "its port was taken at start (see the agent's log)")
-            self.journal.record_action(who, "web-login", None, "printstation web")
+            self.journal.store.record_action(who, "web-login", None, "printstation web")
             return {"url": server.login_url()}
 
         def test_print(req: dict, who: str) -> dict:
-            self.journal.record_action(who, "test-print", None, req.get("why") or "test card")
+            self.journal.store.record_action(who, "test-print", None, req.get("why") or "test card")
             self.printer.request_test_card(who)
             return {"queued": True}
 
@@ -460,7 +462,7 @@ class Agent:
             "test-print": test_print,
             "load": load, "stock": stock, "clean": clean, "ledger": ledger,
             "status": lambda req, who: {"telemetry": self.telemetry()},
-            "jobs": lambda req, who: {"jobs": self.journal.recent_jobs(
+            "jobs": lambda req, who: {"jobs": self.journal.jobs.recent(
                 int(req.get("limit", 50)))},
             "pause": pause, "resume": resume, "cancel": cancel, "resolve": resolve,
             "hand-back": hand_back, "web-login": web_login,
@@ -497,7 +499,7 @@ class Agent:
     def journal_problem(self) -> str | None:
         """Why the station cannot store (a full disk): nothing is taken or printed then."""
         fault = self.intake.fault
-        why = fault.why or self.journal.write_error
+        why = fault.why or self.journal.store.write_error
         if why is None:
             return None
         where = self.settings.state_dir
@@ -528,7 +530,7 @@ class Agent:
         if wanted is not None and wanted != self.consumables.feeder_stock(
                 self.printer.snapshot.status):
             return False
-        return self.station_state().taking_jobs and not self.journal.any_queued()
+        return self.station_state().taking_jobs and not self.journal.jobs.any_queued()
 
     # --------------------------------------------------------------------- telemetry
 
@@ -552,10 +554,9 @@ class Agent:
         self._clock_offset = offset
         if abs(jump) > CLOCK_JUMP_SECONDS:
             log.warning("clock_jumped", seconds=round(jump))
-            self.journal.emit({"schema": contract.ALERT_SCHEMA, "severity": "warning",
-                               "condition": "clock_jumped",
-                               "message": f"the PC's clock jumped {jump:+.0f} s; check its "
-                                          "time settings"})
+            self.journal.outbox.emit_now(contract.AlertFields(
+                severity="warning", condition="clock_jumped",
+                message=f"the PC's clock jumped {jump:+.0f} s; check its time settings"))
 
     def prune(self) -> None:
         """Drop what the retention periods no longer need, at most once an hour."""
@@ -563,7 +564,7 @@ class Agent:
         if now < self._next_prune:
             return
         self._next_prune = now + PRUNE_EVERY
-        counts = self.journal.prune(job_days=self.settings.job_retention_days,
+        counts = self.journal.retention.prune(job_days=self.settings.job_retention_days,
                                     event_days=self.settings.event_retention_days)
         if any(counts.values()):
             log.info("journal_pruned", **counts)
@@ -592,19 +593,19 @@ class Agent:
 
     def forecast(self, levels: list[Level]) -> Forecast:
         status = self.printer.snapshot.status
-        recent = self.journal.recent_cards(50)
+        recent = self.journal.cards.recent(50)
         two_sided = self.consumables.card_use(status, None, 2)
         use = use_per_card(recent, {"ribbon": two_sided.ribbon, "film": two_sided.film})
         times = [datetime.fromisoformat(r["at"]) for r in recent]
         return forecast({lv.kind: lv.remaining for lv in levels}, use, times, contract.now())
 
     def maintenance(self) -> dict:
-        drawn = self.journal.cards_drawn()
-        since = drawn - int(self.journal.get_meta("cleaned_at_card", "0") or 0)
+        drawn = self.journal.cards.drawn()
+        since = drawn - int(self.journal.store.get_meta("cleaned_at_card", "0") or 0)
         interval = self.settings.cleaning_interval
         return {"cards_since_cleaning": since, "cleaning_interval": interval,
                 "cleaning_due": bool(interval) and since >= interval,
-                "last_cleaned": self.journal.get_meta("cleaned_at")}
+                "last_cleaned": self.journal.store.get_meta("cleaned_at")}
 
     def blanks(self, levels: list[Level]) -> dict:
         """Blanks given to this station and where each one is (contract 4b)."""
@@ -659,8 +660,8 @@ class Agent:
             "blanks": self.blanks(levels),
             "maintenance": self.maintenance(),
             "alerts": self.alerts.open_alerts(),
-            "counters": self.journal.card_counts(),
-            "queued_jobs": self.journal.queued_count(),
+            "counters": self.journal.cards.counts(),
+            "queued_jobs": self.journal.jobs.waiting(),
         }
         return event, levels, fc
 
@@ -711,6 +712,6 @@ class Agent:
                event["counters"]["printed_total"], event["counters"]["spoiled_total"])
         self.notifier.status(self.status_line())
         if force or key != self._last_telemetry_key:
-            self.journal.emit(event)
+            self.journal.outbox.emit_now(contract.TelemetryFields.model_validate(event))
             self._last_telemetry_key = key
             self._last_telemetry_at = time.monotonic()

@@ -36,7 +36,7 @@ class AlertBook:
     def __init__(self, journal: Journal):
         self.journal = journal
         self._lock = threading.Lock()
-        raw = journal.get_meta("alerts", "{}") or "{}"
+        raw = journal.store.get_meta("alerts", "{}") or "{}"
         self.active: dict[str, Condition] = {
             name: Condition(name, sev, msg) for name, (sev, msg) in json.loads(raw).items()}
 
@@ -59,15 +59,15 @@ class AlertBook:
                     continue
                 emitted.append(self._alert(self.active.pop(name), cleared=True))
             if emitted:
-                self.journal.set_meta("alerts", json.dumps(
+                self.journal.store.set_meta("alerts", json.dumps(
                     {n: [c.severity, c.message] for n, c in self.active.items()}))
             return emitted
 
     def _alert(self, cond: Condition, *, cleared: bool) -> dict:
-        event = {"schema": contract.ALERT_SCHEMA, "severity": cond.severity,
-                 "condition": cond.name, "message": cond.message, "cleared": cleared}
-        self.journal.emit(dict(event))
-        return event
+        event = contract.AlertFields(severity=cond.severity,  # type: ignore[arg-type]
+                                     condition=cond.name, message=cond.message, cleared=cleared)
+        self.journal.outbox.emit_now(event)
+        return event.model_dump(by_alias=True)
 
     def open_alerts(self) -> list[dict]:
         with self._lock:

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 
 from printstation.agent.station.journal import Journal
-from printstation.agent.station.stockbook import KINDS, UNITS, CardUse, Counted
+from printstation.agent.station.journal.stock import KINDS, UNITS, CardUse, Counted
 from printstation.drivers.base import ConsumableLevel, PrinterStatus
 
 #: How each ribbon type is used: one panel set per printed side, or one per card (YMCKK and
@@ -92,7 +92,7 @@ class Consumables:
 
     def levels(self, status: PrinterStatus) -> list[Level]:
         read = {c.kind: c for c in status.consumables}
-        counted = self.journal.counted_stock()
+        counted = self.journal.cards.counted_stock()
         kinds = [k for k in KINDS if k != "film" or self.uses_film]
         return [reconcile(k, read.get(k), counted.get(k)) for k in kinds]
 
@@ -100,7 +100,7 @@ class Consumables:
         """The blanks in the feeder: as the printer says, else as last loaded, else the setting."""
         if status.card_stock:
             return status.card_stock
-        cards = self.journal.counted_stock().get("cards")
+        cards = self.journal.cards.counted_stock().get("cards")
         return cards.type if cards and cards.type else self.default_stock
 
     def ribbon_type(self, status: PrinterStatus) -> str:
@@ -147,15 +147,15 @@ class Consumables:
                 self._last_read[level.kind] = level.remaining
             if last is not None and level.remaining <= last:
                 continue  # the usual case, a card later: nothing to record
-            counted = counted if counted is not None else self.journal.counted_stock()
+            counted = counted if counted is not None else self.journal.cards.counted_stock()
             mine = counted.get(level.kind)
             if mine is None:
-                self.journal.load_stock(
+                self.journal.cards.load(
                     kind=level.kind, type_=level.type, capacity=level.capacity,
                     amount=level.remaining, add=False, who="agent",
                     note="read from the printer when the agent first saw it")
             elif level.kind != "cards" and last is not None and level.remaining > last:
-                self.journal.load_stock(
+                self.journal.cards.load(
                     kind=level.kind, type_=level.type or mine.type, capacity=level.capacity,
                     amount=level.remaining, add=False, who="printer",
                     note="the printer reports a new roll, loaded without `printstation load`")
@@ -176,7 +176,7 @@ class Consumables:
             if not 0 <= left <= capacity:
                 raise LoadError(f"remaining {left} must be between 0 and the capacity "
                                 f"{capacity}")
-            return self.journal.load_stock(kind=kind, type_=ribbon, capacity=capacity,
+            return self.journal.cards.load(kind=kind, type_=ribbon, capacity=capacity,
                                            amount=left, add=False, who=who,
                                            note="ribbon loaded")
         if kind == "film":
@@ -189,7 +189,7 @@ class Consumables:
             if not 0 <= left <= capacity:
                 raise LoadError(f"remaining {left} must be between 0 and the capacity "
                                 f"{capacity}")
-            return self.journal.load_stock(kind=kind, type_=type_ or "retransfer",
+            return self.journal.cards.load(kind=kind, type_=type_ or "retransfer",
                                            capacity=capacity, amount=left, add=False, who=who,
                                            note="film loaded")
         if kind == "cards":
@@ -199,12 +199,12 @@ class Consumables:
                                 f"{', '.join(self.stocks)}")
             if count is None or count <= 0:
                 raise LoadError("say how many blanks were put in the feeder (--count)")
-            held = self.journal.counted_stock().get("cards")
+            held = self.journal.cards.counted_stock().get("cards")
             if held and held.remaining > 0 and held.type and held.type != stock:
                 raise LoadError(f"the feeder still holds {held.remaining} {held.type} "
                                 f"blanks; take them out and record that before loading "
                                 f"{stock}")
-            return self.journal.load_stock(kind=kind, type_=stock, capacity=capacity,
+            return self.journal.cards.load(kind=kind, type_=stock, capacity=capacity,
                                            amount=count, add=True, who=who,
                                            note="blanks added to the feeder")
         raise LoadError(f"unknown consumable {kind!r}; load ribbon, film or cards")

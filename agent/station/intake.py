@@ -148,7 +148,7 @@ class StationFault:
             if self.stuck or time.monotonic() < self._next_try:
                 return False
             self._next_try = time.monotonic() + STORE_RETRY_SECONDS
-            if not self.journal.can_store(self._size):
+            if not self.journal.store.can_store(self._size):
                 return False
             log.info("journal_writable_again", after=self.why)
             self.why, self._size = None, 0
@@ -200,7 +200,7 @@ class Intake:
         self.journal = journal
         self.verifier = verifier
         self.actions = actions
-        self.policy = policy or Policy(station_id=journal.station_id)
+        self.policy = policy or Policy(station_id=journal.store.station_id)
         self.fault = StationFault(journal)
         #: Monotonic time of the last message refused for its signature, for the alert.
         self.last_bad_signature: float | None = None
@@ -260,28 +260,28 @@ class Intake:
         return job
 
     def _station_job(self, d: Delivery, job: contract.Job) -> Decision:
-        taken = self.journal.take(job, d.body, d.headers, d.source,
+        taken = self.journal.jobs.take(job, d.body, d.headers, d.source,
                                   retention_days=self.policy.job_retention_days)
         self.fault.stored()
         if taken is Taken.DUPLICATE:
-            log.info("job_duplicate", job_id=job.job_id, state=self.journal.known(job.job_id))
+            log.info("job_duplicate", job_id=job.job_id, state=self.journal.jobs.known(job.job_id))
             return Decision("ack", job.job_id, "duplicate")
         failpoints.hit("after_store")
         log.info("job_taken", job_id=job.job_id, source=d.source, result=taken.value)
         return Decision("ack", job.job_id, taken.value)
 
     def _pool_job(self, d: Delivery, job: contract.Job) -> Decision:
-        known = self.journal.known(job.job_id)
+        known = self.journal.jobs.known(job.job_id)
         if known is not None and known != "released":
             log.info("pool_job_already_held", job_id=job.job_id, state=known)
             return Decision("ack", job.job_id, "duplicate")
         if d.seen_before:
             # Another station may hold it: never print, dead-letter, say `released`.
-            self.journal.note_released_unknown(
+            self.journal.jobs.note_released_unknown(
                 job.job_id, "redelivered", "pool delivery was redelivered; not printed here")
             log.warning("pool_job_redelivered", job_id=job.job_id, source=d.source)
             return Decision("reject", job.job_id, "redelivered")
-        taken = self.journal.take(job, d.body, d.headers, d.source, claiming=True,
+        taken = self.journal.jobs.take(job, d.body, d.headers, d.source, claiming=True,
                                   retention_days=self.policy.job_retention_days)
         self.fault.stored()
         failpoints.hit("after_store")
@@ -293,9 +293,9 @@ class Intake:
         if bad.code == "bad_signature":
             self.last_bad_signature = time.monotonic()
         try:
-            reported = self.journal.reject(bad.job_id, bad.reference, bad.code, bad.detail)
+            reported = self.journal.jobs.reject(bad.job_id, bad.reference, bad.code, bad.detail)
         except Exception as exc:
-            if self.journal.write_error is not None:
+            if self.journal.store.write_error is not None:
                 # Its `rejected` status cannot be stored: keep the message until it can.
                 return self._station_fault(d, bad.job_id, exc)
             log.error("reject_status_failed", source=d.source, error=type(exc).__name__)
@@ -307,7 +307,7 @@ class Intake:
     def _station_fault(self, d: Delivery, job_id: str | None, exc: Exception) -> Decision:
         # SQLite's messages name no data; any other exception is named by its type only.
         said = f": {str(exc)[:120]}" if isinstance(exc, sqlite3.Error) else ""
-        why = self.journal.write_error or f"the journal failed ({type(exc).__name__}{said})"
+        why = self.journal.store.write_error or f"the journal failed ({type(exc).__name__}{said})"
         self.fault.set(why, len(d.body))
         log.error("message_returned_to_queue", source=d.source, job_id=job_id,
                   error=why, detail="the station cannot store it; it takes no more "
@@ -329,12 +329,12 @@ class Intake:
             return Decision("reject", None, "invalid")
         command_id = getattr(cmd, "command_id", None)
         try:
-            if command_id is not None and self.journal.command_seen(command_id):
+            if command_id is not None and self.journal.control.command_seen(command_id):
                 log.info("control_duplicate", command_id=command_id, command=cmd.command)
                 return Decision("ack", cmd.job_id, "duplicate")
             result = self._act(cmd)
             if command_id is not None:
-                self.journal.record_command(command_id, cmd.command, result,
+                self.journal.control.record_command(command_id, cmd.command, result,
                                             getattr(cmd, "issued_at", None))
                 self.fault.stored()
         except Exception as exc:
@@ -361,7 +361,7 @@ class Intake:
                                               f"{cmd.station_id}, not this one")
         skew = abs((contract.now() - cmd.issued_at).total_seconds())
         if skew > self.policy.control_max_skew:
-            newest = self.journal.newest_created()
+            newest = self.journal.store.newest_created()
             forgotten = newest is not None and cmd.issued_at < newest - timedelta(
                 days=self.policy.job_retention_days)
             if cmd.command != "cancel" or forgotten:

@@ -19,7 +19,7 @@ CSV_FIELDS = ("day", "stock", "loaded", "issued", "spoiled", "test", "ribbon_use
 
 
 def balance(journal: Journal, cards: Level | None) -> dict[str, Any]:
-    days = journal.ledger_days()
+    days = journal.cards.ledger_days()
     loaded = sum(d["loaded"] for d in days)
     issued = sum(d["issued"] for d in days)
     spoiled = sum(d["spoiled"] for d in days)
@@ -65,9 +65,9 @@ def to_csv(days: list[dict[str, Any]]) -> str:
 
 def daily_report(journal: Journal, day: str, b: dict[str, Any], station_id: str) -> str:
     """What an office head hands in: cards printed, spoiled by reason, consumables used."""
-    rows = [d for d in journal.ledger_days() if d["day"] == day]
-    reasons = journal.spoiled_reasons(day)
-    loads = journal.loads(day)
+    rows = [d for d in journal.cards.ledger_days() if d["day"] == day]
+    reasons = journal.cards.spoiled_reasons(day)
+    loads = journal.cards.loads(day)
     issued = sum(d["issued"] for d in rows)
     spoiled = sum(d["spoiled"] for d in rows)
     lines = [f"Card printing report, station {station_id}, {day}", "",

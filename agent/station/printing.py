@@ -33,7 +33,7 @@ from printstation.agent import contract
 from printstation.agent.station import failpoints
 from printstation.agent.station.consumables import Consumables
 from printstation.agent.station.journal import JobRow, Journal
-from printstation.agent.station.stockbook import CardUse
+from printstation.agent.station.journal.stock import CardUse
 from printstation.drivers.base import (
     CardJob,
     FaultCode,
@@ -148,7 +148,7 @@ class PrinterWorker:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop between cards: a card in the printer is finished first."""
         self._stop.set()
-        self.journal.job_event.set()
+        self.journal.store.job_event.set()
         self._thread.join(timeout)
 
     def alive(self) -> bool:
@@ -173,7 +173,7 @@ class PrinterWorker:
     def retry_refused(self) -> None:
         """An operator acted (loaded stock, resumed): a refused card is tried again now."""
         self._retry_now.set()
-        self.journal.job_event.set()
+        self.journal.store.job_event.set()
 
     def _shown(self, status: PrinterStatus) -> PrinterStatus:
         """The status with a held refusal's fault in it, for every surface to show."""
@@ -227,7 +227,7 @@ class PrinterWorker:
                 log.error("journal_unwritable", error=str(exc)[:200],
                           outcome_waiting=bool(self._unrecorded))
                 with contextlib.suppress(sqlite3.Error):
-                    self.journal.sync()  # what is committed gets published all the same
+                    self.journal.store.sync()  # what is committed gets published all the same
                 self._stop.wait(5.0)
         if self._unrecorded:
             try:
@@ -301,7 +301,7 @@ class PrinterWorker:
             self.idle.set()
             self._wait(self._stop, POLL_SECONDS)
             return
-        self.journal.job_event.clear()
+        self.journal.store.job_event.clear()
         try:
             who = self._tests.get_nowait()
         except queue.Empty:
@@ -309,15 +309,16 @@ class PrinterWorker:
         if who is not None:
             self._print_test(status, who)
             return
-        row = self.journal.next_job(with_body=False)
+        row = self.journal.jobs.next(with_body=False)
         if row is None:
             self._update(shortage=None)
             if not self.idle.is_set():
                 # The queue ran dry: erase what is left of printed jobs, drop old pages.
-                self.journal.erase_finished_images()
-                self.journal.scrub()
+                self.journal.jobs.erase_finished_images()
+                self.journal.store.checkpoint("TRUNCATE")
             self.idle.set()
-            self._wait(self.journal.job_event, IDLE_POLL_SECONDS)  # a new job wakes it at once
+            # A new job wakes it at once.
+            self._wait(self.journal.store.job_event, IDLE_POLL_SECONDS)
             return
         self.idle.clear()
         self._print(row, status)
@@ -326,8 +327,8 @@ class PrinterWorker:
         """Every wait starts with the journal settled: a card's outcome is committed without
         its own fsync and its images erased later, and neither may stay so while nothing
         follows that would finish it."""
-        self.journal.sync()
-        self.journal.erase_finished_images()
+        self.journal.store.sync()
+        self.journal.jobs.erase_finished_images()
         event.wait(seconds)
 
     def _watch_fault(self, faulted: bool) -> None:
@@ -339,21 +340,21 @@ class PrinterWorker:
         if self._blocked_since is None:
             self._blocked_since = now
         elif now - self._blocked_since >= self.handback_after:
-            for row in self.journal.jobs_in("queued"):
-                if row.source.startswith("pool:") and self.journal.hand_back(
+            for row in self.journal.jobs.in_states("queued"):
+                if row.source.startswith("pool:") and self.journal.handback.hand_back(
                         row.job_id, f"printer fault not cleared in {self.handback_after:g} s"):
                     log.info("pool_job_handed_back", job_id=row.job_id)
 
     def _recover(self) -> None:
         """Settle jobs that were `printing` when the agent stopped: never a blind reprint."""
-        for row in self.journal.jobs_in("printing"):
+        for row in self.journal.jobs.in_states("printing"):
             counter = self._poll().card_counter
             if counter is not None and row.counter_before is not None \
                     and counter == row.counter_before:
-                self.journal.back_to_queue(row.job_id)
+                self.journal.progress.back_to_queue(row.job_id)
                 log.info("recovered_not_printed", job_id=row.job_id)
             else:
-                self.journal.mark_needs_check(
+                self.journal.progress.mark_needs_check(
                     row.job_id, "the agent stopped while this card was in the printer; "
                                 "an operator must say whether it came out")
                 log.warning("recovered_needs_check", job_id=row.job_id)
@@ -361,7 +362,7 @@ class PrinterWorker:
     def _print(self, row: JobRow, status: PrinterStatus) -> None:
         job_id = row.job_id
         if row.expires is not None and contract.now() > row.expires:
-            self.journal.finish(job_id, "expired", None, None)
+            self.journal.progress.finish(job_id, "expired", None, None)
             log.info("job_expired", job_id=job_id)
             return
         stock = self.loaded_stock()
@@ -382,12 +383,13 @@ class PrinterWorker:
             card = self._card_for(row)
         except Exception as exc:
             detail = str(exc) if isinstance(exc, ValueError) else "the job's images cannot be used"
-            self.journal.finish(job_id, "failed", "invalid_job", detail[:500])
+            self.journal.progress.finish(job_id, "failed", "invalid_job", detail[:500])
             log.warning("job_unprintable", job_id=job_id, error=type(exc).__name__)
             return
         # A card the printer refused is not announced again: no blank went in the last time.
         retry = self.refusal is not None and self.refusal.job_id == job_id
-        attempt = self.journal.start_printing(job_id, status.card_counter, announce=not retry)
+        attempt = self.journal.progress.start_printing(job_id, status.card_counter,
+                                                       announce=not retry)
         if attempt is None:
             log.info("job_no_longer_queued", job_id=job_id)  # cancelled while it was next
             return
@@ -403,7 +405,7 @@ class PrinterWorker:
         except Exception as exc:
             # The driver did not say what happened to the blank: never guess.
             log.error("card_unknown_outcome", job_id=job_id, error=type(exc).__name__)
-            self._settle(partial(self.journal.mark_needs_check, job_id,
+            self._settle(partial(self.journal.progress.mark_needs_check, job_id,
                                  f"driver error {type(exc).__name__}"))
             self._update(current_job=None, error=type(exc).__name__)
             self._wait(self._stop, POLL_SECONDS)
@@ -413,7 +415,7 @@ class PrinterWorker:
         log.info("card_printed", job_id=job_id, counter=result.counter)
         # Its fsync comes with the next card's start, or before the printer thread waits;
         # its images are erased by the preparing thread while the next card prints.
-        self._settle(partial(self.journal.card_printed, job_id, result.counter, use,
+        self._settle(partial(self.journal.progress.card_printed, job_id, result.counter, use,
                              between_cards=True))
 
     def _cannot_print(self, row: JobRow, code: str, detail: str) -> None:
@@ -421,7 +423,7 @@ class PrinterWorker:
         known before a blank is drawn: `failed` with the reason, as contract 3 says,
         from a pool too ("will not be by this station"); a pool this station's feeder does
         not serve is not taken from at all (`pool_stocks`)."""
-        self.journal.finish(row.job_id, "failed", code, detail)
+        self.journal.progress.finish(row.job_id, "failed", code, detail)
         log.info("job_cannot_print", job_id=row.job_id, code=code)
 
     def _prepare_next(self) -> None:
@@ -434,10 +436,10 @@ class PrinterWorker:
 
     def _build_next(self) -> tuple[str, CardJob | Exception] | None:
         try:
-            self.journal.erase_finished_images()  # of the card that came out before this one
+            self.journal.jobs.erase_finished_images()  # of the card that came out before this one
         except sqlite3.Error as exc:  # the printer thread's next wait erases them again
             log.error("journal_erase_failed", error=str(exc)[:200])
-        row = self.journal.next_job()
+        row = self.journal.jobs.next()
         if row is None:
             return None
         try:
@@ -456,7 +458,7 @@ class PrinterWorker:
             if isinstance(prepared[1], Exception):
                 raise prepared[1]
             return prepared[1]
-        full = self.journal.get(row.job_id)
+        full = self.journal.jobs.get(row.job_id)
         if full is None:
             raise ValueError("the job's data is gone")
         return self._build(full)
@@ -480,13 +482,13 @@ class PrinterWorker:
             log.warning("job_held_for_stock", job_id=what, why=short)
         self._update(shortage=short)
         self.idle.set()
-        self._wait(self.journal.job_event, POLL_SECONDS)
+        self._wait(self.journal.store.job_event, POLL_SECONDS)
         return None
 
     def request_test_card(self, who: str) -> None:
         """An operator asked for a test card; it prints between jobs, in the ledger as `test`."""
         self._tests.put(who)
-        self.journal.job_event.set()
+        self.journal.store.job_event.set()
 
     def _print_test(self, status: PrinterStatus, who: str) -> None:
         from printstation.agent.central.samples import test_card_png
@@ -495,8 +497,8 @@ class PrinterWorker:
         if use is None:
             self._tests.put(who)  # it waits for stock like any card
             return
-        self.journal.sync()  # a test card has no `printing` commit to carry the last fsync
-        png = test_card_png(self.journal.station_id, contract.now())
+        self.journal.store.sync()  # a test card has no `printing` commit to carry the last fsync
+        png = test_card_png(self.journal.store.station_id, contract.now())
         card = CardJob(job_id=None, front=prepare_side(png, None, True, self.driver.native_size))
         self._update(current_job="test card")
         try:
@@ -509,12 +511,12 @@ class PrinterWorker:
                 self._refused(exc, None)
                 return
             self._accepted()
-            self._settle(partial(self.journal.card_spoiled, None, exc.counter,
+            self._settle(partial(self.journal.cards.spoiled, None, exc.counter,
                                  f"test card: {exc.fault.value}", replace(use, ribbon=0, film=0)))
             self._update(current_job=None, error=exc.detail)
             return
         self._accepted()
-        self._settle(partial(self.journal.card_test, result.counter, use, who))
+        self._settle(partial(self.journal.cards.test, result.counter, use, who))
         log.info("test_card_printed", by=who, counter=result.counter)
 
     def _card_failed(self, job_id: str, attempt: int, exc: PrinterError,
@@ -522,7 +524,7 @@ class PrinterWorker:
         if exc.card_drawn is None:
             log.warning("card_unknown_outcome", job_id=job_id, fault=exc.fault.value)
             self._settle(partial(
-                self.journal.mark_needs_check, job_id,
+                self.journal.progress.mark_needs_check, job_id,
                 f"the printer link broke while the card was inside ({exc.fault.value}); "
                 "an operator must say whether it came out"))
             self._update(current_job=None, error=exc.detail)
@@ -530,19 +532,19 @@ class PrinterWorker:
             return
         if exc.card_drawn is False:
             # Refused, no blank drawn: not an attempt; the fault is held and shown.
-            self._settle(partial(self.journal.not_started, job_id))
+            self._settle(partial(self.journal.progress.not_started, job_id))
             self._update(current_job=None)
             self._refused(exc, job_id)
             return
         self._accepted()
         log.warning("card_fault", job_id=job_id, fault=exc.fault.value, attempt=attempt)
-        spoiled = partial(self.journal.card_spoiled, job_id, exc.counter, exc.fault.value, use)
+        spoiled = partial(self.journal.cards.spoiled, job_id, exc.counter, exc.fault.value, use)
         # Running out mid-card holds the job until stock is loaded; it never fails it.
         if attempt >= self.max_attempts and exc.fault not in STOCK_FAULTS:
-            self._settle(spoiled, partial(self.journal.finish, job_id, "failed",
+            self._settle(spoiled, partial(self.journal.progress.finish, job_id, "failed",
                                           "attempts_exhausted",
                                           f"{attempt} blanks spoiled ({exc.fault.value})"))
         else:
-            self._settle(spoiled, partial(self.journal.back_to_queue, job_id))
+            self._settle(spoiled, partial(self.journal.progress.back_to_queue, job_id))
         self._update(current_job=None, error=exc.detail)
         self._poll()

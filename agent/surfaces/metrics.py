@@ -40,12 +40,12 @@ class AgentCollector(Collector):
         yield info
         cards = CounterMetricFamily("printstation_cards", "Blanks that left the feeder",
                                     labels=["outcome", "reason"])
-        for outcome, reason, n in a.journal.card_outcomes():
+        for outcome, reason, n in a.journal.cards.outcomes():
             cards.add_metric([outcome, reason or ""], n)
         yield cards
         jobs = CounterMetricFamily("printstation_jobs", "Jobs by their current status",
                                    labels=["status"])
-        for status, n in a.journal.job_states().items():
+        for status, n in a.journal.jobs.by_state().items():
             jobs.add_metric([status], n)
         yield jobs
         remaining = GaugeMetricFamily("printstation_consumable_remaining",
@@ -90,7 +90,7 @@ class AgentCollector(Collector):
                                 value=t["queued_jobs"])
         yield GaugeMetricFamily("printstation_outbox_backlog",
                                 "Events stored and not yet confirmed by the broker",
-                                value=a.journal.backlog())
+                                value=a.journal.outbox.backlog())
         broker = GaugeMetricFamily("printstation_broker_connected",
                                    "1 while each broker connection is up", labels=["connection"])
         for name, up in a.broker_up.items():

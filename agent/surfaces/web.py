@@ -137,7 +137,7 @@ class LoginCodes:
 
 def state(agent: Any) -> dict[str, Any]:
     """Everything the page shows; job ids, references and times only, never job content."""
-    jobs = agent.journal.recent_jobs(200)
+    jobs = agent.journal.jobs.recent(200)
     keep = ("job_id", "reference", "state", "source", "attempt", "updated_at", "reason_code",
             "reason_detail", "card_no")
     return {

@@ -1,0 +1,283 @@
+"""The journal's file: its lock, its one connection, transactions and when they are durable.
+
+One object owns the connection; every thread goes through it, holding its lock. The file
+lives in a 0700 directory, is created 0600, and uses `secure_delete`, so a job's images,
+dropped once the job is terminal, are overwritten rather than left in free pages. The
+other parts of the journal (outbox, jobs, cards, hand-backs, control, retention) each hold
+this store and write through `tx()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from printstation.agent import contract
+
+from .errors import JournalError, JournalLocked
+from .schema import SCHEMA_VERSION, migrate
+
+LOCK_NAME = "agent.lock"
+
+
+class Signal(threading.Event):
+    """An event that also calls its wakers when set.
+
+    The publisher waits for new events inside pika's I/O loop (which must keep servicing
+    heartbeats); a waker posts a thread-safe callback into that loop, so it wakes at once
+    instead of polling.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wakers: tuple[Callable[[], None], ...] = ()
+
+    def add_waker(self, waker: Callable[[], None]) -> None:
+        self._wakers = (*self._wakers, waker)
+
+    def remove_waker(self, waker: Callable[[], None]) -> None:
+        self._wakers = tuple(w for w in self._wakers if w is not waker)
+
+    def set(self) -> None:
+        super().set()
+        for waker in self._wakers:
+            waker()
+
+
+def _lock_state_dir(state_dir: Path) -> int:
+    """Hold an exclusive lock on the state folder for as long as this process runs.
+
+    `flock` is released by the kernel when the holder dies, however it dies, so a lock
+    file left behind by a killed agent never blocks the next one. The holder's pid is
+    written into the file, for the message the second agent gives.
+    """
+    path = state_dir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        finally:
+            os.close(fd)
+        raise JournalLocked(
+            f"another agent (pid {holder}) is running on the state folder {state_dir}; "
+            "stop it first (systemctl stop printstation), or give this one its own "
+            "--state-dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def station_fault(exc: sqlite3.Error) -> bool:
+    """A failure of the station's own storage (full disk, I/O error, read-only), not a bug."""
+    return isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not \
+        isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError)
+
+
+class Store:
+    def __init__(self, state_dir: Path, station_id: str):
+        self.station_id = station_id
+        self.state_dir = state_dir
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(state_dir, 0o700)
+        self.path = state_dir / "journal.sqlite3"
+        self._lock_fd = _lock_state_dir(state_dir)
+        #: Why the last write failed (disk full, I/O error), None once one succeeds.
+        self.write_error: str | None = None
+        old_umask = os.umask(0o077)
+        try:
+            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA secure_delete=ON")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            check = self.db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise JournalError(
+                    f"journal {self.path} is corrupt ({check}); stop the agent, move the "
+                    "file aside for inspection, and restore the last backup"
+                )
+            migrate(self.db, self.path)
+        except sqlite3.DatabaseError as exc:
+            os.close(self._lock_fd)
+            raise JournalError(
+                f"journal {self.path} cannot be opened ({exc}); if it is corrupt, move it "
+                "aside for inspection and restore the last backup"
+            ) from None
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+        finally:
+            os.umask(old_umask)
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(f"{self.path}{suffix}")
+            if p.exists():
+                os.chmod(p, 0o600)
+        self.lock = threading.RLock()
+        #: Grows with every write transaction: what is read and kept (the stock counts)
+        #: is kept only while it has not moved.
+        self.generation = 0
+        #: Events up to this seq are on disk and may be published; see `tx(durable=False)`.
+        self.synced_seq = 0
+        # A killed predecessor's last commits may still be in the page cache only.
+        self._unsynced = True
+        self.outbox_event = Signal()
+        self.job_event = threading.Event()
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                       (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('last_seq', '0')")
+        self.outbox_event.set()
+        self.job_event.set()
+
+    def close(self) -> None:
+        with self.lock:
+            try:
+                with contextlib.suppress(sqlite3.Error):
+                    self.sync()
+                self.db.close()
+            finally:
+                os.close(self._lock_fd)
+
+    @contextmanager
+    def tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction.
+
+        A durable one is on disk when it returns: SQLite fsyncs the write-ahead log, which
+        also makes every earlier commit durable. A non-durable one skips that fsync (it
+        survives the agent being killed, not the machine losing power) until the next
+        durable commit or `sync()`; the events it stores are not published before then, so
+        nobody hears of what a power cut could still undo.
+        """
+        with self.lock:
+            self.generation += 1  # any write may change what was read: read it again
+            try:
+                if not durable:
+                    self.db.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    self.db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield self.db
+                        self.db.execute("COMMIT")
+                    except BaseException:
+                        # SQLite may already have rolled back (a full disk, an I/O error).
+                        if self.db.in_transaction:
+                            with contextlib.suppress(sqlite3.Error):
+                                self.db.execute("ROLLBACK")
+                        raise
+                    finally:
+                        self.generation += 1
+                finally:
+                    if not durable:
+                        self.db.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                if station_fault(exc):
+                    self.write_error = str(exc)[:200]
+                raise
+            self.write_error = None
+            if not durable:
+                self._unsynced = True
+            elif self._unsynced:
+                # SQLite skips the fsync of a commit that wrote nothing: sync explicitly.
+                self.sync()
+            else:
+                self._now_synced()  # every commit so far had its own fsync
+
+    def sync(self) -> None:
+        """Make every commit durable (and its events publishable) now."""
+        with self.lock:
+            if not self._unsynced:
+                return
+            # Commits live in the write-ahead log until a checkpoint, which syncs the log
+            # before copying it; syncing the log therefore covers every commit so far.
+            for name in (f"{self.path}-wal", str(self.path)):
+                try:
+                    fd = os.open(name, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    self.write_error = f"journal cannot be synced: {exc.strerror}"
+                    raise sqlite3.OperationalError(self.write_error) from None
+                finally:
+                    os.close(fd)
+            self._now_synced()
+
+    def _now_synced(self) -> None:
+        self._unsynced = False
+        seq = int(self.db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0])
+        if seq > self.synced_seq:
+            self.synced_seq = seq
+            self.outbox_event.set()
+
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        """Fold the write-ahead log into the database (TRUNCATE also empties it).
+
+        Deleted rows are zeroed in the database (`secure_delete`), but their old pages can
+        linger in the WAL until a checkpoint: the printer thread truncates it when it runs
+        out of work, so a terminal job's images do not outlive it anywhere on disk.
+        """
+        assert mode in ("PASSIVE", "TRUNCATE")
+        with self.lock:
+            self.db.execute(f"PRAGMA wal_checkpoint({mode})")
+
+    def can_store(self, size: int) -> bool:
+        """Whether the journal takes a message of `size` bytes now, tried for real.
+
+        After a full disk, a small write may succeed long before a job's 300 KB would; a
+        station that took jobs again on such a probe would return each one to the queue,
+        and every return counts against the queue's delivery limit. So twice the size is
+        written into the journal itself, committed and deleted: a journal that fails for
+        another reason (an I/O error, damage) fails this too.
+        """
+        try:
+            with self.tx() as db:
+                db.execute("INSERT INTO space_probe (data) VALUES (zeroblob(?))",
+                           (2 * size + 65536,))
+            with self.tx() as db:
+                db.execute("DELETE FROM space_probe")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error), self.lock:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ settings, actions
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self.lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row["value"] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                       "value=excluded.value", (key, value))
+
+    def record_action(self, who: str, action: str, target: str | None, why: str | None) -> None:
+        """An operator's (or the central system's) action, with who and why."""
+        with self.tx() as db:
+            db.execute("INSERT INTO actions (at, who, action, target, why) VALUES (?, ?, ?, ?, ?)",
+                       (contract.now().isoformat(), who, action, target, why))
+
+    def newest_created(self) -> datetime | None:
+        """The central system's time as far as this station knows it (see `retention`)."""
+        with self.lock:
+            return newest_created(self.db)
+
+
+def newest_created(db: sqlite3.Connection) -> datetime | None:
+    """The newest `created_at` of any job taken: the central system's clock, as signed."""
+    row = db.execute("SELECT value FROM meta WHERE key='newest_created_at'").fetchone()
+    return datetime.fromisoformat(row[0]) if row else None
