@@ -15,6 +15,9 @@ from typing import ClassVar, Literal
 
 from PIL import Image
 
+# The error drivers raise, part of this interface; it lives with the other errors.
+from .errors import PrinterError as PrinterError
+
 
 class FaultCode(StrEnum):
     """Faults in the agent's words; each driver maps its printer's codes onto these."""
@@ -103,22 +106,6 @@ class CardResult:
     """A good card came out; `counter` is the printer's card counter for it."""
 
     counter: int | None
-
-
-class PrinterError(Exception):
-    """The printer could not finish; `card_drawn` says whether a blank left the feeder.
-
-    `card_drawn=None` means the driver cannot know (the link broke while the card was in
-    the printer, which may still finish it): the agent must not guess either way.
-    """
-
-    def __init__(self, fault: FaultCode, detail: str, *, card_drawn: bool | None = False,
-                 counter: int | None = None):
-        super().__init__(f"{fault.value}: {detail}")
-        self.fault = fault
-        self.detail = detail
-        self.card_drawn = card_drawn
-        self.counter = counter
 
 
 class PrinterDriver(abc.ABC):

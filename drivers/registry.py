@@ -12,12 +12,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .base import PrinterDriver
+from .errors import DriverNotFound
 
 GROUP = "printstation.drivers"
-
-
-class DriverNotFound(LookupError):
-    pass
 
 
 def available() -> dict[str, str]:

@@ -13,21 +13,11 @@ import socket
 import termios
 import time
 
+from .errors import ReplyTimeout, TransportError
+
 REPLY_END = (b"\x00", b"\r", b"\n")
 REPLY_END_BYTES = b"".join(REPLY_END)
 MAX_REPLY = 4096
-
-
-class TransportError(Exception):
-    """The printer cannot be reached or stopped answering; `reason` says why, for people."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-class ReplyTimeout(TransportError):
-    pass
 
 
 class Transport(abc.ABC):
