@@ -14,7 +14,7 @@ from printstation.agent.samples import sample_job
 from printstation.drivers.base import CardJob, FaultCode, PrinterError
 from printstation.drivers.panels import prepare_side
 from printstation.drivers.registry import DriverNotFound, available, open_driver
-from printstation.drivers.sim import SimDriver
+from printstation.simulator.driver import SimDriver
 
 
 def test_sim_is_registered_and_chosen_by_scheme(tmp_path):
