@@ -20,6 +20,8 @@ import pytest
 import usb.core
 import usb.util
 
+from printstation.drivers.evolis.protocol import SIM_USB_PRODUCT as SIM_PRODUCT
+from printstation.drivers.evolis.protocol import USB_VENDOR as EVOLIS_VENDOR
 from printstation.drivers.transport import ReplyTimeout, TransportError
 from printstation.drivers.usb_transport import (
     ENV_BACKEND,
@@ -27,7 +29,7 @@ from printstation.drivers.usb_transport import (
     backend_from_env,
     parse_device_id,
 )
-from printstation.simulator.usb_backend import EVOLIS_VENDOR, SIM_PRODUCT, SimUsbBackend
+from printstation.simulator.usb_backend import SimUsbBackend
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -32,9 +32,7 @@ from ..base import (
 from ..transport import ReplyTimeout, TcpTransport, Transport, TransportError
 from . import protocol
 
-EVOLIS_VENDOR = 0x0F49
 DRIVER_PARAMS = ("levels", "ribbon", "timeout", "print_timeout", "baud")
-RIBBON_TYPES = ("ymcko", "ymckok", "ymckk", "ko", "k")
 
 
 @dataclass(frozen=True)
@@ -74,9 +72,9 @@ def _options(params: dict[str, str]) -> EvolisOptions:
     if levels not in protocol.LEVEL_BITS:
         raise ValueError("evolis printer URL: levels must be 32, 64 or 128")
     ribbon = params.get("ribbon", "ymcko").lower()
-    if ribbon not in RIBBON_TYPES:
+    if ribbon not in protocol.RIBBONS:
         raise ValueError(f"evolis printer URL: ribbon {ribbon!r} is not one of "
-                         f"{', '.join(RIBBON_TYPES)}")
+                         f"{', '.join(protocol.RIBBONS)}")
     return EvolisOptions(levels=levels, ribbon=ribbon, timeout=timeout,
                          print_timeout=print_timeout)
 
@@ -98,7 +96,7 @@ def transport_for(kind: str, base: str, params: dict[str, str]) -> Transport:
     ids, _, query = base.partition("?")
     vendor_s, _, product_s = ids.partition(":")
     try:
-        vendor = int(vendor_s or "0f49", 16)
+        vendor = int(vendor_s, 16) if vendor_s else protocol.USB_VENDOR
         product = int(product_s, 16) if product_s else None
     except ValueError:
         raise ValueError(f"evolis+usb:// needs VENDOR[:PRODUCT] in hex, not {ids!r}") from None
@@ -239,7 +237,7 @@ class EvolisDriver(PrinterDriver):
         remaining = int(ribbon_left) if ribbon_left.isdigit() else 0
         if remaining == 0:
             faults.append(FaultCode.RIBBON_OUT)
-        if self._ask("Rlr", "h") == "CARD":
+        if self._ask("Rlr", "h") == protocol.CARD:
             faults.append(FaultCode.HOPPER_FULL)
         if self._ask("Rlr", "p") != protocol.OK:
             faults.append(FaultCode.JAM)  # a card is held inside while nothing prints
