@@ -29,7 +29,8 @@ from ..base import (
     PrinterError,
     PrinterStatus,
 )
-from ..transport import ReplyTimeout, TcpTransport, Transport, TransportError
+from ..errors import ReplyTimeout, TransportError
+from ..transport import TcpTransport, Transport
 from . import protocol
 
 DRIVER_PARAMS = ("levels", "ribbon", "timeout", "print_timeout", "baud")
@@ -112,6 +113,7 @@ class EvolisDriver(PrinterDriver):
 
     def __init__(self, transport: Transport, options: EvolisOptions | None = None):
         self.transport = transport
+        self.replies = protocol.ReplyReader(transport)
         self.options = options or EvolisOptions()
         self._identity: Identity | None = None
         self._open = False
@@ -126,7 +128,7 @@ class EvolisDriver(PrinterDriver):
     def open(self) -> None:
         try:
             self.transport.open()
-            self.transport.discard_input()
+            self.replies.discard()
         except TransportError as exc:
             self.transport.close()
             raise PrinterError(FaultCode.OFFLINE, exc.reason) from None
@@ -163,7 +165,7 @@ class EvolisDriver(PrinterDriver):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise ReplyTimeout("replies are out of step")
-                seen.append(self.transport.read_reply(left).decode("ascii", "replace").strip())
+                seen.append(self.replies.read(left).decode("ascii", "replace").strip())
         except TransportError as exc:
             self._open = False
             self._identity = None
@@ -183,7 +185,7 @@ class EvolisDriver(PrinterDriver):
         """Send one command and return its reply as text; PrinterError on any failure."""
         try:
             self.transport.write(protocol.command(name, *params))
-            raw = self.transport.read_reply(timeout or self.options.timeout)
+            raw = self.replies.read(timeout or self.options.timeout)
         except ReplyTimeout as exc:
             # A late reply would answer the next command: start a fresh connection instead.
             self._open = False
@@ -199,7 +201,7 @@ class EvolisDriver(PrinterDriver):
         except UnicodeDecodeError:
             text = ""
         if not text or not text.isprintable():
-            self.transport.discard_input()
+            self.replies.discard()
             raise PrinterError(FaultCode.PROTOCOL,
                                f"unreadable reply to {name} ({len(raw)} bytes)",
                                card_drawn=card_drawn)
@@ -322,7 +324,7 @@ class EvolisDriver(PrinterDriver):
     def _download(self, panel: str, levels: int, data: bytes) -> None:
         try:
             self.transport.write(protocol.download(panel, levels, data), timeout=60)
-            raw = self.transport.read_reply(self.options.timeout)
+            raw = self.replies.read(self.options.timeout)
         except TransportError as exc:
             self._open = False
             raise PrinterError(FaultCode.OFFLINE, exc.reason, card_drawn=True) from None

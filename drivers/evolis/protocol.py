@@ -11,11 +11,17 @@ one reading of the documents.
 from __future__ import annotations
 
 import functools
+import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from ..base import FaultCode
+from ..errors import ReplyTimeout, TransportError
+
+if TYPE_CHECKING:
+    from ..transport import Transport
 
 ESC = b"\x1b"
 CR = b"\r"
@@ -77,6 +83,10 @@ def download(panel: str, levels: int, data: bytes) -> bytes:
 
 #: A printer ends every reply with NUL (PROTOCOL.md, "Framing").
 REPLY_END = NUL
+#: What `ReplyReader` takes as the end of a reply: NUL, and CR or LF from printers using them.
+REPLY_ENDS = (NUL, CR, LF)
+#: More bytes than this without an end is not a reply: the printer's answer is unreadable.
+MAX_REPLY = 4096
 
 OK = "OK"
 #: `Rlr` answers: a card is there (in the printer, in the hopper), or none is.
@@ -115,6 +125,48 @@ FAULT_REPLIES: dict[FaultCode, str] = {
     fault: reply for reply, fault in reversed(ERROR_REPLIES.items())
     if fault is not FaultCode.PROTOCOL
 }
+
+
+class ReplyReader:
+    """Cuts what a printer sends into replies, over any transport.
+
+    The transport only moves bytes; where a reply ends is the language's, so it is here (as
+    brother_ql's reader sits apart from its backends). Empty replies do not exist in the
+    language (every command answers at least `OK`), so terminator bytes between replies (a
+    CR after a NUL, say) are skipped.
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self._buffer = b""
+
+    def read(self, timeout: float) -> bytes:
+        """One reply without its terminator; ReplyTimeout if it does not end in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._buffer = self._buffer.lstrip(b"".join(REPLY_ENDS))
+            ends = [i for i in (self._buffer.find(e) for e in REPLY_ENDS) if i >= 0]
+            if ends:
+                idx = min(ends)
+                reply, self._buffer = self._buffer[:idx], self._buffer[idx + 1:]
+                return reply
+            where = self.transport.description
+            if len(self._buffer) > MAX_REPLY:
+                junk = len(self._buffer)
+                self._buffer = b""
+                raise TransportError(f"{where}: {junk} bytes without an end of reply; the "
+                                     "printer's answer is unreadable")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                partial = f" (got {len(self._buffer)} bytes of it)" if self._buffer else ""
+                self._buffer = b""
+                raise ReplyTimeout(f"{where}: no complete reply within {timeout:g} s{partial}")
+            self._buffer += self.transport.read(min(left, 0.2))
+
+    def discard(self) -> None:
+        """Drop stale bytes, kept here or waiting (a reply to a command that timed out)."""
+        self._buffer = b""
+        self.transport.discard_input()
 
 
 def reply_fault(reply: str) -> FaultCode | None:
