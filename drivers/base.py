@@ -3,6 +3,68 @@
 Drivers only talk to hardware (as Network UPS Tools drivers do): they report identity,
 status, faults, consumable levels and the hardware card counter, and print one card from
 its panels. Policy (what to print, when to hold, what to report) belongs to the agent.
+
+A driver is a `PrinterDriver` subclass, found by the scheme of its printer URL through the
+entry-point group `printstation.drivers` (see `registry`), whichever package installs it.
+Below is a complete one, for a printer that keeps what it prints in a list: it reads its URL,
+reports who it is and its state, prints, and refuses a card with a `PrinterError` that says
+whether a blank was drawn. Put it in a package of its own, say `listprinter/__init__.py`::
+
+    from pathlib import Path
+    from urllib.parse import parse_qsl, urlsplit
+
+    from printstation.drivers.base import (
+        CardJob,
+        CardResult,
+        FaultCode,
+        Identity,
+        PrinterDriver,
+        PrinterError,
+        PrinterStatus,
+    )
+
+
+    class ListPrinter(PrinterDriver):
+        "list://NAME?cards=N: a printer named NAME with N blanks in its feeder."
+
+        name = "list"
+
+        def __init__(self, serial: str, cards: int):
+            self.serial, self.cards = serial, cards
+            self.printed: list[str | None] = []
+
+        @classmethod
+        def from_url(cls, url: str, *, state_dir: Path) -> "ListPrinter":
+            parts = urlsplit(url)
+            cards = dict(parse_qsl(parts.query)).get("cards", "100")
+            if not cards.isdigit():
+                raise ValueError(f"printer URL {url!r}: cards must be a whole number")
+            return cls(parts.netloc or "list-1", int(cards))
+
+        def identity(self) -> Identity:
+            return Identity(driver=self.name, model="List printer", serial=self.serial,
+                            firmware=None)
+
+        def status(self) -> PrinterStatus:
+            faults = () if self.cards else (FaultCode.FEEDER_EMPTY,)
+            return PrinterStatus(state="fault" if faults else "ready", faults=faults,
+                                 card_counter=len(self.printed))
+
+        def print_card(self, card: CardJob) -> CardResult:
+            if not self.cards:
+                raise PrinterError(FaultCode.FEEDER_EMPTY, "no blanks", card_drawn=False)
+            self.cards -= 1
+            self.printed.append(card.job_id)
+            return CardResult(counter=len(self.printed))
+
+and register it in that package's `pyproject.toml`, for printer URLs `list://...`::
+
+    [project.entry-points."printstation.drivers"]
+    list = "listprinter:ListPrinter"
+
+`open`, `close` and `prepare` are optional hooks; `native_size` is the panel size the agent
+renders for (1016 x 648 by default). `sim://` (`printstation.simulator.driver`) is a driver
+registered this way too, and `tests/plugins/` holds one the tests install.
 """
 
 from __future__ import annotations
@@ -14,6 +76,9 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from PIL import Image
+
+# The error drivers raise, part of this interface; it lives with the other errors.
+from .errors import PrinterError as PrinterError
 
 
 class FaultCode(StrEnum):
@@ -103,22 +168,6 @@ class CardResult:
     """A good card came out; `counter` is the printer's card counter for it."""
 
     counter: int | None
-
-
-class PrinterError(Exception):
-    """The printer could not finish; `card_drawn` says whether a blank left the feeder.
-
-    `card_drawn=None` means the driver cannot know (the link broke while the card was in
-    the printer, which may still finish it): the agent must not guess either way.
-    """
-
-    def __init__(self, fault: FaultCode, detail: str, *, card_drawn: bool | None = False,
-                 counter: int | None = None):
-        super().__init__(f"{fault.value}: {detail}")
-        self.fault = fault
-        self.detail = detail
-        self.card_drawn = card_drawn
-        self.counter = counter
 
 
 class PrinterDriver(abc.ABC):

@@ -1,7 +1,7 @@
 """Find a driver by the printer URL's scheme through the `printstation.drivers` entry points.
 
-As with pyvisa's resource strings, the URL alone picks the backend: `sim://` is the
-in-process simulator, and a driver installed by another package is found the same way.
+As with pyvisa's resource strings, the URL alone picks the backend. The Evolis driver, the
+simulator's `sim://` and a driver installed by another package are all found the same way.
 A scheme such as `evolis+usb` is looked up whole first, then by its part before `+`.
 """
 
@@ -12,12 +12,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .base import PrinterDriver
+from .errors import DriverNotFound
 
 GROUP = "printstation.drivers"
-
-
-class DriverNotFound(LookupError):
-    pass
 
 
 def available() -> dict[str, str]:

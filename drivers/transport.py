@@ -1,9 +1,10 @@
 """Byte transports under a printer driver: serial (any pyserial URL), TCP, and USB (pyusb).
 
-A transport only moves bytes. Every read and write has a timeout, so a printer that goes
-silent, answers slowly or sends half a reply gives a clear `TransportError`, never a hang.
-Replies of the Evolis escape language end at a NUL or CR byte (see drivers/evolis/PROTOCOL.md);
-`read_reply` collects one such reply.
+A transport only moves bytes and knows no printer language: where a reply ends is the
+language's business (for Evolis, `evolis.protocol.ReplyReader` reads replies over any of
+these), as brother_ql keeps its backends apart from its reader. Every read and write has a
+timeout, so a printer that goes silent or answers slowly gives a clear `TransportError` or
+no bytes, never a hang.
 """
 
 from __future__ import annotations
@@ -11,32 +12,14 @@ from __future__ import annotations
 import abc
 import socket
 import termios
-import time
 
-REPLY_END = (b"\x00", b"\r", b"\n")
-REPLY_END_BYTES = b"".join(REPLY_END)
-MAX_REPLY = 4096
-
-
-class TransportError(Exception):
-    """The printer cannot be reached or stopped answering; `reason` says why, for people."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-class ReplyTimeout(TransportError):
-    pass
+from .errors import TransportError
 
 
 class Transport(abc.ABC):
     """One connection to one printer; owned by the printer thread."""
 
     description: str = "printer"
-
-    def __init__(self) -> None:
-        self._buffer = b""
 
     @abc.abstractmethod
     def open(self) -> None: ...
@@ -52,40 +35,18 @@ class Transport(abc.ABC):
         """Whatever bytes arrive within `timeout` (b'' if none); raise TransportError if gone."""
 
     def write(self, data: bytes, timeout: float = 10.0) -> None:
+        """All of `data`, within `timeout` seconds; TransportError if it cannot go."""
         self._write(data, timeout)
 
+    def read(self, timeout: float) -> bytes:
+        """Whatever bytes arrive within `timeout` seconds (b'' if none, never waiting longer);
+        TransportError if the printer is gone."""
+        return self._read_some(timeout)
+
     def discard_input(self) -> None:
-        """Drop stale bytes (a reply to a command whose answer timed out)."""
-        self._buffer = b""
+        """Drop bytes that are already waiting (say, a late answer to a timed-out command)."""
         while self._read_some(0.01):
             pass
-
-    def read_reply(self, timeout: float) -> bytes:
-        """One reply without its terminator; ReplyTimeout if it does not end in time.
-
-        Empty replies do not exist in the language (every command answers at least `OK`),
-        so terminator bytes between replies (a CR after a NUL, say) are skipped.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            self._buffer = self._buffer.lstrip(REPLY_END_BYTES)
-            ends = [i for i in (self._buffer.find(e) for e in REPLY_END) if i >= 0]
-            if ends:
-                idx = min(ends)
-                reply, self._buffer = self._buffer[:idx], self._buffer[idx + 1:]
-                return reply
-            if len(self._buffer) > MAX_REPLY:
-                junk = len(self._buffer)
-                self._buffer = b""
-                raise TransportError(f"{self.description}: {junk} bytes without an end of "
-                                     "reply; the printer's answer is unreadable")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                partial = f" (got {len(self._buffer)} bytes of it)" if self._buffer else ""
-                self._buffer = b""
-                raise ReplyTimeout(f"{self.description}: no complete reply within "
-                                   f"{timeout:g} s{partial}")
-            self._buffer += self._read_some(min(left, 0.2))
 
 
 class SerialTransport(Transport):

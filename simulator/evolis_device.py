@@ -3,7 +3,9 @@
 `EvolisDevice` sits on the printer model (`SimulatedPrinter`) and turns commands into the
 replies a printer sends: `OK`, query answers, or error strings such as `CARD JAM`. Each
 connection (pty, TCP, the USB bridge) gets a `DeviceSession` that frames the byte stream;
-one host is served at a time, as a printer does. Replies end with NUL (PROTOCOL.md).
+one host is served at a time, as a printer does. Every wire fact (framing, reply texts and
+their terminator, ribbon names) comes from the driver's `protocol` module, so the two
+cannot drift apart.
 
 Test controls sit beside the protocol: garbage or truncated replies, slow replies, and
 an unplug flag the servers act on.
@@ -24,18 +26,6 @@ from printstation.drivers.evolis import protocol
 
 from .printer import SimulatedPrinter
 
-REPLY_END = b"\x00"
-FAULT_REPLY = {
-    FaultCode.COVER_OPEN: "COVER OPEN",
-    FaultCode.FEEDER_EMPTY: "FEEDER EMPTY",
-    FaultCode.JAM: "CARD JAM",
-    FaultCode.RIBBON_OUT: "ERROR RIBBON",
-    FaultCode.FILM_OUT: "ERROR RIBBON",
-    FaultCode.HOPPER_FULL: "HOPPER FULL",
-    FaultCode.HEAD_ERROR: "ERROR HEAD",
-}
-RIBBONS = ("ymcko", "ymckok", "ymckk", "ko", "k")
-
 
 @dataclass
 class Mischief:
@@ -46,6 +36,9 @@ class Mischief:
     delay: float = 0.0
     silent: int = 0
 
+
+_SEP = protocol.SEP.encode("ascii")
+_DOWNLOAD = protocol.ESC + protocol.DOWNLOAD.encode("ascii") + _SEP
 
 #: A blank left in the printer this long without a command goes to the reject box.
 HOST_TIMEOUT = 5.0
@@ -97,11 +90,11 @@ class EvolisDevice:
                     self.card.touched = time.monotonic()
             handler = getattr(self, f"_cmd_{name}", None)
             if handler is None:
-                return "ERROR CDE"
+                return protocol.ERROR_CDE
             try:
                 return handler(params)
             except (IndexError, ValueError):
-                return "ERROR PARAMETRES"
+                return protocol.ERROR_PARAMETRES
 
     def _cmd_Rtp(self, p: list[str]) -> str:
         return self.printer.params.model
@@ -116,39 +109,40 @@ class EvolisDevice:
         return "KIT-SIM-01"
 
     def _set(self, p: list[str]) -> str:
-        return "OK"
+        return protocol.OK
 
     _cmd_Pem = _cmd_Pc = _cmd_Pl = _cmd_Ps = _cmd_Pmi = _cmd_Srs = _set
 
     def _cmd_Pr(self, p: list[str]) -> str:
-        return "OK" if p[0].lower() in RIBBONS else "ERROR PARAMETRES"
+        return protocol.OK if p[0].lower() in protocol.RIBBONS else protocol.ERROR_PARAMETRES
 
     def _cmd_Rse(self, p: list[str]) -> str:
         faults = self.printer.faults()
         if p[0] == "o":
-            return "0,00 Volts" if FaultCode.COVER_OPEN in faults else "5,00 Volts"
+            return protocol.volts(0 if FaultCode.COVER_OPEN in faults else 5)
         if p[0] == "f":
-            return "0,00 Volts" if self.printer.cards_in_feeder <= 0 else "5,00 Volts"
+            return protocol.volts(0 if self.printer.cards_in_feeder <= 0 else 5)
         if p[0] == "n":
-            return "0,17 Volts" if self.printer.cards_in_feeder < 20 else "3,92 Volts"
-        return "ERROR PARAMETRES"
+            return protocol.volts(0.17 if self.printer.cards_in_feeder < 20 else 3.92)
+        return protocol.ERROR_PARAMETRES
 
     def _cmd_Rrt(self, p: list[str]) -> str:
         if p[0] == "count":
             return str(max(self.printer.ribbon_left, 0))
         if p[0] == "qty":
             return str(self.printer.params.ribbon)
-        return "ERROR PARAMETRES"
+        return protocol.ERROR_PARAMETRES
 
     def _cmd_Rlr(self, p: list[str]) -> str:
         if p[0] == "p":
             stuck = FaultCode.JAM in self.printer.faults() or self.card is not None
-            return "CARD" if stuck else "OK"
+            return protocol.CARD if stuck else protocol.OK
         if p[0] == "h":
-            return "CARD" if FaultCode.HOPPER_FULL in self.printer.faults() else "NO CARD"
+            full = FaultCode.HOPPER_FULL in self.printer.faults()
+            return protocol.CARD if full else protocol.NO_CARD
         if p[0] == "c":
-            return "OK"
-        return "ERROR PARAMETRES"
+            return protocol.OK
+        return protocol.ERROR_PARAMETRES
 
     def _cmd_Rco(self, p: list[str]) -> str:
         if p[0] == "c":
@@ -157,13 +151,13 @@ class EvolisDevice:
 
     def _cmd_Ss(self, p: list[str]) -> str:
         if self.card is not None:
-            return "ERROR CDE"
+            return protocol.ERROR_CDE
         try:
             number = self.printer.draw_blank()
         except PrinterError as exc:
-            return FAULT_REPLY.get(exc.fault, "ERROR UNKNOW")
+            return _refusal(exc.fault)
         self.card = CardInPrinter(number)
-        return "OK"
+        return protocol.OK
 
     def _cmd_Sr(self, p: list[str]) -> str:
         return self._side("front")
@@ -173,33 +167,33 @@ class EvolisDevice:
 
     def _side(self, side: str) -> str:
         if self.card is None:
-            return "ERROR CDE"
+            return protocol.ERROR_CDE
         self.card.side = side
         self.card.panels.setdefault(side, {})
-        return "OK"
+        return protocol.OK
 
     def download(self, panel: str, levels: int, data: bytes) -> str:
         with self.lock:
             if self.card is None or self.card.side is None:
-                return "ERROR CDE"
+                return protocol.ERROR_CDE
             self.card.touched = time.monotonic()
             if panel in "ymc" and levels != 2:
                 self.card.levels = levels
             self.card.panels[self.card.side][panel] = data
-            return "OK"
+            return protocol.OK
 
     def _cmd_Ser(self, p: list[str]) -> str:
         card, self.card = self.card, None
         if card is not None:
             self.printer.reject(card.number, "rejected_by_host")
-        return "OK"
+        return protocol.OK
 
     def _cmd_Se(self, p: list[str]) -> str:
         card, self.card = self.card, None
         if card is None or "front" not in card.panels:
             if card is not None:
                 self.printer.reject(card.number, "no_image")
-            return "ERROR CDE"
+            return protocol.ERROR_CDE
         job = CardJob(job_id=None, front=_side_panels(card.panels["front"], card.levels),
                       back=_side_panels(card.panels["back"], card.levels)
                       if "back" in card.panels else None)
@@ -208,10 +202,10 @@ class EvolisDevice:
         try:
             self.printer.print_drawn(card.number, job)
         except PrinterError as exc:
-            return FAULT_REPLY.get(exc.fault, "ERROR UNKNOW")
+            return _refusal(exc.fault)
         finally:
             self.printing = False
-        return "OK"
+        return protocol.OK
 
     # -------------------------------------------------------------------- replies
 
@@ -225,11 +219,17 @@ class EvolisDevice:
             return b""
         if m.garbage:
             m.garbage -= 1
-            return os.urandom(8).replace(b"\x00", b"\xff") + REPLY_END
+            return os.urandom(8).replace(protocol.REPLY_END, b"\xff") + protocol.REPLY_END
         if m.truncate:
             m.truncate -= 1
             return reply.encode()[: max(len(reply) // 2, 1)]
-        return reply.encode("ascii") + REPLY_END
+        return reply.encode("ascii") + protocol.REPLY_END
+
+
+def _refusal(fault: FaultCode) -> str:
+    """The reply refusing a card for `fault`. The language has no film fault (the retransfer
+    models' protocol is not public), so this printer says film out as it says ribbon out."""
+    return protocol.fault_reply(FaultCode.RIBBON_OUT if fault is FaultCode.FILM_OUT else fault)
 
 
 def _side_panels(panels: dict[str, bytes], levels: int) -> SidePanels:
@@ -259,47 +259,47 @@ class DeviceSession:
 
     def _next(self) -> str | None:
         """Handle one complete command from the buffer; None when more bytes are needed."""
-        buf = self.buffer.lstrip(b"\x00\r\n")
+        buf = self.buffer.lstrip(protocol.BETWEEN_COMMANDS)
         if not buf:
             self.buffer = b""
             return None
         if not buf.startswith(protocol.ESC):
             cut = buf.find(protocol.ESC)
             self.buffer = buf[cut:] if cut >= 0 else b""
-            return "ERROR CDE"
-        if buf.startswith(protocol.ESC + b"Db;"):
+            return protocol.ERROR_CDE
+        if buf.startswith(_DOWNLOAD):
             return self._download(buf)
         end = buf.find(protocol.CR)
         if end < 0:
             self.buffer = buf
             return None
-        text = buf[1:end].decode("ascii", "replace")
-        self.buffer = buf[end + 1:]
-        name, *params = text.split(";")
-        return self.device.handle(name, params)
+        text = buf[len(protocol.ESC):end].decode("ascii", "replace")
+        self.buffer = buf[end + len(protocol.CR):]
+        return self.device.handle(*protocol.parse_command(text))
 
     def _download(self, buf: bytes) -> str | None:
-        parts = buf[1:64].split(b";", 3)
+        parts = buf[len(protocol.ESC):64].split(_SEP, 3)
         if len(parts) < 4:
             self.buffer = buf
             return None if len(buf) < 64 else self._bad(buf)
         _, panel_b, levels_b, _ = parts
-        header = len(b"Db;" + panel_b + b";" + levels_b + b";") + 1
+        header = len(protocol.ESC) + len(_SEP.join(parts[:3]) + _SEP)
         try:
             panel, levels = panel_b.decode(), int(levels_b)
             size = protocol.panel_bytes(levels)
         except (ValueError, KeyError, UnicodeDecodeError):
             return self._bad(buf)
-        if panel not in ("y", "m", "c", "k", "o"):
+        if panel not in protocol.PANELS:
             return self._bad(buf)
-        if len(buf) < header + size + 1:
+        end = header + size + len(protocol.CR)
+        if len(buf) < end:
             self.buffer = buf
             return None
         data = buf[header:header + size]
-        self.buffer = buf[header + size + 1:]
+        self.buffer = buf[end:]
         return self.device.download(panel, levels, data)
 
     def _bad(self, buf: bytes) -> str:
         cut = buf.find(protocol.ESC, 1)
         self.buffer = buf[cut:] if cut >= 0 else b""
-        return "ERROR PARAMETRES"
+        return protocol.ERROR_PARAMETRES

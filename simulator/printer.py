@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -60,6 +61,27 @@ class SimParams:
     state_file: str | None = None
     #: Faults that appear just before card N is drawn: [{"card": N, "fault": "cover_open"}].
     events: list[dict] = field(default_factory=list)
+
+
+def setting_value(key: str, raw: str) -> Any:
+    """A printer setting from its text (a `sim://` query value, or `--set KEY=VALUE`)."""
+    if key in ("print_time", "clear_after"):
+        value = float(raw)
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    if key in ("cards", "ribbon", "film", "counter"):
+        value = int(raw)
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    if key == "jam_at":
+        return [int(x) for x in raw.split(",") if x]
+    if key == "faults":
+        return [FaultCode(x) for x in raw.split(",") if x]
+    if key == "render":
+        return raw not in ("0", "false", "no")
+    return raw
 
 
 class SimulatedPrinter:

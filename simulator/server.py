@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from printstation.drivers.base import FaultCode
-from printstation.drivers.sim import _convert
 
 from .evolis_device import EvolisDevice
-from .printer import SimParams, SimulatedPrinter
+from .printer import SimParams, SimulatedPrinter, setting_value
 
 
 def load_scenario(path: Path | None, overrides: list[str]) -> SimParams:
@@ -49,7 +48,7 @@ def load_scenario(path: Path | None, overrides: list[str]) -> SimParams:
             values["faults"] = [FaultCode(f) for f in values["faults"]]
     for item in overrides:
         key, _, raw = item.partition("=")
-        values[key] = _convert(key, raw)
+        values[key] = setting_value(key, raw)
     known = {f.name for f in dataclasses.fields(SimParams)}
     unknown = set(values) - known
     if unknown:

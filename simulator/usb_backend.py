@@ -15,7 +15,8 @@ printer (the Evolis escape language is the same on TCP and USB).
   receives from it. A closed or refused connection is `ENODEV`, as libusb reports a device
   that was unplugged; a read with nothing to read is `USBTimeoutError`, as in libusb1.
 * Vendor 0x0F49 is Evolis. Product 0xFFFF is not used by any Evolis model: it is reserved
-  here for the simulator, so a configuration can never mistake it for a real printer.
+  for the simulator, so a configuration can never mistake it for a real printer. Both ids
+  are written once, in the driver's `protocol` module (`USB_VENDOR`, `SIM_USB_PRODUCT`).
 * Like Linux, the `usblp` kernel driver holds the printer interface on every fresh handle
   until `detach_kernel_driver`; claiming the interface before that fails with EBUSY. This
   checks that the transport detaches before it claims.
@@ -33,9 +34,8 @@ from dataclasses import dataclass, field
 import usb.backend
 import usb.core
 
-EVOLIS_VENDOR = 0x0F49
-#: Reserved for the simulator: no Evolis printer uses it (see the module docstring).
-SIM_PRODUCT = 0xFFFF
+from printstation.drivers.evolis.protocol import SIM_USB_PRODUCT, USB_VENDOR
+
 EP_OUT = 0x01
 EP_IN = 0x82
 MAX_PACKET = 512
@@ -179,7 +179,7 @@ class SimUsbBackend(usb.backend.IBackend):
         return None
 
     def get_device_descriptor(self, dev: SimDevice) -> _DeviceDescriptor:
-        return _DeviceDescriptor(idVendor=EVOLIS_VENDOR, idProduct=SIM_PRODUCT)
+        return _DeviceDescriptor(idVendor=USB_VENDOR, idProduct=SIM_USB_PRODUCT)
 
     def get_configuration_descriptor(self, dev: SimDevice, config: int) -> _ConfigDescriptor:
         if config != 0:

@@ -14,7 +14,7 @@ from printstation.agent.station.printing import build_card
 from printstation.drivers.base import CardJob, FaultCode, PrinterError
 from printstation.drivers.panels import prepare_side
 from printstation.drivers.registry import DriverNotFound, available, open_driver
-from printstation.drivers.sim import SimDriver
+from printstation.simulator.driver import SimDriver
 
 
 def test_sim_is_registered_and_chosen_by_scheme(tmp_path):
@@ -114,3 +114,43 @@ def test_black_panel_comes_from_the_mask_or_near_black_pixels():
     side = prepare_side(buf.getvalue(), mbuf.getvalue(), True, (1016, 648))
     k = ~np.asarray(side.black, dtype=bool)
     assert k[310:390, 510:590].all() and not k[:90, :90].any()
+
+
+def _literal_blocks(doc: str) -> list[str]:
+    """The indented blocks that follow a line ending in '::' (reST literal blocks)."""
+    import textwrap
+
+    blocks, lines = [], doc.splitlines()
+    for i, line in enumerate(lines):
+        if line.endswith("::"):
+            body = []
+            for nxt in lines[i + 1:]:
+                if nxt.strip() and not nxt.startswith("    "):
+                    break
+                body.append(nxt)
+            blocks.append(textwrap.dedent("\n".join(body)).strip() + "\n")
+    return blocks
+
+
+def test_the_driver_in_the_interface_docstring_works_as_written(tmp_path):
+    import tomllib
+
+    from printstation.drivers import base
+
+    code, entry_point = _literal_blocks(base.__doc__ or "")
+    namespace: dict = {}
+    exec(compile(code, "drivers/base.py docstring", "exec"), namespace)
+    driver_cls = namespace["ListPrinter"]
+    assert issubclass(driver_cls, base.PrinterDriver)
+    registered = tomllib.loads(entry_point)["project"]["entry-points"]["printstation.drivers"]
+    assert registered == {"list": "listprinter:ListPrinter"}
+
+    driver = driver_cls.from_url("list://desk-1?cards=1", state_dir=tmp_path)
+    assert driver.identity().serial == "desk-1" and driver.status().state == "ready"
+    assert driver.print_card(_card("DOC-1", two_sided=False)).counter == 1
+    with pytest.raises(PrinterError) as info:
+        driver.print_card(_card("DOC-2", two_sided=False))
+    assert info.value.fault is FaultCode.FEEDER_EMPTY and info.value.card_drawn is False
+    assert driver.status().faults == (FaultCode.FEEDER_EMPTY,)
+    with pytest.raises(ValueError, match="cards"):
+        driver_cls.from_url("list://desk-1?cards=many", state_dir=tmp_path)

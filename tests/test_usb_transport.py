@@ -20,14 +20,17 @@ import pytest
 import usb.core
 import usb.util
 
-from printstation.drivers.transport import ReplyTimeout, TransportError
+from printstation.drivers.errors import ReplyTimeout, TransportError
+from printstation.drivers.evolis.protocol import SIM_USB_PRODUCT as SIM_PRODUCT
+from printstation.drivers.evolis.protocol import USB_VENDOR as EVOLIS_VENDOR
+from printstation.drivers.evolis.protocol import ReplyReader
 from printstation.drivers.usb_transport import (
     ENV_BACKEND,
     UsbTransport,
     backend_from_env,
     parse_device_id,
 )
-from printstation.simulator.usb_backend import EVOLIS_VENDOR, SIM_PRODUCT, SimUsbBackend
+from printstation.simulator.usb_backend import SimUsbBackend
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -121,7 +124,7 @@ def transport(backend: SimUsbBackend) -> Iterator[UsbTransport]:
 
 def ask(transport: UsbTransport, command: bytes, timeout: float = 2.0) -> bytes:
     transport.write(ESC + command + CR)
-    return transport.read_reply(timeout)
+    return ReplyReader(transport).read(timeout)
 
 
 @pytest.mark.parametrize("select", [{}, {"product": SIM_PRODUCT}, {"serial": SERIAL},
@@ -164,7 +167,7 @@ def test_large_write_arrives_intact(transport: UsbTransport, printer: FakePrinte
     command = ESC + b"Db;y;128;" + panel + CR
     transport.open()
     transport.write(command, timeout=5)
-    assert transport.read_reply(3) == b"OK"  # sent after the printer got the final CR
+    assert ReplyReader(transport).read(3) == b"OK"  # sent after the printer got the final CR
     with printer._lock:
         assert bytes(printer.received) == command
 
@@ -178,7 +181,7 @@ def test_silent_printer_gives_reply_timeout(backend: SimUsbBackend,
         transport.write(ESC + b"Rsn" + CR)
         started = time.monotonic()
         with pytest.raises(ReplyTimeout):
-            transport.read_reply(0.5)
+            ReplyReader(transport).read(0.5)
         assert time.monotonic() - started < 1.5
     finally:
         transport.close()
@@ -189,7 +192,7 @@ def test_unplug_then_replug(transport: UsbTransport, printer: FakePrinter) -> No
     assert ask(transport, b"Rsn") == b"SIM-0001"
     printer.unplug()
     with pytest.raises(TransportError, match="unplugged") as caught:
-        transport.read_reply(2)
+        ReplyReader(transport).read(2)
     assert not isinstance(caught.value, ReplyTimeout)
     with pytest.raises(TransportError, match="no USB printer"):
         transport.open()

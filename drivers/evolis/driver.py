@@ -29,12 +29,11 @@ from ..base import (
     PrinterError,
     PrinterStatus,
 )
-from ..transport import ReplyTimeout, TcpTransport, Transport, TransportError
+from ..errors import ReplyTimeout, TransportError
+from ..transport import TcpTransport, Transport
 from . import protocol
 
-EVOLIS_VENDOR = 0x0F49
 DRIVER_PARAMS = ("levels", "ribbon", "timeout", "print_timeout", "baud")
-RIBBON_TYPES = ("ymcko", "ymckok", "ymckk", "ko", "k")
 
 
 @dataclass(frozen=True)
@@ -74,9 +73,9 @@ def _options(params: dict[str, str]) -> EvolisOptions:
     if levels not in protocol.LEVEL_BITS:
         raise ValueError("evolis printer URL: levels must be 32, 64 or 128")
     ribbon = params.get("ribbon", "ymcko").lower()
-    if ribbon not in RIBBON_TYPES:
+    if ribbon not in protocol.RIBBONS:
         raise ValueError(f"evolis printer URL: ribbon {ribbon!r} is not one of "
-                         f"{', '.join(RIBBON_TYPES)}")
+                         f"{', '.join(protocol.RIBBONS)}")
     return EvolisOptions(levels=levels, ribbon=ribbon, timeout=timeout,
                          print_timeout=print_timeout)
 
@@ -98,7 +97,7 @@ def transport_for(kind: str, base: str, params: dict[str, str]) -> Transport:
     ids, _, query = base.partition("?")
     vendor_s, _, product_s = ids.partition(":")
     try:
-        vendor = int(vendor_s or "0f49", 16)
+        vendor = int(vendor_s, 16) if vendor_s else protocol.USB_VENDOR
         product = int(product_s, 16) if product_s else None
     except ValueError:
         raise ValueError(f"evolis+usb:// needs VENDOR[:PRODUCT] in hex, not {ids!r}") from None
@@ -114,6 +113,7 @@ class EvolisDriver(PrinterDriver):
 
     def __init__(self, transport: Transport, options: EvolisOptions | None = None):
         self.transport = transport
+        self.replies = protocol.ReplyReader(transport)
         self.options = options or EvolisOptions()
         self._identity: Identity | None = None
         self._open = False
@@ -128,7 +128,7 @@ class EvolisDriver(PrinterDriver):
     def open(self) -> None:
         try:
             self.transport.open()
-            self.transport.discard_input()
+            self.replies.discard()
         except TransportError as exc:
             self.transport.close()
             raise PrinterError(FaultCode.OFFLINE, exc.reason) from None
@@ -165,7 +165,7 @@ class EvolisDriver(PrinterDriver):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise ReplyTimeout("replies are out of step")
-                seen.append(self.transport.read_reply(left).decode("ascii", "replace").strip())
+                seen.append(self.replies.read(left).decode("ascii", "replace").strip())
         except TransportError as exc:
             self._open = False
             self._identity = None
@@ -185,7 +185,7 @@ class EvolisDriver(PrinterDriver):
         """Send one command and return its reply as text; PrinterError on any failure."""
         try:
             self.transport.write(protocol.command(name, *params))
-            raw = self.transport.read_reply(timeout or self.options.timeout)
+            raw = self.replies.read(timeout or self.options.timeout)
         except ReplyTimeout as exc:
             # A late reply would answer the next command: start a fresh connection instead.
             self._open = False
@@ -201,7 +201,7 @@ class EvolisDriver(PrinterDriver):
         except UnicodeDecodeError:
             text = ""
         if not text or not text.isprintable():
-            self.transport.discard_input()
+            self.replies.discard()
             raise PrinterError(FaultCode.PROTOCOL,
                                f"unreadable reply to {name} ({len(raw)} bytes)",
                                card_drawn=card_drawn)
@@ -239,7 +239,7 @@ class EvolisDriver(PrinterDriver):
         remaining = int(ribbon_left) if ribbon_left.isdigit() else 0
         if remaining == 0:
             faults.append(FaultCode.RIBBON_OUT)
-        if self._ask("Rlr", "h") == "CARD":
+        if self._ask("Rlr", "h") == protocol.CARD:
             faults.append(FaultCode.HOPPER_FULL)
         if self._ask("Rlr", "p") != protocol.OK:
             faults.append(FaultCode.JAM)  # a card is held inside while nothing prints
@@ -324,7 +324,7 @@ class EvolisDriver(PrinterDriver):
     def _download(self, panel: str, levels: int, data: bytes) -> None:
         try:
             self.transport.write(protocol.download(panel, levels, data), timeout=60)
-            raw = self.transport.read_reply(self.options.timeout)
+            raw = self.replies.read(self.options.timeout)
         except TransportError as exc:
             self._open = False
             raise PrinterError(FaultCode.OFFLINE, exc.reason, card_drawn=True) from None

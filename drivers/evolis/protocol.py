@@ -1,22 +1,48 @@
-"""The Evolis escape-command language: framing, replies, and panel bitmaps.
+"""The Evolis escape-command language: framing, replies, USB ids and panel bitmaps.
 
 Commands are `ESC name;p1;...;pn CR`; panel downloads are `ESC Db;<panel>;<levels>;` then
-the raw bitmap, then CR. Every source for each detail is cited in PROTOCOL.md beside this
-file; what is inferred rather than documented is marked there. Both the driver and the
-simulated device use this module, so they share one reading of the documents.
+the raw bitmap, then CR; replies are ASCII text ended by NUL. Every source for each detail
+is cited in PROTOCOL.md beside this file; what is inferred rather than documented is marked
+there. This module is the one place those facts are written: the driver speaks with it and
+the simulated device (`printstation.simulator.evolis_device`) answers with it, so they share
+one reading of the documents.
 """
 
 from __future__ import annotations
 
 import functools
+import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from ..base import FaultCode
+from ..errors import ReplyTimeout, TransportError
+
+if TYPE_CHECKING:
+    from ..transport import Transport
 
 ESC = b"\x1b"
 CR = b"\r"
+LF = b"\n"
+NUL = b"\x00"
+#: Between a command's name and its parameters, and between parameters.
+SEP = ";"
+#: Bytes a printer skips between commands: NUL padding and stray line ends.
+BETWEEN_COMMANDS = NUL + CR + LF
+
+#: USB vendor id of Evolis (usb.ids).
+USB_VENDOR = 0x0F49
+#: The simulated USB printer's product id: no Evolis product uses it, so the simulator can
+#: never be mistaken for hardware.
+SIM_USB_PRODUCT = 0xFFFF
+
+#: Ribbon types `Pr` takes (PROTOCOL.md, "Commands used").
+RIBBONS = ("ymcko", "ymckok", "ymckk", "ko", "k")
+#: Panels a download (`Db`) may name.
+PANELS = ("y", "m", "c", "k", "o")
+DOWNLOAD = "Db"
 
 #: Panel geometry on the wire: 1016 rows of 648 dots (81 bytes at 1 bit), card rotated 270°.
 ROWS, DOTS = 1016, 648
@@ -33,10 +59,16 @@ def panel_bytes(levels: int) -> int:
 
 
 def command(name: str, *params: object) -> bytes:
-    text = ";".join([name, *(str(p) for p in params)])
-    if "\r" in text or "\x1b" in text:
+    text = SEP.join([name, *(str(p) for p in params)])
+    if CR.decode() in text or ESC.decode() in text:
         raise ValueError("command text must not hold ESC or CR")
     return ESC + text.encode("ascii") + CR
+
+
+def parse_command(text: str) -> tuple[str, list[str]]:
+    """A command's name and parameters from its text between ESC and CR."""
+    name, *params = text.split(SEP)
+    return name, params
 
 
 def download(panel: str, levels: int, data: bytes) -> bytes:
@@ -44,14 +76,31 @@ def download(panel: str, levels: int, data: bytes) -> bytes:
     if len(data) != panel_bytes(levels):
         raise ValueError(f"panel {panel} at {levels} levels is {panel_bytes(levels)} bytes, "
                          f"not {len(data)}")
-    return ESC + f"Db;{panel};{levels};".encode("ascii") + data + CR
+    return ESC + SEP.join([DOWNLOAD, panel, str(levels), ""]).encode("ascii") + data + CR
 
 
 # ------------------------------------------------------------------------------- replies
 
-OK = "OK"
+#: A printer ends every reply with NUL (PROTOCOL.md, "Framing").
+REPLY_END = NUL
+#: What `ReplyReader` takes as the end of a reply: NUL, and CR or LF from printers using them.
+REPLY_ENDS = (NUL, CR, LF)
+#: More bytes than this without an end is not a reply: the printer's answer is unreadable.
+MAX_REPLY = 4096
 
-#: Error replies and what they mean to the agent (PROTOCOL.md, "Replies").
+OK = "OK"
+#: `Rlr` answers: a card is there (in the printer, in the hopper), or none is.
+CARD = "CARD"
+NO_CARD = "NO CARD"
+#: Replies to a command the printer cannot take: unknown, or with wrong parameters.
+ERROR_CDE = "ERROR CDE"
+ERROR_PARAMETRES = "ERROR PARAMETRES"
+#: Spelled as the printer spells it.
+ERROR_UNKNOWN = "ERROR UNKNOW"
+#: Any reply starting with this is an error (SDK `EVOLIS_REPLY_IS_ERR`).
+ERROR_PREFIX = "ERR"
+
+#: Error replies and what they mean to the agent (PROTOCOL.md, "Error replies").
 ERROR_REPLIES: dict[str, FaultCode] = {
     "COVER OPEN": FaultCode.COVER_OPEN,
     "FEEDER EMPTY": FaultCode.FEEDER_EMPTY,
@@ -63,26 +112,86 @@ ERROR_REPLIES: dict[str, FaultCode] = {
     "HOPPER DOOR": FaultCode.COVER_OPEN,
     "ERROR HEAD": FaultCode.HEAD_ERROR,
     "ERROR TIME OUT": FaultCode.JAM,
-    "ERROR CDE": FaultCode.PROTOCOL,
-    "ERROR PARAMETRES": FaultCode.PROTOCOL,
-    "ERROR UNKNOW": FaultCode.OTHER,
+    ERROR_CDE: FaultCode.PROTOCOL,
+    ERROR_PARAMETRES: FaultCode.PROTOCOL,
+    ERROR_UNKNOWN: FaultCode.OTHER,
     "ERROR": FaultCode.OTHER,
 }
+
+#: The other direction, for a printer that refuses a command because of a fault: the first
+#: spelling above of each fault. `protocol_error` is left out: its replies name a bad
+#: command, never a state of the printer.
+FAULT_REPLIES: dict[FaultCode, str] = {
+    fault: reply for reply, fault in reversed(ERROR_REPLIES.items())
+    if fault is not FaultCode.PROTOCOL
+}
+
+
+class ReplyReader:
+    """Cuts what a printer sends into replies, over any transport.
+
+    The transport only moves bytes; where a reply ends is the language's, so it is here (as
+    brother_ql's reader sits apart from its backends). Empty replies do not exist in the
+    language (every command answers at least `OK`), so terminator bytes between replies (a
+    CR after a NUL, say) are skipped.
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self._buffer = b""
+
+    def read(self, timeout: float) -> bytes:
+        """One reply without its terminator; ReplyTimeout if it does not end in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._buffer = self._buffer.lstrip(b"".join(REPLY_ENDS))
+            ends = [i for i in (self._buffer.find(e) for e in REPLY_ENDS) if i >= 0]
+            if ends:
+                idx = min(ends)
+                reply, self._buffer = self._buffer[:idx], self._buffer[idx + 1:]
+                return reply
+            where = self.transport.description
+            if len(self._buffer) > MAX_REPLY:
+                junk = len(self._buffer)
+                self._buffer = b""
+                raise TransportError(f"{where}: {junk} bytes without an end of reply; the "
+                                     "printer's answer is unreadable")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                partial = f" (got {len(self._buffer)} bytes of it)" if self._buffer else ""
+                self._buffer = b""
+                raise ReplyTimeout(f"{where}: no complete reply within {timeout:g} s{partial}")
+            self._buffer += self.transport.read(min(left, 0.2))
+
+    def discard(self) -> None:
+        """Drop stale bytes, kept here or waiting (a reply to a command that timed out)."""
+        self._buffer = b""
+        self.transport.discard_input()
 
 
 def reply_fault(reply: str) -> FaultCode | None:
     """The fault an error reply reports, None for a normal answer."""
     if reply in ERROR_REPLIES:
         return ERROR_REPLIES[reply]
-    if reply.startswith("ERR"):
+    if reply.startswith(ERROR_PREFIX):
         return FaultCode.OTHER
     return None
+
+
+def fault_reply(fault: FaultCode) -> str:
+    """The error reply a printer gives when `fault` stops a command."""
+    return FAULT_REPLIES.get(fault, ERROR_UNKNOWN)
 
 
 def parse_volts(reply: str) -> float:
     """`Rse` answers such as `5,00 Volts` (comma decimal separator)."""
     number = reply.removesuffix("Volts").strip().replace(",", ".")
     return float(number)
+
+
+def volts(value: float) -> str:
+    """A sensor reading as `Rse` answers it: `5,00 Volts`."""
+    return f"{value:.2f} Volts".replace(".", ",")
 
 
 # ------------------------------------------------------------------------------- bitmaps

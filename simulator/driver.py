@@ -1,5 +1,9 @@
 """`sim://`: the simulated printer in the same process, for demos and tests.
 
+A plug-in like any other: the simulator registers it through the `printstation.drivers`
+entry point (`sim = "printstation.simulator.driver:SimDriver"`), and the drivers know
+nothing of it.
+
 Query parameters describe the device as data (as pyvisa-sim does), for example
 `sim://?print_time=0.5&cards=100&stock=ektp&ribbon=50&film=200&jam_at=3,7&clear_after=2`.
 Parameters: model, serial, firmware, print_time (seconds per card), stock, cards, ribbon_type,
@@ -16,9 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from printstation.simulator.printer import SimParams, SimulatedPrinter
+from printstation.drivers.base import CardJob, CardResult, Identity, PrinterDriver, PrinterStatus
 
-from .base import CardJob, CardResult, FaultCode, Identity, PrinterDriver, PrinterStatus
+from .printer import SimParams, SimulatedPrinter, setting_value
 
 
 def parse_sim_url(url: str) -> tuple[SimParams, Path | None]:
@@ -34,30 +38,10 @@ def parse_sim_url(url: str) -> tuple[SimParams, Path | None]:
             known = ", ".join(sorted([*fields, "out"]))
             raise ValueError(f"sim:// parameter {key!r} is unknown; known: {known}")
         try:
-            values[key] = _convert(key, raw)
+            values[key] = setting_value(key, raw)
         except ValueError as exc:
             raise ValueError(f"sim:// parameter {key}={raw!r}: {exc}") from None
     return SimParams(**values), out
-
-
-def _convert(key: str, raw: str) -> Any:
-    if key in ("print_time", "clear_after"):
-        value = float(raw)
-        if value < 0:
-            raise ValueError("must not be negative")
-        return value
-    if key in ("cards", "ribbon", "film", "counter"):
-        value = int(raw)
-        if value < 0:
-            raise ValueError("must not be negative")
-        return value
-    if key == "jam_at":
-        return [int(x) for x in raw.split(",") if x]
-    if key == "faults":
-        return [FaultCode(x) for x in raw.split(",") if x]
-    if key == "render":
-        return raw not in ("0", "false", "no")
-    return raw
 
 
 class SimDriver(PrinterDriver):
