@@ -38,13 +38,16 @@ from pydantic_settings import (
 )
 
 from printstation.agent.contract import NAME_PATTERN, NAME_RE
+from printstation.drivers.errors import PrintstationError
 
 #: Ribbon types the agent knows how to count (their use per card: consumables.RIBBON_USE).
 RIBBON_TYPES = ("YMCKO", "YMCKK", "YMCKOK", "KO", "K")
 
 
-class ConfigError(Exception):
+class ConfigError(PrintstationError):
     """A configuration that cannot be used; the message names the key and the problem."""
+
+    code = "config"
 
 
 def default_station_id() -> str:

@@ -18,16 +18,22 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from printstation.drivers.errors import PrintstationError
+
 SIGNATURE_HEADER = "x-signature"
 KEY_ID_HEADER = "x-key-id"
 
 
-class SignatureError(Exception):
+class SignatureError(PrintstationError):
     """The body is unsigned, signed by an unknown key, or its signature does not verify."""
 
+    code = "bad_signature"
 
-class KeyFileError(Exception):
+
+class KeyFileError(PrintstationError):
     """A key file that cannot be read or is not an Ed25519 key."""
+
+    code = "key_file"
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:

@@ -205,3 +205,25 @@ def test_the_project_carries_the_contract_it_implements():
     shared = root.parent / "shared" / "CONTRACT.md"
     if shared.exists():  # beside the programme's shared folder: the copy is identical
         assert shared.read_text() == text, "docs/CONTRACT.md differs from ../shared/CONTRACT.md"
+
+
+def test_every_error_printstation_raises_is_under_one_root_with_a_code():
+    """pyvisa's way: one root, and each error carries a code that says what it is."""
+    import importlib
+    import pkgutil
+
+    import printstation.agent
+    import printstation.drivers
+    from printstation.drivers.errors import PrintstationError
+
+    for package in (printstation.agent, printstation.drivers):
+        for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            if info.name.endswith("__main__"):
+                continue  # running it runs the command
+            module = importlib.import_module(info.name)
+            for value in vars(module).values():
+                if isinstance(value, type) and issubclass(value, Exception) and \
+                        value.__module__ == module.__name__:
+                    assert issubclass(value, PrintstationError), value
+                    assert value.code and value.code != "printstation_error" or \
+                        value is PrintstationError, value

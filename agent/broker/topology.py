@@ -20,6 +20,7 @@ import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from printstation.agent.config import Settings
+from printstation.drivers.errors import PrintstationError
 
 log = structlog.get_logger("printstation.topology")
 
@@ -27,8 +28,10 @@ ACCESS_REFUSED = 403
 PRECONDITION_FAILED = 406
 
 
-class TopologyMismatch(Exception):
+class TopologyMismatch(PrintstationError):
     """A broker object exists with other arguments than the contract's."""
+
+    code = "topology_mismatch"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from printstation.agent.station.journal import Journal
 from printstation.agent.station.journal.stock import KINDS, UNITS, CardUse, Counted
 from printstation.drivers.base import ConsumableLevel, PrinterStatus
+from printstation.drivers.errors import PrintstationError
 
 #: How each ribbon type is used: one panel set per printed side, or one per card (YMCKK and
 #: YMCKOK print the back in resin black from the same set as the colour front).
@@ -23,8 +24,10 @@ UNIT_WORDS = {"prints": ("print", "prints"), "panels": ("film panel", "film pane
               "cards": ("blank", "blanks")}
 
 
-class LoadError(ValueError):
+class LoadError(PrintstationError, ValueError):
     """An operator's load was refused; the message says why and what would be accepted."""
+
+    code = "load_refused"
 
 
 @dataclass(frozen=True)

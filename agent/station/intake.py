@@ -30,6 +30,7 @@ from printstation.agent import contract
 from printstation.agent.signing import SignatureError, Verifier
 from printstation.agent.station import failpoints
 from printstation.agent.station.journal import Journal, Taken
+from printstation.drivers.errors import PrintstationError
 
 log = structlog.get_logger("printstation.intake")
 
@@ -97,11 +98,16 @@ class Policy:
     job_retention_days: float = 400.0
 
 
-class BadMessage(Exception):
+class BadMessage(PrintstationError):
+    """A message that may not act here; `code` is the contract's reason (`bad_signature`,
+    `wrong_destination`, ...), which the `rejected` status carries."""
+
+    code = "invalid_job"
+
     def __init__(self, code: str, detail: str, job_id: str | None = None,
                  reference: str | None = None):
-        super().__init__(detail)
-        self.code, self.detail, self.job_id, self.reference = code, detail, job_id, reference
+        super().__init__(detail, code=code)
+        self.detail, self.job_id, self.reference = detail, job_id, reference
 
 
 class StationFault:

@@ -549,19 +549,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from printstation.agent.config import ConfigError
-    from printstation.agent.signing import KeyFileError
-    from printstation.agent.station.journal import JournalError
-    from printstation.agent.surfaces.control_socket import ControlError
-    from printstation.drivers.registry import DriverNotFound
+    """Run one command; any error printstation raises on purpose is one line, exit 2."""
+    from printstation.drivers.errors import PrintstationError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, KeyFileError, JournalError, DriverNotFound, ControlError) as exc:
-        print(f"printstation: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
+    except (PrintstationError, ValueError) as exc:
         print(f"printstation: {exc}", file=sys.stderr)
         return 2
 

@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 
 from printstation.agent.surfaces.httpbase import ConnectionGate
+from printstation.drivers.errors import PrintstationError
 
 log = structlog.get_logger("printstation.control")
 
@@ -38,8 +39,10 @@ MAX_REQUEST = 64 * 1024
 BUSY = b'{"ok": false, "error": "the agent is busy answering other requests: try again"}\n'
 
 
-class ControlError(Exception):
+class ControlError(PrintstationError):
     """An operator's command that cannot be carried out; the message says why."""
+
+    code = "control"
 
 
 Handler = Callable[[dict[str, Any], str], dict[str, Any]]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from printstation.drivers.errors import PrintstationError
 
-class JournalError(Exception):
+
+class JournalError(PrintstationError):
     """The journal file cannot be used; the message says how to recover."""
+
+    code = "journal"
 
 
 class JournalLocked(JournalError):
     """Another agent holds this state folder (contract 7.8: one agent per journal)."""
+
+    code = "journal_locked"
