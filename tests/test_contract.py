@@ -225,5 +225,5 @@ def test_every_error_printstation_raises_is_under_one_root_with_a_code():
                 if isinstance(value, type) and issubclass(value, Exception) and \
                         value.__module__ == module.__name__:
                     assert issubclass(value, PrintstationError), value
-                    assert value.code and value.code != "printstation_error" or \
+                    assert (value.code and value.code != "printstation_error") or \
                         value is PrintstationError, value
