@@ -116,7 +116,7 @@ def rss(counts: list[int]) -> None:
                        f"&film={2 * max(counts) + 10}")
     finals = Finals()
     agent.start(embedded_sink=finals)
-    source = EmbeddedSource(agent.intake)
+    source = EmbeddedSource(agent.station.intake)
     baseline = rss_mb()
     figures = []
     jobs = iter_signed_jobs(max(counts), "RSS", to=agent.settings.station_id)

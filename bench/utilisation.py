@@ -31,7 +31,7 @@ def utilisation(log: list[tuple[float, float]]) -> float:
 def agent_run(jobs: int, print_time: float) -> float:
     agent = make_agent(f"print_time={print_time}&cards={jobs + 10}&ribbon={2 * jobs + 10}"
                        f"&film={2 * jobs + 10}")
-    source = EmbeddedSource(agent.intake)
+    source = EmbeddedSource(agent.station.intake)
     for job_id, body, headers in signed_jobs(jobs, "UTIL", to=agent.settings.station_id):
         source.submit(body, headers, message_id=job_id)
     finals = Finals()

@@ -96,21 +96,6 @@ class FaultCode(StrEnum):
     OTHER = "other"
 
 
-#: What an operator should do for each fault, shown on every surface.
-FAULT_ADVICE: dict[FaultCode, str] = {
-    FaultCode.JAM: "Card jam: open the printer, remove the card, close it",
-    FaultCode.RIBBON_OUT: "Ribbon out: load a new ribbon",
-    FaultCode.FILM_OUT: "Retransfer film out: load a new film roll",
-    FaultCode.COVER_OPEN: "Cover open: close the printer cover",
-    FaultCode.FEEDER_EMPTY: "Feeder empty: load blank cards",
-    FaultCode.HOPPER_FULL: "Output hopper full: take the printed cards out",
-    FaultCode.OFFLINE: "Printer offline: check its power and cable",
-    FaultCode.HEAD_ERROR: "Print head error: call a technician",
-    FaultCode.PROTOCOL: "Printer replies are unreadable: check the cable, restart the printer",
-    FaultCode.OTHER: "Printer error: see the printer's display",
-}
-
-
 @dataclass(frozen=True)
 class Identity:
     driver: str

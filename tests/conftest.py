@@ -156,7 +156,7 @@ def make_station(tmp_path: Path, broker_url: str,
         if start:
             agent.start()
             started.append(agent)
-            wait_for(lambda: all(agent.broker_up.values()) or agent.fatal, 20,
+            wait_for(lambda: all(agent.station.broker.up.values()) or agent.fatal, 20,
                      "the agent to connect to the broker")
         return Station(agent, cards)
 

@@ -109,9 +109,9 @@ def test_a_fault_the_printer_shows_only_by_refusing_a_card_is_held_shown_and_cle
     assert sim.control(cmd="status")["counter"] == 0
 
     sim.control(cmd="clear")
-    station.agent.resume("operator", "head replaced")  # an operator's action tries at once
+    station.agent.station.resume("operator", "head replaced")  # an operator's action tries at once
     final = events.wait_final([body["job_id"]], timeout=30)[body["job_id"]]
     assert final["status"] == "printed" and final["attempt"] == 1
     assert [e["status"] for e in events.statuses(body["job_id"])].count("printing") == 1
-    wait_for(lambda: station.agent.station_state().state == "ready", 20, "ready again")
+    wait_for(lambda: station.agent.station.state().state == "ready", 20, "ready again")
     assert station.agent.printer.refusal is None

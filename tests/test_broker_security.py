@@ -84,7 +84,7 @@ def test_a_station_runs_with_only_the_permissions_of_its_own_user(
             # c is claimed while another card prints; handed back, it goes to the central
             # system through printstation.handback, which this user may write.
             wait_for(lambda: station.agent.journal.jobs.known(c) == "queued", 30, "c claimed")
-            assert station.agent.hand_back(c, "operator", "test") == [c]
+            assert station.agent.station.hand_back(c, "operator", "test") == [c]
             wait_for(lambda: [e for e in events.statuses(c) if e["status"] == "released"], 30,
                      "c released")
             assert wait_for(central.relay, 30, "c at the central system") == [c]

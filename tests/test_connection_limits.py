@@ -83,7 +83,7 @@ def test_idle_connections_hold_no_threads_and_requests_still_answer(make_station
         assert call(station.agent.settings.socket_path(), {"cmd": "status"}, timeout=5)["ok"]
         assert time.monotonic() - started < 15  # far from the idle timeout of 60 s
         assert threading.active_count() <= before + 2, threading.enumerate()
-        assert not station.agent.paused()  # the half-sent pause was never carried out
+        assert not station.agent.station.paused()  # the half-sent pause was never carried out
     finally:
         for conn in held:
             conn.close()

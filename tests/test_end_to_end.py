@@ -154,7 +154,7 @@ def test_stock_mismatch_fails_without_drawing_a_blank(events, make_station, subm
 def test_control_cancel_before_printing(events, make_station, submitter, station_id):
     station = make_station(station_id)
     submitter.control(station_id, "pause", reason="test")
-    wait_for(station.agent.paused, what="the agent to pause")
+    wait_for(station.agent.station.paused, what="the agent to pause")
     job = sample_job(f"CAN-{station_id}", two_sided=False).body
     submitter.submit_job(job, station=station_id)
     wait_for(lambda: [e for e in events.statuses(job["job_id"]) if e["status"] == "accepted"],
@@ -164,7 +164,7 @@ def test_control_cancel_before_printing(events, make_station, submitter, station
     assert final["status"] == "cancelled"
     assert final["reason"]["code"] == "cancelled_by_central"
     submitter.control(station_id, "resume")
-    wait_for(lambda: not station.agent.paused(), what="the agent to resume")
+    wait_for(lambda: not station.agent.station.paused(), what="the agent to resume")
     wait_for(station.agent.printer.idle.is_set, what="the printer to be idle")
     assert station.ledger() == []
 

@@ -22,7 +22,7 @@ def test_fleet_lists_stations_sorted_by_what_runs_out_first(make_station, broker
     short = make_station(f"fl{tag}-short", sim="print_time=0.05&render=0&ribbon=40")
     make_station(f"other{tag}")  # not matched by the pattern
     for station in (plenty, short):
-        station.agent.telemetry_now()
+        station.agent.telemetry.now()
     out, err = fleet.communicate(timeout=60)
     assert fleet.returncode == 0, err
     rows = json.loads(out)

@@ -130,7 +130,7 @@ def test_operators_act_through_the_control_socket(tmp_path, make_station, submit
     station = make_station(station_id)
     state = station.agent.settings.state_dir
     assert cli("pause", "--why", "loading cards", "--state-dir", str(state)).returncode == 0
-    wait_for(station.agent.paused, what="paused")
+    wait_for(station.agent.station.paused, what="paused")
     job = sample_job(f"OP-{station_id}", two_sided=False).body
     submitter.submit_job(job, station=station_id)
     wait_for(lambda: station.agent.journal.jobs.known(job["job_id"]) == "queued", what="queued")

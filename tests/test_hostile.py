@@ -133,8 +133,8 @@ def test_poison_messages_never_stop_the_consumer(make_station, submitter, events
     job = sample_job(f"AFTER-POISON-{station_id}", two_sided=False).body
     submitter.submit_job(job, station=station_id)
     assert events.wait_final([job["job_id"]], timeout=15)[job["job_id"]]["status"] == "printed"
-    assert all(station.agent.broker_up.values()) and station.agent.fatal is None
-    assert not station.agent.paused()
+    assert all(station.agent.station.broker.up.values()) and station.agent.fatal is None
+    assert not station.agent.station.paused()
     assert _ready(broker_url, f"printstation.station.{station_id}") == 0
     assert _ready(broker_url, f"printstation.control.{station_id}") == 0
 
@@ -170,7 +170,7 @@ def test_a_cancel_that_comes_before_its_job_is_remembered(
     wait_for(lambda: station.agent.journal.control.command_seen(json.loads(late[0])["command_id"]),
              20, "the late cancel to be handled")
     assert [e["status"] for e in events.statuses(done["job_id"])].count("printed") == 1
-    station.agent.pause("operator", "hold the next job")
+    station.agent.station.pause("operator", "hold the next job")
     held = sample_job(f"HELD-{station_id}", two_sided=False).body
     submitter.submit_job(held, station=station_id)
     wait_for(lambda: station.agent.journal.jobs.known(held["job_id"]) == "queued", 20, "queued")
@@ -189,9 +189,9 @@ def test_a_command_acts_once_only_here_and_only_while_fresh(
         broker_url, "printstation.control", f"station.{station_id}", raw, headers)
     pause = _control(signing_key, station_id, "pause", reason="lunch")
     send(*pause)
-    wait_for(station.agent.paused, 20, "paused")
+    wait_for(station.agent.station.paused, 20, "paused")
     send(*_control(signing_key, station_id, "resume"))
-    wait_for(lambda: not station.agent.paused(), 20, "resumed")
+    wait_for(lambda: not station.agent.station.paused(), 20, "resumed")
     old = datetime.datetime.now().astimezone() - datetime.timedelta(minutes=11)
     for raw, headers in (
             pause,  # the same command again: a replay
@@ -202,7 +202,7 @@ def test_a_command_acts_once_only_here_and_only_while_fresh(
     send(*marker)
     command_id = json.loads(marker[0])["command_id"]
     wait_for(lambda: station.agent.journal.control.command_seen(command_id), 20, "the last command")
-    assert not station.agent.paused()
+    assert not station.agent.station.paused()
     dead = _dead_control(broker_url, station_id)
     assert len(dead) == 2  # the stale one and the other station's; the replay is acked
 
@@ -334,7 +334,7 @@ def test_a_station_takes_nothing_from_a_pool_of_another_stock(
     pool = f"mix-{uuid.uuid4().hex[:8]}"
     kia = make_station(f"ki-{pool}", pools=[pool], pool_stocks={pool: "ektp"},
                        card_stock="kia", sim="print_time=0.05&render=0&stock=kia")
-    assert not kia.agent.can_take_pool_job(pool)
+    assert not kia.agent.station.can_take_pool_job(pool)
     job = sample_job(f"EKTP-POOL-{pool}", two_sided=False).body
     with EventTap(broker_url, binding="status.#") as tap:
         events = Events(tap)

@@ -234,6 +234,11 @@ def test_unsent_telemetry_is_replaced_not_piled_up(tmp_path):
     assert journal.outbox.emit_now(telemetry_model) == 2  # a published one is never rewritten
     alert = contract.AlertFields(severity="info", condition="c", message="m")
     assert journal.outbox.emit_now(alert) == 3 and journal.outbox.emit_now(telemetry_model) == 4
+    # Once a publisher was handed it (published, its confirm lost, it goes out again), an
+    # event is never rewritten: the same seq must never carry two contents.
+    journal.store.sync()
+    assert journal.outbox.unpublished()[-1][0] == 4
+    assert journal.outbox.emit_now(telemetry_model) == 5
     assert json.loads(journal.outbox.unpublished()[0][2])["seq"] == 2
 
 

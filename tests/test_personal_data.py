@@ -77,7 +77,7 @@ def test_a_printed_jobs_images_are_erased_while_the_station_is_paused(make_stati
     for body in jobs:
         submitter.submit_job(body, station=station_id)
     events.wait_status([jobs[0]["job_id"]], {"printed"})
-    station.agent.pause("test", "hold the station after a card")
+    station.agent.station.pause("test", "hold the station after a card")
     journal = station.agent.journal
 
     def printed_and_erased() -> bool:
@@ -88,4 +88,4 @@ def test_a_printed_jobs_images_are_erased_while_the_station_is_paused(make_stati
         return bool(printed) and all(r.body is None for r in printed)
 
     wait_for(printed_and_erased, 5, "the printed jobs' images to be erased while paused")
-    assert station.agent.paused()
+    assert station.agent.station.paused()

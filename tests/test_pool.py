@@ -37,7 +37,7 @@ def test_each_pool_job_is_printed_by_exactly_one_station(make_station, submitter
 def test_a_paused_station_leaves_pool_jobs_to_the_others(make_station, submitter, broker_url,
                                                          pool):
     a = make_station(f"pa-{pool}", pools=[pool])
-    a.agent.pause("test", "paused station")
+    a.agent.station.pause("test", "paused station")
     b = make_station(f"pb-{pool}", pools=[pool])
     job_ids = [f"PAUSE-{pool}-{i}" for i in range(4)]
     with EventTap(broker_url, binding="status.#") as tap:
@@ -51,7 +51,7 @@ def test_a_paused_station_leaves_pool_jobs_to_the_others(make_station, submitter
 def test_a_redelivered_pool_job_is_released_and_dead_lettered_not_printed(
         make_station, submitter, broker_url, pool):
     a = make_station(f"pa-{pool}", pools=[pool])
-    a.agent.pause("test", "hold pool jobs")
+    a.agent.station.pause("test", "hold pool jobs")
     job = sample_job(f"REDELIVER-{pool}", two_sided=False).body
     with EventTap(broker_url, binding="status.#") as tap:
         events = Events(tap)
@@ -63,7 +63,7 @@ def test_a_redelivered_pool_job_is_released_and_dead_lettered_not_printed(
                           what="the pool job")
         ch.basic_nack(method.delivery_tag, requeue=True)
         conn.close()
-        a.agent.resume("test", "go")
+        a.agent.station.resume("test", "go")
         final = wait_for(lambda: [e for e in events.statuses(job["job_id"])
                                   if e["status"] == "released"], what="released")[0]
     assert final["reason"]["code"] == "redelivered"

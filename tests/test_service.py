@@ -145,7 +145,7 @@ def test_telemetry_goes_out_every_interval_however_often_small_changes_wake_it(t
 
     def flicker() -> None:
         while not stop.wait(0.1):
-            agent.request_telemetry()
+            agent.telemetry.request()
 
     poker = threading.Thread(target=flicker, daemon=True)
     try:

@@ -75,7 +75,7 @@ def test_a_two_sided_job_is_not_started_with_stock_for_one_side(
     why = wait_for(lambda: [t["blocked_reason"] for t in telemetry(events)
                             if t["state"] == "blocked"], what="blocked telemetry")[-1]
     assert why.startswith("ribbon short: 1 print left, the next 2-sided card needs 2"), why
-    assert len(station.ledger()) == 1 and not station.agent.station_state().taking_jobs
+    assert len(station.ledger()) == 1 and not station.agent.station.state().taking_jobs
     stock = cli(station.agent.settings.state_dir, "stock")
     assert "ribbon" in stock.stdout and "can print 0 more cards; the ribbon runs out first" in \
         stock.stdout, stock.stdout + stock.stderr
@@ -93,7 +93,7 @@ def test_running_out_mid_card_holds_the_job_never_fails_it(
     station.printer.ribbon_left = 0  # the roll ends under the print head
     wait_for(lambda: any(e["schema"] == "printstation.card/1" and e["outcome"] == "spoiled"
                          for e in events.pump()), what="the spoiled blank")
-    wait_for(lambda: station.agent.station_state().state == "blocked", what="blocked")
+    wait_for(lambda: station.agent.station.state().state == "blocked", what="blocked")
     assert events.final(job_id) is None  # held, not failed, although max_attempts is 1
     station.printer.load(ribbon=100)
     final = events.wait_final([job_id])[job_id]
@@ -197,15 +197,15 @@ def test_a_threshold_crossed_many_times_raises_and_clears_its_alert_once(
         wait_for(lambda: station.agent.journal.cards.counted_stock()["ribbon"].remaining <= 3,
                  what="the ribbon at 3")
         station.printer.load(ribbon=4)  # a few prints more: the level hovers at the threshold
-        wait_for(lambda: station.agent.consumables.levels(
+        wait_for(lambda: station.agent.station.consumables.levels(
             station.agent.printer.snapshot.status)[0].remaining == 4, what="the reload seen")
-        station.agent.telemetry_now()
+        station.agent.telemetry.now()
     station.printer.load(ribbon=200)
     wait_for(lambda: alerts(events, "ribbon_low") == [("warning", False), ("warning", True)],
              what="ribbon_low raised once and cleared once")
     ids = submit(submitter, station_id, "AFTER", 1, two_sided=False)
     events.wait_final(ids)
-    station.agent.telemetry_now()
+    station.agent.telemetry.now()
     wait_for(lambda: telemetry(events)[-1]["counters"]["printed_total"] == 6, what="telemetry")
     assert alerts(events, "ribbon_low") == [("warning", False), ("warning", True)]
 

@@ -89,13 +89,13 @@ def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_stat
 
     browser.find_element(By.ID, "operator").send_keys("siti")
     browser.find_element(By.ID, "pause").click()
-    wait_for(station.agent.paused, 20, "the agent to be paused")
+    wait_for(station.agent.station.paused, 20, "the agent to be paused")
     wait_for(lambda: banner().startswith("Paused"), 20, "the page to say Paused")
     actions = station.agent.journal.store.db.execute(
         "SELECT who, action FROM actions ORDER BY id DESC LIMIT 1").fetchone()
     assert tuple(actions) == ("web:siti", "pause")
     browser.find_element(By.ID, "resume").click()
-    wait_for(lambda: not station.agent.paused(), 20, "the agent to resume")
+    wait_for(lambda: not station.agent.station.paused(), 20, "the agent to resume")
 
 
 def _get(url: str, path: str, headers: dict | None = None) -> http.client.HTTPResponse:
@@ -154,19 +154,19 @@ def test_actions_need_the_token_the_page_header_and_a_loopback_host(make_station
     logged_in = {**page, "Cookie": f"printstation_token={token(station)}"}
     forged = _post(url, {"cmd": "pause"}, {"Content-Type": "text/plain",  # a cross-site form
                                            "Cookie": logged_in["Cookie"]})
-    assert forged[0] == 403 and not station.agent.paused()
+    assert forged[0] == 403 and not station.agent.station.paused()
     rebound = _post(url, {"cmd": "pause"}, {**logged_in, "Host": "evil.example:80"})
-    assert rebound[0] == 403 and not station.agent.paused()
+    assert rebound[0] == 403 and not station.agent.station.paused()
     for anyone in (page, {**page, "X-Printstation-Token": "guess"},  # another user of the PC
                    {**page, "Cookie": "printstation_token="}):
         refused = _post(url, {"cmd": "pause", "why": "mischief"}, anyone)
         assert refused[0] == 403 and "printstation web" in refused[1]["error"]
-        assert not station.agent.paused()
+        assert not station.agent.station.paused()
     bad = _post(url, {"cmd": "load", "kind": "ribbon", "type": "XYZ", "capacity": 5}, logged_in)
     assert bad[0] == 400 and "cannot use a XYZ ribbon" in bad[1]["error"]
     ok = _post(url, {"cmd": "pause", "why": "lunch"},
                {**page, "X-Printstation-Token": token(station)})
-    assert ok == (200, {"ok": True}) and station.agent.paused()
+    assert ok == (200, {"ok": True}) and station.agent.station.paused()
 
 
 def _metrics(url: str) -> dict[tuple[str, tuple], float]:

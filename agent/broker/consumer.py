@@ -26,6 +26,7 @@ from printstation.agent.broker import topology
 from printstation.agent.broker.reconnect import run_with_reconnect
 from printstation.agent.config import ConfigError, Settings
 from printstation.agent.station import failpoints
+from printstation.agent.station.components import CONSUMER
 from printstation.agent.station.intake import STORE_RETRY_SECONDS, Decision, Delivery, Intake
 from printstation.agent.station.journal import Journal
 
@@ -41,6 +42,9 @@ def _headers(props: pika.BasicProperties) -> dict[str, Any]:
 
 
 class AmqpSource:
+    name = "consumer"
+    stop_order = CONSUMER  # first of all: no new jobs
+
     def __init__(self, settings: Settings, journal: Journal, intake: Intake, *,
                  can_take_pool_job: Callable[[str], bool],
                  on_connected: Callable[[bool], None],

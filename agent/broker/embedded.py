@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import structlog
 
+from printstation.agent.station.components import PUBLISHER
 from printstation.agent.station.intake import Decision, Delivery, Intake
 from printstation.agent.station.journal import Journal
 
@@ -30,6 +31,9 @@ class EmbeddedSource:
 
 
 class EmbeddedSink:
+    name = "embedded sink"
+    stop_order = PUBLISHER
+
     def __init__(self, journal: Journal, deliver: Callable[[dict], None]):
         self.journal = journal
         self.deliver = deliver

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from printstation.agent.broker.reconnect import run_with_reconnect
 from printstation.agent.broker.topology import TlsFiles, connection_parameters
 from printstation.agent.config import ConfigError, Settings
+from printstation.agent.station.components import PUBLISHER
 from printstation.agent.station.journal import Journal
 
 #: Longest wait in pika's I/O loop when there is nothing to publish; a stored event or
@@ -44,6 +45,9 @@ class EventSink:
 
 
 class AmqpPublisher(EventSink):
+    name = "publisher"
+    stop_order = PUBLISHER  # last: what is stored goes out
+
     def __init__(self, settings: Settings, journal: Journal, *,
                  on_connected: Callable[[bool], None],
                  on_fatal: Callable[[BaseException], None]):

@@ -10,7 +10,8 @@ from printstation.agent.config import Threshold
 from printstation.agent.station.alerts import Condition, clears_above
 from printstation.agent.station.consumables import Level, amount, load_advice
 from printstation.agent.station.forecast import Forecast
-from printstation.drivers.base import FAULT_ADVICE, FaultCode, PrinterStatus
+from printstation.agent.station.state import FAULT_ADVICE
+from printstation.drivers.base import FaultCode, PrinterStatus
 
 NAMES = {"ribbon": "Ribbon", "film": "Film", "cards": "Blanks"}
 

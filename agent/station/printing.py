@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from printstation.agent import contract
 from printstation.agent.station import failpoints
+from printstation.agent.station.components import PRINTER
 from printstation.agent.station.consumables import Consumables
 from printstation.agent.station.journal import JobRow, Journal
 from printstation.agent.station.journal.stock import CardUse
@@ -110,6 +111,9 @@ def build_card(row: JobRow, native_size: tuple[int, int]) -> CardJob:
 
 
 class PrinterWorker:
+    name = "printer"
+    stop_order = PRINTER  # the card in the printer is finished first
+
     def __init__(self, journal: Journal, driver: PrinterDriver, *, consumables: Consumables,
                  max_attempts: int, paused: Callable[[], bool], on_change: Callable[[], None],
                  handback_after: float = 300.0):

@@ -29,20 +29,15 @@ from typing import Any
 
 import structlog
 
+from printstation.agent.station.actions import ControlError
+from printstation.agent.station.components import CONTROL_SOCKET
 from printstation.agent.surfaces.httpbase import ConnectionGate
-from printstation.drivers.errors import PrintstationError
 
 log = structlog.get_logger("printstation.control")
 
 SOCKET_NAME = "control.sock"
 MAX_REQUEST = 64 * 1024
 BUSY = b'{"ok": false, "error": "the agent is busy answering other requests: try again"}\n'
-
-
-class ControlError(PrintstationError):
-    """An operator's command that cannot be carried out; the message says why."""
-
-    code = "control"
 
 
 Handler = Callable[[dict[str, Any], str], dict[str, Any]]
@@ -60,6 +55,9 @@ def _peer(conn: socket.socket) -> str:
 
 class LocalControlServer:
     """The control socket; `gate` options (timeout, workers, waiting) override the defaults."""
+
+    name = "control socket"
+    stop_order = CONTROL_SOCKET
 
     def __init__(self, path: Path, handlers: dict[str, Handler], group: str | None = None,
                  **gate: Any):
@@ -92,6 +90,9 @@ class LocalControlServer:
                                    serve=self._serve, busy=BUSY, limit=MAX_REQUEST,
                                    **self._gate_options)
         self.gate.start()
+
+    def alive(self) -> bool:
+        return self.gate is not None and self.gate.alive()
 
     def stop(self) -> None:
         if self.gate is not None:

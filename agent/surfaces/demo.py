@@ -88,7 +88,7 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
             _demo_through_broker(agent, settings, key, job_ids, on_event, done, timeout)
         else:
             agent.start(embedded_sink=on_event)
-            source = EmbeddedSource(agent.intake)
+            source = EmbeddedSource(agent.station.intake)
             for job_id in job_ids:
                 body = json.dumps(sample_job(
                     job_id, destination=f"station.{station}").body).encode()
@@ -107,7 +107,7 @@ def _demo_through_broker(agent: Agent, settings: Settings, key: Ed25519PrivateKe
     url = settings.broker_connection_url()
     with EventTap(url, binding=f"*.{settings.station_id}.#") as tap:
         agent.start()
-        if not _wait(lambda: all(agent.broker_up.values()) or agent.fatal is not None, 30):
+        if not _wait(lambda: all(agent.station.broker.up.values()) or agent.fatal is not None, 30):
             raise SystemExit("demo: the agent could not reach the broker at "
                              f"{mask_url(settings.broker_url)}")
         if agent.fatal is not None:

@@ -34,6 +34,8 @@ from typing import Any, ClassVar
 
 import structlog
 
+from printstation.agent.station.components import SURFACES
+
 log = structlog.get_logger("printstation.http")
 
 #: Seconds a connection may take to send its whole request, and each later read or write.
@@ -109,6 +111,9 @@ class ConnectionGate:
     def start(self) -> None:
         self.listener.setblocking(False)
         self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         self._stopping = True
@@ -257,7 +262,8 @@ class Handler(BaseHTTPRequestHandler):
     """One request, read whole by the gate (so its reads never wait on the client)."""
 
     server_version = "printstation"
-    agent: Any = None
+    #: The station's read-only view (`printstation.agent.station.view.StationView`).
+    view: Any = None
 
     def setup(self) -> None:
         conn, data = self.request
@@ -296,13 +302,16 @@ class _Listener(HTTPServer):
 class LocalHTTPServer:
     """An HTTP server behind a `ConnectionGate`; `gate` options override the module's."""
 
+    stop_order = SURFACES
+
+
     kind: ClassVar[str] = "http"
     handler: ClassVar[type[Handler]] = Handler
 
-    def __init__(self, agent: Any, listen: str, **gate: Any):
+    def __init__(self, view: Any, listen: str, **gate: Any):
         host, _, port = listen.rpartition(":")
-        self.agent = agent
-        handler = type(f"{type(self).__name__}Handler", (self.handler,), {"agent": agent})
+        self.view = view
+        handler = type(f"{type(self).__name__}Handler", (self.handler,), {"view": view})
         self.httpd = _Listener((host.strip("[]"), int(port)), handler)
         self.gate = ConnectionGate(self.httpd.socket, name=self.kind,
                                    complete=http_request_complete, serve=self._serve,
@@ -319,6 +328,13 @@ class LocalHTTPServer:
     def start(self) -> None:
         self.gate.start()
         log.info("http_listening", what=self.kind, url=self.url)
+
+    def alive(self) -> bool:
+        return self.gate.alive()
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind} server"
 
     def stop(self) -> None:
         """Stop taking connections; a request being answered finishes on its own thread."""

@@ -25,27 +25,27 @@ STATES = ("ready", "printing", "paused", "blocked", "offline", "stopping")
 PRINTER_STATES = ("ready", "busy", "fault", "offline")
 
 
-class AgentCollector(Collector):
-    def __init__(self, agent: Any):
-        self.agent = agent
+class StationCollector(Collector):
+    def __init__(self, view: Any):
+        self.view = view
 
     def collect(self) -> Iterator[Any]:
-        a = self.agent
+        a = self.view
         t = a.telemetry()
         info = InfoMetricFamily("printstation", "The agent and its printer")
-        info.add_metric([], {"version": t["agent_version"], "station_id": a.settings.station_id,
+        info.add_metric([], {"version": t["agent_version"], "station_id": a.station_id,
                              "driver": t["printer"]["driver"] or "",
                              "model": t["printer"]["model"] or "",
                              "serial": t["printer"]["serial"] or ""})
         yield info
         cards = CounterMetricFamily("printstation_cards", "Blanks that left the feeder",
                                     labels=["outcome", "reason"])
-        for outcome, reason, n in a.journal.cards.outcomes():
+        for outcome, reason, n in a.card_outcomes():
             cards.add_metric([outcome, reason or ""], n)
         yield cards
         jobs = CounterMetricFamily("printstation_jobs", "Jobs by their current status",
                                    labels=["status"])
-        for status, n in a.journal.jobs.by_state().items():
+        for status, n in a.jobs_by_state().items():
             jobs.add_metric([status], n)
         yield jobs
         remaining = GaugeMetricFamily("printstation_consumable_remaining",
@@ -90,10 +90,10 @@ class AgentCollector(Collector):
                                 value=t["queued_jobs"])
         yield GaugeMetricFamily("printstation_outbox_backlog",
                                 "Events stored and not yet confirmed by the broker",
-                                value=a.journal.outbox.backlog())
+                                value=a.backlog())
         broker = GaugeMetricFamily("printstation_broker_connected",
                                    "1 while each broker connection is up", labels=["connection"])
-        for name, up in a.broker_up.items():
+        for name, up in a.broker_connections().items():
             broker.add_metric([name], 1.0 if up else 0.0)
         yield broker
         alerts = GaugeMetricFamily("printstation_alerts_open", "Open alerts by severity",
@@ -116,10 +116,10 @@ class MetricsHandler(Handler):
         elif path == "/metrics":
             self.send_body(200, generate_latest(self.server_registry()), CONTENT_TYPE_LATEST)
         elif path in ("/healthz", "/health"):
-            problems = self.agent.health()
+            problems = self.view.health()
             self.send_json(503 if problems else 200,
                            {"healthy": not problems, "problems": problems,
-                            "state": self.agent.station_state().state})
+                            "state": self.view.state()})
         else:
             self.send_json(404, {"error": "see /metrics and /healthz"})
 
@@ -127,7 +127,7 @@ class MetricsHandler(Handler):
         registry = getattr(type(self), "_registry", None)
         if registry is None:
             registry = CollectorRegistry(auto_describe=False)
-            registry.register(AgentCollector(self.agent))
+            registry.register(StationCollector(self.view))
             type(self)._registry = registry
         return registry
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from printstation.drivers.base import FAULT_ADVICE, PrinterError
+from printstation.agent.station.state import FAULT_ADVICE
+from printstation.drivers.base import PrinterError
 from printstation.drivers.registry import DriverNotFound, open_driver
 
 

@@ -135,18 +135,18 @@ class LoginCodes:
         return expires is not None and expires > time.monotonic()
 
 
-def state(agent: Any) -> dict[str, Any]:
+def state(view: Any) -> dict[str, Any]:
     """Everything the page shows; job ids, references and times only, never job content."""
-    jobs = agent.journal.jobs.recent(200)
+    jobs = view.recent_jobs(200)
     keep = ("job_id", "reference", "state", "source", "attempt", "updated_at", "reason_code",
             "reason_detail", "card_no")
     return {
-        "station_id": agent.settings.station_id,
-        "telemetry": agent.telemetry(),
-        "current_job": agent.printer.snapshot.current_job,
+        "station_id": view.station_id,
+        "telemetry": view.telemetry(),
+        "current_job": view.current_job(),
         "waiting": [{k: j[k] for k in keep} for j in jobs if j["state"] in WAITING],
         "recent": [{k: j[k] for k in keep} for j in jobs if j["state"] not in WAITING][:20],
-        "broker_up": all(agent.broker_up.values()),
+        "broker_up": view.broker_up(),
     }
 
 
@@ -189,7 +189,7 @@ class OperatorHandler(Handler):
         elif not self._authorised():
             self.send_json(403, {"ok": False, "error": OPEN_WITH})
         elif url.path == "/api/state":
-            self.send_json(200, state(self.agent))
+            self.send_json(200, state(self.view))
         else:
             self.send_json(404, {"error": "not found"})
 
@@ -240,8 +240,7 @@ class OperatorHandler(Handler):
             return
         name = str(request.pop("operator", "") or "").strip()[:40]
         who = f"web:{name}" if name else "web"
-        answer = self.agent.control.answer(json.dumps(request).encode(), who) \
-            if self.agent.control else {"ok": False, "error": "the agent is stopping"}
+        answer = self.view.act(request, who)
         self.send_json(200 if answer.get("ok") else 400, answer)
 
 
@@ -251,12 +250,12 @@ class OperatorWeb(LocalHTTPServer):
     kind = "web"
     handler = OperatorHandler
 
-    def __init__(self, agent: Any, listen: str, **gate: Any):
-        self.token_file = token_path(agent.settings)
-        self.group: str | None = agent.settings.control_group
+    def __init__(self, view: Any, listen: str, **gate: Any):
+        self.token_file = token_path(view.settings)
+        self.group: str | None = view.settings.control_group
         with contextlib.suppress(FileNotFoundError):
             self.token_file.unlink()  # a run that did not stop left it: it opens nothing now
-        super().__init__(agent, listen, **gate)
+        super().__init__(view, listen, **gate)
 
     def start(self) -> None:
         try:

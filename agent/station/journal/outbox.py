@@ -19,6 +19,9 @@ from .store import Store
 class Outbox:
     def __init__(self, store: Store):
         self.store = store
+        #: The highest seq handed to a publisher: it may be on the broker already, so its
+        #: body is never rewritten. Everything stored before this start may have been.
+        self._handed_out = self.last_seq()
 
     def emit(self, db: sqlite3.Connection, fields: Any) -> int:
         """Store one event (its content, a contract `*Fields` model) with the next `seq`.
@@ -55,8 +58,11 @@ class Outbox:
 
         Telemetry is a snapshot: during a broker outage of weeks only the newest matters,
         and storing one every 30 s would fill the disk. It takes over the waiting one's
-        `seq`, so consumers see no gap.
+        `seq`, so consumers see no gap; never one a publisher was handed (published, its
+        confirm lost, it would go out again under the same seq with other content).
         """
+        if last <= self._handed_out:
+            return False
         row = db.execute("SELECT routing_key, published FROM outbox WHERE seq=?",
                          (last,)).fetchone()
         if row is None or row["published"] or not row["routing_key"].startswith("telemetry."):
@@ -88,6 +94,8 @@ class Outbox:
                 "SELECT seq, routing_key, body FROM outbox WHERE published=0 AND seq <= ? "
                 "ORDER BY seq LIMIT ?", (self.store.synced_seq, limit),
             ).fetchall()
+            if rows:
+                self._handed_out = max(self._handed_out, rows[-1]["seq"])
         return [(r["seq"], r["routing_key"], r["body"]) for r in rows]
 
     def mark_published(self, seqs: list[int]) -> None:

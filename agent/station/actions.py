@@ -1,0 +1,237 @@
+"""What an operator can ask of the running agent: one table of commands, each with its
+request model.
+
+The control socket and the operator page both go through `Commands.run`: a request is
+validated against its command's model (a bad one gets one line naming the field), the
+action is recorded in the journal with who asked and why, and the answer is a small dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import StringConstraints as Text
+
+from printstation.agent import contract
+from printstation.agent.station.consumables import LoadError
+from printstation.agent.station.ledger import balance, daily_report, explain
+from printstation.agent.station.station import Station
+from printstation.agent.station.telemetry import TelemetryLoop
+from printstation.drivers.errors import PrintstationError
+
+Words = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=500)]
+Name = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=64)]
+Day = Annotated[str, Text(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Count = Annotated[StrictInt, Field(ge=0)]
+
+
+class ControlError(PrintstationError):
+    """An operator's command that cannot be carried out; the message says why."""
+
+    code = "control"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Nothing(_Request):
+    pass
+
+
+class Why(_Request):
+    why: Words | None = None
+
+
+class JobWhy(_Request):
+    job_id: Words
+    why: Words
+
+
+class Resolve(JobWhy):
+    printed: StrictBool
+
+
+class Jobs(_Request):
+    limit: Annotated[StrictInt, Field(ge=1, le=1000)] = 50
+
+
+class Load(Why):
+    kind: Name
+    type: Name | None = None
+    capacity: Count | None = None
+    count: Count | None = None
+
+
+class Ledger(_Request):
+    day: Day | None = None
+
+
+@dataclass
+class Context:
+    """What the commands act on."""
+
+    station: Station
+    telemetry: TelemetryLoop
+    #: A one-time login link for the operator page, once the page is served.
+    web_login: Callable[[], str] | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    request: type[_Request]
+    act: Callable[[Context, Any, str], dict[str, Any]]
+
+
+def _status(c: Context, r: Nothing, who: str) -> dict[str, Any]:
+    return {"telemetry": c.telemetry.event()}
+
+
+def _jobs(c: Context, r: Jobs, who: str) -> dict[str, Any]:
+    return {"jobs": c.station.journal.jobs.recent(r.limit)}
+
+
+def _pause(c: Context, r: Why, who: str) -> dict[str, Any]:
+    c.station.pause(who, r.why or "operator")
+    return {}
+
+
+def _resume(c: Context, r: Why, who: str) -> dict[str, Any]:
+    c.station.resume(who, r.why or "operator")
+    return {}
+
+
+#: How a job an operator cannot cancel is named in the answer.
+_NOT_CANCELLABLE = {"claiming": "being taken from its pool",
+                    "handback_sending": "on its way back to the central system",
+                    "needs_check": "needs_check (say what came out with resolve)"}
+
+
+def _cancel(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
+    journal = c.station.journal
+    result = journal.control.cancel(r.job_id, "cancelled_by_operator", f"{who}: {r.why}")
+    if result != "cancelled":
+        raise ControlError(f"job {r.job_id} is {_NOT_CANCELLABLE.get(result, result)}; only a "
+                           "job not yet printing can be cancelled")
+    journal.store.record_action(who, "cancel", r.job_id, r.why)
+    return {"result": result}
+
+
+def _resolve(c: Context, r: Resolve, who: str) -> dict[str, Any]:
+    try:
+        return {"result": c.station.journal.progress.resolve(r.job_id, printed=r.printed,
+                                                             who=who, why=r.why)}
+    except (LookupError, ValueError) as exc:
+        raise ControlError(str(exc)) from None
+
+
+def _hand_back(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
+    done = c.station.hand_back(r.job_id, who, r.why)
+    if not done:
+        raise ControlError("no pool job waiting to print matched; only pool jobs not yet "
+                           "printing can be handed back")
+    return {"handed_back": done}
+
+
+def _load(c: Context, r: Load, who: str) -> dict[str, Any]:
+    s = c.station
+    try:
+        counted = s.consumables.load(r.kind, type_=r.type, capacity=r.capacity, count=r.count,
+                                     who=who)
+    except LoadError as exc:
+        raise ControlError(str(exc)) from None
+    s.journal.store.record_action(who, f"load-{r.kind}", r.type,
+                                  r.why or f"{counted.remaining} {counted.unit}")
+    s.printer.retry_refused()  # a job held for stock (or refused) may start now
+    s.changed()
+    return {"loaded": {"kind": r.kind, "type": counted.type, "capacity": counted.capacity,
+                       "remaining": counted.remaining, "unit": counted.unit}}
+
+
+def _stock(c: Context, r: Nothing, who: str) -> dict[str, Any]:
+    t = c.telemetry.event()
+    return {k: t[k] for k in ("consumables", "cards_left", "first_to_run_out", "runs_out_at",
+                              "print_rate_per_hour", "blanks", "maintenance", "state",
+                              "blocked_reason")}
+
+
+def _clean(c: Context, r: Why, who: str) -> dict[str, Any]:
+    store = c.station.journal.store
+    store.set_meta("cleaned_at_card", str(c.station.journal.cards.drawn()))
+    store.set_meta("cleaned_at", contract.now().isoformat())
+    store.record_action(who, "clean", None, r.why or "cleaning done")
+    c.station.changed()
+    return {"maintenance": c.telemetry.maintenance()}
+
+
+def _ledger(c: Context, r: Ledger, who: str) -> dict[str, Any]:
+    s = c.station
+    levels = s.consumables.levels(s.printer.snapshot.status)
+    b = balance(s.journal, next((lv for lv in levels if lv.kind == "cards"), None))
+    day = r.day or contract.now().date().isoformat()
+    return {"days": s.journal.cards.ledger_days(), "balance": b, "check": explain(b),
+            "loads": s.journal.cards.loads(),
+            "report": daily_report(s.journal, day, b, s.settings.station_id)}
+
+
+def _web_login(c: Context, r: Nothing, who: str) -> dict[str, Any]:
+    if c.web_login is None:
+        raise ControlError("the operator page is not served: web_listen is empty, or its "
+                           "port was taken at start (see the agent's log)")
+    c.station.journal.store.record_action(who, "web-login", None, "printstation web")
+    return {"url": c.web_login()}
+
+
+def _test_print(c: Context, r: Why, who: str) -> dict[str, Any]:
+    c.station.journal.store.record_action(who, "test-print", None, r.why or "test card")
+    c.station.printer.request_test_card(who)
+    return {"queued": True}
+
+
+COMMANDS: dict[str, Command] = {
+    "status": Command(Nothing, _status),
+    "jobs": Command(Jobs, _jobs),
+    "pause": Command(Why, _pause),
+    "resume": Command(Why, _resume),
+    "cancel": Command(JobWhy, _cancel),
+    "resolve": Command(Resolve, _resolve),
+    "hand-back": Command(JobWhy, _hand_back),
+    "load": Command(Load, _load),
+    "stock": Command(Nothing, _stock),
+    "clean": Command(Why, _clean),
+    "ledger": Command(Ledger, _ledger),
+    "web-login": Command(Nothing, _web_login),
+    "test-print": Command(Why, _test_print),
+}
+
+
+class Commands:
+    """The command table bound to a station: what the control socket and the page call."""
+
+    def __init__(self, context: Context):
+        self.context = context
+
+    def handlers(self) -> dict[str, Callable[[dict[str, Any], str], dict[str, Any]]]:
+        return {name: (lambda req, who, name=name: self.run(name, req, who))
+                for name in COMMANDS}
+
+    def run(self, name: str, request: dict[str, Any], who: str) -> dict[str, Any]:
+        """Validate `request` against the command's model, then act; ControlError if not."""
+        command = COMMANDS[name]
+        try:
+            parsed = command.request.model_validate(request)
+        except ValidationError as exc:
+            raise ControlError(_problem(name, exc)) from None
+        return command.act(self.context, parsed, who)
+
+
+def _problem(name: str, exc: ValidationError) -> str:
+    """One line: `cancel needs why`, or the field and what is wrong with it."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    field = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "missing":
+        return f"{name} needs {field}"
+    return f"{name}: {field}: {first['msg'].removeprefix('Value error, ')}"

@@ -1,0 +1,27 @@
+"""Settling, at start-up and before any job is taken, what the journal held at the last stop.
+
+Claims never confirmed are released; a hand-back whose publication was attempted is
+released without a second attempt (a second copy in the pool could be printed twice); pool
+jobs not started go back to the central system, as other stations may print them sooner.
+Jobs that were `printing` are settled by the printer thread, which asks the printer.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from printstation.agent.station.journal import JobState, Journal
+
+log = structlog.get_logger("printstation.recovery")
+
+
+def recover(journal: Journal) -> None:
+    for row in journal.jobs.in_states(JobState.CLAIMING):
+        journal.jobs.release(row.job_id, "claim_unconfirmed",
+                             "the agent stopped before the broker confirmed the claim")
+    for row in journal.jobs.in_states(JobState.HANDBACK_SENDING):
+        journal.handback.done(row.job_id, confirmed=False)
+    for row in journal.jobs.in_states(JobState.QUEUED):
+        if row.source.startswith("pool:"):
+            journal.handback.hand_back(row.job_id, "the station restarted before printing it")
+    log.info("recovered", held=journal.jobs.waiting())

@@ -1,0 +1,81 @@
+"""What the operator page and the metrics may see of the station, and the one way to act.
+
+A read-only view: the station's state and telemetry, its jobs (ids, references, states,
+never their content), the card ledger's counts, the broker's connections and the loops'
+health. An operator's action from the page goes through `act`, the same command table the
+control socket uses, and is recorded the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from printstation.agent.config import Settings
+from printstation.agent.station.actions import Commands, ControlError
+from printstation.agent.station.station import Station
+from printstation.agent.station.telemetry import TelemetryLoop
+
+log = structlog.get_logger("printstation.web")
+
+
+class StationView:
+    def __init__(self, station: Station, telemetry: TelemetryLoop, commands: Commands,
+                 health: Callable[[], list[str]]):
+        self._station = station
+        self._telemetry = telemetry
+        self._commands = commands
+        self._health = health
+
+    @property
+    def settings(self) -> Settings:
+        return self._station.settings
+
+    @property
+    def station_id(self) -> str:
+        return self._station.settings.station_id
+
+    def telemetry(self) -> dict[str, Any]:
+        return self._telemetry.event()
+
+    def state(self) -> str:
+        return self._station.state().state
+
+    def current_job(self) -> str | None:
+        return self._station.printer.snapshot.current_job
+
+    def broker_up(self) -> bool:
+        return self._station.broker.all_up
+
+    def broker_connections(self) -> dict[str, bool]:
+        return dict(self._station.broker.up)
+
+    def health(self) -> list[str]:
+        return self._health()
+
+    def recent_jobs(self, limit: int) -> list[dict[str, Any]]:
+        return self._station.journal.jobs.recent(limit)
+
+    def card_outcomes(self) -> list[tuple[str, str | None, int]]:
+        return self._station.journal.cards.outcomes()
+
+    def jobs_by_state(self) -> dict[str, int]:
+        return self._station.journal.jobs.by_state()
+
+    def backlog(self) -> int:
+        return self._station.journal.outbox.backlog()
+
+    def act(self, request: dict[str, Any], who: str) -> dict[str, Any]:
+        """An operator's action from the page: `{"ok": true, ...}` or the one-line error."""
+        name = request.pop("cmd", None)
+        if not isinstance(name, str) or name not in self._commands.handlers():
+            return {"ok": False, "error": f"unknown command {name!r}"}
+        try:
+            return {"ok": True, **self._commands.run(name, request, who)}
+        except ControlError as exc:
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # one line for the page, never a traceback
+            log.error("web_action_failed", command=name, error=type(exc).__name__)
+            return {"ok": False, "error": f"the agent could not do it ({type(exc).__name__})"}
