@@ -102,8 +102,8 @@ def test_a_fault_the_printer_shows_only_by_refusing_a_card_is_held_shown_and_cle
                               and e["condition"] == "printer_fault_head_error"], 30, "alert")
     assert not alert[0]["cleared"]
     # Held, not retried in a loop: one `printing` for the job, no blank drawn.
-    wait_for(lambda: station.agent.printer.refusal is not None
-             and station.agent.printer.refusal.delay >= 10, 40, "a second, later try")
+    wait_for(lambda: station.agent.printer.refusals.refusal is not None
+             and station.agent.printer.refusals.refusal.delay >= 10, 40, "a second, later try")
     printing = [e for e in events.statuses(body["job_id"]) if e["status"] == "printing"]
     assert len(printing) == 1 and printing[0]["attempt"] == 1
     assert sim.control(cmd="status")["counter"] == 0
@@ -114,4 +114,4 @@ def test_a_fault_the_printer_shows_only_by_refusing_a_card_is_held_shown_and_cle
     assert final["status"] == "printed" and final["attempt"] == 1
     assert [e["status"] for e in events.statuses(body["job_id"])].count("printing") == 1
     wait_for(lambda: station.agent.station.state().state == "ready", 20, "ready again")
-    assert station.agent.printer.refusal is None
+    assert station.agent.printer.refusals.refusal is None

@@ -122,23 +122,3 @@ def sample_job(job_id: str, *, seed: int | None = None, card_stock: str = "ektp"
         "sides": sides,
     }
     return SampleJob(body=body, personal=(name, name.upper(), nik))
-
-
-def test_card_png(station_id: str, at: datetime) -> bytes:
-    """The operator's test card: colour bars, a grey ramp and fine lines; no personal data."""
-    img = Image.new("RGB", (1016, 648), "white")
-    draw = ImageDraw.Draw(img)
-    bars = [(255, 255, 0), (255, 0, 255), (0, 255, 255), (255, 0, 0), (0, 255, 0),
-            (0, 0, 255), (0, 0, 0)]
-    for i, colour in enumerate(bars):
-        draw.rectangle([40 + i * 134, 40, 40 + (i + 1) * 134 - 8, 220], fill=colour)
-    for x in range(936):
-        level = 255 - x * 255 // 935
-        draw.line([40 + x, 250, 40 + x, 330], fill=(level, level, level))
-    for i in range(0, 936, 6):
-        draw.line([40 + i, 360, 40 + i, 420], fill="black", width=1)
-    draw.text((40, 450), "TEST CARD", fill="black", font=_font(64))
-    draw.text((40, 540), f"{station_id}  {at:%Y-%m-%d %H:%M}", fill="black", font=_font(32))
-    out = io.BytesIO()
-    img.save(out, "PNG")
-    return out.getvalue()

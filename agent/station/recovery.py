@@ -25,3 +25,19 @@ def recover(journal: Journal) -> None:
         if row.source.startswith("pool:"):
             journal.handback.hand_back(row.job_id, "the station restarted before printing it")
     log.info("recovered", held=journal.jobs.waiting())
+
+
+def settle_printing(journal: Journal, counter: int | None) -> None:
+    """Jobs that were `printing` when the agent stopped, by the printer's card counter now:
+    unchanged, the blank never left the feeder (the job prints once, later); moved, nobody
+    knows, and an operator must say (`needs_check`). Never a blind reprint."""
+    for row in journal.jobs.in_states(JobState.PRINTING):
+        if counter is not None and row.counter_before is not None \
+                and counter == row.counter_before:
+            journal.progress.back_to_queue(row.job_id)
+            log.info("recovered_not_printed", job_id=row.job_id)
+        else:
+            journal.progress.mark_needs_check(
+                row.job_id, "the agent stopped while this card was in the printer; an "
+                            "operator must say whether it came out")
+            log.warning("recovered_needs_check", job_id=row.job_id)

@@ -1,0 +1,75 @@
+"""A card's outcome in the journal, recorded before anything else happens.
+
+The journal writes of one outcome (the card's ledger row, the job's next state) are kept
+here until each has gone through, in order, each once: a disk that fills while a card
+prints leaves them waiting in memory, and the printer thread draws no other blank until
+they are recorded (a spoiled blank is counted once, whatever the disk does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Literal
+
+import structlog
+
+from printstation.agent.station.journal import JobState, Journal
+from printstation.agent.station.journal.stock import CardUse
+from printstation.drivers.base import FaultCode, PrinterError
+
+log = structlog.get_logger("printstation.printer")
+
+#: Running out mid-card holds the job until stock is loaded; it never fails it.
+STOCK_FAULTS = (FaultCode.RIBBON_OUT, FaultCode.FILM_OUT, FaultCode.FEEDER_EMPTY)
+
+
+class Outcomes:
+    def __init__(self, journal: Journal):
+        self.journal = journal
+        self._pending: list[Callable[[], object]] = []
+
+    @property
+    def waiting(self) -> bool:
+        """An outcome is still to be recorded."""
+        return bool(self._pending)
+
+    def record(self) -> bool:
+        """Make the waiting writes; raises while the journal cannot. True when it made the
+        last of them now."""
+        made = False
+        while self._pending:
+            self._pending[0]()
+            self._pending.pop(0)
+            made = True
+        return made
+
+    def settle(self, *writes: Callable[[], object]) -> None:
+        """Record an outcome before anything else happens (see `record`)."""
+        self._pending = list(writes)
+        self.record()
+
+    def failure(self, job_id: str, attempt: int, exc: PrinterError, use: CardUse,
+                max_attempts: int) -> Literal["unknown", "refused", "spoiled"]:
+        """What a printer error means for the job, recorded."""
+        progress = self.journal.progress
+        if exc.card_drawn is None:
+            log.warning("card_unknown_outcome", job_id=job_id, fault=exc.fault.value)
+            self.settle(partial(
+                progress.mark_needs_check, job_id,
+                f"the printer link broke while the card was inside ({exc.fault.value}); "
+                "an operator must say whether it came out"))
+            return "unknown"
+        if exc.card_drawn is False:
+            # Refused, no blank drawn: not an attempt; the fault is held and shown.
+            self.settle(partial(progress.not_started, job_id))
+            return "refused"
+        log.warning("card_fault", job_id=job_id, fault=exc.fault.value, attempt=attempt)
+        spoiled = partial(self.journal.cards.spoiled, job_id, exc.counter, exc.fault.value, use)
+        if attempt >= max_attempts and exc.fault not in STOCK_FAULTS:
+            self.settle(spoiled, partial(progress.finish, job_id, JobState.FAILED,
+                                         "attempts_exhausted",
+                                         f"{attempt} blanks spoiled ({exc.fault.value})"))
+        else:
+            self.settle(spoiled, partial(progress.back_to_queue, job_id))
+        return "spoiled"

@@ -1,0 +1,353 @@
+"""The printer thread: the one owner of the printer driver.
+
+It takes the oldest stored job, checks that it may print it (not expired, the stock in the
+feeder is the stock the job needs, the printer has no fault), journals `printing` with the
+printer's card counter before the blank is drawn, prints, and journals the outcome with
+its card. A fault an operator can clear holds the job; it is printed once the fault is gone.
+It never touches the AMQP connections: everything it reports goes through the journal.
+
+A card's outcome that the journal cannot record (a full disk) is kept in memory and
+recorded before any other blank is drawn (`_record_outcome`). A card the printer refuses
+is held as a fault (`refusal`), and the next card is prepared while one prints (`cards`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+import structlog
+
+from printstation.agent import contract
+from printstation.agent.station import failpoints
+from printstation.agent.station.components import PRINTER
+from printstation.agent.station.consumables import Consumables
+from printstation.agent.station.journal import JobRow, JobState, Journal
+from printstation.agent.station.journal.stock import CardUse
+from printstation.agent.station.recovery import settle_printing
+from printstation.drivers.base import (
+    FaultCode,
+    PrinterDriver,
+    PrinterError,
+    PrinterStatus,
+)
+
+from .cards import CardPreparer
+from .outcome import Outcomes
+from .refusal import RefusalHold
+from .snapshot import PrinterSnapshot
+from .testcard import print_test_card
+
+log = structlog.get_logger("printstation.printer")
+
+POLL_SECONDS = 1.0
+#: How often an idle, healthy printer is asked for its state: a fault (a cover opened) shows
+#: within this; a new job does not wait for it.
+IDLE_POLL_SECONDS = 2.0
+
+
+class PrinterWorker:
+    name = "printer"
+    stop_order = PRINTER  # the card in the printer is finished first
+
+    def __init__(self, journal: Journal, driver: PrinterDriver, *, consumables: Consumables,
+                 max_attempts: int, paused: Callable[[], bool], on_change: Callable[[], None],
+                 handback_after: float = 300.0):
+        self.journal = journal
+        self.consumables = consumables
+        self.handback_after = handback_after
+        self._blocked_since: float | None = None
+        self.driver = driver
+        self.max_attempts = max_attempts
+        self.paused = paused
+        self.on_change = on_change
+        self.snapshot = PrinterSnapshot()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
+        self.idle = threading.Event()
+        self.recovered = threading.Event()
+        #: Monotonic time the loop last came round: the watchdog's sign of life.
+        self.heartbeat = time.monotonic()
+        self.tests: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._cards = CardPreparer(journal, driver)
+        self.refusals = RefusalHold()
+        #: A card's outcome the journal could not record yet: no other blank until it is.
+        self.outcomes = Outcomes(journal)
+        #: Chip profiles an encoder here can write; a job needing another is not printed.
+        self.chip_profiles: frozenset[str] = frozenset()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop between cards: a card in the printer is finished first."""
+        self._stop.set()
+        self.journal.store.job_event.set()
+        self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # ------------------------------------------------------------------------- state
+
+    def update(self, **changes: object) -> None:
+        with self._lock:
+            before = self.snapshot
+            after = replace(before, updated=time.monotonic(), **changes)
+            self.snapshot = after
+        if (before.status.state, before.status.faults, before.current_job, before.error,
+                before.shortage, before.status.consumables) != (
+                after.status.state, after.status.faults, after.current_job, after.error,
+                after.shortage, after.status.consumables):
+            self.on_change()
+
+    def loaded_stock(self) -> str:
+        return self.consumables.feeder_stock(self.snapshot.status)
+
+    def retry_refused(self) -> None:
+        """An operator acted (loaded stock, resumed): a refused card is tried again now."""
+        self.refusals.retry_now()
+        self.journal.store.job_event.set()
+
+    def _poll(self) -> PrinterStatus:
+        """Ask the printer; returns what it said (the snapshot shows held refusals too)."""
+        try:
+            status = self.driver.status()
+            self.update(status=self.refusals.shown(status), error=None)
+        except PrinterError as exc:
+            status = PrinterStatus(state="offline", faults=(exc.fault,))
+            self.update(status=status, error=exc.detail)
+        except Exception as exc:
+            status = PrinterStatus(state="offline", faults=(FaultCode.OTHER,))
+            self.update(status=status, error=f"{type(exc).__name__}")
+            log.error("printer_status_error", error=type(exc).__name__)
+        return status
+
+    # -------------------------------------------------------------------------- loop
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            try:
+                self.driver.open()
+                self.update(identity=self.driver.identity())
+                break
+            except Exception as exc:
+                detail = exc.detail if isinstance(exc, PrinterError) else type(exc).__name__
+                self.update(status=PrinterStatus(state="offline", faults=(FaultCode.OFFLINE,)),
+                             error=detail)
+                log.warning("printer_unreachable", error=detail)
+                self._wait(self._stop, 2.0)
+        self._recover()
+        self.recovered.set()
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            failpoints.hang("printer_hang")
+            try:
+                self._record_outcome()
+                self._step()
+            except sqlite3.Error as exc:
+                # The journal cannot be written (disk full, unwritable): print nothing that
+                # could not be recorded; retry until it can.
+                self.update(error=f"journal unwritable: {exc}")
+                log.error("journal_unwritable", error=str(exc)[:200],
+                          outcome_waiting=self.outcomes.waiting)
+                with contextlib.suppress(sqlite3.Error):
+                    self.journal.store.sync()  # what is committed gets published all the same
+                self._stop.wait(5.0)
+        if self.outcomes.waiting:
+            try:
+                self._record_outcome()
+            except sqlite3.Error:
+                log.error("card_outcome_not_recorded", detail="the job stays printing; at "
+                          "the next start the printer's counter settles it (needs_check if "
+                          "it moved), never a reprint")
+        self._cards.close()
+        try:
+            self.driver.close()
+        except Exception as exc:
+            log.warning("printer_close_error", error=type(exc).__name__)
+
+    def _record_outcome(self) -> None:
+        """The last card's outcome, if it still waits; raises while it cannot be recorded."""
+        if self.outcomes.record():
+            self.update(current_job=None, error=None)
+
+    def settle(self, *writes: Callable[[], object]) -> None:
+        self.outcomes.settle(*writes)
+        self.update(current_job=None, error=None)
+
+    def refused(self, exc: PrinterError, job_id: str | None) -> None:
+        """The printer refused a card and drew no blank: hold its fault, try again later."""
+        status = self._poll()
+        self.refusals.refused(exc, job_id, status)
+        self.update(status=self.refusals.shown(status), error=exc.detail)
+
+    def _step(self) -> None:
+        status = self._poll()
+        if status.state != "offline":
+            self.consumables.observe(status)
+        faulted = bool(status.faults) or status.state == "offline"
+        held = not faulted and self.refusals.holds(status)
+        self._watch_fault(faulted or held or self.snapshot.shortage is not None)
+        if faulted or held or self.paused():
+            self.idle.set()
+            self._wait(self._stop, POLL_SECONDS)
+            return
+        self.journal.store.job_event.clear()
+        try:
+            who = self.tests.get_nowait()
+        except queue.Empty:
+            who = None
+        if who is not None:
+            print_test_card(self, status, who)
+            return
+        row = self.journal.jobs.next(with_body=False)
+        if row is None:
+            self.update(shortage=None)
+            if not self.idle.is_set():
+                # The queue ran dry: erase what is left of printed jobs, drop old pages.
+                self.journal.jobs.erase_finished_images()
+                self.journal.store.checkpoint("TRUNCATE")
+            self.idle.set()
+            # A new job wakes it at once.
+            self._wait(self.journal.store.job_event, IDLE_POLL_SECONDS)
+            return
+        self.idle.clear()
+        self._print(row, status)
+
+    def _wait(self, event: threading.Event, seconds: float) -> None:
+        """Every wait starts with the journal settled: a card's outcome is committed without
+        its own fsync and its images erased later, and neither may stay so while nothing
+        follows that would finish it."""
+        self.journal.store.sync()
+        self.journal.jobs.erase_finished_images()
+        event.wait(seconds)
+
+    def _watch_fault(self, faulted: bool) -> None:
+        """Pool jobs held (a fault, stock short) for `handback_after` s go back to their pool."""
+        if not faulted:
+            self._blocked_since = None
+            return
+        now = time.monotonic()
+        if self._blocked_since is None:
+            self._blocked_since = now
+        elif now - self._blocked_since >= self.handback_after:
+            for row in self.journal.jobs.in_states(JobState.QUEUED):
+                if row.source.startswith("pool:") and self.journal.handback.hand_back(
+                        row.job_id, f"printer fault not cleared in {self.handback_after:g} s"):
+                    log.info("pool_job_handed_back", job_id=row.job_id)
+
+    def _recover(self) -> None:
+        """Settle jobs that were `printing` when the agent stopped: never a blind reprint."""
+        if self.journal.jobs.in_states(JobState.PRINTING):
+            settle_printing(self.journal, self._poll().card_counter)
+
+    def _print(self, row: JobRow, status: PrinterStatus) -> None:
+        job_id = row.job_id
+        if row.expires is not None and contract.now() > row.expires:
+            self.journal.progress.finish(job_id, JobState.EXPIRED, None, None)
+            log.info("job_expired", job_id=job_id)
+            return
+        stock = self.loaded_stock()
+        if row.card_stock != stock:
+            self._cannot_print(row, "stock_mismatch",
+                               f"job needs {row.card_stock} blanks; the feeder holds {stock}")
+            return
+        if row.chip_profile is not None and row.chip_profile not in self.chip_profiles:
+            have = ", ".join(sorted(self.chip_profiles)) or "none"
+            self._cannot_print(row, "no_encoder",
+                               f"the job's chip needs profile {row.chip_profile}; this "
+                               f"station's encoders have: {have}")
+            return
+        use = self.stock_for(status, stock, row.sides, job_id)
+        if use is None:
+            return
+        try:
+            card = self._cards.card_for(row)
+        except Exception as exc:
+            detail = str(exc) if isinstance(exc, ValueError) else "the job's images cannot be used"
+            self.journal.progress.finish(job_id, JobState.FAILED, "invalid_job", detail[:500])
+            log.warning("job_unprintable", job_id=job_id, error=type(exc).__name__)
+            return
+        # A card the printer refused is not announced again: no blank went in the last time.
+        retry = self.refusals.is_retry(job_id)
+        attempt = self.journal.progress.start_printing(job_id, status.card_counter,
+                                                       announce=not retry)
+        if attempt is None:
+            log.info("job_no_longer_queued", job_id=job_id)  # cancelled while it was next
+            return
+        self.update(current_job=job_id)
+        log.info("card_started", job_id=job_id, attempt=attempt)
+        self._cards.prepare_next()
+        failpoints.hit_within("mid_card", 0.3)
+        try:
+            result = self.driver.print_card(card)
+        except PrinterError as exc:
+            self._card_failed(job_id, attempt, exc, replace(use, ribbon=0, film=0))
+            return
+        except Exception as exc:
+            # The driver did not say what happened to the blank: never guess.
+            log.error("card_unknown_outcome", job_id=job_id, error=type(exc).__name__)
+            self.settle(partial(self.journal.progress.mark_needs_check, job_id,
+                                 f"driver error {type(exc).__name__}"))
+            self.update(current_job=None, error=type(exc).__name__)
+            self._wait(self._stop, POLL_SECONDS)
+            return
+        self.refusals.cleared()
+        failpoints.hit("after_card")
+        log.info("card_printed", job_id=job_id, counter=result.counter)
+        # Its fsync comes with the next card's start, or before the printer thread waits;
+        # its images are erased by the preparing thread while the next card prints.
+        self.settle(partial(self.journal.progress.card_printed, job_id, result.counter, use,
+                             between_cards=True))
+
+    def _cannot_print(self, row: JobRow, code: str, detail: str) -> None:
+        """A job this station can never print (another stock, a chip it cannot encode),
+        known before a blank is drawn: `failed` with the reason, as contract 3 says,
+        from a pool too ("will not be by this station"); a pool this station's feeder does
+        not serve is not taken from at all (`pool_stocks`)."""
+        self.journal.progress.finish(row.job_id, JobState.FAILED, code, detail)
+        log.info("job_cannot_print", job_id=row.job_id, code=code)
+
+    def stock_for(self, status: PrinterStatus, stock: str, sides: int | None,
+                   what: str) -> CardUse | None:
+        """What this card will use, or None when stock is short and the card must wait.
+
+        Not a failure: the card waits, the station says why, a load resumes it.
+        """
+        use = self.consumables.card_use(status, stock, sides)
+        short = self.consumables.shortage(status, use)
+        if short is None:
+            self.update(shortage=None)
+            return use
+        if self.snapshot.shortage != short:
+            log.warning("job_held_for_stock", job_id=what, why=short)
+        self.update(shortage=short)
+        self.idle.set()
+        self._wait(self.journal.store.job_event, POLL_SECONDS)
+        return None
+
+    def request_test_card(self, who: str) -> None:
+        """An operator asked for a test card; it prints between jobs, in the ledger as `test`."""
+        self.tests.put(who)
+        self.journal.store.job_event.set()
+
+    def _card_failed(self, job_id: str, attempt: int, exc: PrinterError,
+                     use: CardUse) -> None:
+        what = self.outcomes.failure(job_id, attempt, exc, use, self.max_attempts)
+        if what == "refused":
+            self.update(current_job=None)
+            self.refused(exc, job_id)
+            return
+        if what == "spoiled":
+            self.refusals.cleared()
+        self.update(current_job=None, error=exc.detail)
+        self._poll()
