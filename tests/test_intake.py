@@ -87,9 +87,9 @@ def test_a_store_failure_the_space_probe_cannot_see_stops_the_station_not_the_jo
     limit dead-letters it without a status: after a few rounds it stops and says so."""
     import sqlite3
 
-    from printstation.agent.station import intake as intake_module
+    from printstation.agent.station import storefault
 
-    monkeypatch.setattr(intake_module, "STORE_RETRY_SECONDS", 0.0)
+    monkeypatch.setattr(storefault, "STORE_RETRY_SECONDS", 0.0)
     journal = Journal(tmp_path, "unit")
     unit = Intake(journal, Verifier({KEY_ID: KEY.public_key()}), None)
 
@@ -105,7 +105,7 @@ def test_a_store_failure_the_space_probe_cannot_see_stops_the_station_not_the_jo
         decision = unit.job(Delivery(body=body, headers=headers))
         assert decision.action == "requeue"
         requeued += 1
-    assert requeued == intake_module.MAX_RESUMES + 1
+    assert requeued == storefault.MAX_RESUMES + 1
     assert unit.fault.stuck and "malformed" in unit.fault.why
     assert journal.jobs.known("FAULT-1") is None
 

@@ -4,7 +4,7 @@ It declares the topology, consumes the station queue and the control queue, and 
 pool jobs one at a time with `basic.get`, only when the station could start one now, each
 claim acknowledged inside an AMQP transaction (contract section 7). A delivery is
 acknowledged only after intake stored it in the journal, so a crash before that leaves it
-in the queue. When the station cannot store (intake's `StationFault`: a full disk), the
+in the queue. When the station cannot store (`storefault.StationFault`: a full disk), the
 delivery goes back to the queue and the consumers are cancelled until it can store again,
 so the broker keeps the jobs and no delivery is spent in a loop against the delivery limit.
 """
@@ -27,8 +27,9 @@ from printstation.agent.broker.reconnect import run_with_reconnect
 from printstation.agent.config import ConfigError, Settings
 from printstation.agent.station import failpoints
 from printstation.agent.station.components import CONSUMER
-from printstation.agent.station.intake import STORE_RETRY_SECONDS, Decision, Delivery, Intake
+from printstation.agent.station.intake import Decision, Delivery, Intake
 from printstation.agent.station.journal import Journal
+from printstation.agent.station.storefault import STORE_RETRY_SECONDS
 
 log = structlog.get_logger("printstation.consumer")
 

@@ -9,14 +9,13 @@ a log line or a reason.
 Two kinds of failure are kept apart. A message that is unusable is dead-lettered with a
 `rejected` status (contract 6). A message the station cannot store for a reason of its
 own (a full disk, a journal error) is not the message's fault: it goes back to the queue,
-and the station takes nothing more until it can store again (`StationFault`).
+and the station takes nothing more until it can store again (`storefault.StationFault`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,17 +29,12 @@ from printstation.agent import contract
 from printstation.agent.signing import SignatureError, Verifier
 from printstation.agent.station import failpoints
 from printstation.agent.station.journal import Journal, Taken
+from printstation.agent.station.storefault import StationFault
 from printstation.drivers.errors import PrintstationError
 
 log = structlog.get_logger("printstation.intake")
 
 Action = Literal["ack", "reject", "claim", "requeue"]
-
-#: While the journal cannot store, the disk is tried again this often (see `StationFault`).
-STORE_RETRY_SECONDS = 5.0
-#: Times the station takes messages again after a failure and fails at once, before it
-#: stops for good: each round costs the messages in flight a delivery.
-MAX_RESUMES = 3
 
 
 @dataclass
@@ -108,58 +102,6 @@ class BadMessage(PrintstationError):
                  reference: str | None = None):
         super().__init__(detail, code=code)
         self.detail, self.job_id, self.reference = detail, job_id, reference
-
-
-class StationFault:
-    """The station could not store a message: it takes nothing more until it can.
-
-    Set by intake when storing fails, and cleared once the journal takes a write of that
-    message's size again (`Journal.can_store`), tried every few seconds. The consumer stops
-    consuming while it is set; the station's state says why. A failure that the trial
-    write does not see (one message's own trouble, a bug) would have the station take and
-    return the same messages every few seconds until the broker's delivery limit dead-
-    letters them without a status: after MAX_RESUMES rounds that store nothing, it stays
-    stopped (`stuck`) until the agent is restarted, and says so.
-    """
-
-    def __init__(self, journal: Journal):
-        self.journal = journal
-        self._lock = threading.Lock()
-        self.why: str | None = None
-        self.stuck = False
-        self._size = 0
-        self._next_try = 0.0
-        self._resumes = 0  # rounds resumed since a message was last stored
-
-    def set(self, why: str, size: int) -> None:
-        with self._lock:
-            self.why = why
-            self._size = max(self._size, size)
-            self._next_try = time.monotonic() + STORE_RETRY_SECONDS
-            if self._resumes >= MAX_RESUMES and not self.stuck:
-                self.stuck = True
-                log.error("station_stopped_taking_messages", error=why,
-                          detail=f"{MAX_RESUMES} tries failed again at once; restart the "
-                                 "agent, and call a technician if it happens again")
-
-    def stored(self) -> None:
-        """A message was stored: the journal works."""
-        self._resumes = 0
-
-    def cleared(self) -> bool:
-        """True when there is no fault, or the journal takes a write again (then cleared)."""
-        with self._lock:
-            if self.why is None:
-                return True
-            if self.stuck or time.monotonic() < self._next_try:
-                return False
-            self._next_try = time.monotonic() + STORE_RETRY_SECONDS
-            if not self.journal.store.can_store(self._size):
-                return False
-            log.info("journal_writable_again", after=self.why)
-            self.why, self._size = None, 0
-            self._resumes += 1
-            return True
 
 
 def _readable_job_id(doc: Any, message_id: str | None) -> tuple[str | None, str | None]:
