@@ -28,6 +28,35 @@ def _subcommands() -> list[list[str]]:
     return [[name] for name in action.choices] + [["keys", "generate"]]
 
 
+def test_each_part_contributes_its_own_subcommands():
+    """The command is composed from the parts' add_parsers: each part brings its commands,
+    and none is lost or added twice when the parts are put together."""
+    import argparse
+    import importlib
+
+    from printstation.agent.surfaces.cli import COMMAND_GROUPS
+
+    expected = {
+        "printstation.agent.surfaces.service_cli": {"run", "config", "demo", "probe"},
+        "printstation.agent.surfaces.operator_cli": {
+            "status", "pause", "resume", "jobs", "cancel", "resolve", "hand-back",
+            "test-print", "web"},
+        "printstation.agent.surfaces.stock_cli": {"load", "stock", "clean", "ledger"},
+        "printstation.agent.broker.cli": {"broker-permissions", "declare-shared"},
+        "printstation.agent.central.cli": {
+            "keys", "sample-jobs", "submit", "control", "watch", "fleet", "schema"},
+    }
+    assert set(COMMAND_GROUPS) == set(expected)
+    for group, names in expected.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(group).add_parsers(sub)
+        assert set(sub.choices) == names, group
+        for name, parser in sub.choices.items():  # a command runs, or has actions that do
+            assert callable(parser.get_default("func")) or parser._subparsers, name
+    whole = {n for s in _subcommands() for n in s[:1]}
+    assert whole == set().union(*expected.values())
+
+
 @pytest.mark.parametrize("words", _subcommands(), ids=" ".join)
 def test_every_subcommand_has_useful_help(words):
     out = run(*words, "--help")

@@ -9,12 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Call = Callable[[argparse.Namespace, dict[str, Any]], dict[str, Any]]
-
+from printstation.agent.surfaces.cliargs import call, settings_flags
 
 RUNS_OUT = {"ribbon": "the ribbon runs", "film": "the film runs", "cards": "the blanks run"}
 
@@ -57,7 +55,7 @@ def format_stock(answer: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cmd_load(args: argparse.Namespace, call: Call) -> int:
+def cmd_load(args: argparse.Namespace) -> int:
     request: dict[str, Any] = {"cmd": "load", "kind": args.kind}
     if args.kind == "cards":
         request.update(type=args.stock, count=args.count)
@@ -71,21 +69,21 @@ def cmd_load(args: argparse.Namespace, call: Call) -> int:
     return 0
 
 
-def cmd_stock(args: argparse.Namespace, call: Call) -> int:
+def cmd_stock(args: argparse.Namespace) -> int:
     answer = call(args, {"cmd": "stock"})
     answer.pop("ok", None)
     print(json.dumps(answer, indent=2) if args.json else format_stock(answer))
     return 0
 
 
-def cmd_clean(args: argparse.Namespace, call: Call) -> int:
+def cmd_clean(args: argparse.Namespace) -> int:
     answer = call(args, {"cmd": "clean", "why": args.why or "cleaning done"})
     print(f"cleaning recorded; next due after {answer['maintenance']['cleaning_interval']} "
           "cards")
     return 0
 
 
-def cmd_ledger(args: argparse.Namespace, call: Call) -> int:
+def cmd_ledger(args: argparse.Namespace) -> int:
     request: dict[str, Any] = {"cmd": "ledger"}
     if args.day:
         request["day"] = args.day
@@ -113,8 +111,7 @@ def cmd_ledger(args: argparse.Namespace, call: Call) -> int:
     return 0 if not args.check or answer["balance"]["balanced"] else 1
 
 
-def add_parsers(sub: Any, settings_flags: Callable[[argparse.ArgumentParser], None],
-                call: Call) -> None:
+def add_parsers(sub: Any) -> None:
     note = ("Talks to the running agent through its control socket; the action is recorded "
             "with your user name.")
     p = sub.add_parser("load", help="record a ribbon, film roll or blanks just loaded",
@@ -131,7 +128,7 @@ def add_parsers(sub: Any, settings_flags: Callable[[argparse.ArgumentParser], No
                                    "station's card_stock)")
     p.add_argument("--why", help="a note, recorded in the journal")
     settings_flags(p)
-    p.set_defaults(func=lambda a: cmd_load(a, call))
+    p.set_defaults(func=cmd_load)
 
     p = sub.add_parser("stock", help="what is loaded and left, and how many cards it allows",
                        description="Consumables, the blank ledger's balance, cleaning and the "
@@ -139,14 +136,14 @@ def add_parsers(sub: Any, settings_flags: Callable[[argparse.ArgumentParser], No
                        "when. " + note)
     p.add_argument("--json", action="store_true")
     settings_flags(p)
-    p.set_defaults(func=lambda a: cmd_stock(a, call))
+    p.set_defaults(func=cmd_stock)
 
     p = sub.add_parser("clean", help="record that the printer was cleaned",
                        description="Record a cleaning: the cards-since-cleaning counter "
                        "starts again. " + note)
     p.add_argument("--why", help="a note, recorded in the journal")
     settings_flags(p)
-    p.set_defaults(func=lambda a: cmd_clean(a, call))
+    p.set_defaults(func=cmd_clean)
 
     p = sub.add_parser("ledger", help="the blank ledger per day and stock; --check, --csv, "
                                       "--report",
@@ -162,4 +159,4 @@ def add_parsers(sub: Any, settings_flags: Callable[[argparse.ArgumentParser], No
                    help="exit 1 when the ledger does not balance")
     p.add_argument("--day", help="the report's day, YYYY-MM-DD (default today)")
     settings_flags(p)
-    p.set_defaults(func=lambda a: cmd_ledger(a, call))
+    p.set_defaults(func=cmd_ledger)
