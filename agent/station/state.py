@@ -9,6 +9,7 @@ Drivers only name faults; the words for operators live here, with the agent.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from printstation.drivers.base import FaultCode, PrinterStatus
@@ -28,9 +29,20 @@ FAULT_ADVICE: dict[FaultCode, str] = {
 }
 
 
+class StationMode(StrEnum):
+    """The station's state in one word, as telemetry, metrics and the operator page show it."""
+
+    READY = "ready"
+    PRINTING = "printing"
+    PAUSED = "paused"
+    BLOCKED = "blocked"
+    OFFLINE = "offline"
+    STOPPING = "stopping"
+
+
 @dataclass(frozen=True)
 class StationState:
-    state: str
+    state: StationMode
     blocked_reason: str | None
     taking_jobs: bool
     not_taking_because: str | None
@@ -72,21 +84,21 @@ def station_state(*, stopping: bool, journal: str | None, status: PrinterStatus,
     not start now.
     """
     if stopping:
-        return StationState("stopping", None, False, "the agent is stopping")
+        return StationState(StationMode.STOPPING, None, False, "the agent is stopping")
     if journal:
-        return StationState("blocked", journal, False, journal)
+        return StationState(StationMode.BLOCKED, journal, False, journal)
     if status.state == "offline":
         why = printer_error or "printer offline"
-        return StationState("offline", why, False, f"printer offline: {why}")
+        return StationState(StationMode.OFFLINE, why, False, f"printer offline: {why}")
     if status.faults:
         why = "; ".join(advice)
-        return StationState("blocked", why, False, why)
+        return StationState(StationMode.BLOCKED, why, False, why)
     if held_for_stock:
-        return StationState("blocked", held_for_stock, False, held_for_stock)
+        return StationState(StationMode.BLOCKED, held_for_stock, False, held_for_stock)
     if paused:
-        return StationState("paused", None, False, "paused by an operator")
+        return StationState(StationMode.PAUSED, None, False, "paused by an operator")
     if short_for_a_card:
-        return StationState("blocked", short_for_a_card, False, short_for_a_card)
+        return StationState(StationMode.BLOCKED, short_for_a_card, False, short_for_a_card)
     if current_job is not None:
-        return StationState("printing", None, True, None)
-    return StationState("ready", None, True, None)
+        return StationState(StationMode.PRINTING, None, True, None)
+    return StationState(StationMode.READY, None, True, None)

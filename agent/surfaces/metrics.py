@@ -13,20 +13,24 @@ another machine (with `metrics_listen` on a network address) scrapes it by IP ad
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from printstation.agent.station.state import StationMode
 from printstation.agent.surfaces.httpbase import Handler, LocalHTTPServer
 
-STATES = ("ready", "printing", "paused", "blocked", "offline", "stopping")
+if TYPE_CHECKING:
+    from printstation.agent.station.view import StationView
+
+STATES = tuple(StationMode)
 PRINTER_STATES = ("ready", "busy", "fault", "offline")
 
 
 class StationCollector(Collector):
-    def __init__(self, view: Any):
+    def __init__(self, view: StationView):
         self.view = view
 
     def collect(self) -> Iterator[Any]:

@@ -39,20 +39,26 @@ import threading
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
+from printstation.agent.station.journal.jobstate import JobState
 from printstation.agent.surfaces.control_socket import ControlError
 from printstation.agent.surfaces.httpbase import Handler, LocalHTTPServer
+
+if TYPE_CHECKING:
+    from printstation.agent.station.view import StationView
 
 log = structlog.get_logger("printstation.web")
 
 MAX_ACTION = 16 * 1024
 #: A login link works once, within this many seconds of `printstation web` asking for it.
 LOGIN_SECONDS = 60.0
-WAITING = ("queued", "printing", "needs_check", "handing_back", "claiming")
+#: The jobs the page lists as waiting (a hand-back being sent is the central system's now).
+WAITING = frozenset({JobState.CLAIMING, JobState.QUEUED, JobState.PRINTING,
+                     JobState.NEEDS_CHECK, JobState.HANDING_BACK})
 TOKEN_FILE = "web-token"
 COOKIE = "printstation_token"
 TOKEN_HEADER = "X-Printstation-Token"
@@ -135,7 +141,7 @@ class LoginCodes:
         return expires is not None and expires > time.monotonic()
 
 
-def state(view: Any) -> dict[str, Any]:
+def state(view: StationView) -> dict[str, Any]:
     """Everything the page shows; job ids, references and times only, never job content."""
     jobs = view.recent_jobs(200)
     keep = ("job_id", "reference", "state", "source", "attempt", "updated_at", "reason_code",
@@ -250,7 +256,7 @@ class OperatorWeb(LocalHTTPServer):
     kind = "web"
     handler = OperatorHandler
 
-    def __init__(self, view: Any, listen: str, **gate: Any):
+    def __init__(self, view: StationView, listen: str, **gate: Any):
         self.token_file = token_path(view.settings)
         self.group: str | None = view.settings.control_group
         with contextlib.suppress(FileNotFoundError):

@@ -72,7 +72,7 @@ class Outbox:
                    (event.model_dump_json(by_alias=True).encode(), event.at.isoformat(), last))
         return True
 
-    def status(self, db: sqlite3.Connection, job_id: str, status: str, *,
+    def status(self, db: sqlite3.Connection, job_id: str, status: contract.JobStatusName, *,
                reason: tuple[str, str] | None = None, card_no: int | None = None,
                reference: str | None = None) -> None:
         """A job's status, with its reference and attempt as the journal holds them."""
@@ -81,7 +81,7 @@ class Outbox:
         self.emit(db, contract.StatusFields(
             job_id=job_id,
             reference=row["reference"] if row else reference,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             attempt=row["attempt"] if row else 0,
             reason=contract.Reason(code=reason[0], detail=reason[1]) if reason else None,  # type: ignore[arg-type]
             card=contract.CardRef(card_no=card_no) if card_no is not None else None,
