@@ -20,11 +20,10 @@ import pika
 import pika.exceptions
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
-from pydantic import SecretStr
 
 from printstation.agent.broker import topology
-from printstation.agent.broker.reconnect import run_with_reconnect
-from printstation.agent.config import ConfigError, Settings
+from printstation.agent.broker.session import BrokerThread
+from printstation.agent.config import Settings
 from printstation.agent.station import failpoints
 from printstation.agent.station.components import CONSUMER
 from printstation.agent.station.intake import Decision, Delivery, Intake
@@ -42,69 +41,39 @@ def _headers(props: pika.BasicProperties) -> dict[str, Any]:
     return dict(props.headers or {})
 
 
-class AmqpSource:
+class AmqpSource(BrokerThread):
     name = "consumer"
     stop_order = CONSUMER  # first of all: no new jobs
+    thread_name = "consumer"
 
     def __init__(self, settings: Settings, journal: Journal, intake: Intake, *,
                  can_take_pool_job: Callable[[str], bool],
                  on_connected: Callable[[bool], None],
                  on_fatal: Callable[[BaseException], None],
                  after: threading.Event | None = None):
-        self.settings = settings
+        super().__init__(settings, on_connected=on_connected, on_fatal=on_fatal)
         self.after = after
         self.journal = journal
         self.intake = intake
         self.can_take_pool_job = can_take_pool_job
-        self.on_connected = on_connected
-        self.on_fatal = on_fatal
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
         self._conn: pika.BlockingConnection | None = None
         #: Pool claims the broker committed and the journal has not recorded yet.
         self._committed: list[str] = []
-        self._url = SecretStr("")
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+    def _wake(self) -> None:
         conn = self._conn
         if conn is not None:  # wake pika's I/O loop at once (the thread-safe way in)
             with contextlib.suppress(Exception):
                 conn.add_callback_threadsafe(lambda: None)
-        self._thread.join(timeout)
 
-    def _run(self) -> None:
-        try:
-            # A password that cannot be had stops the agent naming the key; retrying would
-            # not find it.
-            self._url = SecretStr(self.settings.broker_connection_url())
-        except ConfigError as exc:
-            self.on_fatal(exc)
-            return
+    def _before_connecting(self) -> None:
         if self.after is not None:
             # Let the printer thread settle jobs that were printing when the agent stopped;
             # a printer that stays unreachable does not keep jobs out of the journal.
             self.after.wait(RECOVERY_WAIT)
-        run_with_reconnect("consumer", self._stop, self._session,
-                           on_state=self._set_connected, on_fatal=self.on_fatal,
-                           max_delay=self.settings.reconnect_max_delay,
-                           url=self.settings.broker_url)
-
-    def _set_connected(self, up: bool) -> None:
-        self.on_connected(up)
 
     def _session(self) -> None:
-        params = topology.connection_parameters(
-            self._url.get_secret_value(), heartbeat=self.settings.heartbeat,
-            name=f"printstation-consumer-{self.settings.station_id}",
-            tls=topology.TlsFiles.of(self.settings))
-        conn = pika.BlockingConnection(params)
+        conn = self._connect()
         self._conn = conn
         try:
             topology.declare(conn, self.settings)
@@ -114,7 +83,7 @@ class AmqpSource:
             pool_ch = conn.channel() if self.settings.pools else None
             if pool_ch is not None:
                 pool_ch.tx_select()
-            self._set_connected(True)
+            self.on_connected(True)
             log.info("consumer_connected", station_queue=self.settings.station_queue(),
                      pools=self.settings.pools)
             # Without pools there is nothing to poll: deliveries and stop() wake the loop.

@@ -8,12 +8,11 @@ marked published exactly as the AMQP publisher would after a confirm.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 
 import structlog
 
-from printstation.agent.station.components import PUBLISHER
+from printstation.agent.station.components import PUBLISHER, ThreadedComponent
 from printstation.agent.station.intake import Decision, Delivery, Intake
 from printstation.agent.station.journal import Journal
 
@@ -30,26 +29,21 @@ class EmbeddedSource:
         return self.intake.job(Delivery(body=body, headers=headers, message_id=message_id))
 
 
-class EmbeddedSink:
+class EmbeddedSink(ThreadedComponent):
+    """The demo's publisher: stored events go to a function in this process."""
+
     name = "embedded sink"
     stop_order = PUBLISHER
+    thread_name = "embedded-sink"
+    stop_timeout = 5.0
 
     def __init__(self, journal: Journal, deliver: Callable[[dict], None]):
         self.journal = journal
         self.deliver = deliver
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="embedded-sink", daemon=True)
+        super().__init__()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
+    def _wake(self) -> None:
         self.journal.store.outbox_event.set()
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:

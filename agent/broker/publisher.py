@@ -10,17 +10,14 @@ of vanishing; unroutable telemetry is dropped, as the next one supersedes it.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 
 import pika
 import pika.exceptions
 import structlog
-from pydantic import SecretStr
 
-from printstation.agent.broker.reconnect import run_with_reconnect
-from printstation.agent.broker.topology import TlsFiles, connection_parameters
-from printstation.agent.config import ConfigError, Settings
+from printstation.agent.broker.session import BrokerThread
+from printstation.agent.config import Settings
 from printstation.agent.station.components import PUBLISHER
 from printstation.agent.station.journal import Journal
 
@@ -37,61 +34,25 @@ def broker_user(url: str) -> str | None:
     return credentials.username if isinstance(credentials, pika.PlainCredentials) else None
 
 
-class EventSink:
-    """Where stored events go; the AMQP publisher and the demo's in-process sink are sinks."""
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-
-
-class AmqpPublisher(EventSink):
+class AmqpPublisher(BrokerThread):
     name = "publisher"
     stop_order = PUBLISHER  # last: what is stored goes out
+    thread_name = "publisher"
 
     def __init__(self, settings: Settings, journal: Journal, *,
                  on_connected: Callable[[bool], None],
                  on_fatal: Callable[[BaseException], None]):
-        self.settings = settings
+        super().__init__(settings, on_connected=on_connected, on_fatal=on_fatal)
         self.journal = journal
-        self.on_connected = on_connected
-        self.on_fatal = on_fatal
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.published = 0
         #: Hand-backs published (confirmed or not) whose outcome is not recorded yet.
         self._handed: list[tuple[str, bool]] = []
-        self._url = SecretStr("")
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+    def _wake(self) -> None:
         self.journal.store.outbox_event.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        try:
-            # A password that cannot be had stops the agent naming the key; retrying would
-            # not find it.
-            self._url = SecretStr(self.settings.broker_connection_url())
-        except ConfigError as exc:
-            self.on_fatal(exc)
-            return
-        run_with_reconnect("publisher", self._stop, self._session,
-                           on_state=self.on_connected, on_fatal=self.on_fatal,
-                           max_delay=self.settings.reconnect_max_delay,
-                           url=self.settings.broker_url)
 
     def _session(self) -> None:
-        params = connection_parameters(
-            self._url.get_secret_value(), heartbeat=self.settings.heartbeat,
-            name=f"printstation-publisher-{self.settings.station_id}",
-            tls=TlsFiles.of(self.settings))
-        conn = pika.BlockingConnection(params)
+        conn = self._connect()
 
         def waker() -> None:  # called from other threads when an event is stored
             with contextlib.suppress(Exception):

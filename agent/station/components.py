@@ -8,6 +8,7 @@ lost. No part is told apart by its class name.
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol, runtime_checkable
 
 
@@ -34,3 +35,39 @@ CONTROL_SOCKET = 20  # no new operator commands
 PRINTER = 30  # the card in the printer is finished
 TELEMETRY = 40  # the last telemetry is stored
 PUBLISHER = 50  # what is stored goes out
+
+
+class ThreadedComponent:
+    """A component that is one thread running `_run` until `_stop` is set.
+
+    Subclasses set `name`, `stop_order` and `thread_name`, call `__init__` before their
+    thread can start, and override `_wake` to interrupt what `_run` waits on (an event,
+    pika's I/O loop) so that `stop` returns at once rather than after a timeout.
+    """
+
+    name: str
+    stop_order: int
+    thread_name: str
+    #: How long `stop` waits for the thread, seconds.
+    stop_timeout: float = 10.0
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._wake()
+        self._thread.join(self.stop_timeout if timeout is None else timeout)
+
+    def _wake(self) -> None:
+        """Interrupt the thread's wait; nothing by default (it sees `_stop` in time)."""
+
+    def _run(self) -> None:
+        raise NotImplementedError

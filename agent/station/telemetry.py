@@ -19,6 +19,7 @@ import structlog
 
 from printstation.agent import __version__, contract
 from printstation.agent.station.alerts import Condition
+from printstation.agent.station.components import TELEMETRY, ThreadedComponent
 from printstation.agent.station.conditions import consumable_conditions, printer_conditions
 from printstation.agent.station.consumables import Level
 from printstation.agent.station.forecast import Forecast, forecast, use_per_card
@@ -38,54 +39,51 @@ BAD_SIGNATURE_WINDOW = 600.0
 PRUNE_EVERY = 3600.0
 
 
-class TelemetryLoop:
+class TelemetryLoop(ThreadedComponent):
     """The telemetry thread (a `Component`): builds, alerts, stores, prunes."""
 
     name = "telemetry"
-    stop_order = 40  # after the printer (its last card counted), before the publisher
+    stop_order = TELEMETRY  # after the printer (its last card counted), before the publisher
+    thread_name = "telemetry"
+    stop_timeout = 5.0
 
     def __init__(self, station: Station, driver_name: str,
                  on_round: Callable[[], None] = lambda: None):
+        super().__init__()
         self.station = station
         self.driver_name = driver_name
         self.on_round = on_round
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        #: Set when something changed or telemetry is wanted now; the loop wakes on it.
+        self._asked = threading.Event()
         self._force = True
         self._clock_offset = time.time() - time.monotonic()
         self._last_key: tuple | None = None
         self._last_at = 0.0
         self._next_prune = 0.0
-        self._thread = threading.Thread(target=self._run, name="telemetry", daemon=True)
         station.changed = self.request
         station.publish_telemetry = self.now
 
     # ------------------------------------------------------------------------ control
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """The last telemetry of this run (stopping), then the thread ends."""
         try:
             self.emit(force=True)
         except Exception as exc:  # a full disk: what is stored still goes out
             log.error("telemetry_not_stored", error=str(exc)[:200])
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(5)
+        super().stop(timeout)
 
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+    def _wake(self) -> None:
+        self._asked.set()
 
     def request(self) -> None:
         """Something changed: publish telemetry if the state it reports changed."""
-        self._wake.set()
+        self._asked.set()
 
     def now(self) -> None:
         """Publish telemetry now, changed or not (control command `telemetry`)."""
         self._force = True
-        self._wake.set()
+        self._asked.set()
 
     # ----------------------------------------------------------------------- building
 
@@ -208,7 +206,7 @@ class TelemetryLoop:
     def _run(self) -> None:
         settings = self.station.settings
         while not self._stop.is_set():
-            self._wake.wait(settings.telemetry_interval)
+            self._asked.wait(settings.telemetry_interval)
             # Changes that come in a burst (a card every half second) are reported together,
             # at most once a second, so reporting never competes with printing.
             self._stop.wait(TELEMETRY_MIN_SPACING)
@@ -218,9 +216,9 @@ class TelemetryLoop:
             settings = self.station.settings  # reloaded settings take effect here
             # Woken by changes or not, a telemetry event goes out at least every interval.
             overdue = time.monotonic() - self._last_at >= settings.telemetry_interval
-            forced = self._force or overdue or not self._wake.is_set()
+            forced = self._force or overdue or not self._asked.is_set()
             self._force = False
-            self._wake.clear()
+            self._asked.clear()
             try:
                 self.emit(force=forced)
                 self._prune()

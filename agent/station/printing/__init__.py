@@ -3,7 +3,9 @@
     worker     the thread that owns the driver: one job at a time, its outcome journaled
     cards      a stored job made into the card the printer is sent, ahead of its turn
     refusal    a card the printer refused without drawing a blank, held as its fault
+    outcome    a card's outcome recorded before the next blank is drawn
     snapshot   what the rest of the agent knows of the printer, without touching it
+    testcard   the operator's test card (no personal data)
 """
 
 from .cards import build_card

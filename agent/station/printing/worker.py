@@ -26,7 +26,7 @@ import structlog
 
 from printstation.agent import contract
 from printstation.agent.station import failpoints
-from printstation.agent.station.components import PRINTER
+from printstation.agent.station.components import PRINTER, ThreadedComponent
 from printstation.agent.station.consumables import Consumables
 from printstation.agent.station.journal import JobRow, JobState, Journal
 from printstation.agent.station.journal.stock import CardUse
@@ -52,9 +52,11 @@ POLL_SECONDS = 1.0
 IDLE_POLL_SECONDS = 2.0
 
 
-class PrinterWorker:
+class PrinterWorker(ThreadedComponent):
     name = "printer"
     stop_order = PRINTER  # the card in the printer is finished first
+    thread_name = "printer"
+    stop_timeout = 30.0
 
     def __init__(self, journal: Journal, driver: PrinterDriver, *, consumables: Consumables,
                  max_attempts: int, paused: Callable[[], bool], on_change: Callable[[], None],
@@ -69,8 +71,7 @@ class PrinterWorker:
         self.on_change = on_change
         self.snapshot = PrinterSnapshot()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
+        super().__init__()
         self.idle = threading.Event()
         self.recovered = threading.Event()
         #: Monotonic time the loop last came round: the watchdog's sign of life.
@@ -83,17 +84,9 @@ class PrinterWorker:
         #: Chip profiles an encoder here can write; a job needing another is not printed.
         self.chip_profiles: frozenset[str] = frozenset()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
+    def _wake(self) -> None:
         """Stop between cards: a card in the printer is finished first."""
-        self._stop.set()
         self.journal.store.job_event.set()
-        self._thread.join(timeout)
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
     # ------------------------------------------------------------------------- state
 
