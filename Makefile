@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint system-deps
+.PHONY: install demo test unit lint system-deps
 
 # Debian packages the tests need: Chromium and its driver (the operator page is tested in a
 # real browser) and systemd-analyze (the unit is verified). Installed when missing.
@@ -31,5 +31,10 @@ system-deps:
 	  || { apt-get update -q >/dev/null && \
 	       DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_DEPS) >/dev/null; }; }
 
+# Every tier: unit, broker (RabbitMQ at 127.0.0.1:5672) and system (end to end, chaos).
 test: lint system-deps
 	$(BIN)/python -m pytest
+
+# The quick tier for the inner loop: no broker, no browser.
+unit: install
+	$(BIN)/python -m pytest tests/unit -q

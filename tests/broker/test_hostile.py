@@ -12,13 +12,14 @@ import uuid
 
 import pika
 import pytest
-from conftest import KEY_ID, Events, signed, wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from printstation.agent.central.samples import sample_job
 from printstation.agent.central.tools import EventTap, HandbackRelay
 from printstation.agent.signing import sign_headers
 from printstation.agent.surfaces.control_socket import call
+from tests.support import KEY_ID, signed, wait_for
+from tests.support.broker import Events, ready_messages
 
 
 def _publish(broker_url: str, exchange: str, routing_key: str, body: bytes, headers: dict,
@@ -32,14 +33,6 @@ def _publish(broker_url: str, exchange: str, routing_key: str, body: bytes, head
                                               headers=headers, message_id=message_id,
                                               user_id=user_id),
                          mandatory=True)
-    finally:
-        conn.close()
-
-
-def _ready(broker_url: str, queue: str) -> int:
-    conn = pika.BlockingConnection(pika.URLParameters(broker_url))
-    try:
-        return conn.channel().queue_declare(queue, passive=True).method.message_count
     finally:
         conn.close()
 
@@ -135,8 +128,8 @@ def test_poison_messages_never_stop_the_consumer(make_station, submitter, events
     assert events.wait_final([job["job_id"]], timeout=15)[job["job_id"]]["status"] == "printed"
     assert all(station.agent.station.broker.up.values()) and station.agent.fatal is None
     assert not station.agent.station.paused()
-    assert _ready(broker_url, f"printstation.station.{station_id}") == 0
-    assert _ready(broker_url, f"printstation.control.{station_id}") == 0
+    assert ready_messages(broker_url, f"printstation.station.{station_id}") == 0
+    assert ready_messages(broker_url, f"printstation.control.{station_id}") == 0
 
 
 # ------------------------------------------------------------------------------ control
@@ -323,7 +316,7 @@ def test_a_station_handing_back_a_job_it_printed_gets_no_second_card(
     assert central_relay.dropped[0][0] == job["job_id"]
     assert "printed" in central_relay.dropped[0][1]
     assert a.issued() == [job["job_id"]] and b.issued() == []
-    assert _ready(broker_url, f"printstation.pool.{pool}") == 0
+    assert ready_messages(broker_url, f"printstation.pool.{pool}") == 0
 
 
 def test_a_station_takes_nothing_from_a_pool_of_another_stock(

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import job_fingerprint, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -24,6 +23,7 @@ from printstation.drivers.base import CardJob, FaultCode, PrinterError
 from printstation.drivers.evolis import protocol
 from printstation.drivers.evolis.driver import EvolisDriver
 from printstation.drivers.registry import open_driver
+from tests.support import REPO, job_fingerprint, wait_for
 
 TRANSPORTS = ["tcp", "serial", "usb"]
 USB_ENV = "PRINTSTATION_USB_BACKEND"
@@ -293,7 +293,7 @@ def test_probe_reports_identity_or_why_not(sim_process):
 def test_a_scenario_file_sets_stock_and_faults(tmp_path):
     from printstation.simulator.server import load_scenario
 
-    params = load_scenario(Path(__file__).parent.parent / "simulator" / "scenarios"
+    params = load_scenario(REPO / "simulator" / "scenarios"
                            / "busy-office.toml", ["print_time=0.01"])
     assert (params.cards, params.ribbon, params.jam_at, params.print_time) == (40, 30, [7], 0.01)
     assert params.events == [{"card": 12, "fault": "cover_open"}]

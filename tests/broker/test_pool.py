@@ -6,10 +6,11 @@ import uuid
 
 import pika
 import pytest
-from conftest import Events, wait_for
 
 from printstation.agent.central.samples import sample_job
 from printstation.agent.central.tools import EventTap
+from tests.support import wait_for
+from tests.support.broker import Events
 
 
 @pytest.fixture
@@ -17,16 +18,21 @@ def pool() -> str:
     return f"pool-{uuid.uuid4().hex[:8]}"
 
 
+def _print_in_pool(submitter, broker_url: str, pool: str, job_ids: list[str]) -> dict[str, dict]:
+    """Submit one-sided jobs to the pool; each job's final status, whichever station sent it."""
+    with EventTap(broker_url, binding="status.#") as tap:
+        events = Events(tap)
+        for job_id in job_ids:
+            submitter.submit_job(sample_job(job_id, two_sided=False).body, pool=pool)
+        return events.wait_final(job_ids, timeout=60)
+
+
 def test_each_pool_job_is_printed_by_exactly_one_station(make_station, submitter, broker_url,
                                                          pool):
     a = make_station(f"pa-{pool}", pools=[pool])
     b = make_station(f"pb-{pool}", pools=[pool])
     job_ids = [f"POOL-{pool}-{i}" for i in range(10)]
-    with EventTap(broker_url, binding="status.#") as tap:
-        events = Events(tap)
-        for job_id in job_ids:
-            submitter.submit_job(sample_job(job_id, two_sided=False).body, pool=pool)
-        finals = events.wait_final(job_ids, timeout=60)
+    finals = _print_in_pool(submitter, broker_url, pool, job_ids)
     assert {f["status"] for f in finals.values()} == {"printed"}
     printed = a.issued() + b.issued()
     assert sorted(printed) == sorted(job_ids)
@@ -40,11 +46,7 @@ def test_a_paused_station_leaves_pool_jobs_to_the_others(make_station, submitter
     a.agent.station.pause("test", "paused station")
     b = make_station(f"pb-{pool}", pools=[pool])
     job_ids = [f"PAUSE-{pool}-{i}" for i in range(4)]
-    with EventTap(broker_url, binding="status.#") as tap:
-        events = Events(tap)
-        for job_id in job_ids:
-            submitter.submit_job(sample_job(job_id, two_sided=False).body, pool=pool)
-        events.wait_final(job_ids, timeout=60)
+    _print_in_pool(submitter, broker_url, pool, job_ids)
     assert a.issued() == [] and sorted(b.issued()) == sorted(job_ids)
 
 

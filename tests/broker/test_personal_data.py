@@ -7,10 +7,9 @@ import json
 import stat
 import sys
 
-from conftest import wait_for
-
 from printstation.agent.central.samples import sample_job
 from printstation.agent.surfaces import logs
+from tests.support import wait_for
 
 
 def _needles(body: dict, personal: tuple[str, ...]) -> list[bytes]:

@@ -8,7 +8,6 @@ import sys
 import uuid
 
 import pytest
-from conftest import Events, control_answers, signed, wait_for
 
 from printstation.agent.central.samples import sample_job
 from printstation.agent.central.tools import EventTap, HandbackRelay
@@ -16,6 +15,8 @@ from printstation.agent.contract import Job
 from printstation.agent.station.journal import Journal
 from printstation.agent.surfaces.control_socket import ControlError, call
 from printstation.drivers.base import FaultCode
+from tests.support import control_answers, signed, wait_for
+from tests.support.broker import Events
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

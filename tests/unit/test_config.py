@@ -19,6 +19,7 @@ from printstation.agent.config import (
     mask_secrets,
     mask_url,
 )
+from tests.support import REPO
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +45,7 @@ def test_defaults_work_with_no_configuration():
 
 
 def test_the_example_config_is_valid(monkeypatch, tmp_path):
-    example = Path(__file__).parent.parent / "printstation.example.toml"
+    example = REPO / "printstation.example.toml"
     s = load_settings(example)
     assert s.station_id == "bogor-kota-01"
 

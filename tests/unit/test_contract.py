@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from printstation.agent import contract
 from printstation.agent.central.samples import sample_job
+from tests.support import REPO
 
 
 @pytest.fixture(scope="module")
@@ -185,11 +186,10 @@ def test_any_json_is_either_a_job_or_a_validation_error(doc):
 def test_the_project_carries_the_contract_it_implements():
     """docs/CONTRACT.md is the contract this agent implements: version 2, with every
     schema name, status, reason code and broker object the models and topology use."""
-    from pathlib import Path
 
     from printstation.agent.config import Names
 
-    root = Path(__file__).parent.parent
+    root = REPO
     text = (root / "docs" / "CONTRACT.md").read_text()
     assert text.startswith("# The station contract (version 2)")
     for name in (contract.JOB_SCHEMA, contract.CONTROL_SCHEMA, contract.STATUS_SCHEMA,

@@ -30,23 +30,16 @@ from pathlib import Path
 
 import pika
 import pytest
-from conftest import (
-    BROKER_HOST,
-    BROKER_PORT,
-    KEY_ID,
-    SimProcess,
-    close_agent_connections,
-    control_answers,
-    job_fingerprint,
-    rabbitmqctl,
-)
 from cryptography.hazmat.primitives import serialization
-from tcpproxy import StallingProxy
 
 from printstation.agent.central.samples import sample_job
 from printstation.agent.central.tools import HandbackRelay, Submitter
 from printstation.agent.contract import TERMINAL_STATUSES
 from printstation.agent.surfaces.control_socket import call
+from tests.support import KEY_ID, control_answers, job_fingerprint
+from tests.support.broker import BROKER_HOST, BROKER_PORT, close_agent_connections, rabbitmqctl
+from tests.support.sim import SimProcess
+from tests.support.tcpproxy import StallingProxy
 
 JOBS = int(os.environ.get("PRINTSTATION_CHAOS_JOBS", "300"))
 FAILPOINTS = "after_store=0.01,after_ack=0.01,mid_card=0.01,after_card=0.01"
@@ -216,6 +209,18 @@ def test_chaos(tmp_path, broker_url, vhost, signing_key, cleanup):
     cleanup.append(handbacks)
     last_resend: dict[str, str] = {}
 
+    def restart_broker(pause: float) -> None:
+        """Stop and start the broker's application; the central side connects again."""
+        nonlocal central_conn, handbacks
+        rabbitmqctl("stop_app")
+        time.sleep(pause)  # the broker stays down this long: chaos, not synchronisation
+        rabbitmqctl("start_app")
+        counts["broker_restarts"] += 1
+        central_conn = Submitter(broker_url, key=signing_key, key_id=KEY_ID)
+        handbacks = HandbackRelay(broker_url)
+        cleanup.append(handbacks)
+        collector.reconnect()
+
     def central() -> None:
         collector.pump()
         counts["handbacks"] += len(handbacks.relay(forward=False))
@@ -255,25 +260,12 @@ def test_chaos(tmp_path, broker_url, vhost, signing_key, cleanup):
             # cannot know whether the broker has the job, and a second copy in a pool could
             # be printed by two stations. That is the central system's care, not the agent's.
             broker_restarted = True
-            rabbitmqctl("stop_app")
-            time.sleep(1)
-            rabbitmqctl("start_app")
-            counts["broker_restarts"] += 1
-            central_conn = Submitter(broker_url, key=signing_key, key_id=KEY_ID)
-            handbacks = HandbackRelay(broker_url)
-            cleanup.append(handbacks)
-            collector.reconnect()
+            restart_broker(pause=1.0)
         central()
     feeder.join(300)
     submitter.close()
     if not broker_restarted:  # the run was too short to draw it: restart the broker now
-        rabbitmqctl("stop_app")
-        rabbitmqctl("start_app")
-        counts["broker_restarts"] += 1
-        central_conn = Submitter(broker_url, key=signing_key, key_id=KEY_ID)
-        handbacks = HandbackRelay(broker_url)
-        cleanup.append(handbacks)
-        collector.reconnect()
+        restart_broker(pause=0.0)
 
     # Calm: restart anything dead without failpoints, clear printers, let it settle.
     for sim in sims:

@@ -7,8 +7,6 @@ import subprocess
 import sys
 import uuid
 
-from printstation.agent.central.fleet import Fleet
-
 
 def test_fleet_lists_stations_sorted_by_what_runs_out_first(make_station, broker_url):
     tag = uuid.uuid4().hex[:8]
@@ -29,18 +27,3 @@ def test_fleet_lists_stations_sorted_by_what_runs_out_first(make_station, broker
     assert [r["station_id"] for r in rows] == [f"fl{tag}-short", f"fl{tag}-plenty"]
     assert rows[0]["first_to_run_out"] == "ribbon" and rows[0]["cards_left"] == 20
     assert rows[0]["ribbon"] == "40/40" and rows[1]["state"] == "ready"
-
-
-def test_alerts_between_telemetry_update_a_station_row():
-    fleet = Fleet("bo-*")
-    t = {"schema": "printstation.telemetry/1", "station_id": "bo-1", "state": "ready",
-         "printer": {"faults": []}, "consumables": [], "cards_left": None,
-         "counters": {"printed_today": 0}, "alerts": [], "queued_jobs": 0}
-    assert fleet.ingest(t, now=0.0) and not fleet.ingest({**t, "station_id": "jk-1"}, now=0.0)
-    fleet.ingest({"schema": "printstation.alert/1", "station_id": "bo-1",
-                  "condition": "ribbon_low", "severity": "warning", "cleared": False}, now=1.0)
-    assert fleet.rows(now=2.0)[0]["open_alerts"] == 1
-    fleet.ingest({"schema": "printstation.alert/1", "station_id": "bo-1",
-                  "condition": "ribbon_low", "severity": "warning", "cleared": True}, now=3.0)
-    assert fleet.rows(now=4.0)[0]["open_alerts"] == 0
-    assert fleet.rows(now=200.0)[0]["state"] == "silent"

@@ -6,12 +6,13 @@ import json
 from datetime import datetime, timedelta
 
 import pika
-from conftest import KEY_ID, close_agent_connections, signed, wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from printstation.agent.central.samples import sample_job
 from printstation.agent.contract import MAX_BODY_BYTES
 from printstation.agent.signing import sign_headers
+from tests.support import KEY_ID, signed, wait_for
+from tests.support.broker import close_agent_connections
 
 
 def test_signed_jobs_are_printed_once_each_with_statuses_in_order(

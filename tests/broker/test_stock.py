@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
-
-from conftest import Events, wait_for
 
 from printstation.agent.central.samples import sample_job
 from printstation.agent.central.tools import EventTap
 from printstation.agent.surfaces.control_socket import call
-
-CLI = [sys.executable, "-m", "printstation.agent"]
+from tests.support import CLI, wait_for
+from tests.support.broker import Events
 
 
 def cli(state_dir, *args: str) -> subprocess.CompletedProcess:

@@ -12,11 +12,11 @@ import json
 import uuid
 
 import pika
-from conftest import signed, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from printstation.agent.central.samples import sample_job
+from tests.support import signed, wait_for
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)
 header_values = st.one_of(text, st.binary(max_size=60), st.integers(-2**31, 2**31 - 1),

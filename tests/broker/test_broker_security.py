@@ -15,7 +15,6 @@ from urllib.parse import quote
 import pika
 import pika.exceptions
 import pytest
-from conftest import BROKER_HOST, BROKER_PORT, Events, rabbitmqctl, wait_for
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -26,6 +25,8 @@ from printstation.agent.broker.topology import TlsFiles, connection_parameters
 from printstation.agent.central.samples import sample_job
 from printstation.agent.central.tools import EventTap, HandbackRelay, Submitter
 from printstation.agent.config import Settings
+from tests.support import wait_for
+from tests.support.broker import BROKER_HOST, BROKER_PORT, Events, rabbitmqctl
 
 
 @pytest.fixture
@@ -56,8 +57,7 @@ def _refused(url: str, action) -> bool:
 
 def test_a_station_runs_with_only_the_permissions_of_its_own_user(
         own_vhost, make_station, signing_key):
-    from conftest import KEY_ID
-    from test_cli import run
+    from tests.support import KEY_ID, run
 
     station_id, pool = f"perm-{uuid.uuid4().hex[:8]}", f"pp-{uuid.uuid4().hex[:6]}"
     admin = _url("guest", "guest", own_vhost)

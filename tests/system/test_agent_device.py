@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import job_fingerprint, wait_for
 
 from printstation.agent.central.samples import sample_job
+from tests.support import job_fingerprint, wait_for
 
 
 def _url(sim, transport: str, monkeypatch) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import KEY_ID, signed
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +13,7 @@ from printstation.agent.central.samples import sample_job
 from printstation.agent.signing import Verifier
 from printstation.agent.station.intake import Delivery, Intake
 from printstation.agent.station.journal import Journal
+from tests.support import KEY_ID, signed
 
 KEY = Ed25519PrivateKey.generate()
 UNIT = "station.unit"

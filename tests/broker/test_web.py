@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import shutil
 import urllib.error
 import urllib.request
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from printstation.agent.central.samples import sample_job
 from printstation.agent.surfaces.cli import main as cli_main
 from printstation.agent.surfaces.web import token_path
 from printstation.drivers.base import FaultCode
+from tests.support import REPO, http_get, wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -98,42 +96,31 @@ def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_stat
     wait_for(lambda: not station.agent.station.paused(), 20, "the agent to resume")
 
 
-def _get(url: str, path: str, headers: dict | None = None) -> http.client.HTTPResponse:
-    """One GET, redirects not followed, the answer read."""
-    netloc = urlsplit(url).netloc
-    conn = http.client.HTTPConnection(netloc, timeout=10)
-    conn.request("GET", path, headers=headers or {})
-    answer = conn.getresponse()
-    answer.body = answer.read()  # type: ignore[attr-defined]
-    conn.close()
-    return answer
-
-
 def test_the_page_and_its_api_need_the_token(make_station, station_id):
     station = make_station(station_id)
     url, secret = station.agent.url("web"), token(station)
     for path in ("/", "/index.html", "/api/state", "/?token=wrong", "/api/state?token=" + secret):
-        refused = _get(url, path)
+        refused = http_get(url, path)
         assert refused.status == 403, path
         assert b"printstation web" in refused.body and refused.body.count(b"\n") <= 1, path
-    assert _get(url, "/api/state", {"X-Printstation-Token": "wrong"}).status == 403
-    assert _get(url, "/api/state", {"Cookie": "printstation_token=wrong"}).status == 403
+    assert http_get(url, "/api/state", {"X-Printstation-Token": "wrong"}).status == 403
+    assert http_get(url, "/api/state", {"Cookie": "printstation_token=wrong"}).status == 403
 
     code = station.agent.servers[0].login_url().rpartition("?login=")[2]
-    login = _get(url, f"/?login={code}")
+    login = http_get(url, f"/?login={code}")
     assert login.status == 303 and login.getheader("Location") == "/"
     cookie = login.getheader("Set-Cookie")
     assert cookie == f"printstation_token={secret}; HttpOnly; SameSite=Strict; Path=/"
-    again = _get(url, f"/?login={code}")  # a login link works once
+    again = http_get(url, f"/?login={code}")  # a login link works once
     assert again.status == 403 and again.getheader("Set-Cookie") is None
-    assert _get(url, f"/?token={secret}").status == 403  # the token never goes in an address
-    page = _get(url, "/", {"Cookie": f"other=1; printstation_token={secret}"})
+    assert http_get(url, f"/?token={secret}").status == 403  # the token never goes in an address
+    page = http_get(url, "/", {"Cookie": f"other=1; printstation_token={secret}"})
     assert page.status == 200 and b'id="banner"' in page.body
     assert "frame-ancestors 'none'" in page.getheader("Content-Security-Policy")
     for headers in ({"Cookie": f"printstation_token={secret}"}, {"X-Printstation-Token": secret}):
-        state = _get(url, "/api/state", headers)
+        state = http_get(url, "/api/state", headers)
         assert state.status == 200 and json.loads(state.body)["station_id"] == station_id
-    rebound = _get(url, "/api/state", {"X-Printstation-Token": secret, "Host": "evil.example"})
+    rebound = http_get(url, "/api/state", {"X-Printstation-Token": secret, "Host": "evil.example"})
     assert rebound.status == 403
 
 
@@ -196,14 +183,14 @@ def test_metrics_and_health(make_station, submitter, events, station_id):
     port = urlsplit(url).port
     for path in ("/metrics", "/healthz"):  # a web page rebinding its name to 127.0.0.1
         for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", ""):
-            assert _get(url, path, {"Host": host}).status == 403, (path, host)
+            assert http_get(url, path, {"Host": host}).status == 403, (path, host)
         for host in (f"localhost:{port}", "127.0.0.1"):
-            assert _get(url, path, {"Host": host}).status == 200, (path, host)
+            assert http_get(url, path, {"Host": host}).status == 200, (path, host)
     # Every metric the example alert rules and dashboard use is one the agent exports.
     with urllib.request.urlopen(url + "metrics", timeout=10) as r:
         exported = {f.name for f in text_string_to_metric_families(r.read().decode())}
     exported |= {name for name, _ in m}
-    monitoring = Path(__file__).parent.parent / "monitoring"
+    monitoring = REPO / "monitoring"
     for path in monitoring.iterdir():
         used = set(re.findall(r"printstation_[a-z_]+", path.read_text()))
         assert used and used <= exported, (path.name, used - exported)

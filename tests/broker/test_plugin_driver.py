@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from printstation.agent.central.samples import sample_job
-
-PLUGINS = Path(__file__).parent / "plugins"
-
-
-def test_probe_finds_a_driver_registered_by_another_package():
-    env = {**os.environ, "PYTHONPATH": str(PLUGINS)}
-    out = subprocess.run([sys.executable, "-m", "printstation.agent", "probe",
-                          "testprinter://desk-3"], capture_output=True, text=True, env=env,
-                         timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "Plug-in Test Printer" in out.stdout and "desk-3" in out.stdout
+from tests.support import PLUGINS
 
 
 def test_the_agent_prints_through_a_plugged_in_driver(monkeypatch, make_station, submitter,

@@ -8,19 +8,10 @@ from __future__ import annotations
 
 import time
 
-import pika
-from conftest import wait_for
-
 from printstation.agent.central.samples import sample_job
 from printstation.agent.surfaces.control_socket import call
-
-
-def _ready(broker_url: str, queue: str) -> int:
-    conn = pika.BlockingConnection(pika.URLParameters(broker_url))
-    try:
-        return conn.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        conn.close()
+from tests.support import wait_for
+from tests.support.broker import ready_messages
 
 
 def _blocked_by_the_journal(state) -> dict | None:
@@ -42,7 +33,7 @@ def test_a_job_the_station_cannot_store_waits_in_its_queue_until_it_can(
                          "the station to say it cannot store")
     assert not telemetry["taking_jobs"]
     queue = f"printstation.station.{station_id}"
-    wait_for(lambda: _ready(broker_url, queue) == 1, 30, "the job back in its queue")
+    wait_for(lambda: ready_messages(broker_url, queue) == 1, 30, "the job back in its queue")
     assert events.statuses(job["job_id"]) == []
     assert station.agent.journal.jobs.known(job["job_id"]) is None
 
