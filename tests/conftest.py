@@ -2,7 +2,8 @@
 and the tiers themselves, told apart by folder.
 
     tests/unit/    no broker: the inner loop (`make unit`)
-    tests/broker/  the real RabbitMQ (marked `broker`; its conftest owns the broker fixtures)
+    tests/broker/  the real RabbitMQ (marked `broker`; tests/broker/fixtures.py owns the
+                   broker fixtures, registered here once for it and the system tier)
     tests/system/  end to end: the command, device processes, the chaos run (marked `broker`
                    and `system`)
 
@@ -30,8 +31,11 @@ logs.configure("warning")
 os.environ.setdefault("PRINTSTATION_WEB_LISTEN", "127.0.0.1:0")
 os.environ.setdefault("PRINTSTATION_METRICS_LISTEN", "127.0.0.1:0")
 
+#: The broker fixtures, one registration for the broker and system tiers (one vhost a run).
+pytest_plugins = ["tests.broker.fixtures"]
+
 TESTS = Path(__file__).parent
-#: The broker tier's fixtures (tests/broker/conftest.py), which no unit test may use.
+#: The broker tier's fixtures (tests/broker/fixtures.py), which no unit test may use.
 BROKER_FIXTURES = frozenset({"vhost", "broker_url", "make_station", "submitter", "raw_publish",
                              "central_relay", "events"})
 

@@ -55,8 +55,8 @@ def test_idle_connections_hold_no_threads_and_requests_still_answer(make_station
         started = time.monotonic()
         secret = token_path(station.agent.settings).read_text().strip()
         assert http_get(station.agent.url("web"), "/api/state",
-                    {"X-Printstation-Token": secret}).status == 200
-        assert http_get(station.agent.url("metrics"), "/metrics", {}).status == 200
+                            {"X-Printstation-Token": secret}, timeout=5).status == 200
+        assert http_get(station.agent.url("metrics"), "/metrics", {}, timeout=5).status == 200
         assert call(station.agent.settings.socket_path(), {"cmd": "status"}, timeout=5)["ok"]
         assert time.monotonic() - started < 15  # far from the idle timeout of 60 s
         assert threading.active_count() <= before + 2, threading.enumerate()

@@ -78,15 +78,17 @@ def host_port(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def http_get(url: str, path: str, headers: dict | None = None) -> http.client.HTTPResponse:
-    """One GET, redirects not followed, the answer read (as `.body`)."""
-    netloc = urlsplit(url).netloc
-    conn = http.client.HTTPConnection(netloc, timeout=10)
-    conn.request("GET", path, headers=headers or {})
-    answer = conn.getresponse()
-    answer.body = answer.read()  # type: ignore[attr-defined]
-    conn.close()
-    return answer
+def http_get(url: str, path: str, headers: dict | None = None, *,
+             timeout: float = 10.0) -> http.client.HTTPResponse:
+    """One GET, redirects not followed, the answer read (as `.body`) within `timeout`."""
+    conn = http.client.HTTPConnection(urlsplit(url).netloc, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        answer = conn.getresponse()
+        answer.body = answer.read()  # type: ignore[attr-defined]
+        return answer
+    finally:
+        conn.close()
 
 
 def unusual_password() -> str:

@@ -67,13 +67,13 @@ def test_the_http_servers_refuse_beyond_their_workers_with_503():
     server.start()
     statuses: list[int] = []
     callers = [threading.Thread(target=lambda: statuses.append(
-        http_get(server.url, "/healthz", {}).status)) for _ in range(2)]
+        http_get(server.url, "/healthz", {}, timeout=5).status)) for _ in range(2)]
     try:
         for t in callers:
             t.start()
         for _ in callers:
             assert entered.acquire(timeout=10), "a request did not reach its handler"
-        assert http_get(server.url, "/healthz", {}).status == 503
+        assert http_get(server.url, "/healthz", {}, timeout=5).status == 503
     finally:
         release.set()
         for t in callers:

@@ -2,7 +2,9 @@
 
 Every test run gets its own vhost (so two runs at once never see each other's queues) and
 every test its own station id. A broker that cannot be reached fails the test with a
-message saying how to start it; it never skips. The system tier uses these fixtures too.
+message saying how to start it; it never skips. The system tier uses these fixtures too:
+tests/conftest.py registers this module once (`pytest_plugins`), so a run makes one vhost,
+and refuses them to the unit tier.
 """
 
 from __future__ import annotations
