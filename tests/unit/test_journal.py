@@ -190,6 +190,28 @@ def test_a_cancel_during_a_pool_claim_never_publishes_accepted_after_cancelled(t
     assert not journal.jobs.release("J-1", "claim_unconfirmed", "late")  # no `released` either
 
 
+def test_a_pool_job_whose_blank_was_spoiled_is_never_handed_back(tmp_path, job):
+    """Contract 7.1: never once printing has begun. A blank the printer called spoiled may
+    still be a usable card; handed back, another station would print the job again."""
+    journal = Journal(tmp_path, "s1")
+    journal.jobs.take(job[0], job[1], {}, "pool:p", claiming=True)
+    journal.jobs.confirm_claim("J-1")
+    assert journal.progress.start_printing("J-1", 10) == 1
+    journal.cards.spoiled("J-1", 11, "card_jam")
+    journal.progress.back_to_queue("J-1")  # waits to be printed again, here
+    assert journal.jobs.known("J-1") == "queued"
+    assert not journal.handback.hand_back("J-1", "printer fault not cleared")
+    assert journal.jobs.known("J-1") == "queued" and journal.handback.pending() == []
+    # One whose printer refused the card before drawing a blank has not begun: it may go.
+    other = sample_job("J-2", two_sided=False, destination="pool.p").body
+    raw = json.dumps(other).encode()
+    journal.jobs.take(Job.model_validate_json(raw), raw, {}, "pool:p", claiming=True)
+    journal.jobs.confirm_claim("J-2")
+    assert journal.progress.start_printing("J-2", 11) == 1
+    journal.progress.not_started("J-2")
+    assert journal.handback.hand_back("J-2", "printer fault not cleared")
+
+
 def test_a_cancel_during_a_claim_that_fails_ends_the_job_when_it_comes_again(tmp_path, job):
     journal = Journal(tmp_path, "s1")
     journal.jobs.take(job[0], job[1], {}, "pool:p", claiming=True)

@@ -28,10 +28,16 @@ class HandBacks:
         self.outbox = outbox
 
     def hand_back(self, job_id: str, why: str) -> bool:
-        """Queue a pool job that has not started to go back; False if it can't."""
+        """Queue a pool job that has not started to go back; False if it can't.
+
+        Never once printing has begun (contract 7.1): a job that drew a blank (`attempt`
+        counts them; a card refused before drawing one does not count) stays here, as a
+        blank the printer called spoiled may still be a usable card.
+        """
         with self.store.tx() as db:
             row = db.execute(f"{JOB_WITH_DATA} WHERE job_id=?", (job_id,)).fetchone()
-            if row is None or row["state"] != S.QUEUED or not row["source"].startswith("pool:"):
+            if row is None or row["state"] != S.QUEUED or row["attempt"] \
+                    or not row["source"].startswith("pool:"):
                 return False
             pool = row["source"].removeprefix("pool:")
             db.execute("INSERT INTO handback VALUES (?, ?, ?, ?, ?)",
