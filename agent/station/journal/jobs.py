@@ -20,7 +20,7 @@ from printstation.agent.signing import signature_headers
 
 from .jobstate import LIVE, WAITING, JobState, moves
 from .outbox import Outbox
-from .store import Store, newest_created
+from .store import Store, ids_kept_since, newest_created
 
 S = JobState
 JOB_COLUMNS = ("job_id", "reference", "card_stock", "source", "state", "attempt", "sides",
@@ -31,6 +31,8 @@ JOB_SELECT = "SELECT " + ", ".join(f"jobs.{c}" for c in JOB_COLUMNS)
 #: a journal migrated on an old SQLite still has empty `body`/`headers` columns in jobs.
 JOB_WITH_DATA = (f"{JOB_SELECT}, job_data.body, job_data.headers FROM jobs "
                  "LEFT JOIN job_data USING (job_id)")
+#: A job without its message: what every reader but the printer thread needs.
+JOB_WITHOUT_DATA = f"{JOB_SELECT}, NULL AS body, NULL AS headers FROM jobs"
 
 _CONFIRM = moves(S.QUEUED, S.CLAIMING)
 _CONFIRM_CANCELLED = moves(S.CANCELLED, S.CLAIMING)
@@ -104,8 +106,9 @@ class Jobs:
         stamp = contract.now().isoformat()
         with self.store.tx() as db:
             newest = newest_created(db)
-            too_old = retention_days is not None and newest is not None and \
-                job.created_at < newest - timedelta(days=retention_days)
+            kept_since = ids_kept_since(newest, retention_days) \
+                if retention_days is not None else None
+            too_old = kept_since is not None and job.created_at < kept_since
             # A job dated in the future (a central host's wrong clock, a typo) must not
             # make every later job look too old: the mark moves at most to a day past this
             # PC's clock. Wrong that way, the PC only keeps job ids longer.
@@ -229,8 +232,7 @@ class Jobs:
 
     def next(self, *, with_body: bool = True) -> JobRow | None:
         """The oldest job waiting to print (without its images, which are large, if asked)."""
-        select = JOB_WITH_DATA if with_body else \
-            f"{JOB_SELECT}, NULL AS body, NULL AS headers FROM jobs"
+        select = JOB_WITH_DATA if with_body else JOB_WITHOUT_DATA
         with self.store.lock:
             row = self.store.db.execute(
                 f"{select} WHERE state=? ORDER BY jobs.rowid LIMIT 1", (S.QUEUED,)).fetchone()
@@ -248,10 +250,11 @@ class Jobs:
         return job_row(row) if row else None
 
     def in_states(self, *states: JobState) -> list[JobRow]:
+        """The jobs in these states, oldest first, without their images (`get` has them)."""
         marks = ",".join("?" * len(states))
         with self.store.lock:
             rows = self.store.db.execute(
-                f"{JOB_WITH_DATA} WHERE state IN ({marks}) ORDER BY jobs.rowid", states,
+                f"{JOB_WITHOUT_DATA} WHERE state IN ({marks}) ORDER BY jobs.rowid", states,
             ).fetchall()
         return [job_row(r) for r in rows]
 
