@@ -19,7 +19,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import structlog
@@ -309,9 +309,8 @@ class Intake:
                                               f"{cmd.station_id}, not this one")
         skew = abs((contract.now() - cmd.issued_at).total_seconds())
         if skew > self.policy.control_max_skew:
-            newest = self.journal.store.newest_created()
-            forgotten = newest is not None and cmd.issued_at < newest - timedelta(
-                days=self.policy.job_retention_days)
+            kept_since = self.journal.store.ids_kept_since(self.policy.job_retention_days)
+            forgotten = kept_since is not None and cmd.issued_at < kept_since
             if cmd.command != "cancel" or forgotten:
                 raise BadMessage("bad_signature", _stale(cmd.command_id, cmd.issued_at, skew,
                                                          self.policy.control_max_skew))

@@ -22,7 +22,7 @@ from printstation.agent import contract
 
 from . import stock
 from .jobstate import ENDED
-from .store import Store, newest_created
+from .store import Store, ids_kept_since, newest_created
 
 
 class Retention:
@@ -42,9 +42,8 @@ def _prune(store: Store, job_days: float, event_days: float, now: datetime) -> d
     old = "julianday({}) < julianday(?)"
     counts = {}
     with store.tx() as db:
-        newest = newest_created(db)
-        central_before = (newest - timedelta(days=job_days)).isoformat() \
-            if newest is not None else None
+        kept_since = ids_kept_since(newest_created(db), job_days)
+        central_before = kept_since.isoformat() if kept_since is not None else None
         counts["events"] = db.execute(
             f"DELETE FROM outbox WHERE published=1 AND {old.format('created_at')}",
             (events_before,)).rowcount

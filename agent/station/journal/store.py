@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from printstation.agent import contract
@@ -276,8 +276,19 @@ class Store:
         with self.lock:
             return newest_created(self.db)
 
+    def ids_kept_since(self, days: float) -> datetime | None:
+        """`ids_kept_since` for this journal, read now."""
+        return ids_kept_since(self.newest_created(), days)
+
 
 def newest_created(db: sqlite3.Connection) -> datetime | None:
     """The newest `created_at` of any job taken: the central system's clock, as signed."""
     row = db.execute("SELECT value FROM meta WHERE key='newest_created_at'").fetchone()
     return datetime.fromisoformat(row[0]) if row else None
+
+
+def ids_kept_since(newest: datetime | None, days: float) -> datetime | None:
+    """The oldest signed time (a job's `created_at`, a command's `issued_at`) whose ids the
+    journal still holds after `days` of retention: anything older could be a replay it
+    cannot tell from a new message. None before the first job."""
+    return None if newest is None else newest - timedelta(days=days)
