@@ -155,7 +155,7 @@ class EvolisDevice:
         try:
             number = self.printer.draw_blank()
         except PrinterError as exc:
-            return _refusal(exc.fault)
+            return protocol.fault_reply(exc.fault)
         self.card = CardInPrinter(number)
         return protocol.OK
 
@@ -202,7 +202,7 @@ class EvolisDevice:
         try:
             self.printer.print_drawn(card.number, job)
         except PrinterError as exc:
-            return _refusal(exc.fault)
+            return protocol.fault_reply(exc.fault)
         finally:
             self.printing = False
         return protocol.OK
@@ -224,12 +224,6 @@ class EvolisDevice:
             m.truncate -= 1
             return reply.encode()[: max(len(reply) // 2, 1)]
         return reply.encode("ascii") + protocol.REPLY_END
-
-
-def _refusal(fault: FaultCode) -> str:
-    """The reply refusing a card for `fault`. The language has no film fault (the retransfer
-    models' protocol is not public), so this printer says film out as it says ribbon out."""
-    return protocol.fault_reply(FaultCode.RIBBON_OUT if fault is FaultCode.FILM_OUT else fault)
 
 
 def _side_panels(panels: dict[str, bytes], levels: int) -> SidePanels:

@@ -125,6 +125,9 @@ FAULT_REPLIES: dict[FaultCode, str] = {
     fault: reply for reply, fault in reversed(ERROR_REPLIES.items())
     if fault is not FaultCode.PROTOCOL
 }
+#: The language has no film fault (the retransfer models' protocol is not public): a
+#: printer out of film refuses a card as it does out of ribbon.
+FAULT_REPLIES[FaultCode.FILM_OUT] = FAULT_REPLIES[FaultCode.RIBBON_OUT]
 
 
 class ReplyReader:
