@@ -9,10 +9,9 @@ lost. No part is told apart by its class name.
 from __future__ import annotations
 
 import threading
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 
-@runtime_checkable
 class Component(Protocol):
     """A part with a thread (or a server) of its own."""
 
@@ -62,9 +61,11 @@ class ThreadedComponent:
         return self._thread.is_alive()
 
     def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to end and wait for it; harmless when it never started."""
         self._stop.set()
         self._wake()
-        self._thread.join(self.stop_timeout if timeout is None else timeout)
+        if self._thread.is_alive():
+            self._thread.join(self.stop_timeout if timeout is None else timeout)
 
     def _wake(self) -> None:
         """Interrupt the thread's wait; nothing by default (it sees `_stop` in time)."""

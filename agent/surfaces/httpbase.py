@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import structlog
 
-from printstation.agent.station.components import SURFACES
+from printstation.agent.station.components import SURFACES, ThreadedComponent
 
 log = structlog.get_logger("printstation.http")
 
@@ -74,7 +74,7 @@ class _Waiting:
     data: bytearray = field(default_factory=bytearray)
 
 
-class ConnectionGate:
+class ConnectionGate(ThreadedComponent):
     """Accepts connections on `listener`; serves each complete request on a bounded thread.
 
     `complete(data)` says whether a request has arrived whole; `serve(conn, address, data)`
@@ -88,7 +88,7 @@ class ConnectionGate:
                  busy: bytes, limit: int, timeout: float | None = None,
                  workers: int | None = None, waiting: int | None = None):
         self.listener = listener
-        self.name = name
+        self.name = self.thread_name = name
         self.complete = complete
         self.serve = serve
         self.busy = busy
@@ -99,37 +99,35 @@ class ConnectionGate:
         self._slots = threading.BoundedSemaphore(self.workers)
         self._waiting: dict[socket.socket, _Waiting] = {}
         self._wake_r, self._wake_w = socket.socketpair()
-        self._stopping = False
         self._last_busy_log = 0.0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        super().__init__()
 
     @property
     def waiting(self) -> int:
         """Connections accepted whose request has not arrived whole yet."""
         return len(self._waiting)
 
+    stop_timeout = 5.0
+
     def start(self) -> None:
         self.listener.setblocking(False)
-        self._thread.start()
+        super().start()
 
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self) -> None:
-        self._stopping = True
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
-        if self._thread.is_alive():
-            self._thread.join(5)
+    def stop(self, timeout: float | None = None) -> None:
+        super().stop(timeout)
         self._wake_r.close()
         self._wake_w.close()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
 
     def _run(self) -> None:
         sel = selectors.DefaultSelector()
         sel.register(self.listener, selectors.EVENT_READ)
         sel.register(self._wake_r, selectors.EVENT_READ)
         try:
-            while not self._stopping:
+            while not self._stop.is_set():
                 # Accepted in order with one timeout, so the first is the next to expire;
                 # with none waiting, the gate sleeps until a connection or `stop`.
                 first = next(iter(self._waiting.values()), None)
