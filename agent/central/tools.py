@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from printstation.agent.broker.topology import connection_parameters
 from printstation.agent.config import Names
-from printstation.agent.contract import CONTROL_SCHEMA
-from printstation.agent.signing import load_private_key, sign_headers
+from printstation.agent.contract import CONTROL_SCHEMA, STATUS_SCHEMA
+from printstation.agent.signing import load_private_key, sign_headers, signature_headers
 
 NOT_FOUND = 404
 
@@ -260,7 +260,7 @@ class HandbackRelay:
         pool; returns their ids. With `forward=False` they are only acknowledged (see the
         class's docstring)."""
         for routing_key, event in self._tap.keyed_events(0.05):
-            if event.get("schema") == "printstation.status/1":
+            if event.get("schema") == STATUS_SCHEMA:
                 self._hear(routing_key, event)
         while True:
             method, props, body = self._next()
@@ -281,8 +281,7 @@ class HandbackRelay:
                 self._done(tag)
                 continue
             job = self._jobs[job_id]
-            headers = {k: v for k, v in (props.headers or {}).items()
-                       if k in ("x-signature", "x-key-id")}
+            headers = signature_headers(props.headers)
             self._ch.basic_publish(
                 self.names.job_exchange, method.routing_key, body,
                 pika.BasicProperties(content_type="application/json", delivery_mode=2,

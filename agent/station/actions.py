@@ -17,6 +17,7 @@ from pydantic import StringConstraints as Text
 
 from printstation.agent import contract
 from printstation.agent.station.consumables import LoadError
+from printstation.agent.station.journal import JobState
 from printstation.agent.station.ledger import balance, daily_report, explain
 from printstation.agent.station.station import Station
 from printstation.agent.station.telemetry import TelemetryLoop
@@ -105,15 +106,15 @@ def _resume(c: Context, r: Why, who: str) -> dict[str, Any]:
 
 
 #: How a job an operator cannot cancel is named in the answer.
-_NOT_CANCELLABLE = {"claiming": "being taken from its pool",
-                    "handback_sending": "on its way back to the central system",
-                    "needs_check": "needs_check (say what came out with resolve)"}
+_NOT_CANCELLABLE = {JobState.CLAIMING: "being taken from its pool",
+                    JobState.HANDBACK_SENDING: "on its way back to the central system",
+                    JobState.NEEDS_CHECK: "needs_check (say what came out with resolve)"}
 
 
 def _cancel(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
     journal = c.station.journal
     result = journal.control.cancel(r.job_id, "cancelled_by_operator", f"{who}: {r.why}")
-    if result != "cancelled":
+    if result != JobState.CANCELLED:
         raise ControlError(f"job {r.job_id} is {_NOT_CANCELLABLE.get(result, result)}; only a "
                            "job not yet printing can be cancelled")
     journal.store.record_action(who, "cancel", r.job_id, r.why)

@@ -74,7 +74,7 @@ class Agent:
             max_attempts=settings.max_attempts, paused=lambda: self.station.printing_held(),
             on_change=lambda: self.station.changed(), handback_after=settings.handback_after)
         self.station = Station(settings, self.journal, self.printer, consumables, intake,
-                               AlertBook(self.journal), verifier)
+                               AlertBook(self.journal))
         intake.actions = ControlActions(
             pause=self.station.pause, resume=self.station.resume,
             telemetry=lambda: self.station.publish_telemetry(), cancel=self.station.cancel)
@@ -229,7 +229,7 @@ class Agent:
         restart = [k for k in changed if k not in LIVE_SETTINGS]
         if {"trusted_keys", "verify_signatures"} & set(applied):
             verifier = Verifier.from_files(new.trusted_keys, enabled=new.verify_signatures)
-            self.station.verifier = self.station.intake.verifier = verifier
+            self.station.intake.verifier = verifier
         self.station.settings = settings = old.model_copy(
             update={k: getattr(new, k) for k in applied})
         self.printer.max_attempts = settings.max_attempts

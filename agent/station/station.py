@@ -55,20 +55,23 @@ class BrokerLink:
 
 class Station:
     def __init__(self, settings: Settings, journal: Journal, printer: PrinterWorker,
-                 consumables: Consumables, intake: Intake, alerts: AlertBook,
-                 verifier: Verifier):
+                 consumables: Consumables, intake: Intake, alerts: AlertBook):
         self.settings = settings
         self.journal = journal
         self.printer = printer
         self.consumables = consumables
         self.intake = intake
         self.alerts = alerts
-        self.verifier = verifier
         self.broker = BrokerLink()
         self.stopping = False
         #: Set by the telemetry: something changed (publish if it shows), or publish now.
         self.changed: Callable[[], None] = lambda: None
         self.publish_telemetry: Callable[[], None] = lambda: None
+
+    @property
+    def verifier(self) -> Verifier:
+        """The keys intake checks signatures with (replaced whole on reload)."""
+        return self.intake.verifier
 
     # ------------------------------------------------------------------------- state
 

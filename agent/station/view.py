@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from printstation.agent.config import Settings
-from printstation.agent.station.actions import Commands, ControlError
+from printstation.agent.station.actions import COMMANDS, Commands, ControlError
 from printstation.agent.station.station import Station
 from printstation.agent.station.telemetry import TelemetryLoop
 
@@ -70,7 +70,7 @@ class StationView:
     def act(self, request: dict[str, Any], who: str) -> dict[str, Any]:
         """An operator's action from the page: `{"ok": true, ...}` or the one-line error."""
         name = request.pop("cmd", None)
-        if not isinstance(name, str) or name not in self._commands.handlers():
+        if not isinstance(name, str) or name not in COMMANDS:
             return {"ok": False, "error": f"unknown command {name!r}"}
         try:
             return {"ok": True, **self._commands.run(name, request, who)}

@@ -44,8 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
-from printstation.agent.station.journal.jobstate import JobState
-from printstation.agent.surfaces.control_socket import ControlError
+from printstation.agent.station.journal.jobstate import LIVE, JobState
 from printstation.agent.surfaces.httpbase import Handler, LocalHTTPServer
 
 if TYPE_CHECKING:
@@ -56,9 +55,9 @@ log = structlog.get_logger("printstation.web")
 MAX_ACTION = 16 * 1024
 #: A login link works once, within this many seconds of `printstation web` asking for it.
 LOGIN_SECONDS = 60.0
-#: The jobs the page lists as waiting (a hand-back being sent is the central system's now).
-WAITING = frozenset({JobState.CLAIMING, JobState.QUEUED, JobState.PRINTING,
-                     JobState.NEEDS_CHECK, JobState.HANDING_BACK})
+#: The jobs the page lists as waiting: every one not ended, but a hand-back being sent
+#: (the central system's now).
+LISTED_WAITING = LIVE - {JobState.HANDBACK_SENDING}
 TOKEN_FILE = "web-token"
 COOKIE = "printstation_token"
 TOKEN_HEADER = "X-Printstation-Token"
@@ -104,22 +103,6 @@ def write_token(path: Path, group: str | None) -> str:
     return token
 
 
-def read_token(path: Path) -> str:
-    """The running agent's token, or ControlError saying in one line why it cannot be read."""
-    try:
-        token = path.read_text().strip()
-    except FileNotFoundError:
-        raise ControlError(f"the agent is not running, or serves no operator page "
-                           f"(no {path})") from None
-    except PermissionError:
-        raise ControlError(f"permission denied on {path}: join the agent's group") from None
-    except OSError as exc:
-        raise ControlError(f"cannot read {path}: {exc.strerror}") from None
-    if not token:
-        raise ControlError(f"{path} is empty: restart the agent")
-    return token
-
-
 class LoginCodes:
     """One-time login codes: each opens the page once, within LOGIN_SECONDS."""
 
@@ -150,8 +133,8 @@ def state(view: StationView) -> dict[str, Any]:
         "station_id": view.station_id,
         "telemetry": view.telemetry(),
         "current_job": view.current_job(),
-        "waiting": [{k: j[k] for k in keep} for j in jobs if j["state"] in WAITING],
-        "recent": [{k: j[k] for k in keep} for j in jobs if j["state"] not in WAITING][:20],
+        "waiting": [{k: j[k] for k in keep} for j in jobs if j["state"] in LISTED_WAITING],
+        "recent": [{k: j[k] for k in keep} for j in jobs if j["state"] not in LISTED_WAITING][:20],
         "broker_up": view.broker_up(),
     }
 

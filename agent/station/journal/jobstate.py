@@ -27,13 +27,9 @@ class JobState(StrEnum):
     EXPIRED = "expired"
     RELEASED = "released"  # the central system's again
 
-    @property
-    def live(self) -> bool:
-        """Not yet ended: the job's data is still held."""
-        return self in LIVE
-
 
 S = JobState
+#: Not yet ended: the job's data is still held.
 LIVE = frozenset({S.CLAIMING, S.QUEUED, S.PRINTING, S.NEEDS_CHECK, S.HANDING_BACK,
                   S.HANDBACK_SENDING})
 #: States whose row keeps only the job's id and outcome (pruned after the retention period).
