@@ -3,7 +3,8 @@
 Claims never confirmed are released; a hand-back whose publication was attempted is
 released without a second attempt (a second copy in the pool could be printed twice); pool
 jobs not started go back to the central system, as other stations may print them sooner.
-Jobs that were `printing` are settled by the printer thread, which asks the printer.
+Jobs that were `printing` are settled by the printer thread, which asks the printer. The
+images of jobs that ended are erased first.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ log = structlog.get_logger("printstation.recovery")
 
 
 def recover(journal: Journal) -> None:
+    # A card recorded between cards leaves its images for later (`card_printed`); a stop or
+    # a kill before then must not keep them on disk until the next job.
+    journal.jobs.erase_finished_images()
+    journal.store.checkpoint("TRUNCATE")
     for row in journal.jobs.in_states(JobState.CLAIMING):
         journal.jobs.release(row.job_id, "claim_unconfirmed",
                              "the agent stopped before the broker confirmed the claim")

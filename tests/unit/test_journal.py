@@ -92,6 +92,25 @@ def test_a_card_recorded_between_cards_is_published_only_once_on_disk(tmp_path, 
     assert journal.jobs.get("J-1").body is None
 
 
+def test_a_printed_jobs_images_left_by_a_stop_are_erased_at_the_next_start(tmp_path, job):
+    """Killed (or stopped) after a card recorded between cards, the station must not keep
+    that citizen's images on disk: the next start erases them before anything else."""
+    from printstation.agent.station.recovery import recover
+
+    journal = Journal(tmp_path, "s1")
+    journal.jobs.take(job[0], job[1], {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    journal.progress.card_printed("J-1", 1, between_cards=True)
+    journal.close()
+    journal = Journal(tmp_path, "s1")
+    assert journal.jobs.get("J-1").body == job[1]  # left behind by the stop
+    recover(journal)
+    assert journal.jobs.get("J-1").body is None
+    journal.close()
+    photo = job[0].sides.front.image[1000:1064].encode()
+    assert not any(photo in p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+
+
 def test_a_schema_1_journal_moves_its_job_data_out_of_the_jobs_rows(tmp_path, job):
     import sqlite3
 

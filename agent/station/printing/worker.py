@@ -162,6 +162,9 @@ class PrinterWorker(ThreadedComponent):
                 log.error("card_outcome_not_recorded", detail="the job stays printing; at "
                           "the next start the printer's counter settles it (needs_check if "
                           "it moved), never a reprint")
+        with contextlib.suppress(sqlite3.Error):  # a full disk: the next start erases them
+            self.journal.jobs.erase_finished_images()
+            self.journal.store.checkpoint("TRUNCATE")
         self._cards.close()
         try:
             self.driver.close()
