@@ -311,13 +311,14 @@ class Intake:
         if skew > self.policy.control_max_skew:
             kept_since = self.journal.store.ids_kept_since(self.policy.job_retention_days)
             forgotten = kept_since is not None and cmd.issued_at < kept_since
-            if cmd.command != "cancel" or forgotten:
+            if cmd.command != "cancel" or forgotten or cmd.issued_at > contract.now():
                 raise BadMessage("bad_signature", _stale(cmd.command_id, cmd.issued_at, skew,
                                                          self.policy.control_max_skew))
             # A cancel that waited in its queue (the PC was off overnight) is still acted
             # on: refused, the card it cancels would print. It can only stop a print, and
             # its command_id makes a replay of it a duplicate for as long as ids are kept
-            # (older ones are refused above, as `take` refuses jobs that old).
+            # (older ones are refused above, as `take` refuses jobs that old, and so is one
+            # dated in the future: it waited in no queue).
             log.warning("control_late_cancel", command_id=cmd.command_id,
                         job_id=cmd.job_id, seconds=round(skew))
         return cmd

@@ -112,7 +112,8 @@ def test_a_store_failure_the_space_probe_cannot_see_stops_the_station_not_the_jo
 
 def test_a_cancel_older_than_the_retention_period_is_refused(tmp_path):
     """A late cancel is acted on (refusing it would print a cancelled card), unless it is
-    older than the ids the station keeps: then a replay of it could not be told apart."""
+    older than the ids the station keeps (a replay of it could not be told apart) or dated
+    in the future beyond the skew (it waited in no queue)."""
     import datetime
 
     from printstation.agent.station.intake import ControlActions, Policy
@@ -128,7 +129,8 @@ def test_a_cancel_older_than_the_retention_period_is_refused(tmp_path):
     assert unit.job(Delivery(body=body, headers=headers)).why == "accepted"
     now = datetime.datetime.now().astimezone()
     for job_id, age in (("LATE", datetime.timedelta(hours=15)),
-                        ("ANCIENT", datetime.timedelta(days=31))):
+                        ("ANCIENT", datetime.timedelta(days=31)),
+                        ("FUTURE", -datetime.timedelta(days=1))):  # no queue waits backwards
         raw, hdrs = signed(KEY, {"schema": "printstation.control/2", "command": "cancel",
                                  "command_id": f"c-{job_id}", "station_id": "unit",
                                  "issued_at": (now - age).isoformat(), "job_id": job_id})
