@@ -36,7 +36,7 @@ def reconnect(broker_url: str, outage: float) -> None:
     agent = make_agent("print_time=0", broker_url=broker_url, reconnect_max_delay=30)
     agent.start()
     deadline = time.monotonic() + 30
-    while not all(agent.station.broker.up.values()) and time.monotonic() < deadline:
+    while not agent.station.broker.all_up and time.monotonic() < deadline:
         time.sleep(0.05)
     bare_back: list[float] = []
     stop = threading.Event()
@@ -58,7 +58,7 @@ def reconnect(broker_url: str, outage: float) -> None:
     finally:
         back = time.monotonic()  # both clocks start when the broker is asked to come back
         rabbitmqctl("start_app")
-    while not all(agent.station.broker.up.values()) and time.monotonic() < back + 120:
+    while not agent.station.broker.all_up and time.monotonic() < back + 120:
         time.sleep(0.01)
     agent_back = time.monotonic() - back
     thread.join(60)

@@ -107,7 +107,7 @@ def _demo_through_broker(agent: Agent, settings: Settings, key: Ed25519PrivateKe
     url = settings.broker_connection_url()
     with EventTap(url, binding=f"*.{settings.station_id}.#") as tap:
         agent.start()
-        if not _wait(lambda: all(agent.station.broker.up.values()) or agent.fatal is not None, 30):
+        if not _wait(lambda: agent.station.broker.all_up or agent.fatal is not None, 30):
             raise SystemExit("demo: the agent could not reach the broker at "
                              f"{mask_url(settings.broker_url)}")
         if agent.fatal is not None:

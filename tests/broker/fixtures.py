@@ -78,7 +78,7 @@ def make_station(tmp_path: Path, broker_url: str,
         if start:
             agent.start()
             started.append(agent)
-            wait_for(lambda: all(agent.station.broker.up.values()) or agent.fatal, 20,
+            wait_for(lambda: agent.station.broker.all_up or agent.fatal, 20,
                      "the agent to connect to the broker")
         return Station(agent, cards)
 
