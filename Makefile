@@ -3,38 +3,47 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test unit lint system-deps
+.PHONY: install demo test unit lint system-deps node-tools
 
-# Debian packages the tests need: Chromium and its driver (the operator page is tested in a
-# real browser) and systemd-analyze (the unit is verified). Installed when missing.
-SYSTEM_DEPS := chromium chromium-driver systemd
+# Debian packages the tests need, each as command:package, installed when the command is
+# missing: Chromium and its driver (the operator page is tested in a real browser),
+# systemd-analyze (the unit is verified), Node.js and npm (the AsyncAPI document is read by
+# the official AsyncAPI parser) and promtool (the metrics and alert rules are checked by
+# Prometheus's own tool; Debian's prometheus package, without the node exporter it
+# recommends).
+SYSTEM_DEPS := chromium:chromium chromedriver:chromium-driver systemd-analyze:systemd \
+  node:nodejs npm:npm
+SYSTEM_DEPS_NO_RECOMMENDS := promtool:prometheus
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get install -y -q
+# The official AsyncAPI parser, installed with npm into a folder of the tests' own.
+NODE_TOOLS := .tools/node
+ASYNCAPI_PARSER := @asyncapi/parser@3.6.6
 
-$(BIN)/printstation: pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
-	touch $@
-
-install: $(BIN)/printstation
-
-demo: install
-	$(BIN)/printstation demo
-
-lint: install
-	$(BIN)/ruff check .
+# $(call apt_install,command:package ...,apt-get options): the packages whose command is missing.
+define apt_install
+	@missing=$$(for dep in $(1); do command -v $${dep%%:*} >/dev/null || echo $${dep#*:}; done); \
+	if [ -n "$$missing" ]; then echo "installing" $$missing "(apt-get)"; \
+	  $(APT_GET) $(2) $$missing >/dev/null \
+	  || { apt-get update -q >/dev/null && $(APT_GET) $(2) $$missing >/dev/null; }; fi
+endef
 
 system-deps:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
-	  && command -v systemd-analyze >/dev/null || { \
-	  echo "installing $(SYSTEM_DEPS) (apt-get)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_DEPS) >/dev/null \
-	  || { apt-get update -q >/dev/null && \
-	       DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_DEPS) >/dev/null; }; }
+	$(call apt_install,$(SYSTEM_DEPS),)
+	$(call apt_install,$(SYSTEM_DEPS_NO_RECOMMENDS),--no-install-recommends)
+	@$(MAKE) --no-print-directory node-tools
+
+# Without npm this says so and goes on: the AsyncAPI test then fails saying how to install.
+node-tools:
+	@test -f $(NODE_TOOLS)/node_modules/@asyncapi/parser/package.json || { \
+	  command -v npm >/dev/null || { echo "npm is missing: make system-deps installs it"; \
+	                                 exit 0; }; \
+	  echo "installing $(ASYNCAPI_PARSER) into $(NODE_TOOLS) (npm)"; \
+	  npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --silent $(ASYNCAPI_PARSER); }
 
 # Every tier: unit, broker (RabbitMQ at 127.0.0.1:5672) and system (end to end, chaos).
 test: lint system-deps
 	$(BIN)/python -m pytest
 
 # The quick tier for the inner loop: no broker, no browser.
-unit: install
+unit: install node-tools
 	$(BIN)/python -m pytest tests/unit -q

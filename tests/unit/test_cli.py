@@ -67,8 +67,8 @@ def test_schema_writes_json_schemas_and_asyncapi(tmp_path):
     control = json.loads((tmp_path / "printstation.control-v2.schema.json").read_text())
     assert set(control["required"]) >= {"schema", "command_id", "issued_at", "station_id"}
     api = json.loads((tmp_path / "asyncapi.json").read_text())
-    assert "station.{station_id}" in api["channels"]
-    assert api["info"]["version"] == "2" and "handback.pool.{pool}" in api["channels"]
+    assert api["channels"]["stationJobs"]["address"] == "station.{station_id}"
+    assert api["info"]["version"] == "2" and "handbackQueue" in api["channels"]
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path):
