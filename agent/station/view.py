@@ -58,11 +58,14 @@ class StationView:
     def recent_jobs(self, limit: int) -> list[dict[str, Any]]:
         return self._station.journal.jobs.recent(limit)
 
-    def card_outcomes(self) -> list[tuple[str, str | None, int]]:
+    def card_outcomes(self) -> dict[tuple[str, str], int]:
         return self._station.journal.cards.outcomes()
 
     def jobs_by_state(self) -> dict[str, int]:
         return self._station.journal.jobs.by_state()
+
+    def jobs_ended(self) -> dict[str, int]:
+        return self._station.journal.jobs.ended()
 
     def backlog(self) -> int:
         return self._station.journal.outbox.backlog()

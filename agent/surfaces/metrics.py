@@ -1,9 +1,15 @@
 """Prometheus metrics and a health endpoint, read from the agent at scrape time.
 
 A collector asks the agent when Prometheus asks (no loop of its own to keep figures fresh):
-cards by outcome and reason, job outcomes, consumables, printer and station state, the
-outbox backlog and the broker connections. `/healthz` answers 200 while the agent's loops
-move and 503 with what is wrong otherwise (the same check as the systemd watchdog).
+cards by outcome and reason, jobs held by state and ended by status, consumables, printer
+and station state, the outbox backlog and the broker connections. `/healthz` answers 200
+while the agent's loops move and 503 with what is wrong otherwise (the same check as the
+systemd watchdog).
+
+Counters (`*_total`) are the journal's lifetime counts (`journal/tally.py`): they never go
+down, across restarts and pruning, so Prometheus never mistakes a prune for a reset. Every
+label value comes from a closed set of codes (states, statuses, fault and reason codes,
+consumable kinds, the printer's identity); never an operator's name or anything typed.
 
 Both answer only a Host that names this server (as the operator page does): otherwise any
 web page open on the station PC could read them through DNS rebinding. A Prometheus on
@@ -19,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from printstation.agent.station.journal.jobstate import LIVE
 from printstation.agent.station.state import StationMode
 from printstation.agent.surfaces.httpbase import Handler, LocalHTTPServer
 
@@ -27,6 +34,8 @@ if TYPE_CHECKING:
 
 STATES = tuple(StationMode)
 PRINTER_STATES = ("ready", "busy", "fault", "offline")
+#: The states of a job not yet ended, each always exported (0 when none).
+HELD_STATES = tuple(sorted(state.value for state in LIVE))
 
 
 class StationCollector(Collector):
@@ -42,16 +51,24 @@ class StationCollector(Collector):
                              "model": t["printer"]["model"] or "",
                              "serial": t["printer"]["serial"] or ""})
         yield info
-        cards = CounterMetricFamily("printstation_cards", "Blanks that left the feeder",
-                                    labels=["outcome", "reason"])
-        for outcome, reason, n in a.card_outcomes():
-            cards.add_metric([outcome, reason or ""], n)
+        cards = CounterMetricFamily(
+            "printstation_cards", "Blanks that left the feeder since the journal began, by "
+            "outcome and reason code", labels=["outcome", "reason"])
+        for (outcome, reason), n in sorted(a.card_outcomes().items()):
+            cards.add_metric([outcome, reason], n)
         yield cards
-        jobs = CounterMetricFamily("printstation_jobs", "Jobs by their current status",
-                                   labels=["status"])
-        for status, n in a.jobs_by_state().items():
-            jobs.add_metric([status], n)
+        jobs = GaugeMetricFamily("printstation_jobs", "Jobs the station holds, by state",
+                                 labels=["state"])
+        held = a.jobs_by_state()
+        for state in HELD_STATES:
+            jobs.add_metric([state], held.get(state, 0))
         yield jobs
+        ended = CounterMetricFamily("printstation_jobs_ended",
+                                    "Jobs ended here since the journal began, by final status",
+                                    labels=["status"])
+        for status, n in a.jobs_ended().items():
+            ended.add_metric([status], n)
+        yield ended
         remaining = GaugeMetricFamily("printstation_consumable_remaining",
                                       "What is left of each consumable, in its unit",
                                       labels=["kind", "type", "unit", "source"])

@@ -172,7 +172,7 @@ def test_metrics_and_health(make_station, submitter, events, station_id):
         ("outcome", "issued"), ("reason", "")))) == 1 else None)(_metrics(url)), 20,
                  "the issued card in the metrics")
     assert m[("printstation_cards_total", (("outcome", "spoiled"), ("reason", "jam")))] == 1
-    assert m[("printstation_jobs_total", (("status", "printed"),))] == 1
+    assert m[("printstation_jobs_ended_total", (("status", "printed"),))] == 1
     assert m[("printstation_consumable_remaining", (("kind", "ribbon"), ("source", "printer"),
                                                     ("type", "YMCKO"), ("unit", "prints")))] == 998
     assert m[("printstation_state", (("state", "ready"),))] == 1

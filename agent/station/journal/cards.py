@@ -13,7 +13,7 @@ from typing import Any
 
 from printstation.agent import contract
 
-from . import stock
+from . import stock, tally
 from .outbox import Outbox
 from .store import Store
 
@@ -98,12 +98,11 @@ class Cards:
         with self.store.lock:
             return stock.loads_on(self.store.db, day)
 
-    def outcomes(self) -> list[tuple[str, str | None, int]]:
-        """Cards by outcome and reason, for the metrics."""
+    def outcomes(self) -> dict[tuple[str, str], int]:
+        """Blanks since the journal began, by outcome and reason code, for the metrics
+        (counts that never go down: `tally`)."""
         with self.store.lock:
-            rows = self.store.db.execute("SELECT outcome, reason, COUNT(*) FROM cards "
-                                         "GROUP BY outcome, reason").fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
+            return tally.cards(self.store.db)
 
     def counts(self) -> dict[str, int]:
         """Printed and spoiled, today and in all, for telemetry."""

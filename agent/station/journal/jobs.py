@@ -18,6 +18,7 @@ from typing import Any
 from printstation.agent import contract
 from printstation.agent.signing import signature_headers
 
+from . import tally
 from .jobstate import LIVE, WAITING, JobState, moves
 from .outbox import Outbox
 from .store import Store, ids_kept_since, newest_created
@@ -272,6 +273,11 @@ class Jobs:
             rows = self.store.db.execute(
                 "SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
         return {r[0]: r[1] for r in rows}
+
+    def ended(self) -> dict[str, int]:
+        """Jobs ended here since the journal began, by status (never goes down: `tally`)."""
+        with self.store.lock:
+            return tally.jobs_ended(self.store.db)
 
     def waiting(self) -> int:
         """Jobs held that the printer has still to print, or is printing."""

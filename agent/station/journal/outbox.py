@@ -13,6 +13,7 @@ from typing import Any
 
 from printstation.agent import contract
 
+from . import tally
 from .store import Store
 
 
@@ -22,6 +23,11 @@ class Outbox:
         #: The highest seq handed to a publisher: it may be on the broker already, so its
         #: body is never rewritten. Everything stored before this start may have been.
         self._handed_out = self.last_seq()
+        with store.lock:
+            seeded = tally.seeded(store.db)
+        if not seeded:
+            with store.tx() as db:
+                tally.seed(db)
 
     def emit(self, db: sqlite3.Connection, fields: Any) -> int:
         """Store one event (its content, a contract `*Fields` model) with the next `seq`.
@@ -34,6 +40,7 @@ class Outbox:
                 db, seq - 1, fields):
             return seq - 1
         db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (str(seq),))
+        tally.count(db, fields)  # the metrics' counters, in the event's own transaction
         event = self._envelope(fields, seq)
         db.execute(
             "INSERT INTO outbox (seq, routing_key, body, created_at) VALUES (?, ?, ?, ?)",
