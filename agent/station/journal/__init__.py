@@ -15,6 +15,7 @@ It is one file and one connection (`store`), written by concern:
     handback   pool jobs going back to the central system, each at most once
     control    the central system's cancels and the ids of commands acted on
     retention  what is kept, and for how long (`prune`)
+    tally      lifetime counts behind the metrics' counters, which never go down
 """
 
 from __future__ import annotations
