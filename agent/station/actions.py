@@ -30,8 +30,9 @@ Name = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=64)]
 Day = Annotated[str, Text(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Month = Annotated[str, Text(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Count = Annotated[StrictInt, Field(ge=0)]
+#: A roll's serial or lot as printed on its box: letters, digits, a few separators.
 Label = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=40,
-                            pattern=r"^[\w./-]+$")]
+                            pattern=r"^[\w./#: -]+$")]
 #: How long an operator's load waits for the printer thread to pass it to the driver.
 PRINTER_TOLD_SECONDS = 10.0
 

@@ -11,6 +11,7 @@ import argparse
 import csv
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,8 @@ def spoiled(args: argparse.Namespace) -> int:
     """`ledger --spoiled`: the register of one month (default this month)."""
     request: dict[str, Any] = {"cmd": "spoiled"}
     if args.month:
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
+            raise ValueError(f"--month {args.month}: give a month as YYYY-MM, e.g. 2026-11")
         request["month"] = args.month
     answer = call(args, request)
     if args.csv:
