@@ -62,9 +62,9 @@ and register it in that package's `pyproject.toml`, for printer URLs `list://...
     [project.entry-points."printstation.drivers"]
     list = "listprinter:ListPrinter"
 
-`open`, `close` and `prepare` are optional hooks; `native_size` is the panel size the agent
-renders for (1016 x 648 by default). `sim://` (`printstation.simulator.driver`) is a driver
-registered this way too, and `tests/plugins/` holds one the tests install.
+`open`, `close`, `prepare` and `stock_changed` are optional hooks; `native_size` is the panel
+size the agent renders for (1016 x 648 by default). `sim://` (`printstation.simulator.driver`)
+is a driver registered this way too, and `tests/plugins/` holds one the tests install.
 """
 
 from __future__ import annotations
@@ -112,6 +112,29 @@ class ConsumableLevel:
     remaining: int | None
     unit: Literal["prints", "panels", "cards"]
     source: Literal["printer", "agent"] = "printer"
+    #: The roll's serial number and production lot, for a printer that reads them from the
+    #: roll's chip; None where it does not (the operator then types them with `load`).
+    serial: str | None = None
+    lot: str | None = None
+
+
+@dataclass(frozen=True)
+class StockChange:
+    """What an operator recorded putting into the printer or taking out of it.
+
+    `loaded` blanks are added to the feeder (`amount` of them); a `loaded` ribbon or film
+    roll replaces the last one and holds `amount`; `removed` blanks (`amount`) were taken out
+    of the feeder unprinted. `expected` is the agent's count once the change is made.
+    """
+
+    kind: Literal["ribbon", "film", "cards"]
+    change: Literal["loaded", "removed"]
+    amount: int
+    type: str | None = None
+    capacity: int | None = None
+    serial: str | None = None
+    lot: str | None = None
+    expected: int | None = None
 
 
 @dataclass(frozen=True)
@@ -193,3 +216,11 @@ class PrinterDriver(abc.ABC):
     @abc.abstractmethod
     def print_card(self, card: CardJob) -> CardResult:
         """Print one card; raise PrinterError on a fault, saying whether a blank was drawn."""
+
+    def stock_changed(self, change: StockChange) -> None:  # noqa: B027 - optional hook
+        """An operator recorded loading or removing stock; called on the printer's thread.
+
+        A real printer sees a new roll or a fuller feeder for itself, so the default does
+        nothing. A simulated printer, which no hand can reach, makes the change, so that its
+        readings and the agent's count stay one story.
+        """

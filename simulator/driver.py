@@ -7,10 +7,14 @@ nothing of it.
 Query parameters describe the device as data (as pyvisa-sim does), for example
 `sim://?print_time=0.5&cards=100&stock=ektp&ribbon=50&film=200&jam_at=3,7&clear_after=2`.
 Parameters: model, serial, firmware, print_time (seconds per card), stock, cards, ribbon_type,
-ribbon, film, counter, jam_at (card counter values that jam), faults (present at start:
-jam, cover_open, ribbon_out, film_out, feeder_empty, offline), clear_after (seconds after
-which jams and cover faults clear themselves), render (0 to skip PNGs), out (output folder;
+ribbon, film, ribbon_serial, ribbon_lot, film_serial, film_lot (what the rolls' chips
+report), counter, jam_at (card counter values that jam), faults (present at start: jam,
+cover_open, ribbon_out, film_out, feeder_empty, offline), clear_after (seconds after which
+jams and cover faults clear themselves), render (0 to skip PNGs), out (output folder;
 default `<state_dir>/sim`).
+
+What an operator records with `printstation load` or `unload` is done to this printer too
+(`stock_changed`), so its readings and the agent's count stay one story.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from printstation.drivers.base import CardJob, CardResult, Identity, PrinterDriver, PrinterStatus
+from printstation.drivers.base import (
+    CardJob,
+    CardResult,
+    Identity,
+    PrinterDriver,
+    PrinterStatus,
+    StockChange,
+)
 
 from .printer import SimParams, SimulatedPrinter, setting_value
 
@@ -63,3 +74,7 @@ class SimDriver(PrinterDriver):
 
     def print_card(self, card: CardJob) -> CardResult:
         return self.printer.print_card(card)
+
+    def stock_changed(self, change: StockChange) -> None:
+        """What an operator records loading or taking out is done to the simulated printer."""
+        self.printer.stock_changed(change)

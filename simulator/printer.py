@@ -31,6 +31,7 @@ from printstation.drivers.base import (
     Identity,
     PrinterError,
     PrinterStatus,
+    StockChange,
 )
 from printstation.drivers.panels import compose
 
@@ -53,6 +54,11 @@ class SimParams:
     ribbon_type: str = "YMCKO"
     ribbon: int = 1000
     film: int = 1000
+    #: Serial numbers and lots the rolls' chips report (a real printer may read them).
+    ribbon_serial: str | None = "SIM-R-0001"
+    ribbon_lot: str | None = "SIM-LOT-1"
+    film_serial: str | None = "SIM-F-0001"
+    film_lot: str | None = "SIM-LOT-1"
     counter: int = 0
     jam_at: list[int] = field(default_factory=list)
     faults: list[FaultCode] = field(default_factory=list)
@@ -81,6 +87,8 @@ def setting_value(key: str, raw: str) -> Any:
         return [FaultCode(x) for x in raw.split(",") if x]
     if key == "render":
         return raw not in ("0", "false", "no")
+    if key.endswith(("_serial", "_lot")):
+        return raw or None  # empty: the roll's chip reports none
     return raw
 
 
@@ -101,6 +109,7 @@ class SimulatedPrinter:
         self.film_left = params.film
         self._faults: dict[FaultCode, float] = {f: time.monotonic() for f in params.faults}
         self._jam_at = set(params.jam_at)
+        self._rolls: dict[str, int] = {}  # rolls of each kind so far: new rolls' serials
         self._busy = False
         self._busy_since: float | None = None
         #: (start, end) in monotonic seconds of the last cards in the printer: what
@@ -140,6 +149,43 @@ class SimulatedPrinter:
                 self.film_left = self.params.film = film
                 self._faults.pop(FaultCode.FILM_OUT, None)
 
+    def stock_changed(self, change: StockChange) -> None:
+        """An operator recorded a load or a removal: the simulated hands make it.
+
+        A roll replaces the last one. Blanks are added or taken out, unless the feeder
+        already holds what the agent now counts: then the change was made before it was
+        recorded (by a test, or through the control port), and is not made twice.
+        """
+        with self._lock:
+            if change.kind == "cards":
+                if change.expected is not None and self.cards_in_feeder == change.expected:
+                    return
+                step = change.amount if change.change == "loaded" else -change.amount
+                self.cards_in_feeder = max(self.cards_in_feeder + step, 0)
+                self.params.cards = max(self.params.cards, self.cards_in_feeder)
+                if change.type:
+                    self.stock = change.type
+                if self.cards_in_feeder:
+                    self._faults.pop(FaultCode.FEEDER_EMPTY, None)
+            elif change.change == "loaded":
+                kind = change.kind
+                capacity = change.capacity or change.amount
+                if kind == "ribbon":
+                    self.ribbon_left, self.params.ribbon = change.amount, capacity
+                    self.params.ribbon_type = change.type or self.params.ribbon_type
+                    self._faults.pop(FaultCode.RIBBON_OUT, None)
+                else:
+                    self.film_left, self.params.film = change.amount, capacity
+                    self._faults.pop(FaultCode.FILM_OUT, None)
+                # A roll's chip carries its serial: one the operator did not type is new.
+                self._rolls[kind] = self._rolls.get(kind, 1) + 1
+                serial = change.serial or f"SIM-{kind[0].upper()}-{self._rolls[kind]:04d}"
+                setattr(self.params, f"{kind}_serial", serial)
+                if change.lot:
+                    setattr(self.params, f"{kind}_lot", change.lot)
+            self._save_state()
+            self._lock.notify_all()
+
     # --------------------------------------------------------------------------- queries
 
     def identity(self) -> Identity:
@@ -178,8 +224,10 @@ class SimulatedPrinter:
             card_counter=self.counter,
             card_stock=self.stock,
             consumables=(
-                ConsumableLevel("ribbon", p.ribbon_type, p.ribbon, self.ribbon_left, "prints"),
-                ConsumableLevel("film", "retransfer", p.film, self.film_left, "panels"),
+                ConsumableLevel("ribbon", p.ribbon_type, p.ribbon, self.ribbon_left, "prints",
+                                serial=p.ribbon_serial, lot=p.ribbon_lot),
+                ConsumableLevel("film", "retransfer", p.film, self.film_left, "panels",
+                                serial=p.film_serial, lot=p.film_lot),
                 ConsumableLevel("cards", self.stock, p.cards, self.cards_in_feeder, "cards"),
             ),
         )

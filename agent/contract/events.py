@@ -104,13 +104,16 @@ class Consumable(_Strict):
 
 
 class Blanks(_Strict):
-    """Blanks given to the station and where each one is: loaded = drawn + in_feeder."""
+    """Blanks given to the station and where each one is: loaded = drawn + removed +
+    in_feeder, where drawn = issued + spoiled + test and removed blanks were taken out of
+    the feeder unprinted (contract v2 4b)."""
 
     stock: str | None
     loaded: int
     issued: int
     spoiled: int
     test: int
+    removed: int = 0
     drawn: int
     in_feeder: int
     in_feeder_source: Literal["printer", "agent"]

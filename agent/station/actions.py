@@ -18,7 +18,9 @@ from pydantic import StringConstraints as Text
 from printstation.agent import contract
 from printstation.agent.station.consumables import LoadError
 from printstation.agent.station.journal import JobState
+from printstation.agent.station.journal.stock import Counted, RollId
 from printstation.agent.station.ledger import balance, daily_report, explain
+from printstation.agent.station.rolls import roll_report
 from printstation.agent.station.station import Station
 from printstation.agent.station.telemetry import TelemetryLoop
 from printstation.drivers.errors import PrintstationError
@@ -26,7 +28,13 @@ from printstation.drivers.errors import PrintstationError
 Words = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=500)]
 Name = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=64)]
 Day = Annotated[str, Text(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Month = Annotated[str, Text(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Count = Annotated[StrictInt, Field(ge=0)]
+#: A roll's serial or lot as printed on its box: letters, digits, a few separators.
+Label = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=40,
+                            pattern=r"^[\w./#: -]+$")]
+#: How long an operator's load waits for the printer thread to pass it to the driver.
+PRINTER_TOLD_SECONDS = 10.0
 
 
 class ControlError(PrintstationError):
@@ -65,10 +73,28 @@ class Load(Why):
     type: Name | None = None
     capacity: Count | None = None
     count: Count | None = None
+    serial: Label | None = None
+    lot: Label | None = None
+
+
+class Unload(_Request):
+    kind: Name = "cards"
+    count: Count
+    why: Words
+
+
+class Correct(_Request):
+    kind: Name
+    remaining: Count
+    why: Words
 
 
 class Ledger(_Request):
     day: Day | None = None
+
+
+class Spoiled(_Request):
+    month: Month | None = None
 
 
 @dataclass
@@ -137,19 +163,76 @@ def _hand_back(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
     return {"handed_back": done}
 
 
+def _tell_printer(c: Context, kind: str, counted: Counted, **change: Any) -> bool:
+    """Pass an operator's record to the printer thread (a simulated printer makes it so);
+    True once told, or when the printer sees such changes for itself."""
+    s = c.station
+    told = s.printer.stock_changed(s.consumables.stock_change(kind, counted, **change))
+    s.printer.retry_refused()  # a job held for stock (or refused) may start now
+    s.changed()
+    if told is None:
+        return True
+    try:
+        return told.result(timeout=PRINTER_TOLD_SECONDS)
+    except TimeoutError:
+        return False  # the card in the printer is not finished yet: it is told after
+
+
 def _load(c: Context, r: Load, who: str) -> dict[str, Any]:
     s = c.station
+    roll = RollId(r.serial, r.lot)
     try:
         counted = s.consumables.load(r.kind, type_=r.type, capacity=r.capacity, count=r.count,
-                                     who=who)
+                                     who=who, roll=roll)
     except LoadError as exc:
         raise ControlError(str(exc)) from None
     s.journal.store.record_action(who, f"load-{r.kind}", r.type,
                                   r.why or f"{counted.remaining} {counted.unit}")
-    s.printer.retry_refused()  # a job held for stock (or refused) may start now
-    s.changed()
+    told = _tell_printer(c, r.kind, counted, added=r.count or 0, roll=roll)
     return {"loaded": {"kind": r.kind, "type": counted.type, "capacity": counted.capacity,
-                       "remaining": counted.remaining, "unit": counted.unit}}
+                       "remaining": counted.remaining, "unit": counted.unit},
+            "printer_told": told}
+
+
+def _unload(c: Context, r: Unload, who: str) -> dict[str, Any]:
+    s = c.station
+    if r.kind != "cards":
+        raise ControlError(f"only blanks are unloaded; a {r.kind} is replaced with "
+                           f"`printstation load {r.kind}` or its count put right with "
+                           f"`printstation correct {r.kind}`")
+    try:
+        numbers = s.consumables.unload(r.count, who, r.why)
+    except LoadError as exc:
+        raise ControlError(str(exc)) from None
+    s.journal.store.record_action(who, "unload-cards", str(r.count), r.why)
+    counted = s.journal.cards.counted_stock()["cards"]
+    told = _tell_printer(c, "cards", counted, removed=r.count)
+    return {"removed": numbers, "in_feeder": counted.remaining, "printer_told": told}
+
+
+def _correct(c: Context, r: Correct, who: str) -> dict[str, Any]:
+    s = c.station
+    try:
+        counted = s.consumables.correct(r.kind, r.remaining, who, r.why)
+    except LoadError as exc:
+        raise ControlError(str(exc)) from None
+    s.journal.store.record_action(who, f"correct-{r.kind}", str(r.remaining), r.why)
+    s.changed()
+    return {"corrected": {"kind": r.kind, "type": counted.type, "capacity": counted.capacity,
+                          "remaining": counted.remaining, "unit": counted.unit}}
+
+
+def _rolls(c: Context, r: Nothing, who: str) -> dict[str, Any]:
+    s = c.station
+    levels = s.consumables.levels(s.printer.snapshot.status)
+    return {"rolls": roll_report(s.journal.cards.rolls(),
+                                 {lv.kind: lv.remaining for lv in levels})}
+
+
+def _spoiled(c: Context, r: Spoiled, who: str) -> dict[str, Any]:
+    month = r.month or contract.now().strftime("%Y-%m")
+    return {"month": month, "station_id": c.station.settings.station_id,
+            "cards": c.station.journal.cards.register(month)}
 
 
 def _stock(c: Context, r: Nothing, who: str) -> dict[str, Any]:
@@ -201,6 +284,10 @@ COMMANDS: dict[str, Command] = {
     "resolve": Command(Resolve, _resolve),
     "hand-back": Command(JobWhy, _hand_back),
     "load": Command(Load, _load),
+    "unload": Command(Unload, _unload),
+    "correct": Command(Correct, _correct),
+    "rolls": Command(Nothing, _rolls),
+    "spoiled": Command(Spoiled, _spoiled),
     "stock": Command(Nothing, _stock),
     "clean": Command(Why, _clean),
     "ledger": Command(Ledger, _ledger),

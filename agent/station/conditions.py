@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from printstation.agent.config import Threshold
 from printstation.agent.station.alerts import Condition, clears_above
-from printstation.agent.station.consumables import Level, amount, load_advice
+from printstation.agent.station.consumables import Level, amount, correct_advice, load_advice
 from printstation.agent.station.forecast import Forecast
 from printstation.agent.station.state import FAULT_ADVICE
 from printstation.drivers.base import FaultCode, PrinterStatus
@@ -28,8 +28,7 @@ def consumable_conditions(levels: list[Level], fc: Forecast, thresholds: dict[st
             continue
         if level.disagreement:
             found.append(Condition(f"{kind}_count_mismatch", "warning",
-                                   f"{name}: {level.disagreement}; check the printer and "
-                                   f"record the real level with `printstation load {kind}`"))
+                                   f"{name}: {level.disagreement}; {correct_advice(kind)}"))
         left = fc.outlook[kind].cards_left if kind in fc.outlook else None
         if left is None:
             continue

@@ -13,8 +13,8 @@ import threading
 from dataclasses import dataclass
 
 from printstation.agent.station.journal import Journal
-from printstation.agent.station.journal.stock import KINDS, UNITS, CardUse, Counted
-from printstation.drivers.base import ConsumableLevel, PrinterStatus
+from printstation.agent.station.journal.stock import KINDS, UNITS, CardUse, Counted, RollId
+from printstation.drivers.base import ConsumableLevel, PrinterStatus, StockChange
 from printstation.drivers.errors import PrintstationError
 
 #: How each ribbon type is used: one panel set per printed side, or one per card (YMCKK and
@@ -136,10 +136,12 @@ class Consumables:
         """Start counting what the printer reads, and notice a roll or box it reports new.
 
         The first reading of a level the agent does not count yet becomes its starting
-        count (a load by `agent`); a ribbon or film reading that jumps up is a new roll
-        loaded without telling the agent, recorded as a load by `printer`. Blanks are never
-        recorded that way: every blank the station was given is loaded by a person who
-        says so, and a feeder holding more than was recorded fails `ledger --check`.
+        count (a load by `agent`); a ribbon or film reading that jumps up above the last
+        reading and the agent's count, or a roll serial other than the recorded roll's, is a
+        new roll loaded without telling the agent, recorded as a load by `printer`. Blanks
+        are never recorded that way: every blank the station was given is loaded by a
+        person who says so, and a feeder holding more than was recorded fails `ledger
+        --check`.
         """
         counted: dict[str, Counted] | None = None
         for level in status.consumables:
@@ -148,69 +150,109 @@ class Consumables:
             with self._lock:
                 last = self._last_read.get(level.kind)
                 self._last_read[level.kind] = level.remaining
-            if last is not None and level.remaining <= last:
+            swapped = level.kind != "cards" and self.journal.cards.roll_read(
+                level.kind, level.serial, level.lot) == "new"
+            if last is not None and level.remaining <= last and not swapped:
                 continue  # the usual case, a card later: nothing to record
             counted = counted if counted is not None else self.journal.cards.counted_stock()
             mine = counted.get(level.kind)
+            roll = RollId(level.serial, level.lot)
             if mine is None:
                 self.journal.cards.load(
                     kind=level.kind, type_=level.type, capacity=level.capacity,
-                    amount=level.remaining, add=False, who="agent",
+                    amount=level.remaining, add=False, who="agent", roll=roll,
                     note="read from the printer when the agent first saw it")
-            elif level.kind != "cards" and last is not None and level.remaining > last:
+            elif level.kind != "cards" and (swapped or (
+                    last is not None and level.remaining > max(last, mine.remaining))):
                 self.journal.cards.load(
                     kind=level.kind, type_=level.type or mine.type, capacity=level.capacity,
-                    amount=level.remaining, add=False, who="printer",
+                    amount=level.remaining, add=False, who="printer", roll=roll,
+                    left_read=last,
                     note="the printer reports a new roll, loaded without `printstation load`")
 
     # ------------------------------------------------------------------ loading
 
     def load(self, kind: str, *, type_: str | None, capacity: int | None,
-             count: int | None, who: str) -> Counted:
+             count: int | None, who: str, roll: RollId | None = None) -> Counted:
         """An operator loaded a ribbon, a film roll or blanks; refuses the wrong kind."""
+        if kind == "cards":
+            return self._load_cards(type_, count, who)
+        if kind not in ("ribbon", "film"):
+            raise LoadError(f"unknown consumable {kind!r}; load ribbon, film or cards")
         if kind == "ribbon":
-            ribbon = (type_ or "").upper()
-            if ribbon not in self.ribbon_types:
+            type_ = (type_ or "").upper()
+            if type_ not in self.ribbon_types:
                 raise LoadError(f"this printer cannot use a {type_ or 'ribbon without a type'}"
                                 f" ribbon; it takes {', '.join(self.ribbon_types)}")
-            if not capacity or capacity <= 0:
-                raise LoadError("say the ribbon's capacity in prints (the number on its box)")
-            left = capacity if count is None else count
-            if not 0 <= left <= capacity:
-                raise LoadError(f"remaining {left} must be between 0 and the capacity "
-                                f"{capacity}")
-            return self.journal.cards.load(kind=kind, type_=ribbon, capacity=capacity,
-                                           amount=left, add=False, who=who,
-                                           note="ribbon loaded")
-        if kind == "film":
-            if not self.uses_film:
-                raise LoadError("this printer prints direct to card and uses no film")
-            if not capacity or capacity <= 0:
-                raise LoadError("say the film roll's capacity in panels (the number on its "
-                                "box)")
-            left = capacity if count is None else count
-            if not 0 <= left <= capacity:
-                raise LoadError(f"remaining {left} must be between 0 and the capacity "
-                                f"{capacity}")
-            return self.journal.cards.load(kind=kind, type_=type_ or "retransfer",
-                                           capacity=capacity, amount=left, add=False, who=who,
-                                           note="film loaded")
+        elif not self.uses_film:
+            raise LoadError("this printer prints direct to card and uses no film")
+        if not capacity or capacity <= 0:
+            raise LoadError(f"say the {ROLL_NAMES[kind]}'s capacity in {UNITS[kind]} (the "
+                            "number on its box)")
+        left = capacity if count is None else count
+        if not 0 <= left <= capacity:
+            raise LoadError(f"remaining {left} must be between 0 and the capacity {capacity}")
+        with self._lock:
+            read = self._last_read.get(kind)  # what the printer last read on the roll going
+        return self.journal.cards.load(kind=kind, type_=type_ or "retransfer",
+                                       capacity=capacity, amount=left, add=False, who=who,
+                                       note=f"{kind} loaded", roll=roll, left_read=read)
+
+    def _load_cards(self, stock: str | None, count: int | None, who: str) -> Counted:
+        stock = stock or self.default_stock
+        if stock not in self.stocks:
+            raise LoadError(f"no job at this station asks for {stock!r} blanks; it prints "
+                            f"{', '.join(self.stocks)}")
+        if count is None or count <= 0:
+            raise LoadError("say how many blanks were put in the feeder (--count)")
+        held = self.journal.cards.counted_stock().get("cards")
+        if held and held.remaining > 0 and held.type and held.type != stock:
+            raise LoadError(f"the feeder still holds {held.remaining} {held.type} blanks; take "
+                            f"them out and record it with `printstation unload cards --count "
+                            f"{held.remaining} --why ...` before loading {stock}")
+        return self.journal.cards.load(kind="cards", type_=stock, capacity=None, amount=count,
+                                       add=True, who=who, note="blanks added to the feeder")
+
+    def unload(self, count: int, who: str, why: str) -> list[int]:
+        """Blanks taken out of the feeder unprinted; returns their card numbers."""
+        if count <= 0:
+            raise LoadError("say how many blanks were taken out of the feeder (--count)")
+        try:
+            return self.journal.cards.removed(count, who, why)
+        except ValueError as exc:
+            raise LoadError(str(exc)) from None
+
+    def correct(self, kind: str, remaining: int, who: str, why: str) -> Counted:
+        """The operator says what is really left on the roll in the printer."""
+        if kind not in ("ribbon", "film"):
+            raise LoadError("only a ribbon or film count is corrected; blanks are added with "
+                            "`printstation load cards` and taken out with `printstation "
+                            "unload cards`")
+        mine = self.journal.cards.counted_stock().get(kind)
+        if mine is None:
+            raise LoadError(f"no {ROLL_NAMES[kind]} is recorded yet: record it with "
+                            f"`printstation load {kind}`")
+        if remaining < 0 or (mine.capacity is not None and remaining > mine.capacity):
+            raise LoadError(f"remaining {remaining} must be between 0 and the roll's capacity "
+                            f"{mine.capacity}; a new roll is recorded with `printstation load "
+                            f"{kind}`")
+        return self.journal.cards.correct(kind=kind, remaining=remaining, who=who, why=why)
+
+    def stock_change(self, kind: str, counted: Counted, *, removed: int = 0,
+                     added: int = 0, roll: RollId | None = None) -> StockChange:
+        """What the printer is told of an operator's record (a simulator makes it so)."""
+        roll = roll or RollId()
         if kind == "cards":
-            stock = type_ or self.default_stock
-            if stock not in self.stocks:
-                raise LoadError(f"no job at this station asks for {stock!r} blanks; it prints "
-                                f"{', '.join(self.stocks)}")
-            if count is None or count <= 0:
-                raise LoadError("say how many blanks were put in the feeder (--count)")
-            held = self.journal.cards.counted_stock().get("cards")
-            if held and held.remaining > 0 and held.type and held.type != stock:
-                raise LoadError(f"the feeder still holds {held.remaining} {held.type} "
-                                f"blanks; take them out and record that before loading "
-                                f"{stock}")
-            return self.journal.cards.load(kind=kind, type_=stock, capacity=capacity,
-                                           amount=count, add=True, who=who,
-                                           note="blanks added to the feeder")
-        raise LoadError(f"unknown consumable {kind!r}; load ribbon, film or cards")
+            return StockChange(kind="cards", change="removed" if removed else "loaded",
+                               amount=removed or added, type=counted.type,
+                               expected=counted.remaining)
+        return StockChange(kind=kind, change="loaded",  # type: ignore[arg-type]
+                           amount=counted.remaining, type=counted.type,
+                           capacity=counted.capacity, serial=roll.serial, lot=roll.lot,
+                           expected=counted.remaining)
+
+
+ROLL_NAMES = {"ribbon": "ribbon", "film": "film roll"}
 
 
 def load_advice(kind: str) -> str:
@@ -218,3 +260,14 @@ def load_advice(kind: str) -> str:
             "film": "load a new film roll, then record it with `printstation load film`",
             "cards": "put blanks in the feeder, then record them with `printstation load "
                      "cards`"}[kind]
+
+
+def correct_advice(kind: str) -> str:
+    """How an operator puts the agent's count right, once they have looked."""
+    if kind == "cards":
+        return ("count the blanks in the feeder; record blanks taken out with `printstation "
+                "unload cards --count N --why ...`, blanks put in with `printstation load "
+                "cards --count N`")
+    return (f"check the {ROLL_NAMES[kind]}; if the printer holds the roll last recorded, "
+            f"correct the count with `printstation correct {kind} --remaining N --why ...`, "
+            f"else record the roll with `printstation load {kind}`")

@@ -17,6 +17,7 @@ COMMAND_GROUPS = (
     "printstation.agent.surfaces.service_cli",   # run, config, demo, probe
     "printstation.agent.surfaces.operator_cli",  # status, pause, ..., web
     "printstation.agent.surfaces.stock_cli",     # load, stock, clean, ledger
+    "printstation.agent.surfaces.books_cli",     # unload, correct, rolls
     "printstation.agent.broker.cli",             # broker-permissions, declare-shared
     "printstation.agent.central.cli",            # keys, sample-jobs, submit, control, watch, ...
 )
@@ -33,6 +34,8 @@ examples:
   printstation load cards --count 500 --stock ektp
   printstation stock
   printstation ledger --check
+  printstation unload cards --count 20 --why "to the KIA printer"
+  printstation rolls                         each ribbon and film roll against its rating
   printstation web                           open the operator page (--print-url: its address)
 """
 

@@ -1,4 +1,5 @@
-"""`printstation load | stock | clean | ledger`: consumables and blanks, for operators.
+"""`printstation load | stock | clean | ledger`: consumables and blanks, for operators
+(`books_cli` has unload, correct, rolls and the spoiled-card register).
 
 Each asks the running agent over its control socket (the agent owns the journal); loads and
 cleanings are recorded with the operator's user name.
@@ -60,12 +61,16 @@ def cmd_load(args: argparse.Namespace) -> int:
     if args.kind == "cards":
         request.update(type=args.stock, count=args.count)
     else:
-        request.update(type=args.type, capacity=args.capacity, count=args.remaining)
+        request.update(type=args.type, capacity=args.capacity, count=args.remaining,
+                       serial=args.serial, lot=args.lot)
     if args.why:
         request["why"] = args.why
-    loaded = call(args, request)["loaded"]
+    answer = call(args, request)
+    loaded = answer["loaded"]
     print(f"loaded {loaded['kind']} {loaded['type'] or ''}: {loaded['remaining']} "
           f"{loaded['unit']} now counted")
+    if answer.get("printer_told") is False:
+        print("the printer is told once the card in it is finished", file=sys.stderr)
     return 0
 
 
@@ -84,6 +89,16 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
+    if args.spoiled:
+        from printstation.agent.surfaces.books_cli import spoiled
+
+        if args.report or args.check or args.day:
+            raise ValueError("--spoiled is the monthly register: it takes --month, --csv or "
+                             "--json, not --report, --check or --day")
+        return spoiled(args)
+    if args.month:
+        raise ValueError("--month goes with --spoiled (the monthly register); the daily "
+                         "report takes --day")
     request: dict[str, Any] = {"cmd": "ledger"}
     if args.day:
         request["day"] = args.day
@@ -102,10 +117,11 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         print(json.dumps({k: answer[k] for k in ("days", "balance", "loads")}, indent=2))
     elif not args.check:
         print(f"{'day':10} {'stock':8} {'loaded':>7} {'issued':>7} {'spoiled':>7} {'test':>5} "
-              f"{'ribbon':>7} {'film':>6}")
+              f"{'removed':>7} {'ribbon':>7} {'film':>6}")
         for d in answer["days"]:
             print(f"{d['day']:10} {d['stock']:8} {d['loaded']:7} {d['issued']:7} "
-                  f"{d['spoiled']:7} {d['test']:5} {d['ribbon_used']:7} {d['film_used']:6}")
+                  f"{d['spoiled']:7} {d['test']:5} {d['removed']:7} {d['ribbon_used']:7} "
+                  f"{d['film_used']:6}")
     if args.check or not (args.csv and str(args.csv) == "-"):
         print(answer["check"], file=sys.stderr if args.csv or args.report else sys.stdout)
     return 0 if not args.check or answer["balance"]["balanced"] else 1
@@ -126,6 +142,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--count", type=int, help="blanks put in the feeder")
     p.add_argument("--stock", help="the blanks' stock (ektp, kia, ...; default the "
                                    "station's card_stock)")
+    p.add_argument("--serial", help="the roll's serial number, where the printer does not "
+                                    "read it (on the box or the core)")
+    p.add_argument("--lot", help="the roll's production lot, where the printer does not "
+                                 "read it")
     p.add_argument("--why", help="a note, recorded in the journal")
     settings_flags(p)
     p.set_defaults(func=cmd_load)
@@ -146,10 +166,11 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_clean)
 
     p = sub.add_parser("ledger", help="the blank ledger per day and stock; --check, --csv, "
-                                      "--report",
+                                      "--report, --spoiled",
                        description="Every blank the station was given and where it went, "
                        "per day and stock. --check exits 1 unless loaded = issued + spoiled "
-                       "+ test + in the feeder. " + note)
+                       "+ test + removed + in the feeder. --spoiled lists every spoiled or "
+                       "removed blank of a month (--csv, --json too). " + note)
     what = p.add_mutually_exclusive_group()
     what.add_argument("--csv", metavar="FILE", help="write the ledger as CSV ('-': stdout)")
     what.add_argument("--report", action="store_true",
@@ -158,5 +179,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--check", action="store_true",
                    help="exit 1 when the ledger does not balance")
     p.add_argument("--day", help="the report's day, YYYY-MM-DD (default today)")
+    p.add_argument("--spoiled", action="store_true",
+                   help="the spoiled-card register: every spoiled or removed blank of a month")
+    p.add_argument("--month", help="the register's month, YYYY-MM (default this month)")
     settings_flags(p)
     p.set_defaults(func=cmd_ledger)

@@ -31,6 +31,7 @@ def test_each_part_contributes_its_own_subcommands():
             "status", "pause", "resume", "jobs", "cancel", "resolve", "hand-back",
             "test-print", "web"},
         "printstation.agent.surfaces.stock_cli": {"load", "stock", "clean", "ledger"},
+        "printstation.agent.surfaces.books_cli": {"unload", "correct", "rolls"},
         "printstation.agent.broker.cli": {"broker-permissions", "declare-shared"},
         "printstation.agent.central.cli": {
             "keys", "sample-jobs", "submit", "control", "watch", "fleet", "schema"},

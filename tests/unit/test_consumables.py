@@ -128,8 +128,8 @@ def test_each_card_is_counted_off_in_its_own_transaction(stock, journal):
     b = balance(journal, short)
     assert not b["balanced"] and b["unaccounted"] == 1
     assert "1 blank unaccounted for" in explain(b)
-    assert to_csv(days).splitlines()[0] == ("day,stock,loaded,issued,spoiled,test,ribbon_used,"
-                                            "film_used")
+    assert to_csv(days).splitlines()[0] == ("day,stock,loaded,issued,spoiled,test,removed,"
+                                            "ribbon_used,film_used")
 
 
 THRESHOLDS = {"ribbon": Threshold(warning=100, critical=20)}

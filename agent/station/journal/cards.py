@@ -13,7 +13,7 @@ from typing import Any
 
 from printstation.agent import contract
 
-from . import stock, tally
+from . import rolls, stock, tally
 from .outbox import Outbox
 from .store import Store
 
@@ -26,8 +26,11 @@ class Cards:
 
     def record(self, db: sqlite3.Connection, job_id: str | None, outcome: str,
                reason: str | None, counter: int | None,
-               use: stock.CardUse | None = None) -> int:
-        """One blank left the feeder: a ledger row, its event, and the stock it used."""
+               use: stock.CardUse | None = None, chip_uid: str | None = None) -> int:
+        """One blank left the feeder: a ledger row, its event, and the stock it used.
+
+        A blank that went through the printer is charged to the ribbon and film rolls in it;
+        one taken out unprinted (`removed`) to none."""
         at = contract.now().isoformat()
         use = use or stock.CardUse(stock=self.feeder_stock(db))
         # Numbered from a counter, not the table: pruned ledger rows must never free a
@@ -37,16 +40,18 @@ class Cards:
             "SELECT COALESCE(MAX(card_no), 0) FROM cards").fetchone()[0]) + 1
         db.execute("INSERT INTO meta VALUES ('last_card_no', ?) ON CONFLICT(key) DO UPDATE "
                    "SET value=excluded.value", (str(card_no),))
+        charged = rolls.current_ids(db) if outcome != "removed" else {}
         db.execute(
             "INSERT INTO cards (card_no, job_id, outcome, reason, counter, at, stock, sides, "
-            "ribbon_use, film_use) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ribbon_use, film_use, chip_uid, ribbon_roll, film_roll) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (card_no, job_id, outcome, reason, counter, at, use.stock, use.sides, use.ribbon,
-             use.film),
+             use.film, chip_uid, charged.get("ribbon"), charged.get("film")),
         )
         stock.consume(db, use)
         self.outbox.emit(db, contract.CardFields(card_no=card_no, job_id=job_id,
                                                  outcome=outcome,  # type: ignore[arg-type]
-                                                 reason=reason))
+                                                 reason=reason, chip_uid=chip_uid))
         return card_no
 
     @staticmethod
@@ -65,6 +70,21 @@ class Cards:
         with self.store.tx() as db:
             return self.record(db, job_id, "spoiled", reason, counter, use)
 
+    def removed(self, count: int, who: str, why: str) -> list[int]:
+        """Blanks an operator took out of the feeder unprinted: one ledger row and one card
+        event (`removed`, contract v2 4b) each, off the agent's count, in one transaction.
+        Returns their card numbers."""
+        with self.store.tx() as db:
+            held = stock.counted(db).get("cards")
+            if held is None or held.remaining < count:
+                have = held.remaining if held else 0
+                raise ValueError(f"the agent counts {have} blank{'s' if have != 1 else ''} in "
+                                 f"the feeder, fewer than {count}; record what was loaded "
+                                 "with `printstation load cards` first")
+            use = stock.CardUse(stock=held.type)
+            return [self.record(db, None, "removed", why[:200], None, use)
+                    for _ in range(count)]
+
     # ------------------------------------------------------------------------- stock
 
     def counted_stock(self) -> dict[str, stock.Counted]:
@@ -75,10 +95,28 @@ class Cards:
             return dict(self._counted[1])
 
     def load(self, *, kind: str, type_: str | None, capacity: int | None, amount: int,
-             add: bool, who: str, note: str) -> stock.Counted:
+             add: bool, who: str, note: str, roll: stock.RollId | None = None,
+             left_read: int | None = None) -> stock.Counted:
         with self.store.tx() as db:
             return stock.load(db, kind=kind, type_=type_, capacity=capacity, amount=amount,
-                              add=add, who=who, note=note, at=contract.now().isoformat())
+                              add=add, who=who, note=note, at=contract.now().isoformat(),
+                              roll=roll, left_read=left_read)
+
+    def correct(self, *, kind: str, remaining: int, who: str, why: str) -> stock.Counted:
+        with self.store.tx() as db:
+            return stock.correct(db, kind=kind, remaining=remaining, who=who, why=why,
+                                 at=contract.now().isoformat())
+
+    def roll_read(self, kind: str, serial: str | None, lot: str | None) -> str | None:
+        """The printer read a roll's serial: "new" if it is not the roll recorded."""
+        if not serial:
+            return None
+        with self.store.lock:
+            current = rolls.current(self.store.db, kind)
+        if current is None or current["serial"] == serial:
+            return None  # the usual case, read every poll: no write
+        with self.store.tx() as db:
+            return rolls.read_identity(db, kind, serial, lot)
 
     # ---------------------------------------------------------------------- the ledger
 
@@ -97,6 +135,20 @@ class Cards:
     def loads(self, day: str | None = None) -> list[dict[str, Any]]:
         with self.store.lock:
             return stock.loads_on(self.store.db, day)
+
+    def corrections(self, day: str | None = None) -> list[dict[str, Any]]:
+        with self.store.lock:
+            return stock.corrections(self.store.db, day)
+
+    def rolls(self) -> list[dict[str, Any]]:
+        """Every ribbon and film roll with what its cards used (`rolls.figures`)."""
+        with self.store.lock:
+            return rolls.figures(self.store.db)
+
+    def register(self, month: str) -> list[dict[str, Any]]:
+        """The spoiled-card register of a month (`stock.register`)."""
+        with self.store.lock:
+            return stock.register(self.store.db, month)
 
     def outcomes(self) -> dict[tuple[str, str], int]:
         """Blanks since the journal began, by outcome and reason code, for the metrics

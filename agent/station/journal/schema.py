@@ -12,7 +12,7 @@ from pathlib import Path
 from . import stock
 from .errors import JournalError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     published INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (published, seq);
+-- `chip_uid`: the chip's UID once an encoder writes chips (contract v2 4b), spoiled chip
+-- cards being registered by it; `ribbon_roll`, `film_roll`: the rolls (rolls.id) the card
+-- was charged to, for each roll's yield.
 CREATE TABLE IF NOT EXISTS cards (
     card_no INTEGER PRIMARY KEY,
     job_id TEXT,
@@ -60,7 +63,10 @@ CREATE TABLE IF NOT EXISTS cards (
     stock TEXT,
     sides INTEGER,
     ribbon_use INTEGER,
-    film_use INTEGER
+    film_use INTEGER,
+    chip_uid TEXT,
+    ribbon_roll INTEGER,
+    film_roll INTEGER
 );
 CREATE TABLE IF NOT EXISTS stock (
     kind TEXT PRIMARY KEY,
@@ -78,6 +84,36 @@ CREATE TABLE IF NOT EXISTS loads (
     amount INTEGER NOT NULL,
     who TEXT NOT NULL,
     note TEXT
+);
+-- Every ribbon and film roll, from its load until the next replaced it (see rolls.py);
+-- `archived_*`: what its cards folded into per-day sums (retention) had used.
+CREATE TABLE IF NOT EXISTS rolls (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    type TEXT,
+    serial TEXT,
+    lot TEXT,
+    capacity INTEGER,
+    started_with INTEGER,
+    loaded_at TEXT NOT NULL,
+    who TEXT NOT NULL,
+    replaced_at TEXT,
+    left_at_replace INTEGER,
+    archived_good INTEGER NOT NULL DEFAULT 0,
+    archived_good_use INTEGER NOT NULL DEFAULT 0,
+    archived_spoiled INTEGER NOT NULL DEFAULT 0,
+    archived_spoiled_use INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS rolls_current ON rolls (kind, replaced_at);
+-- An operator's correction of the agent's count of a ribbon or film roll, with who and why.
+CREATE TABLE IF NOT EXISTS corrections (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    before INTEGER,
+    after INTEGER NOT NULL,
+    who TEXT NOT NULL,
+    why TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS handback (
     job_id TEXT PRIMARY KEY,

@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from functools import partial
 
@@ -36,6 +37,7 @@ from printstation.drivers.base import (
     PrinterDriver,
     PrinterError,
     PrinterStatus,
+    StockChange,
 )
 
 from .cards import CardPreparer
@@ -77,6 +79,9 @@ class PrinterWorker(ThreadedComponent):
         #: Monotonic time the loop last came round: the watchdog's sign of life.
         self.heartbeat = time.monotonic()
         self.tests: queue.SimpleQueue[str] = queue.SimpleQueue()
+        #: Stock an operator recorded loading or taking out, for the driver to hear of.
+        self._stock_changes: queue.SimpleQueue[tuple[StockChange, Future[bool]]] = \
+            queue.SimpleQueue()
         self._cards = CardPreparer(journal, driver)
         self.refusals = RefusalHold()
         #: A card's outcome the journal could not record yet: no other blank until it is.
@@ -108,6 +113,32 @@ class PrinterWorker(ThreadedComponent):
         """An operator acted (loaded stock, resumed): a refused card is tried again now."""
         self.refusals.retry_now()
         self.journal.store.job_event.set()
+
+    def stock_changed(self, change: StockChange) -> Future[bool] | None:
+        """An operator recorded a load or a removal: the driver hears of it on this thread
+        (its one owner) before the next card. None when the driver does not listen (a real
+        printer sees it for itself); else a future, True once the driver was told."""
+        hook = getattr(type(self.driver), "stock_changed", None)
+        if hook is None or hook is PrinterDriver.stock_changed:
+            return None
+        told: Future[bool] = Future()
+        self._stock_changes.put((change, told))
+        self.journal.store.job_event.set()
+        return told
+
+    def _tell_stock_changes(self) -> None:
+        while True:
+            try:
+                change, told = self._stock_changes.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.driver.stock_changed(change)
+                told.set_result(True)
+            except Exception as exc:
+                log.warning("printer_stock_change_failed", kind=change.kind,
+                            error=type(exc).__name__)
+                told.set_result(False)
 
     def _poll(self) -> PrinterStatus:
         """Ask the printer; returns what it said (the snapshot shows held refusals too)."""
@@ -187,6 +218,7 @@ class PrinterWorker(ThreadedComponent):
         self.update(status=self.refusals.shown(status), error=exc.detail)
 
     def _step(self) -> None:
+        self._tell_stock_changes()
         status = self._poll()
         if status.state != "offline":
             self.consumables.observe(status)
