@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import termios
+import textwrap
 import threading
 import time
 import tomllib
@@ -33,6 +34,50 @@ from printstation.drivers.base import FaultCode
 from .evolis_device import EvolisDevice
 from .printer import SimParams, SimulatedPrinter, setting_value
 
+#: The control port's commands: name, an example line, what it does. `--help` lists them,
+#: and an unknown command is answered with their names.
+CONTROL_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("inject", '{"cmd": "inject", "fault": "jam"}', "put a fault on the printer"),
+    ("clear", '{"cmd": "clear", "fault": "jam"}', "clear that fault (no fault: every one)"),
+    ("load", '{"cmd": "load", "cards": 100, "ribbon": 250}',
+     "put in cards, stock, ribbon, film (a ribbon or film: a new roll)"),
+    ("unplug", '{"cmd": "unplug", "seconds": 5}',
+     "pull the cable: connections drop and nothing answers for that long"),
+    ("garbage", '{"cmd": "garbage", "count": 1}', "the next COUNT replies are noise"),
+    ("truncate", '{"cmd": "truncate", "count": 1}', "the next COUNT replies are cut short"),
+    ("silent", '{"cmd": "silent", "count": 1}', "the next COUNT replies are withheld"),
+    ("slow", '{"cmd": "slow", "seconds": 0.5}', "every reply waits that long (0: no more)"),
+    ("status", '{"cmd": "status"}', "only the answer: nothing changes"),
+)
+FAULTS = ", ".join(f.value for f in FaultCode)
+
+
+def fault_code(name: Any) -> FaultCode:
+    """A fault by its name, or ValueError naming the ones there are."""
+    try:
+        return FaultCode(name)
+    except ValueError:
+        raise ValueError(f"unknown fault {name!r}; faults: {FAULTS}") from None
+
+
+def control_help() -> str:
+    """The control commands, faults and printer settings, as `--help` shows them."""
+    lines = ["control commands: --control PORT takes one JSON object a line and answers each",
+             "with a JSON line (ok, the card counter, stock, faults, or an error):"]
+    for name, example, what in CONTROL_COMMANDS:
+        lines += [f"  {name:9} {what}", f"  {'':9} {example}"]
+    wrap = textwrap.TextWrapper(width=79, subsequent_indent="  ")
+    lines += ["", *wrap.wrap(f"faults: {FAULTS}"),
+              *wrap.wrap("printer settings ([printer] in a scenario, or --set KEY=VALUE): "
+                         + ", ".join(_settings())),
+              *wrap.wrap('scenario events: [[events]] card = 12, fault = "cover_open" puts '
+                         "the fault on the printer just before card 12 is drawn")]
+    return "\n".join(lines)
+
+
+def _settings() -> list[str]:
+    return [f.name for f in dataclasses.fields(SimParams) if f.name not in ("events",)]
+
 
 def load_scenario(path: Path | None, overrides: list[str]) -> SimParams:
     """SimParams from a TOML scenario file ([printer] keys and [[events]]), then KEY=VALUE."""
@@ -43,16 +88,20 @@ def load_scenario(path: Path | None, overrides: list[str]) -> SimParams:
         if "events" in doc:
             values["events"] = [dict(e) for e in doc["events"]]
             for e in values["events"]:
-                FaultCode(e["fault"])
+                fault_code(e.get("fault"))
         if "faults" in values:
-            values["faults"] = [FaultCode(f) for f in values["faults"]]
+            values["faults"] = [fault_code(f) for f in values["faults"]]
     for item in overrides:
         key, _, raw = item.partition("=")
-        values[key] = setting_value(key, raw)
+        if key == "faults":
+            values[key] = [fault_code(x) for x in raw.split(",") if x]
+        else:
+            values[key] = setting_value(key, raw)
     known = {f.name for f in dataclasses.fields(SimParams)}
     unknown = set(values) - known
     if unknown:
-        raise ValueError(f"unknown printer settings: {', '.join(sorted(unknown))}")
+        raise ValueError(f"unknown printer settings: {', '.join(sorted(unknown))}; "
+                         f"settings: {', '.join(_settings())}")
     return SimParams(**values)
 
 
@@ -219,7 +268,17 @@ class Server:
         with conn, conn.makefile("rwb") as fh:
             for line in fh:
                 try:
-                    answer = self.control(json.loads(line))
+                    cmd = json.loads(line)
+                    if not isinstance(cmd, dict):
+                        raise ValueError('a command is a JSON object: {"cmd": "status"}')
+                    answer = self.control(cmd)
+                except json.JSONDecodeError:
+                    answer = {"ok": False, "error": 'not JSON; a command is a JSON object '
+                                                    'on one line: {"cmd": "status"}'}
+                except KeyError as exc:
+                    answer = {"ok": False, "error": f"{cmd.get('cmd')}: {exc} is missing"}
+                except (ValueError, TypeError) as exc:
+                    answer = {"ok": False, "error": str(exc)}
                 except Exception as exc:
                     answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
                 fh.write(json.dumps(answer).encode() + b"\n")
@@ -229,9 +288,9 @@ class Server:
         printer, mischief = self.device.printer, self.device.mischief
         action = cmd["cmd"]
         if action == "inject":
-            printer.inject(FaultCode(cmd["fault"]))
+            printer.inject(fault_code(cmd["fault"]))
         elif action == "clear":
-            printer.clear(FaultCode(cmd["fault"]) if cmd.get("fault") else None)
+            printer.clear(fault_code(cmd["fault"]) if cmd.get("fault") else None)
         elif action == "load":
             printer.load(**{k: cmd[k] for k in ("cards", "stock", "ribbon", "film") if k in cmd})
         elif action == "unplug":
@@ -241,7 +300,8 @@ class Server:
         elif action == "slow":
             mischief.delay = float(cmd["seconds"])
         elif action != "status":
-            raise ValueError(f"unknown control command {action!r}")
+            names = ", ".join(name for name, _, _ in CONTROL_COMMANDS)
+            raise ValueError(f"unknown control command {action!r}; commands: {names}")
         return {"ok": True, "serial": printer.params.serial, "counter": printer.counter,
                 "cards": printer.cards_in_feeder,
                 "ribbon": printer.ribbon_left, "film": printer.film_left,
@@ -251,9 +311,10 @@ class Server:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="printstation-sim",
-        description="A simulated Evolis card printer as a device process: answers the "
-                    "escape-command language on a pty and on TCP, with test controls.")
+        prog="printstation-sim", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A simulated Evolis card printer as a device process: answers the\n"
+                    "escape-command language on a pty and on TCP, with test controls.",
+        epilog=control_help())
     parser.add_argument("--out", type=Path, required=True,
                         help="output folder: card PNGs, ledger.jsonl, state.json")
     parser.add_argument("--host", default="127.0.0.1")
@@ -264,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="JSON-lines control port for tests (0: any)")
     parser.add_argument("--scenario", type=Path, help="TOML: [printer] settings, [[events]]")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="printer setting, e.g. print_time=0.5, cards=100, jam_at=3")
+                        help="printer setting, e.g. print_time=0.5, cards=100, jam_at=3 "
+                             "(every one is listed below)")
     args = parser.parse_args(argv)
     try:
         params = load_scenario(args.scenario, args.set)

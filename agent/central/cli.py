@@ -75,6 +75,9 @@ def cmd_control(args: argparse.Namespace) -> int:
 
 
 def format_event(e: dict) -> str:
+    from printstation.agent.station.forecast import NO_PACE
+    from printstation.agent.surfaces.stock_cli import clock
+
     schema = e.get("schema", "?").split("/")[0].removeprefix("printstation.")
     head = f"{e.get('at', '')[:19]} {e.get('station_id')} #{e.get('seq')} {schema:9}"
     if schema == "status":
@@ -90,7 +93,8 @@ def format_event(e: dict) -> str:
                           for c in e.get("consumables", []))
         why = f" ({e['blocked_reason']})" if e.get("blocked_reason") else ""
         left = (f"; {e['cards_left']} cards left ({e['first_to_run_out']} first"
-                + (f", ~{e['runs_out_at'][:16]}" if e.get("runs_out_at") else "") + ")"
+                + (f", ~{clock(e['runs_out_at'])}" if e.get("runs_out_at") else f"; {NO_PACE}")
+                + ")"
                 if e.get("cards_left") is not None else "")
         return f"{head} {e['state']}{why}; {stock}{left}; queued {e.get('queued_jobs')}"
     if schema == "alert":

@@ -13,7 +13,7 @@ import socket
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     BaseModel,
@@ -34,12 +34,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from printstation.agent.config.errors import ConfigError
+from printstation.agent.config.errors import ConfigError, problems
 from printstation.agent.config.secrets import mask_url, resolve_broker_password, with_password
 from printstation.agent.contract import NAME_PATTERN, NAME_RE
 
 #: Ribbon types the agent knows how to count (their use per card: consumables.RIBBON_USE).
 RIBBON_TYPES = ("YMCKO", "YMCKK", "YMCKOK", "KO", "K")
+#: The consumables that have alert thresholds: the table names under `[thresholds.*]`.
+Consumable = Literal["ribbon", "film", "cards"]
+CONSUMABLES: tuple[str, ...] = get_args(Consumable)
 
 
 def default_station_id() -> str:
@@ -106,7 +109,9 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir)
     trusted_keys: dict[str, Path] = Field(default_factory=dict)
     verify_signatures: bool = True
-    thresholds: dict[str, Threshold] = Field(default_factory=_default_thresholds)
+    #: A table name that is not a consumable (`[thresholds.ribon]`) is an unknown key; a
+    #: consumable left out keeps its default levels (its alerts are not switched off).
+    thresholds: dict[Consumable, Threshold] = Field(default_factory=_default_thresholds)
     stocks: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ektp", "kia"])
     ribbon_types: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(RIBBON_TYPES))
@@ -186,13 +191,11 @@ class Settings(BaseSettings):
 
     @field_validator("thresholds")
     @classmethod
-    def _known_consumables(cls, value: dict[str, Threshold]) -> dict[str, Threshold]:
+    def _levels_in_order(cls, value: dict[str, Threshold]) -> dict[str, Threshold]:
         for kind, threshold in value.items():
-            if kind not in ("ribbon", "film", "cards"):
-                raise ValueError(f"unknown consumable {kind!r}; use ribbon, film or cards")
             if threshold.critical > threshold.warning:
                 raise ValueError(f"{kind}: critical level is above the warning level")
-        return value
+        return {**_default_thresholds(), **value}
 
     @field_validator("broker_ca_file", "broker_cert_file", "broker_key_file")
     @classmethod
@@ -298,7 +301,8 @@ _TOML_FILE = _TomlFile()
 
 
 def load_settings(config_file: Path | str | None = None, **flags: Any) -> Settings:
-    """Settings from file, environment and flags, or ConfigError with one message."""
+    """Settings from file, environment and flags, or ConfigError naming every problem,
+    one line each."""
     flags = {k: v for k, v in flags.items() if v is not None}
     path = Path(config_file) if config_file else None
     if path is not None:
@@ -313,12 +317,6 @@ def load_settings(config_file: Path | str | None = None, **flags: Any) -> Settin
     try:
         return Settings(**flags)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        key = ".".join(str(p) for p in first["loc"]) or "config"
-        msg = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            msg = "unknown key"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"config key {key}: {msg}{more}") from None
+        raise ConfigError.of(problems(exc, Settings)) from None
     finally:
         _TOML_FILE.path = None

@@ -10,6 +10,7 @@ and the central system's actions), `telemetry`, `actions`, `printing`, `intake`.
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from collections.abc import Callable
 import structlog
 
 from printstation.agent import __version__
-from printstation.agent.config import Settings
+from printstation.agent.config import ConfigError, Settings
 from printstation.agent.signing import Verifier
 from printstation.agent.station.actions import Commands, Context
 from printstation.agent.station.alerts import AlertBook
@@ -48,6 +49,15 @@ LIVE_SETTINGS = ("thresholds", "cleaning_interval", "max_attempts", "handback_af
                  "telemetry_interval", "log_level", "trusted_keys", "verify_signatures",
                  "accept_contract_v1", "control_max_skew", "job_retention_days",
                  "event_retention_days")
+
+
+def listen_problem(key: str, listen: str, exc: OSError) -> str:
+    """Why `key`'s address `listen` cannot be had, in one line with what to do."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"config key {key}: {listen} is in use by another program (another "
+                f"printstation agent on this PC?); give {key} a free port, or \"\" to switch "
+                "it off")
+    return f"config key {key}: cannot listen on {listen}: {exc.strerror or exc}"
 
 
 def intake_policy(settings: Settings) -> Policy:
@@ -97,8 +107,13 @@ class Agent:
     # ----------------------------------------------------------------------- lifecycle
 
     def start(self, *, embedded_sink: Callable[[dict], None] | None = None) -> None:
-        """Start every part; with `embedded_sink`, events go to it instead of RabbitMQ."""
+        """Start every part; with `embedded_sink`, events go to it instead of RabbitMQ.
+
+        ConfigError, before any part starts, when the operator page's or the metrics'
+        address cannot be had (`_bind_http`).
+        """
         settings = self.settings
+        servers = self._bind_http()
         if not self.station.verifier.enabled:
             log.warning("signatures_not_verified",
                         detail="verify_signatures is off: for local demos only")
@@ -113,7 +128,7 @@ class Agent:
                            self.telemetry]
         for component in self.components:
             component.start()
-        self._start_http()
+        self._start_http(servers)
         self.station.changed()
         self.watchdog.start()
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
@@ -138,20 +153,43 @@ class Agent:
                            on_connected=lambda up: self._broker("consumer", up),
                            on_fatal=self._fatal, after=self.printer.recovered)]
 
-    def _start_http(self) -> None:
-        """The operator page and the metrics, each on localhost unless configured otherwise."""
+    def _bind_http(self) -> list:
+        """The operator page and the metrics, bound (each on localhost unless configured
+        otherwise) before anything starts.
+
+        An address that cannot be had stops the start with a ConfigError naming the setting
+        and the address: typically a second agent on the PC, with a state folder of its own
+        (the journal's lock stops one on the same folder), given the same ports. It used to
+        start without its page, saying so only in its log, while that address showed the
+        other station's page. After this error `stop` releases the journal.
+        """
         from printstation.agent.surfaces.metrics import MetricsServer
         from printstation.agent.surfaces.web import OperatorWeb
 
-        for listen, kind in ((self.settings.web_listen, OperatorWeb),
-                             (self.settings.metrics_listen, MetricsServer)):
+        bound: list = []
+        for key, kind in (("web_listen", OperatorWeb), ("metrics_listen", MetricsServer)):
+            listen = getattr(self.settings, key)
             if not listen:
                 continue
             try:
-                server = kind(self.view, listen)
+                bound.append(kind(self.view, listen))
+            except OSError as exc:
+                for server in bound:
+                    server.stop()
+                raise ConfigError(listen_problem(key, listen, exc)) from None
+        return bound
+
+    def _start_http(self, servers: list) -> None:
+        """Serve the bound pages; one that cannot start (its token file cannot be written)
+        is logged and left out: printing goes on."""
+        from printstation.agent.surfaces.web import OperatorWeb
+
+        for server in servers:
+            try:
                 server.start()
-            except OSError as exc:  # a port in use must not stop printing
-                log.error("http_unavailable", listen=listen, what=kind.__name__,
+            except OSError as exc:
+                server.stop()
+                log.error("http_unavailable", url=server.url, what=server.kind,
                           error=exc.strerror or str(exc))
                 continue
             self.servers.append(server)

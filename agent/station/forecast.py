@@ -2,6 +2,12 @@
 
 Pure functions of the levels, what recent cards used and when they came out, so the figures
 can be checked against a hand-computed case.
+
+The pace is the station's throughput, not the printer's speed: the cards that came out over
+the time since the first of them, pauses between batches included. Until enough cards came
+out over long enough (MIN_CARDS over MIN_SPAN) there is no pace and no time is forecast:
+three cards a minute apart are the printer's speed, and a forecast from them would put the
+ribbon's end hours or days too early.
 """
 
 from __future__ import annotations
@@ -15,6 +21,16 @@ from datetime import datetime, timedelta
 RATE_WINDOW = timedelta(hours=8)
 #: Recent cards that set the average use per card.
 USE_SAMPLE = 50
+#: The fewest cards, and the shortest time from the first of them to now, that make a pace.
+MIN_CARDS = 10
+MIN_SPAN = timedelta(minutes=30)
+#: A stop this long (a night, a day off) ends a run of printing: the pace counts from the
+#: first card after it.
+BREAK = timedelta(hours=2)
+#: What the surfaces say in place of a time while there is no pace.
+NO_PACE = "not enough printing yet to forecast when"
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @dataclass(frozen=True)
@@ -50,12 +66,35 @@ def use_per_card(recent: list[dict], fallback: dict[str, float]) -> dict[str, fl
 
 
 def print_rate(card_times: list[datetime], now: datetime) -> float | None:
-    """Cards per hour over the recent run of cards, or None with fewer than two."""
+    """Cards per hour at the station's pace, or None until there is one.
+
+    The cards of the current run (within RATE_WINDOW, after the last BREAK) over the time
+    from the first of them to now, so a station that stops printing slows its forecast
+    down; None with fewer than MIN_CARDS or less than MIN_SPAN of printing.
+    """
     times = sorted(t for t in card_times if now - t <= RATE_WINDOW)
-    if len(times) < 2:
+    for i in range(len(times) - 1, 0, -1):
+        if times[i] - times[i - 1] >= BREAK:
+            times = times[i:]
+            break
+    if len(times) < MIN_CARDS or now - times[0] < MIN_SPAN:
         return None
-    span = (times[-1] - times[0]).total_seconds() / 3600
-    return (len(times) - 1) / span if span > 0 else None
+    return (len(times) - 1) / ((now - times[0]).total_seconds() / 3600)
+
+
+def when_said(at: datetime, now: datetime) -> str:
+    """A time ahead as an operator reads it, in `now`'s time zone: `14:30 today`,
+    `09:10 tomorrow`, `10:05 Mon 30 Nov` (with the year when it is not this one).
+
+    Names are spelled here, not by strftime, so the words do not change with the C locale.
+    """
+    at = at.astimezone(now.tzinfo) if at.tzinfo and now.tzinfo else at
+    day = {0: "today", 1: "tomorrow", -1: "yesterday"}.get((at.date() - now.date()).days)
+    if day is None:
+        day = f"{WEEKDAYS[at.weekday()]} {at.day} {MONTHS[at.month - 1]}"
+        if at.year != now.year:
+            day += f" {at.year}"
+    return f"{at:%H:%M} {day}"
 
 
 def forecast(remaining: dict[str, int | None], use: dict[str, float],

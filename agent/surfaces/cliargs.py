@@ -22,6 +22,11 @@ def settings_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--printer-url", help="printer URL, e.g. sim://?print_time=0.5")
     g.add_argument("--state-dir", type=Path, help="journal and state folder (made 0700)")
     g.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    g.add_argument("--web-listen", metavar="HOST:PORT",
+                   help='where the operator page is served (web_listen; "" switches it off)')
+    g.add_argument("--metrics-listen", metavar="HOST:PORT",
+                   help='where /metrics and /healthz are served (metrics_listen; "" switches '
+                        "them off)")
 
 
 def load(args: argparse.Namespace) -> Settings:
@@ -29,7 +34,8 @@ def load(args: argparse.Namespace) -> Settings:
 
     return load_settings(args.config, station_id=args.station_id, broker_url=args.broker_url,
                          pools=args.pools, printer_url=args.printer_url,
-                         state_dir=args.state_dir, log_level=args.log_level)
+                         state_dir=args.state_dir, log_level=args.log_level,
+                         web_listen=args.web_listen, metrics_listen=args.metrics_listen)
 
 
 def call(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any]:

@@ -18,11 +18,15 @@ from printstation.agent.surfaces.cliargs import call, settings_flags
 RUNS_OUT = {"ribbon": "the ribbon runs", "film": "the film runs", "cards": "the blanks run"}
 
 
-def clock(iso: str) -> str:
-    """A run-out time as an operator reads it: the time today, else the date and time."""
-    from datetime import date
+def clock(iso: str, now: str | None = None) -> str:
+    """A run-out time as an operator reads it, in this PC's time: `14:30 today`, `09:10
+    tomorrow`, `10:05 Mon 30 Nov`; `now` (ISO 8601, for tests) stands in for the clock."""
+    from datetime import datetime
 
-    return iso[11:16] if iso[:10] == date.today().isoformat() else f"{iso[:10]} {iso[11:16]}"
+    from printstation.agent.station.forecast import when_said
+
+    at = datetime.fromisoformat(iso)
+    return when_said(at, datetime.fromisoformat(now) if now else datetime.now().astimezone())
 
 
 def format_stock(answer: dict[str, Any]) -> str:

@@ -68,8 +68,9 @@ def test_precedence_file_then_environment_then_flags(tmp_path, monkeypatch):
     ('broker_url = "http://x"', "config key broker_url: must start with amqp:// or amqps://"),
     ('pools = ["OK", "x"]', "config key pools: pool 'OK' is not"),
     ('printer_url = "usb"', "config key printer_url: must be a URL"),
-    ('statoin_id = "typo"', "config key statoin_id: unknown key"),
-    ("[thresholds.toner]\nwarning = 1\ncritical = 0", "unknown consumable 'toner'"),
+    ('statoin_id = "typo"', "config key statoin_id: unknown key; did you mean station_id"),
+    ("[thresholds.toner]\nwarning = 1\ncritical = 0",
+     "config key thresholds.toner: unknown key; valid: ribbon, film, cards"),
     ("[thresholds.film]\nwarning = 1\ncritical = 5", "critical level is above the warning"),
     ("delivery_limit = 0", "config key delivery_limit"),
     ("station_id = ", "not valid TOML"),
@@ -78,6 +79,76 @@ def test_a_bad_config_names_the_key_and_the_problem(tmp_path, text, needle):
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, text))
     assert needle in str(info.value)
+
+
+def test_a_typo_in_a_table_name_is_an_unknown_key_naming_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, "[thresholds.ribon]\nwarning = 100\ncritical = 20\n"))
+    assert str(info.value) == "config key thresholds.ribon: unknown key; valid: ribbon, film, cards"
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, '[names]\njob_exchang = "x"\n'))
+    assert str(info.value).startswith("config key names.job_exchang: unknown key; valid: "
+                                      "job_exchange, event_exchange, ")
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, "[thresholdz.ribbon]\nwarning = 1\ncritical = 0\n"))
+    assert str(info.value) == "config key thresholdz: unknown key; did you mean thresholds?"
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, "zzz = 1\n"))
+    assert str(info.value) == ("config key zzz: unknown key; printstation.example.toml lists "
+                               "every key")
+
+
+def test_every_problem_is_listed_one_line_each(tmp_path):
+    cfg = write(tmp_path, 'station_id = "Bad Id"\ncleaning_interval = -1\nbogus = 1\n'
+                          "[thresholds.film]\nwarnin = 5\ncritical = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg)
+    assert info.value.problems == [
+        "config key station_id: String should match pattern '^[a-z0-9_\\-]{1,64}$'",
+        "config key thresholds.film.warning: missing: this table needs it",
+        "config key thresholds.film.warnin: unknown key; valid: warning, critical",
+        "config key cleaning_interval: Input should be greater than or equal to 0",
+        "config key bogus: unknown key; printstation.example.toml lists every key",
+    ]
+    lines = str(info.value).splitlines()
+    assert lines[0] == "5 problems in the configuration:"
+    assert lines[1:] == [f"  {p}" for p in info.value.problems]
+    assert "more" not in str(info.value)
+
+
+def test_the_command_prints_every_problem_and_exits_2(tmp_path):
+    from tests.support import run
+
+    cfg = write(tmp_path, 'station_id = "Bad Id"\n[thresholds.ribon]\nwarning = 1\ncritical = 0\n')
+    out = run("config", "--config", str(cfg))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "printstation: 2 problems in the configuration:",
+        "  config key station_id: String should match pattern '^[a-z0-9_\\-]{1,64}$'",
+        "  config key thresholds.ribon: unknown key; valid: ribbon, film, cards"]
+
+
+def test_a_consumable_left_out_of_thresholds_keeps_its_default_levels(tmp_path):
+    s = load_settings(write(tmp_path, "[thresholds.ribbon]\nwarning = 7\ncritical = 2\n"))
+    assert {k: (t.warning, t.critical) for k, t in s.thresholds.items()} == {
+        "ribbon": (7, 2), "film": (100, 20), "cards": (50, 10)}
+
+
+@pytest.mark.parametrize("command", [["run"], ["config"], ["status"], ["stock"]])
+def test_listen_flags_override_the_file_and_the_environment(tmp_path, monkeypatch, command):
+    from printstation.agent.surfaces.cli import build_parser
+    from printstation.agent.surfaces.cliargs import load
+
+    cfg = write(tmp_path, 'web_listen = "127.0.0.1:1001"\nmetrics_listen = "127.0.0.1:1002"\n')
+    monkeypatch.setenv("PRINTSTATION_WEB_LISTEN", "127.0.0.1:2001")
+    parse = build_parser().parse_args
+    s = load(parse([*command, "--config", str(cfg)]))
+    assert (s.web_listen, s.metrics_listen) == ("127.0.0.1:2001", "127.0.0.1:1002")
+    s = load(parse([*command, "--config", str(cfg), "--web-listen", "127.0.0.1:3001",
+                    "--metrics-listen", ""]))
+    assert (s.web_listen, s.metrics_listen) == ("127.0.0.1:3001", "")
+    with pytest.raises(ConfigError, match="config key metrics_listen: must be HOST:PORT"):
+        load(parse([*command, "--metrics-listen", "9470"]))
 
 
 def test_a_missing_file_is_named(tmp_path):

@@ -1,0 +1,101 @@
+"""A second agent on the PC, with a state folder of its own, given the ports the first one
+serves on: it stops at start with one line naming the address and the setting (exit 2),
+where it used to print on without its operator page. Two real `printstation run`
+processes on the in-process simulated printer; no broker (a closed port stands in)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.support import CLI, control_answers, host_port, run, wait_for
+
+NO_BROKER = "amqp://guest:guest@127.0.0.1:1/%2F"
+
+
+def station(tmp_path: Path, name: str) -> Path:
+    cfg = tmp_path / f"{name}.toml"
+    cfg.write_text(f'station_id = "{name}"\nbroker_url = "{NO_BROKER}"\n'
+                   f'printer_url = "sim://?render=0&out={tmp_path / ("cards-" + name)}"\n'
+                   f'state_dir = "{tmp_path / ("state-" + name)}"\n')
+    cfg.chmod(0o600)
+    return cfg
+
+
+def served(log: Path) -> dict[str, str]:
+    """The addresses the agent logged it serves on: {"web": "127.0.0.1:PORT", ...}."""
+    urls = {}
+    for line in log.read_text().splitlines():
+        if '"http_listening"' in line:
+            event = json.loads(line)
+            urls[event["what"]] = event["url"].removeprefix("http://").rstrip("/")
+    return urls
+
+
+def get(address: str, path: str) -> int:
+    conn = http.client.HTTPConnection(*host_port(f"http://{address}"), timeout=10)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_a_second_agent_on_the_same_port_stops_at_start_naming_it(tmp_path):
+    first_cfg, second_cfg = station(tmp_path, "first"), station(tmp_path, "second")
+    log = tmp_path / "first.log"
+    with log.open("w") as out:
+        first = subprocess.Popen([*CLI, "run", "--config", str(first_cfg),
+                                  "--web-listen", "127.0.0.1:0",
+                                  "--metrics-listen", "127.0.0.1:0"],
+                                 stdout=out, stderr=subprocess.STDOUT)
+    try:
+        urls = wait_for(lambda: (u := served(log)).keys() == {"web", "metrics"} and u, 30,
+                        "the first agent to serve its page and metrics")
+        web, metrics = urls["web"], urls["metrics"]
+
+        clash = run("run", "--config", str(second_cfg), "--web-listen", web,
+                    "--metrics-listen", "127.0.0.1:0", timeout=30)
+        assert clash.returncode == 2, clash.stderr
+        assert clash.stderr.splitlines() == [
+            f"printstation: config key web_listen: {web} is in use by another program "
+            f'(another printstation agent on this PC?); give web_listen a free port, or "" '
+            "to switch it off"]
+        clash = run("run", "--config", str(second_cfg), "--web-listen", "",
+                    "--metrics-listen", metrics, timeout=30)
+        assert clash.returncode == 2, clash.stderr
+        assert clash.stderr.splitlines() == [
+            f"printstation: config key metrics_listen: {metrics} is in use by another "
+            'program (another printstation agent on this PC?); give metrics_listen a free '
+            'port, or "" to switch it off']
+        # The second agent started nothing: no control socket was left for operators.
+        assert not (tmp_path / "state-second" / "control.sock").exists()
+
+        # The first is untouched: `printstation web` gives its operators a login link that
+        # its page takes, and its metrics answer.
+        link = run("web", "--print-url", "--config", str(first_cfg))
+        assert link.returncode == 0, link.stderr
+        assert link.stdout.startswith(f"http://{web}/?login=")
+        assert get(web, link.stdout.strip().removeprefix(f"http://{web}")) == 303
+        assert get(metrics, "/healthz") == 200
+        assert first.poll() is None
+
+        # On ports of its own the second agent runs beside it.
+        with (tmp_path / "second.log").open("w") as out:
+            second = subprocess.Popen([*CLI, "run", "--config", str(second_cfg),
+                                       "--web-listen", "127.0.0.1:0",
+                                       "--metrics-listen", ""],
+                                      stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: control_answers(tmp_path / "state-second"), 30,
+                     "the second agent on ports of its own")
+            assert served(tmp_path / "second.log").keys() == {"web"}
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(30) == 0
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
