@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test unit lint system-deps
+.PHONY: install demo test unit lint system-deps messages
 
 # Debian packages the tests need: Chromium and its driver (the operator page is tested in a
 # real browser) and systemd-analyze (the unit is verified). Installed when missing.
@@ -22,6 +22,11 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# Translations (README, Translations): extract the marked messages from agent/, merge them
+# into each catalogue, compile the .mo files, and list every message still to translate.
+messages: install
+	$(BIN)/python -m printstation.agent.i18n.maintain
 
 system-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \

@@ -13,7 +13,7 @@ import socket
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     control_max_skew: float = Field(default=600.0, gt=0)
     job_retention_days: float = Field(default=400.0, gt=0, le=36500)
     event_retention_days: float = Field(default=14.0, gt=0, le=36500)
+    #: What operators read: "id" (Bahasa Indonesia) or "en"; unset follows the locale
+    #: (LANG=id_ID.UTF-8 is Indonesian). See printstation.agent.i18n.
+    language: Literal["id", "en"] | None = None
 
     @field_validator("broker_url")
     @classmethod
