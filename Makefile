@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test unit lint system-deps node-tools
+.PHONY: install demo test unit lint system-deps node-tools messages
 
 # Debian packages the tests need, each as command:package, installed when the command is
 # missing: Chromium and its driver (the operator page is tested in a real browser),
@@ -26,6 +26,25 @@ define apt_install
 	  $(APT_GET) $(2) $$missing >/dev/null \
 	  || { apt-get update -q >/dev/null && $(APT_GET) $(2) $$missing >/dev/null; }; fi
 endef
+
+$(BIN)/printstation: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/printstation
+
+demo: install
+	$(BIN)/printstation demo
+
+lint: install
+	$(BIN)/ruff check .
+
+# Translations (README, Translations): extract the marked messages from agent/, merge them
+# into each catalogue, compile the .mo files, and list every message still to translate.
+messages: install
+	$(BIN)/python -m printstation.agent.i18n.maintain
 
 system-deps:
 	$(call apt_install,$(SYSTEM_DEPS),)

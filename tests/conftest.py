@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from printstation.agent import i18n
 from printstation.agent.surfaces import logs
 from tests.support.sim import SimProcess, SmallDisk
 
@@ -30,6 +31,10 @@ logs.configure("warning")
 # each serves its operator page and metrics on a port of its own.
 os.environ.setdefault("PRINTSTATION_WEB_LISTEN", "127.0.0.1:0")
 os.environ.setdefault("PRINTSTATION_METRICS_LISTEN", "127.0.0.1:0")
+# The tests read the agent's English whatever the developer's locale, in this process and in
+# the commands they run; tests/unit/test_i18n.py asks for Indonesian where it wants it.
+os.environ["PRINTSTATION_LANGUAGE"] = "en"
+i18n.use("en")
 
 #: The broker fixtures, one registration for the broker and system tiers (one vhost a run).
 pytest_plugins = ["tests.broker.fixtures"]

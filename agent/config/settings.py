@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     control_max_skew: float = Field(default=600.0, gt=0)
     job_retention_days: float = Field(default=400.0, gt=0, le=36500)
     event_retention_days: float = Field(default=14.0, gt=0, le=36500)
+    #: What operators read: "id" (Bahasa Indonesia) or "en"; unset follows the locale
+    #: (LANG=id_ID.UTF-8 is Indonesian). See printstation.agent.i18n.
+    language: Literal["id", "en"] | None = None
 
     @field_validator("broker_url")
     @classmethod

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,6 +26,7 @@ from printstation.agent.broker.embedded import EmbeddedSource
 from printstation.agent.central.samples import sample_job
 from printstation.agent.config import Settings, mask_url
 from printstation.agent.contract import TERMINAL_STATUSES
+from printstation.agent.i18n import _, labels, ngettext
 from printstation.agent.signing import Verifier, sign_headers
 from printstation.agent.station.agent import Agent
 from printstation.simulator.printer import read_ledger
@@ -60,7 +62,8 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
                         TimeElapsedColumn(), console=console)
-    task = progress.add_task("printing", total=count, note="")
+    # TRANSLATORS: the progress bar's title while the demo prints its cards.
+    task = progress.add_task(_("printing cards"), total=count, note="")
 
     def on_event(event: dict) -> None:
         schema = event.get("schema")
@@ -71,7 +74,8 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
                     final[event["job_id"]] = event
                     progress.update(task, completed=len(final))
                 elif event["status"] == "printing":
-                    progress.update(task, note=f"card for {event['job_id']} in the printer")
+                    progress.update(task, note=_("card {job} in the printer").format(
+                        job=event["job_id"]))
                 if len(final) == count:
                     done.set()
         elif schema == "printstation.telemetry/1":
@@ -79,9 +83,14 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
             if event.get("blocked_reason"):
                 progress.update(task, note=f"[red]{event['blocked_reason']}")
 
-    console.print(f"[bold]printstation demo[/]: {count} sample cards, station {station}, "
-                  f"printer {settings.printer_url.split('?')[0]}, "
-                  f"{'broker ' + broker if broker else 'embedded job source (no broker)'}")
+    source = (_("broker {url}").format(url=mask_url(broker)) if broker
+              else _("embedded job source (no broker)"))
+    # TRANSLATORS: the demo's first line, after "printstation demo:".
+    console.print("[bold]printstation demo[/]: " + ngettext(
+        "{count} sample card, station {station}, printer {printer}, {source}",
+        "{count} sample cards, station {station}, printer {printer}, {source}", count).format(
+            count=count, station=station, printer=settings.printer_url.split("?")[0],
+            source=source))
     started = time.monotonic()
     with progress:
         if broker:
@@ -108,8 +117,8 @@ def _demo_through_broker(agent: Agent, settings: Settings, key: Ed25519PrivateKe
     with EventTap(url, binding=f"*.{settings.station_id}.#") as tap:
         agent.start()
         if not _wait(lambda: agent.station.broker.all_up or agent.fatal is not None, 30):
-            raise SystemExit("demo: the agent could not reach the broker at "
-                             f"{mask_url(settings.broker_url)}")
+            raise SystemExit("demo: " + _("the agent could not reach the broker at {url}")
+                             .format(url=mask_url(settings.broker_url)))
         if agent.fatal is not None:
             raise SystemExit(f"demo: {agent.fatal}")
         with Submitter(url, key=key, key_id=KEY_ID) as submitter:
@@ -141,20 +150,35 @@ def _summary(console: Console, out: Path, cards_dir: Path, final: dict[str, dict
     printed_ids = [line["job_id"] for line in ledger if line["outcome"] == "issued"]
     duplicates = len(printed_ids) - len(set(printed_ids))
     console.print()
-    console.print(f"[bold]Summary[/] after {elapsed:.1f} s")
-    console.print(f"  jobs: {count}, terminal: {len(final)} "
-                  f"({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})")
-    console.print(f"  cards from the printer: {len(ledger)} "
-                  f"({', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}); "
-                  f"printed twice: {duplicates}")
+    console.print("[bold]" + _("Summary after {seconds} s").format(seconds=f"{elapsed:.1f}")
+                  + "[/]")
+    lines = [
+        _("jobs: {count}, ended: {ended} ({statuses})").format(
+            count=count, ended=len(final), statuses=_counts(statuses, labels.status)),
+        _("cards from the printer: {count} ({outcomes}); printed twice: {twice}").format(
+            count=len(ledger), outcomes=_counts(outcomes, labels.outcome), twice=duplicates),
+    ]
+    for line in lines:
+        console.print("  " + line, markup=False)
     if telemetry.get("consumables"):
         from printstation.agent.surfaces.stock_cli import format_stock
 
-        console.print("  consumables and blanks, as the agent reported them last:")
+        console.print("  " + _("consumables and blanks, as the agent reported them last:"),
+                      markup=False)
         for line in format_stock(telemetry).splitlines():
             console.print(f"    {line}", markup=False)
-    console.print(f"  card images and ledger: {cards_dir}")
-    console.print(f"  agent journal: {out / 'state'}")
+    console.print("  " + _("card images and the printer's ledger: {path}").format(
+        path=cards_dir), markup=False)
+    console.print("  " + _("agent journal: {path}").format(path=out / "state"),
+                  markup=False)
     ok = statuses.get("printed", 0) == count and duplicates == 0
-    console.print("[green]all cards printed[/]" if ok else "[red]not every card printed[/]")
+    if ok:
+        console.print("[green]" + _("all cards printed") + "[/]")
+    else:
+        console.print("[red]" + _("not every card printed") + "[/]")
     return 0 if ok else 1
+
+
+def _counts(counts: Counter[str], word: Callable[[str], str]) -> str:
+    """`printed 6, spoiled 1`: each code's count, in the order of the codes, in words."""
+    return ", ".join(f"{word(code)} {n}" for code, n in sorted(counts.items()))

@@ -102,9 +102,13 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from printstation.agent import i18n
+    from printstation.agent.config import load_settings
     from printstation.agent.surfaces import logs
     from printstation.agent.surfaces.demo import run_demo
 
+    # The demo runs a station of its own; from a configuration it takes only the language.
+    i18n.use(load_settings(args.config).language)
     logs.configure("error" if not args.verbose else "info")
     return run_demo(count=args.count, out=args.out, broker=args.broker,
                     print_time=args.print_time, jam_at=args.jam_at)
@@ -143,6 +147,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--jam-at", type=int, default=3,
                    help="simulate a jam at this card (0: none); it clears after 1 s")
     p.add_argument("--verbose", action="store_true", help="show the agent's log lines")
+    p.add_argument("--config", type=Path,
+                   help="a station's TOML file: the demo speaks its `language` (else the "
+                        "locale's: LANG=id_ID.UTF-8 is Indonesian)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("probe", help="show a printer's identity, state and consumables",
