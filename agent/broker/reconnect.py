@@ -1,7 +1,12 @@
 """Keep a broker session alive: run it, and after any broker or network loss, back off and retry.
 
 Both AMQP owners (the consumer and the publisher) use this loop, so they recover from a
-closed connection, a restarted broker or a lost network in the same way.
+closed connection, a restarted broker or a lost network in the same way. A broker that
+refuses the station (a wrong password, a vhost that does not exist, a right its user
+lacks) is not an outage that passes: it is logged as such with the broker's reason, the
+owner is told (the agent raises an alert that a person must act), and it is retried on a
+backoff of its own, much slower, so the station recovers by itself once someone fixes it
+without knocking on the broker every few seconds meanwhile.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import pika.exceptions
 import structlog
 
+from printstation.agent.broker.reasons import BROKER_ERRORS, explain
 from printstation.agent.broker.topology import TopologyMismatch
 
 log = structlog.get_logger("printstation.reconnect")
@@ -23,12 +29,15 @@ log = structlog.get_logger("printstation.reconnect")
 #: A session that lasted this long counts as recovered: backoff starts small again.
 STABLE_SECONDS = 10.0
 
-#: What a lost broker or network looks like from pika.
-BROKER_ERRORS: tuple[type[BaseException], ...] = (
-    pika.exceptions.AMQPError,
-    ConnectionError,
-    OSError,
-)
+#: A refused login is retried from `max_delay` up to this many times `max_delay` (with the
+#: default 30 s: from 30 s to 5 min): a person must act, and knocking sooner helps nobody.
+REFUSED_SLOWDOWN = 10
+
+#: What the agent's alert says to do when the broker refuses the station.
+REFUSED_ADVICE = ("A person must act: check the password in broker_password_file (or the "
+                  "broker-password credential) and that this station's broker user exists "
+                  "with its permissions in the vhost (`printstation broker-permissions` "
+                  "prints them); the agent keeps retrying and clears this once connected")
 
 
 #: While the broker's port refuses connections, it is knocked on this often.
@@ -66,12 +75,39 @@ def wait_or_port_back(stop: threading.Event, delay: float, url: str | None) -> N
         stop.wait(min(left, PROBE_SECONDS))
 
 
+@dataclass
+class Backoff:
+    """Delays doubling from `first` up to `most`; `reset` starts from `first` again."""
+
+    first: float
+    most: float
+    _next: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._next = self.first
+
+    def reset(self) -> None:
+        self._next = self.first
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.most)
+        return delay
+
+
 def run_with_reconnect(name: str, stop: threading.Event, session: Callable[[], None], *,
                        on_state: Callable[[bool], None], max_delay: float = 30.0,
                        on_fatal: Callable[[BaseException], None],
+                       on_refused: Callable[[str], None] = lambda reason: None,
                        url: str | None = None) -> None:
-    """Call `session` until `stop` is set; it returns normally only when asked to stop."""
-    delay = 0.5
+    """Call `session` until `stop` is set; it returns normally only when asked to stop.
+
+    `url` (its password is never shown) is where the broker is: knocked on while its port
+    is closed, and named in the log. `on_refused` hears each refusal: the broker's reason
+    and what a person must do, in one line.
+    """
+    lost = Backoff(0.5, max_delay)
+    refused = Backoff(max_delay, max_delay * REFUSED_SLOWDOWN)
     while not stop.is_set():
         started = time.monotonic()
         try:
@@ -81,17 +117,32 @@ def run_with_reconnect(name: str, stop: threading.Event, session: Callable[[], N
             return
         except BROKER_ERRORS as exc:
             on_state(False)
-            log.warning("broker_lost", owner=name, error=f"{type(exc).__name__}: {exc}"[:300],
-                        retry_in=round(delay, 1))
+            _recovered(started, lost, refused)
+            problem = explain(exc, url)
+            if problem.refused:
+                delay = refused.next()
+                log.error("broker_login_refused", owner=name, error=problem.text[:500],
+                          retry_in=round(delay, 1), detail=REFUSED_ADVICE)
+                on_refused(f"{problem.text.rstrip('.')}. {REFUSED_ADVICE}")
+            else:
+                delay = lost.next()
+                log.warning("broker_lost", owner=name, error=problem.text[:500],
+                            retry_in=round(delay, 1))
         except Exception as exc:
             # Not the broker (a full disk under the journal, a bug): the unacknowledged
             # delivery goes back to the queue with the connection; retry after a pause.
             on_state(False)
+            _recovered(started, lost, refused)
+            delay = lost.next()
             log.error("session_failed", owner=name, error=type(exc).__name__,
                       retry_in=round(delay, 1))
         else:
             continue
-        if time.monotonic() - started > STABLE_SECONDS:
-            delay = 0.5  # it was up for a while: this is a new outage, start small again
         wait_or_port_back(stop, delay * random.uniform(0.8, 1.2), url)
-        delay = min(delay * 2, max_delay)
+
+
+def _recovered(started: float, *backoffs: Backoff) -> None:
+    """A session that was up for a while ended: a new outage, start small again."""
+    if time.monotonic() - started > STABLE_SECONDS:
+        for backoff in backoffs:
+            backoff.reset()

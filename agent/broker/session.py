@@ -6,6 +6,10 @@ would not find it), then runs the subclass's `_session` under `run_with_reconnec
 owns the policy (backoff, knocking on a closed port, what counts as recovered). The
 session itself only knows its own channel work, as in pika's asynchronous consumer
 example, where the reconnect policy is kept apart from the consumer.
+
+When the broker refuses the login, the thread reads the password again before the next
+(slow) try, so a person who corrects the password file needs no restart, and tells the
+agent (`on_refused`, set by it) so that it raises the alert a person must act on.
 """
 
 from __future__ import annotations
@@ -13,12 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pika
+import structlog
 from pydantic import SecretStr
 
 from printstation.agent.broker.reconnect import run_with_reconnect
 from printstation.agent.broker.topology import TlsFiles, connection_parameters
 from printstation.agent.config import ConfigError, Settings
+from printstation.agent.config.secrets import resolve_broker_password, with_password
 from printstation.agent.station.components import ThreadedComponent
+
+log = structlog.get_logger("printstation.broker")
 
 
 class BrokerThread(ThreadedComponent):
@@ -30,7 +38,10 @@ class BrokerThread(ThreadedComponent):
         self.settings = settings
         self.on_connected = on_connected
         self.on_fatal = on_fatal
+        #: Told why the broker refuses this connection's login or rights (set by the agent).
+        self.on_refused: Callable[[str], None] = lambda reason: None
         self._url = SecretStr("")
+        self._password_stale = False
 
     def _run(self) -> None:
         try:
@@ -41,14 +52,37 @@ class BrokerThread(ThreadedComponent):
         self._before_connecting()
         run_with_reconnect(self.name, self._stop, self._session,
                            on_state=self.on_connected, on_fatal=self.on_fatal,
+                           on_refused=self._refused,
                            max_delay=self.settings.reconnect_max_delay,
                            url=self.settings.broker_url)
+
+    def _refused(self, reason: str) -> None:
+        """The broker refused us: say so, and read the password again before the next try."""
+        self._password_stale = True
+        self.on_refused(reason)
+
+    def _fresh_password(self) -> None:
+        """The password as it is now, after a refusal; if it cannot be read, the old one."""
+        self._password_stale = False
+        try:
+            password, problem = resolve_broker_password(self.settings.broker_url,
+                                                        self.settings.broker_password_file)
+        except ConfigError as exc:
+            password, problem = None, str(exc)
+        if problem is not None:
+            log.warning("broker_password_unreadable", owner=self.name, error=problem,
+                        detail="the password read before is tried again")
+        elif password is not None:
+            self._url = SecretStr(with_password(self.settings.broker_url,
+                                                password.get_secret_value()))
 
     def _before_connecting(self) -> None:
         """What must happen before the first connection; nothing by default."""
 
     def _connect(self) -> pika.BlockingConnection:
         """A new connection, named for this thread and station in the broker's UI."""
+        if self._password_stale:
+            self._fresh_password()
         return pika.BlockingConnection(connection_parameters(
             self._url.get_secret_value(), heartbeat=self.settings.heartbeat,
             name=f"printstation-{self.name}-{self.settings.station_id}",

@@ -48,18 +48,105 @@ def cmd_sample_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_job(path: Path, *, station: str | None, pool: str | None,
+             check: bool = True) -> tuple[str, bytes]:
+    """A job file's id and body, or ValueError naming the file and what is wrong with it.
+
+    Checked as the station's intake will check it, with the contract's own models, after
+    its destination is set as `submit` sets it: a job the station would refuse is refused
+    here, before anything is published (`check=False` skips the contract).
+    """
+    from pydantic import ValidationError
+
+    from printstation.agent import contract
+
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror}") from None
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column "
+                         f"{exc.colno}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("job_id"), str):
+        raise ValueError(f"{path}: not a job: a job is a JSON object with a job_id")
+    if check:
+        if len(body) > contract.MAX_BODY_BYTES:
+            raise ValueError(f"{path}: {len(body)} bytes, more than a job may be "
+                             f"({contract.MAX_BODY_BYTES})")
+        destination = f"station.{station}" if station else f"pool.{pool}"
+        try:
+            contract.Job.model_validate({**doc, "destination": destination})
+        except ValidationError as exc:
+            raise ValueError(f"{path}: not a valid job: {contract.describe_errors(exc)} "
+                             "(--no-check sends it anyway)") from None
+    return doc["job_id"], body
+
+
+def _unroutable(url: str, routing_key: str, exchange: str, what: str) -> str:
+    """Why the broker returned a message: nothing is bound there yet."""
+    from printstation.agent.broker.reasons import BrokerAddress
+
+    at = BrokerAddress.of(url)
+    vhost = f" in vhost {at.vhost!r}" if at else ""
+    return (f"nothing takes {routing_key!r} on {exchange!r}{vhost} (returned unroutable): "
+            f"{what}; or the id or the vhost is wrong")
+
+
+def _no_queue(station: str | None, pool: str | None) -> str:
+    if station:
+        return (f"station {station!r} has no queue yet: its agent declares it when it first "
+                "connects to this broker (start `printstation run` there once)")
+    return (f"pool {pool!r} has no queue yet: an agent with {pool!r} in its pools declares it "
+            "when it first connects to this broker")
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
+    """Check every file first; publish only when all are good (a batch is never half sent
+    because its third file has a typo)."""
+    import pika.exceptions
+
+    from printstation.agent.broker.reasons import BrokerUnusable, explained
     from printstation.agent.central.tools import Submitter
 
-    with Submitter.from_key_file(args.broker_url, args.key, args.key_id) as sub:
-        for path in args.jobs:
-            body = Path(path).read_bytes()
-            job_id = sub.submit_job(body, station=args.station, pool=args.pool)
-            print(f"published {job_id} ({len(body)} bytes, confirmed)")
+    jobs, bad = [], []
+    for path in map(Path, args.jobs):
+        try:
+            jobs.append((path, *read_job(path, station=args.station, pool=args.pool,
+                                         check=not args.no_check)))
+        except ValueError as exc:
+            bad.append(str(exc))
+    if bad:
+        for line in bad:
+            print(f"printstation: {line}", file=sys.stderr)
+        print(f"printstation: nothing published ({len(bad)} of {len(jobs) + len(bad)} files "
+              "refused)", file=sys.stderr)
+        return 2
+    rk = f"station.{args.station}" if args.station else f"pool.{args.pool}"
+    with explained(args.broker_url), \
+            Submitter.from_key_file(args.broker_url, args.key, args.key_id) as sub:
+        for path, _job_id, body in jobs:
+            try:
+                job_id = sub.submit_job(body, station=args.station, pool=args.pool)
+            except pika.exceptions.UnroutableError:
+                raise BrokerUnusable(f"{path}: not published: " + _unroutable(
+                    args.broker_url, rk, sub.names.job_exchange,
+                    _no_queue(args.station, args.pool))) from None
+            except pika.exceptions.NackError:
+                raise BrokerUnusable(f"{path}: not published: the broker refused it (nack): "
+                                     f"the queue for {rk!r} is full or unavailable; try "
+                                     "again later") from None
+            print(f"published {job_id} ({len(body)} bytes, confirmed)", flush=True)
     return 0
 
 
 def cmd_control(args: argparse.Namespace) -> int:
+    import pika.exceptions
+
+    from printstation.agent.broker.reasons import BrokerUnusable, explained
     from printstation.agent.central.tools import Submitter
 
     fields: dict[str, Any] = {}
@@ -67,47 +154,69 @@ def cmd_control(args: argparse.Namespace) -> int:
         fields["job_id"] = args.job_id
     if args.reason:
         fields["reason"] = args.reason
-    with Submitter.from_key_file(args.broker_url, args.key, args.key_id) as sub:
-        command_id = sub.control(args.station, args.command, command_id=args.command_id,
-                                 **fields)
+    with explained(args.broker_url), \
+            Submitter.from_key_file(args.broker_url, args.key, args.key_id) as sub:
+        try:
+            command_id = sub.control(args.station, args.command, command_id=args.command_id,
+                                     **fields)
+        except pika.exceptions.UnroutableError:
+            raise BrokerUnusable(f"{args.command} not sent: " + _unroutable(
+                args.broker_url, f"station.{args.station}", sub.names.control_exchange,
+                f"station {args.station!r} has no control queue yet: its agent declares it "
+                "when it first connects to this broker (start `printstation run` there "
+                "once)")) from None
     print(f"sent {args.command} to {args.station} as command {command_id} (confirmed)")
     return 0
+
+
+def _level(c: dict) -> str:
+    """A consumable's level in words: `unknown` where the printer did not say."""
+    if c.get("remaining") is None:
+        return f"{c.get('kind', '?')} unknown"
+    capacity = f"/{c['capacity']}" if c.get("capacity") is not None else ""
+    return f"{c.get('kind', '?')} {c['remaining']}{capacity}"
 
 
 def format_event(e: dict) -> str:
     from printstation.agent.station.forecast import NO_PACE
     from printstation.agent.surfaces.stock_cli import clock
 
-    schema = e.get("schema", "?").split("/")[0].removeprefix("printstation.")
-    head = f"{e.get('at', '')[:19]} {e.get('station_id')} #{e.get('seq')} {schema:9}"
+    """One event on one line; a field an event leaves out is left out, never `None`."""
+    schema = str(e.get("schema", "?")).split("/")[0].removeprefix("printstation.")
+    head = f"{str(e.get('at', ''))[:19]} {e.get('station_id')} #{e.get('seq')} {schema:9}"
     if schema == "status":
         reason = e.get("reason") or {}
         card = e.get("card") or {}
-        extra = f" card {card['card_no']}" if card else ""
-        why = f" ({reason.get('code')}: {reason.get('detail')})" if reason else ""
-        return f"{head} {e['job_id']} {e['status']}{extra}{why}"
+        extra = f" card {card['card_no']}" if card.get("card_no") is not None else ""
+        detail = f": {reason['detail']}" if reason.get("detail") else ""
+        why = f" ({reason.get('code')}{detail})" if reason else ""
+        return f"{head} {e.get('job_id')} {e.get('status')}{extra}{why}"
     if schema == "card":
-        return f"{head} card {e['card_no']} {e['outcome']} job={e['job_id']} {e['reason'] or ''}"
+        why = f" {e['reason']}" if e.get("reason") else ""
+        return f"{head} card {e.get('card_no')} {e.get('outcome')} job={e.get('job_id')}{why}"
     if schema == "telemetry":
-        stock = ", ".join(f"{c['kind']} {c['remaining']}/{c['capacity']}"
-                          for c in e.get("consumables", []))
+        stock = ", ".join(_level(c) for c in e.get("consumables") or [])
         why = f" ({e['blocked_reason']})" if e.get("blocked_reason") else ""
-        left = (f"; {e['cards_left']} cards left ({e['first_to_run_out']} first"
-                + (f", ~{clock(e['runs_out_at'])}" if e.get("runs_out_at") else f"; {NO_PACE}")
-                + ")"
-                if e.get("cards_left") is not None else "")
-        return f"{head} {e['state']}{why}; {stock}{left}; queued {e.get('queued_jobs')}"
+        left = ""
+        if e.get("cards_left") is not None:
+            inner = ", ".join(([f"{e['first_to_run_out']} first"] if e.get("first_to_run_out")
+                               else []) +
+                              [f"~{clock(e['runs_out_at'])}" if e.get("runs_out_at") else NO_PACE])
+            left = f"; {e['cards_left']} cards left" + (f" ({inner})" if inner else "")
+        queued = f"; queued {e['queued_jobs']}" if e.get("queued_jobs") is not None else ""
+        return f"{head} {e.get('state')}{why}; {stock or 'consumables unknown'}{left}{queued}"
     if schema == "alert":
-        return f"{head} {e['severity']} {e['condition']}: {e['message']}" + (
+        return f"{head} {e.get('severity')} {e.get('condition')}: {e.get('message')}" + (
             " [cleared]" if e.get("cleared") else "")
     return f"{head} {json.dumps(e)[:200]}"
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    from printstation.agent.broker.reasons import explained
     from printstation.agent.central.tools import EventTap
 
     binding = f"*.{args.station}.#" if args.station else "#"
-    with EventTap(args.broker_url, binding=binding) as tap:
+    with explained(args.broker_url), EventTap(args.broker_url, binding=binding) as tap:
         print(f"watching {binding} on printstation.events (Ctrl-C to stop)", file=sys.stderr)
         try:
             for event in tap.events(args.timeout or 1e9):
@@ -118,10 +227,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
+    from printstation.agent.broker.reasons import explained
     from printstation.agent.central.fleet import run
 
     output = "json" if args.json else "csv" if args.csv else "live"
-    return run(args.broker_url, pattern=args.stations, duration=args.duration, output=output)
+    with explained(args.broker_url):
+        return run(args.broker_url, pattern=args.stations, duration=args.duration,
+                   output=output)
 
 
 def add_parsers(sub: Any) -> None:
@@ -165,6 +277,9 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--key-id", help="x-key-id (default: the key file's name)")
         if name == "submit":
             p.add_argument("jobs", nargs="+", help="job JSON files")
+            p.add_argument("--no-check", action="store_true",
+                           help="publish without checking each job against the contract "
+                                "first (to test a station's refusals)")
             target = p.add_mutually_exclusive_group(required=True)
             target.add_argument("--station", help="publish to station.<id> (sets the job's "
                                                   "destination before signing)")

@@ -89,24 +89,54 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def table(rows: list[dict[str, Any]], title: str):
-    from rich.table import Table
+#: The live table's columns: (header, justify). It fits 80 columns with station ids of up
+#: to 16 characters (longer ones fold onto a second line); what each station is blocked
+#: by is listed under the table, where it has the whole width.
+COLUMNS = (("station", "left"), ("state", "left"), ("left", "right"), ("first", "left"),
+           ("runs out", "left"), ("ribbon", "right"), ("film", "right"),
+           ("blanks", "right"), ("queue", "right"), ("alerts", "right"))
+COLOUR = {"ready": "green", "printing": "blue", "paused": "yellow", "blocked": "red",
+          "offline": "red", "silent": "magenta"}
 
-    t = Table(title=title, title_justify="left")
-    for name in ("station", "state", "cards left", "first out", "runs out", "ribbon", "film",
-                 "blanks", "alerts", "queued", "today", "why"):
-        t.add_column(name, no_wrap=name != "why")
-    colour = {"ready": "green", "printing": "blue", "paused": "yellow", "blocked": "red",
-              "offline": "red", "silent": "magenta"}
+
+def _short(level: str) -> str:
+    """`40/250` as `16%`: the table's ribbon and film; a bare count or `?` as it is."""
+    remaining, _, capacity = level.partition("/")
+    if not capacity or not remaining.isdigit() or not capacity.isdigit() or not int(capacity):
+        return level
+    return f"{100 * int(remaining) // int(capacity)}%"
+
+
+def _when(at: str | None) -> str:
+    return datetime.fromisoformat(at).strftime("%-d %b %H:%M") if at else ""
+
+
+def table(rows: list[dict[str, Any]], title: str):
+    """The live view: one line per station, what blocks each listed under it."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+              padding=0, show_edge=False)
+    for name, justify in COLUMNS:
+        if name == "station":
+            t.add_column(name, min_width=12, overflow="fold")
+        else:
+            t.add_column(name, justify=justify, no_wrap=True, min_width=len(name))
+    notes = []
     for r in rows:
-        when = r["runs_out_at"]
-        t.add_row(r["station_id"], f"[{colour.get(r['state'], 'white')}]{r['state']}[/]",
+        t.add_row(r["station_id"], f"[{COLOUR.get(r['state'], 'white')}]{r['state']}[/]",
                   "" if r["cards_left"] is None else str(r["cards_left"]),
-                  r["first_to_run_out"] or "",
-                  datetime.fromisoformat(when).strftime("%d %b %H:%M") if when else "",
-                  r["ribbon"], r["film"], r["cards"], str(r["open_alerts"] or ""),
-                  str(r["queued_jobs"]), str(r["printed_today"]), r["why"][:60])
-    return t
+                  r["first_to_run_out"] or "", _when(r["runs_out_at"]),
+                  _short(r["ribbon"]), _short(r["film"]), r["cards"].partition("/")[0],
+                  "" if r["queued_jobs"] is None else str(r["queued_jobs"]),
+                  str(r["open_alerts"] or ""))
+        why = r["why"] or (f"printer: {r['faults']}" if r["faults"] else "")
+        if why:
+            notes.append(Text(f"{r['station_id']}: {why}"))
+    return Group(t, *notes) if notes else t
 
 
 def run(broker_url: str, *, pattern: str, duration: float | None, output: str) -> int:
@@ -135,6 +165,10 @@ def run(broker_url: str, *, pattern: str, duration: float | None, output: str) -
                 from rich.console import Console
 
                 Console().print(table(rows, f"{len(rows)} stations"))
+                if not rows:
+                    print(f"no telemetry from stations {pattern!r} in {duration} s (each "
+                          "publishes it at least every telemetry_interval, 30 s by default)",
+                          file=sys.stderr)
             return 0
         from rich.live import Live
 

@@ -145,13 +145,16 @@ class Agent:
         from printstation.agent.broker.publisher import AmqpPublisher
 
         self.station.broker.used = True
-        return [AmqpPublisher(self.settings, self.journal,
-                              on_connected=lambda up: self._broker("publisher", up),
-                              on_fatal=self._fatal),
-                AmqpSource(self.settings, self.journal, self.station.intake,
-                           can_take_pool_job=self.station.can_take_pool_job,
-                           on_connected=lambda up: self._broker("consumer", up),
-                           on_fatal=self._fatal, after=self.printer.recovered)]
+        parts = [AmqpPublisher(self.settings, self.journal,
+                               on_connected=lambda up: self._broker("publisher", up),
+                               on_fatal=self._fatal),
+                 AmqpSource(self.settings, self.journal, self.station.intake,
+                            can_take_pool_job=self.station.can_take_pool_job,
+                            on_connected=lambda up: self._broker("consumer", up),
+                            on_fatal=self._fatal, after=self.printer.recovered)]
+        for part, owner in zip(parts, ("publisher", "consumer"), strict=True):
+            part.on_refused = lambda reason, owner=owner: self._broker_refused(owner, reason)
+        return parts
 
     def _bind_http(self) -> list:
         """The operator page and the metrics, bound (each on localhost unless configured
@@ -240,7 +243,9 @@ class Agent:
         elif self.printer.snapshot.current_job:
             line += f": {self.printer.snapshot.current_job}"
         line += f"; {self.journal.jobs.waiting()} waiting"
-        if self.station.broker.used and not self.station.broker.all_up:
+        if self.station.broker.refused:
+            line += "; the broker refuses the login"
+        elif self.station.broker.used and not self.station.broker.all_up:
             line += "; broker unreachable"
         return line
 
@@ -251,6 +256,11 @@ class Agent:
 
     def _broker(self, owner: str, up: bool) -> None:
         if self.station.broker.set(owner, up):
+            self.station.changed()
+
+    def _broker_refused(self, owner: str, reason: str) -> None:
+        """The broker refused a login or right: the alert a person must act on (telemetry)."""
+        if self.station.broker.refuse(owner, reason):
             self.station.changed()
 
     # ---------------------------------------------------------------------- reloading

@@ -36,9 +36,13 @@ class BrokerLink:
     used: bool = False
     up: dict[str, bool] = field(default_factory=lambda: {"consumer": False, "publisher": False})
     down_since: float | None = field(default_factory=time.monotonic)
+    #: Why the broker refuses a connection's login or rights, by owner, until it connects.
+    refused: dict[str, str] = field(default_factory=dict)
 
     def set(self, owner: str, is_up: bool) -> bool:
         """Record a connection's state; True when it changed."""
+        if is_up:
+            self.refused.pop(owner, None)
         if self.up.get(owner) == is_up:
             return False
         self.up[owner] = is_up
@@ -46,6 +50,13 @@ class BrokerLink:
             self.down_since = None
         elif self.down_since is None:
             self.down_since = time.monotonic()
+        return True
+
+    def refuse(self, owner: str, reason: str) -> bool:
+        """Record that the broker refused this connection; True when that is news."""
+        if self.refused.get(owner) == reason:
+            return False
+        self.refused[owner] = reason
         return True
 
     @property

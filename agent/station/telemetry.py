@@ -171,6 +171,9 @@ class TelemetryLoop(ThreadedComponent):
                                    f"the broker was unreachable for more than "
                                    f"{BROKER_ALERT_AFTER:.0f} s; statuses were kept and sent "
                                    "when it came back"))
+        if s.broker.refused:
+            found.append(Condition("broker_login_refused", "critical",
+                                   f"Not connected: {next(iter(s.broker.refused.values()))}"))
         journal = s.journal_problem()
         if journal:
             found.append(Condition("journal_unwritable", "critical", f"Not taking jobs: {journal}"))

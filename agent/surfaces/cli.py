@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from printstation.agent import __version__
@@ -54,16 +55,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The exit status of a command whose reader went away (`printstation jobs | head -1`): what
+#: a shell reports for any tool that SIGPIPE ended (128 + 13), as `seq 1 99999 | head -1`
+#: does; the output was cut short, and `set -o pipefail` sees it as it sees theirs.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; any error printstation raises on purpose is one line, exit 2."""
+    """Run one command. Whatever goes wrong is one line on stderr, exit 2, never a
+    traceback: an error printstation raises on purpose, bad input (ValueError), a file or
+    socket error, or the broker's (explained by `broker.reasons`)."""
     from printstation.drivers.errors import PrintstationError
 
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside: a reader that left is seen here, not at exit
+        return code
+    except BrokenPipeError:
+        # Python's recipe: stdout goes to devnull so the flush at exit finds no pipe either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return 130
     except (PrintstationError, ValueError) as exc:
-        print(f"printstation: {exc}", file=sys.stderr)
-        return 2
+        return _one_line(str(exc))
+    except Exception as exc:
+        from printstation.agent.broker.reasons import BROKER_ERRORS, explain
+
+        if not isinstance(exc, BROKER_ERRORS):
+            raise  # a bug: its traceback is what a developer needs
+        if isinstance(exc, OSError) and exc.filename is not None:
+            return _one_line(f"{exc.filename}: {exc.strerror}")
+        return _one_line(explain(exc).text)
+
+
+def _one_line(text: str) -> int:
+    print(f"printstation: {text}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

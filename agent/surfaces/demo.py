@@ -94,7 +94,8 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
     started = time.monotonic()
     with progress:
         if broker:
-            _demo_through_broker(agent, settings, key, job_ids, on_event, done, timeout)
+            at_end = _demo_through_broker(agent, settings, key, job_ids, on_event, done,
+                                          timeout)
         else:
             agent.start(embedded_sink=on_event)
             source = EmbeddedSource(agent.station.intake)
@@ -103,14 +104,28 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
                     job_id, destination=f"station.{station}").body).encode()
                 source.submit(body, sign_headers(key, KEY_ID, body), message_id=job_id)
             done.wait(timeout)
-            agent.stop()
+            at_end = _stop(agent)
     elapsed = time.monotonic() - started
-    return _summary(console, out, cards_dir, final, count, elapsed, last_telemetry)
+    return _summary(console, out, cards_dir, final, count, elapsed, at_end or last_telemetry)
+
+
+def _stop(agent: Agent) -> dict:
+    """Stop the agent; returns its stock and counters as it holds them at the end.
+
+    Read from the agent itself, not from the last telemetry it published: telemetry goes
+    out at most once a second, so the last one heard (through the broker, above all) may
+    predate the last cards, and the summary would disagree with the printer's ledger.
+    """
+    try:
+        at_end = agent.telemetry.event()
+    finally:
+        agent.stop()
+    return at_end
 
 
 def _demo_through_broker(agent: Agent, settings: Settings, key: Ed25519PrivateKey,
                          job_ids: list[str], on_event, done: threading.Event,
-                         timeout: float) -> None:
+                         timeout: float) -> dict:
     from printstation.agent.central.tools import EventTap, Submitter
 
     url = settings.broker_connection_url()
@@ -130,7 +145,7 @@ def _demo_through_broker(agent: Agent, settings: Settings, key: Ed25519PrivateKe
                 on_event(event)
                 if done.is_set():
                     break
-        agent.stop()
+        return _stop(agent)
 
 
 def _wait(cond, seconds: float) -> bool:
@@ -163,7 +178,7 @@ def _summary(console: Console, out: Path, cards_dir: Path, final: dict[str, dict
     if telemetry.get("consumables"):
         from printstation.agent.surfaces.stock_cli import format_stock
 
-        console.print("  " + _("consumables and blanks, as the agent reported them last:"),
+        console.print("  " + _("consumables and blanks, as the agent counted them at the end:"),
                       markup=False)
         for line in format_stock(telemetry).splitlines():
             console.print(f"    {line}", markup=False)
@@ -171,12 +186,19 @@ def _summary(console: Console, out: Path, cards_dir: Path, final: dict[str, dict
         path=cards_dir), markup=False)
     console.print("  " + _("agent journal: {path}").format(path=out / "state"),
                   markup=False)
+    blanks = telemetry.get("blanks") or {}
+    counted = {k: blanks.get(k, 0) for k in ("issued", "spoiled")}
+    agree = not blanks or counted == {k: outcomes.get(k, 0) for k in counted}
+    if not agree:
+        console.print("[red]" + _("the agent counted {issued} issued and {spoiled} spoiled "
+                                  "blanks; the printer's ledger says otherwise").format(
+            issued=counted["issued"], spoiled=counted["spoiled"]) + "[/]")
     ok = statuses.get("printed", 0) == count and duplicates == 0
     if ok:
         console.print("[green]" + _("all cards printed") + "[/]")
     else:
         console.print("[red]" + _("not every card printed") + "[/]")
-    return 0 if ok else 1
+    return 0 if ok and agree else 1
 
 
 def _counts(counts: Counter[str], word: Callable[[str], str]) -> str:

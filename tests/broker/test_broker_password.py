@@ -15,7 +15,14 @@ from urllib.parse import quote
 import pytest
 
 from printstation.agent.central.samples import sample_job
-from tests.support import CLI, control_answers, password_file, unusual_password, wait_for
+from tests.support import (
+    CLI,
+    control_answers,
+    password_file,
+    run,
+    unusual_password,
+    wait_for,
+)
 from tests.support.broker import BROKER_HOST, BROKER_PORT, rabbitmqctl
 
 
@@ -69,7 +76,7 @@ def test_a_wrong_password_is_refused_by_the_broker_and_never_logged(
 
     def lost() -> bool:
         seen.append(capsys.readouterr().err)
-        return "broker_lost" in "".join(seen)
+        return "broker_login_refused" in "".join(seen)
 
     station.agent.start()
     try:
@@ -168,3 +175,44 @@ def test_the_service_warns_once_of_a_password_in_a_config_file_the_group_can_rea
     assert warnings[0]["config_file"] == str(cfg)
     assert "put the password in broker_password_file" in warnings[0]["detail"]
     assert password not in logs and quote(password, safe="") not in logs
+
+
+def test_a_refused_login_raises_an_alert_a_person_acts_on_and_clears_once_fixed(
+        tmp_path, broker_user, vhost, station_id):
+    """A wrong password is no outage that passes: the agent logs the broker's reason (not
+    an empty `AMQPConnectionError: `), retries on a slower backoff, and raises a critical
+    alert the station shows; a corrected password file is read at the next try."""
+    user, password = broker_user
+    wrong = unusual_password()
+    pw = password_file(tmp_path / "broker-password", wrong)
+    cfg = tmp_path / "printstation.toml"
+    cfg.write_text(_station_toml(tmp_path, station_id, _url(user, vhost))
+                   + f'broker_password_file = "{pw}"\nreconnect_max_delay = 1.0\n'
+                   'web_listen = ""\nmetrics_listen = ""\n')
+    cfg.chmod(0o600)
+    service = Service(tmp_path, cfg, {})
+
+    def alert() -> list[str]:
+        out = run("status", "--config", str(cfg))
+        assert "Traceback" not in out.stderr
+        return [x for x in out.stdout.splitlines() if x.startswith("ALERT critical: Not connected")]
+
+    try:
+        shown = wait_for(alert, 30, "the refused login's alert in `printstation status`")
+        assert f"refused the login as user {user!r} (wrong password or no such user): " \
+               "ACCESS_REFUSED" in shown[0]
+        assert "A person must act: check the password in broker_password_file" in shown[0]
+        refused = service.lines("broker_login_refused")
+        assert refused and all("ACCESS_REFUSED" in x["error"] for x in refused)
+        assert refused[0]["level"] == "error" and refused[0]["retry_in"] >= 1.0  # not 0.5
+        password_file(pw, password)  # the administrator corrects the file; no restart
+        wait_for(lambda: len(_connections(user, vhost)) == 2, 30,
+                 "the agent's two connections once the password is right")
+        wait_for(lambda: not alert(), 30, "the alert to clear once connected")
+    finally:
+        code = service.stop()
+    logs = service.text()
+    assert code == 0, logs
+    assert "AMQPConnectionError: " not in logs and not service.lines("broker_lost")
+    for secret in (wrong, password):
+        assert secret not in logs and quote(secret, safe="") not in logs
