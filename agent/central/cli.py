@@ -199,10 +199,11 @@ def format_event(e: dict) -> str:
         why = f" ({e['blocked_reason']})" if e.get("blocked_reason") else ""
         left = ""
         if e.get("cards_left") is not None:
-            inner = ", ".join(([f"{e['first_to_run_out']} first"] if e.get("first_to_run_out")
-                               else []) +
-                              [f"~{clock(e['runs_out_at'])}" if e.get("runs_out_at") else NO_PACE])
-            left = f"; {e['cards_left']} cards left" + (f" ({inner})" if inner else "")
+            together = e.get("run_out_together") or []
+            first = (f"{' and '.join(together)} together" if len(together) > 1 else
+                     f"{e['first_to_run_out']} first" if e.get("first_to_run_out") else "")
+            when = f", ~{clock(e['runs_out_at'])}" if e.get("runs_out_at") else f"; {NO_PACE}"
+            left = f"; {e['cards_left']} cards left ({first or 'run out'}{when})"
         queued = f"; queued {e['queued_jobs']}" if e.get("queued_jobs") is not None else ""
         return f"{head} {e.get('state')}{why}; {stock or 'consumables unknown'}{left}{queued}"
     if schema == "alert":

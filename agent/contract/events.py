@@ -166,6 +166,8 @@ class TelemetryFields(_Fields):
     consumables: list[Consumable]
     cards_left: int | None
     first_to_run_out: str | None
+    #: Beyond the contract: the consumables tied with the first (all allow `cards_left`).
+    run_out_together: list[str] = []
     runs_out_at: AwareDatetime | None = None
     print_rate_per_hour: float | None = None
     blanks: Blanks | None = None

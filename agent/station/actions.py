@@ -237,9 +237,9 @@ def _spoiled(c: Context, r: Spoiled, who: str) -> dict[str, Any]:
 
 def _stock(c: Context, r: Nothing, who: str) -> dict[str, Any]:
     t = c.telemetry.event()
-    return {k: t[k] for k in ("consumables", "cards_left", "first_to_run_out", "runs_out_at",
-                              "print_rate_per_hour", "blanks", "maintenance", "state",
-                              "blocked_reason")}
+    return {k: t[k] for k in ("consumables", "cards_left", "first_to_run_out", "run_out_together",
+                              "runs_out_at", "print_rate_per_hour", "blanks", "maintenance",
+                              "state", "blocked_reason")}
 
 
 def _clean(c: Context, r: Why, who: str) -> dict[str, Any]:

@@ -47,6 +47,9 @@ class Forecast:
     first_to_run_out: str | None
     rate_per_hour: float | None
     runs_out_at: datetime | None
+    #: Every consumable that allows as few cards as the first: more than one when they are
+    #: tied (a new ribbon, film and box of blanks), when no single one "runs out first".
+    run_out_together: tuple[str, ...] = ()
 
 
 def use_per_card(recent: list[dict], fallback: dict[str, float]) -> dict[str, float]:
@@ -115,4 +118,6 @@ def forecast(remaining: dict[str, int | None], use: dict[str, float],
                     cards_left=first.cards_left if first else None,
                     first_to_run_out=first.kind if first else None,
                     rate_per_hour=rate,
-                    runs_out_at=first.runs_out_at if first else None)
+                    runs_out_at=first.runs_out_at if first else None,
+                    run_out_together=tuple(o.kind for o in known
+                                           if first and o.cards_left == first.cards_left))

@@ -47,6 +47,9 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
         station_id=station,
         state_dir=out / "state",
         printer_url=f"sim://?print_time={print_time}&out={cards_dir}{jam}",
+        # No operator page or metrics: the demo runs beside a station's own agent, whose
+        # ports it must not take (an agent stops at start on a taken port).
+        web_listen="", metrics_listen="",
         **({"broker_url": broker} if broker else {}),
     )
     key = Ed25519PrivateKey.generate()

@@ -102,7 +102,8 @@ def test_watch_says_unknown_and_never_none():
     lines = [format_event(e) for e in events]
     assert all("None" not in line for line in lines), lines
     assert "ribbon unknown, film 40, cards 12/500" in lines[0]
-    assert "consumables unknown; 5 cards left (cards first); queued 3" in lines[1]
+    assert ("consumables unknown; 5 cards left (cards first; not enough printing yet to "
+            "forecast when); queued 3") in lines[1]
     assert lines[2].endswith("J-1 failed (printer_fault)")
     assert lines[3].endswith("card 3 issued job=J-2")
 

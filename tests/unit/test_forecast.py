@@ -98,3 +98,11 @@ def test_watch_says_the_run_out_time_the_same_way():
                          "cards_left": 50, "first_to_run_out": "ribbon", "runs_out_at": None,
                          "queued_jobs": 0})
     assert "50 cards left (ribbon first; not enough printing yet to forecast when)" in line
+
+
+def test_consumables_that_allow_as_many_cards_run_out_together():
+    """A new ribbon, film roll and box of blanks all allow 498 cards: none runs out first."""
+    tied = forecast({"ribbon": 996, "film": 996, "cards": 498}, USE, [], NOW)
+    assert (tied.cards_left, tied.run_out_together) == (498, ("ribbon", "film", "cards"))
+    alone = forecast({"ribbon": 990, "film": 996, "cards": 498}, USE, [], NOW)
+    assert (alone.first_to_run_out, alone.run_out_together) == ("ribbon", ("ribbon",))
