@@ -19,6 +19,7 @@ from printstation.agent import contract
 from printstation.agent.station.consumables import LoadError
 from printstation.agent.station.journal import JobState
 from printstation.agent.station.ledger import balance, daily_report, explain
+from printstation.agent.station.needscheck import open_checks
 from printstation.agent.station.station import Station
 from printstation.agent.station.telemetry import TelemetryLoop
 from printstation.drivers.errors import PrintstationError
@@ -87,12 +88,16 @@ class Command:
     act: Callable[[Context, Any, str], dict[str, Any]]
 
 
+def _checks(c: Context) -> list[dict[str, Any]]:
+    return open_checks(c.station.journal, c.station.printer.snapshot.status)
+
+
 def _status(c: Context, r: Nothing, who: str) -> dict[str, Any]:
-    return {"telemetry": c.telemetry.event()}
+    return {"telemetry": c.telemetry.event(), "needs_check": _checks(c)}
 
 
 def _jobs(c: Context, r: Jobs, who: str) -> dict[str, Any]:
-    return {"jobs": c.station.journal.jobs.recent(r.limit)}
+    return {"jobs": c.station.journal.jobs.recent(r.limit), "needs_check": _checks(c)}
 
 
 def _pause(c: Context, r: Why, who: str) -> dict[str, Any]:
@@ -123,10 +128,12 @@ def _cancel(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
 
 def _resolve(c: Context, r: Resolve, who: str) -> dict[str, Any]:
     try:
-        return {"result": c.station.journal.progress.resolve(r.job_id, printed=r.printed,
-                                                             who=who, why=r.why)}
+        result = c.station.journal.progress.resolve(r.job_id, printed=r.printed, who=who,
+                                                    why=r.why)
     except (LookupError, ValueError) as exc:
         raise ControlError(str(exc)) from None
+    c.station.changed()  # the job's alert clears now, not at the next telemetry
+    return {"result": result}
 
 
 def _hand_back(c: Context, r: JobWhy, who: str) -> dict[str, Any]:

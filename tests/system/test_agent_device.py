@@ -115,3 +115,69 @@ def test_a_fault_the_printer_shows_only_by_refusing_a_card_is_held_shown_and_cle
     assert [e["status"] for e in events.statuses(body["job_id"])].count("printing") == 1
     wait_for(lambda: station.agent.station.state().state == "ready", 20, "ready again")
     assert station.agent.printer.refusals.refusal is None
+
+
+def test_an_unplug_mid_card_leaves_a_check_the_operator_can_decide(
+        sim_process, make_station, submitter, events, station_id):
+    """The issue's scenario: a real cable pull mid-card. `jobs`, `status` and the alert say
+    which card it is, the printer's counter when its blank was drawn and now, what the
+    printer said, and what to look for; `resolve` answers in a sentence."""
+    import json
+
+    from tests.support import run
+
+    sim = sim_process("print_time=2.0", "render=0", "counter=41")
+    station = make_station(station_id, printer_url=sim.tcp_url + "?timeout=2")
+    body = sample_job(f"UNPLUG-{station_id}", two_sided=False,
+                      reference="PERMOHONAN-000777").body
+    submitter.submit_job(body, station=station_id)
+    job_id = body["job_id"]
+    wait_for(lambda: sim.control(cmd="status")["printing"], 30, "the print to start")
+    sim.control(cmd="unplug", seconds=1)
+    wait_for(lambda: station.agent.journal.jobs.known(job_id) == "needs_check", 30, "needs_check")
+    # The printer finishes a card whose print order arrived: it is in the output hopper.
+    wait_for(lambda: [c for c in sim.ledger() if c["outcome"] == "issued"], 30, "the card out")
+    wait_for(lambda: station.agent.printer.snapshot.status.card_counter == 42, 30,
+             "the printer to answer again")
+    flags = ["--state-dir", str(station.agent.settings.state_dir), "--station-id", station_id]
+
+    jobs = run("jobs", *flags)
+    assert jobs.returncode == 0, jobs.stderr
+    out = jobs.stdout
+    check_block = out[out.index("NEEDS A CHECK"):]
+    assert f"NEEDS A CHECK: job {job_id}\n    reference PERMOHONAN-000777; unsure since" in out
+    assert "printer said: the link to the printer broke while the card was inside" in out
+    assert "printer's card counter: 41 when its blank was drawn, 42 now" in out
+    assert "went from 41 to 42" in " ".join(out.split())
+    assert "output hopper" in out and f"printstation resolve {job_id} --printed" in out
+    assert max(len(line) for line in check_block.splitlines()) <= 80, check_block
+
+    status = run("status", *flags)
+    assert status.returncode == 0, status.stderr
+    assert "printer's card counter: 41 when its blank was drawn, 42 now" in status.stdout
+    assert f"NEEDS A CHECK: job {job_id}" in status.stdout
+    for command in ("status", "jobs"):
+        as_json = run(command, "--json", *flags)
+        assert as_json.returncode == 0, as_json.stderr
+        check = json.loads(as_json.stdout)["needs_check"][0]
+        assert (check["job_id"], check["counter_before"], check["counter_now"],
+                check["drawn_since"]) == (job_id, 41, 42, 1)
+        assert check["reference"] == "PERMOHONAN-000777"
+    alert = wait_for(lambda: [e for e in events.pump() if e["schema"] == "printstation.alert/1"
+                              and e["condition"] == f"needs_check_{job_id}"], 30, "the alert")[0]
+    assert not alert["cleared"] and "PERMOHONAN-000777" in alert["message"]
+    assert "41 when its blank was drawn" in alert["message"]
+    assert "output hopper" in alert["message"]
+
+    resolved = run("resolve", job_id, "--printed", "--why", "found it in the hopper", *flags)
+    assert resolved.returncode == 0, resolved.stderr
+    assert resolved.stdout.strip() == (f"job {job_id}: recorded as printed; the central "
+                                       "system is told it printed")
+    assert events.wait_final([job_id])[job_id]["status"] == "printed"
+    wait_for(lambda: [e for e in events.pump() if e["schema"] == "printstation.alert/1"
+                      and e["condition"] == f"needs_check_{job_id}" and e["cleared"]], 30,
+             "the alert to clear")
+    test_print = run("test-print", *flags)
+    assert test_print.returncode == 0, test_print.stderr
+    assert test_print.stdout.startswith("a test card will print next") \
+        and "{" not in test_print.stdout
