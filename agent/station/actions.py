@@ -78,8 +78,9 @@ class Context:
 
     station: Station
     telemetry: TelemetryLoop
-    #: A one-time login link for the operator page, once the page is served.
-    web_login: Callable[[], str] | None = None
+    #: A one-time login link for the operator page, once the page is served; the page
+    #: then acts as the user named (who asked for the link).
+    web_login: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ def _web_login(c: Context, r: Nothing, who: str) -> dict[str, Any]:
         raise ControlError("the operator page is not served: web_listen is empty, or its "
                            "port was taken at start (see the agent's log)")
     c.station.journal.store.record_action(who, "web-login", None, "printstation web")
-    return {"url": c.web_login()}
+    return {"url": c.web_login(who)}
 
 
 def _test_print(c: Context, r: Why, who: str) -> dict[str, Any]:
