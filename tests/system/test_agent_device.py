@@ -181,3 +181,62 @@ def test_an_unplug_mid_card_leaves_a_check_the_operator_can_decide(
     assert test_print.returncode == 0, test_print.stderr
     assert test_print.stdout.startswith("a test card will print next") \
         and "{" not in test_print.stdout
+
+
+def test_an_agent_killed_mid_card_leaves_a_check_saying_what_the_printer_said(
+        sim_process, tmp_path, broker_url, submitter, station_id):
+    """The agent itself killed (SIGKILL) while the printer holds a card: at the next start
+    the printer's counter has moved, so the job waits for an operator, told what the
+    printer said at the restart."""
+    import json
+    import subprocess
+    import sys
+
+    from pika.exceptions import UnroutableError
+
+    from tests.support import control_answers, run
+
+    sim = sim_process("print_time=3.0", "render=0", "counter=7")
+    state = tmp_path / "state"
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'station_id = "{station_id}"\nbroker_url = "{broker_url}"\n'
+                   f'printer_url = "{sim.tcp_url}?timeout=2"\nstate_dir = "{state}"\n'
+                   "verify_signatures = false\n")
+
+    def start() -> subprocess.Popen:
+        agent = subprocess.Popen([sys.executable, "-m", "printstation.agent", "run",
+                                  "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        wait_for(lambda: control_answers(state), 30, "the agent's control socket")
+        return agent
+
+    agent = start()
+    try:
+        body = sample_job(f"KILLED-{station_id}", two_sided=False).body
+
+        def submitted() -> bool:  # once the agent has declared its queue
+            try:
+                submitter.submit_job(body, station=station_id)
+            except UnroutableError:
+                return False
+            return True
+
+        wait_for(submitted, 30, "the station's queue")
+        wait_for(lambda: sim.control(cmd="status")["printing"], 30, "the card in the printer")
+        agent.kill()
+        agent.wait(10)
+        wait_for(lambda: sim.control(cmd="status")["counter"] == 8
+                 and not sim.control(cmd="status")["printing"], 30, "the printer done")
+        agent = start()
+        jobs = wait_for(lambda: (lambda a: a if a["needs_check"] else None)(
+            json.loads(run("jobs", "--json", "--config", str(cfg)).stdout)), 30,
+            "the job to wait for a check")
+        check = jobs["needs_check"][0]
+        assert (check["job_id"], check["counter_before"], check["counter_now"]) == \
+            (body["job_id"], 7, 8)
+        assert check["printer_said"] == ("the agent stopped while the card was inside; at the "
+                                         "restart the printer was ready, its card counter "
+                                         "at 8")
+    finally:
+        agent.terminate()
+        agent.wait(30)
