@@ -22,7 +22,7 @@ TEXT = {
     "state": "state     {state}{why}",
     "printer": "printer   {model} {serial}: {words}",
     "printer_states": {"ready": "ready", "busy": "busy", "fault": "needs attention",
-                       "offline": "not answering"},
+                       "offline": "not answering", "printing": "printing"},
     "queued": "queued    {queued} jobs; taking jobs: {taking}",
     "alert": "ALERT {severity}: {message}",
     "check_title": "NEEDS A CHECK: job {job_id}",
@@ -92,7 +92,10 @@ def format_status(answer: dict[str, Any]) -> list[str]:
     t = answer["telemetry"]
     p = t["printer"]
     why = f" ({t['blocked_reason']})" if t.get("blocked_reason") else ""
-    words = ", ".join([TEXT["printer_states"].get(p["state"], p["state"]),
+    # A printer between two cards may say "ready" while the station prints: say printing.
+    state = "printing" if t["state"] == "printing" and p["state"] in ("ready", "busy") \
+        else p["state"]
+    words = ", ".join([TEXT["printer_states"].get(state, state),
                        *(fault_name(f) for f in p["faults"])])
     lines = [TEXT["state"].format(state=t["state"], why=why),
              TEXT["printer"].format(model=p["model"], serial=p["serial"], words=words),

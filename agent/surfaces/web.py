@@ -51,6 +51,7 @@ import structlog
 
 from printstation.agent.station.journal.jobstate import LIVE, JobState
 from printstation.agent.station.needscheck import fault_name
+from printstation.agent.surfaces.control_socket import UNKNOWN_PEER
 from printstation.agent.surfaces.httpbase import Handler, LocalHTTPServer
 from printstation.agent.surfaces.thumbnail import front_thumbnail
 
@@ -217,8 +218,8 @@ class OperatorHandler(Handler):
                 name, _, value = part.strip().partition("=")
                 if name == COOKIE:
                     holder = self.sessions.holder(value)
-                    if holder is not None:
-                        return True, holder
+                    if holder is not None:  # a user the kernel could not name is nobody
+                        return True, None if holder == UNKNOWN_PEER else holder
         return False, None
 
     def _authorised(self) -> bool:
