@@ -150,7 +150,8 @@ def test_the_operator_page_in_each_state(browser, sim_process, make_station, sub
     sim.control(cmd="inject", fault="cover_open")
     wait_for(lambda: text("banner").startswith("Not printing"), 20, "the fault")
     assert text("banner") == ("Not printing\nCover open: close the printer cover. The 4 "
-                              "waiting cards will print once this is cleared.")
+                              "waiting cards will print once this is cleared and you press "
+                              "Resume.")
     assert "needs attention — Cover open" in text("printer")
     wait_for(lambda: "Critical" in text("alerts") and "since" in text("alerts"), 20, "alert")
     assert text("alerts-title") == "Open alerts (1)"
