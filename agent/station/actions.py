@@ -20,6 +20,7 @@ from printstation.agent.station.consumables import LoadError
 from printstation.agent.station.journal import JobState
 from printstation.agent.station.journal.stock import Counted, RollId
 from printstation.agent.station.ledger import balance, daily_report, explain
+from printstation.agent.station.needscheck import open_checks
 from printstation.agent.station.rolls import roll_report
 from printstation.agent.station.station import Station
 from printstation.agent.station.telemetry import TelemetryLoop
@@ -103,8 +104,9 @@ class Context:
 
     station: Station
     telemetry: TelemetryLoop
-    #: A one-time login link for the operator page, once the page is served.
-    web_login: Callable[[], str] | None = None
+    #: A one-time login link for the operator page, once the page is served; the page
+    #: then acts as the user named (who asked for the link).
+    web_login: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,12 +115,16 @@ class Command:
     act: Callable[[Context, Any, str], dict[str, Any]]
 
 
+def _checks(c: Context) -> list[dict[str, Any]]:
+    return open_checks(c.station.journal, c.station.printer.snapshot.status)
+
+
 def _status(c: Context, r: Nothing, who: str) -> dict[str, Any]:
-    return {"telemetry": c.telemetry.event()}
+    return {"telemetry": c.telemetry.event(), "needs_check": _checks(c)}
 
 
 def _jobs(c: Context, r: Jobs, who: str) -> dict[str, Any]:
-    return {"jobs": c.station.journal.jobs.recent(r.limit)}
+    return {"jobs": c.station.journal.jobs.recent(r.limit), "needs_check": _checks(c)}
 
 
 def _pause(c: Context, r: Why, who: str) -> dict[str, Any]:
@@ -149,10 +155,12 @@ def _cancel(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
 
 def _resolve(c: Context, r: Resolve, who: str) -> dict[str, Any]:
     try:
-        return {"result": c.station.journal.progress.resolve(r.job_id, printed=r.printed,
-                                                             who=who, why=r.why)}
+        result = c.station.journal.progress.resolve(r.job_id, printed=r.printed, who=who,
+                                                    why=r.why)
     except (LookupError, ValueError) as exc:
         raise ControlError(str(exc)) from None
+    c.station.changed()  # the job's alert clears now, not at the next telemetry
+    return {"result": result}
 
 
 def _hand_back(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
@@ -266,7 +274,7 @@ def _web_login(c: Context, r: Nothing, who: str) -> dict[str, Any]:
         raise ControlError("the operator page is not served: web_listen is empty, or its "
                            "port was taken at start (see the agent's log)")
     c.station.journal.store.record_action(who, "web-login", None, "printstation web")
-    return {"url": c.web_login()}
+    return {"url": c.web_login(who)}
 
 
 def _test_print(c: Context, r: Why, who: str) -> dict[str, Any]:

@@ -36,9 +36,12 @@ class AlertBook:
     def __init__(self, journal: Journal):
         self.journal = journal
         self._lock = threading.Lock()
-        raw = journal.store.get_meta("alerts", "{}") or "{}"
+        raw = json.loads(journal.store.get_meta("alerts", "{}") or "{}")
         self.active: dict[str, Condition] = {
-            name: Condition(name, sev, msg) for name, (sev, msg) in json.loads(raw).items()}
+            name: Condition(name, kept[0], kept[1]) for name, kept in raw.items()}
+        #: When each open alert was raised (or got more severe), for the operator page.
+        self.since: dict[str, str | None] = {
+            name: kept[2] if len(kept) > 2 else None for name, kept in raw.items()}
 
     def update(self, now: list[Condition], *, only: str | None = None) -> list[dict]:
         """Raise what is new (or got more severe), clear what is gone; returns the alerts.
@@ -53,24 +56,31 @@ class AlertBook:
                 before = self.active.get(name)
                 if before is None or before.severity != cond.severity:
                     emitted.append(self._alert(cond, cleared=False))
+                    self.since[name] = emitted[-1]["at"]
                 self.active[name] = cond
             for name in list(self.active):
                 if name in wanted or (only is not None and not name.startswith(only)):
                     continue
                 emitted.append(self._alert(self.active.pop(name), cleared=True))
+                self.since.pop(name, None)
             if emitted:
                 self.journal.store.set_meta("alerts", json.dumps(
-                    {n: [c.severity, c.message] for n, c in self.active.items()}))
+                    {n: [c.severity, c.message, self.since.get(n)]
+                     for n, c in self.active.items()}))
             return emitted
 
     def _alert(self, cond: Condition, *, cleared: bool) -> dict:
         event = contract.AlertFields(severity=cond.severity,  # type: ignore[arg-type]
                                      condition=cond.name, message=cond.message, cleared=cleared)
         self.journal.outbox.emit_now(event)
-        return event.model_dump(by_alias=True)
+        return {**event.model_dump(by_alias=True), "at": contract.now().isoformat()}
 
     def open_alerts(self) -> list[dict]:
         with self._lock:
             return [{"condition": c.name, "severity": c.severity, "message": c.message}
                     for c in sorted(self.active.values(),
                                     key=lambda c: -SEVERITY_RANK[c.severity])]
+
+    def open_alerts_since(self) -> list[dict]:
+        """The open alerts, each with when it was raised (`since`, None if not known)."""
+        return [{**a, "since": self.since.get(a["condition"])} for a in self.open_alerts()]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import structlog
 
 from printstation.agent.station.journal import JobState, Journal
+from printstation.agent.station.needscheck import printer_report
+from printstation.drivers.base import PrinterStatus
 
 log = structlog.get_logger("printstation.recovery")
 
@@ -32,10 +34,12 @@ def recover(journal: Journal) -> None:
     log.info("recovered", held=journal.jobs.waiting())
 
 
-def settle_printing(journal: Journal, counter: int | None) -> None:
+def settle_printing(journal: Journal, status: PrinterStatus) -> None:
     """Jobs that were `printing` when the agent stopped, by the printer's card counter now:
     unchanged, the blank never left the feeder (the job prints once, later); moved, nobody
-    knows, and an operator must say (`needs_check`). Never a blind reprint."""
+    knows, and an operator must say (`needs_check`), shown what the printer said now.
+    Never a blind reprint."""
+    counter = status.card_counter
     for row in journal.jobs.in_states(JobState.PRINTING):
         if counter is not None and row.counter_before is not None \
                 and counter == row.counter_before:
@@ -44,5 +48,6 @@ def settle_printing(journal: Journal, counter: int | None) -> None:
         else:
             journal.progress.mark_needs_check(
                 row.job_id, "the agent stopped while this card was in the printer; an "
-                            "operator must say whether it came out")
+                            "operator must say whether it came out",
+                printer_report("agent_stopped", status=status))
             log.warning("recovered_needs_check", job_id=row.job_id)

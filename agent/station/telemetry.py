@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from printstation.agent import __version__, contract
+from printstation.agent.station import needscheck
 from printstation.agent.station.alerts import Condition
 from printstation.agent.station.components import TELEMETRY, ThreadedComponent
 from printstation.agent.station.conditions import consumable_conditions, printer_conditions
@@ -158,6 +159,8 @@ class TelemetryLoop(ThreadedComponent):
         found = printer_conditions(snap.status, snap.error)
         if snap.status.state != "offline":
             found += consumable_conditions(levels, fc, s.settings.thresholds, s.alerts.active)
+        found += [needscheck.condition(check)
+                  for check in needscheck.open_checks(s.journal, snap.status)]
         if snap.shortage:
             found.append(Condition("stock_short", "critical", f"Not printing: {snap.shortage}"))
         m = fields.maintenance

@@ -1,9 +1,12 @@
 """What the operator page and the metrics may see of the station, and the one way to act.
 
 A read-only view: the station's state and telemetry, its jobs (ids, references, states,
-never their content), the card ledger's counts, the broker's connections and the loops'
-health. An operator's action from the page goes through `act`, the same command table the
-control socket uses, and is recorded the same way.
+never their content), the jobs an operator must check and what the printer said of them,
+the card ledger's counts, the broker's connections and the loops' health. One exception to
+"never their content": `needs_check_body` hands the page the stored message of a job in
+`needs_check`, from which it draws the card's front for the operator deciding it. An
+operator's action from the page goes through `act`, the same command table the control
+socket uses, and is recorded the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import structlog
 
 from printstation.agent.config import Settings
 from printstation.agent.station.actions import COMMANDS, Commands, ControlError
+from printstation.agent.station.journal import JobState
+from printstation.agent.station.needscheck import open_checks
 from printstation.agent.station.station import Station
 from printstation.agent.station.telemetry import TelemetryLoop
 
@@ -43,6 +48,10 @@ class StationView:
     def state(self) -> str:
         return self._station.state().state
 
+    def paused(self) -> bool:
+        """An operator paused printing (whatever else holds it too)."""
+        return self._station.paused()
+
     def current_job(self) -> str | None:
         return self._station.printer.snapshot.current_job
 
@@ -57,6 +66,26 @@ class StationView:
 
     def recent_jobs(self, limit: int) -> list[dict[str, Any]]:
         return self._station.journal.jobs.recent(limit)
+
+    def listed_jobs(self, states: frozenset[JobState],
+                    limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Jobs in `states`, the next to print first, and how many there are."""
+        return self._station.journal.jobs.listed(states, limit)
+
+    def checks(self) -> list[dict[str, Any]]:
+        """The jobs waiting for an operator's decision, with what to look for."""
+        return open_checks(self._station.journal, self._station.printer.snapshot.status)
+
+    def needs_check_body(self, job_id: str) -> bytes | None:
+        """The stored message of a job in `needs_check` (its card's images), else None."""
+        row = self._station.journal.jobs.get(job_id)
+        if row is None or row.state != JobState.NEEDS_CHECK:
+            return None
+        return row.body
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Open alerts, most severe first, each with when it was raised."""
+        return self._station.alerts.open_alerts_since()
 
     def card_outcomes(self) -> dict[tuple[str, str], int]:
         return self._station.journal.cards.outcomes()

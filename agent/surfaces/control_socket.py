@@ -41,6 +41,8 @@ BUSY = b'{"ok": false, "error": "the agent is busy answering other requests: try
 
 
 Handler = Callable[[dict[str, Any], str], dict[str, Any]]
+#: Who a caller is when the kernel would not say.
+UNKNOWN_PEER = "unknown"
 
 
 def _peer(conn: socket.socket) -> str:
@@ -50,7 +52,7 @@ def _peer(conn: socket.socket) -> str:
         _pid, uid, _gid = struct.unpack("3i", creds)
         return pwd.getpwuid(uid).pw_name
     except (OSError, KeyError):
-        return "unknown"
+        return UNKNOWN_PEER
 
 
 class LocalControlServer:

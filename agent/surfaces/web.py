@@ -1,10 +1,13 @@
 """The operator's web page, served by the agent on localhost.
 
 One page (`static/operator.html`) that asks `/api/state` every second and shows the
-printer's state in words, the card in progress, the queue, consumables with the forecast,
-open alerts and recent jobs, with buttons for the operator's actions. Actions go through
-the same handlers as the control socket and are recorded the same way (who: `web`, and the
-name the operator typed).
+printer's state in words, the card in progress, the queue (the next card first), the cards
+an operator must check with a picture of each one's front (`/api/thumbnail`), consumables
+with the forecast, open alerts and recent jobs, with buttons for the operator's actions.
+Actions go through the same handlers as the control socket and are recorded the same way:
+as `web:<user>`, the user who asked for the login link (`printstation web`: the control
+socket's peer credentials name them), or, for a script with the token, as `web` and the
+name it sends.
 
 Only the station PC can reach it (127.0.0.1 by default), but every user of that PC can, and
 the control socket's group does not apply to TCP. So the page asks for a secret, as Jupyter
@@ -14,9 +17,11 @@ stop; scripts send it in the header `X-Printstation-Token`. A browser never sees
 address: `printstation web` asks the agent, over the control socket (the same group), for
 a one-time login code, good for one use within a minute, writes a page of the user's own
 (0600) that posts it to `/login`, and opens that page: a browser's command line is visible
-to every user of the PC (`ps`), and shows only the page's file name. `/login` sets an
-HttpOnly, SameSite=Strict cookie holding the token and sends the browser on to `/`
-(`--print-url` prints the link form, `/?login=CODE`, for the operator's own terminal).
+to every user of the PC (`ps`), and shows only the page's file name. `/login` starts a
+session for the user who asked for the code, sets an HttpOnly, SameSite=Strict cookie
+holding the session's secret and sends the browser on to `/` (`--print-url` prints the
+link form, `/?login=CODE`, for the operator's own terminal). Sessions live in the agent's
+memory: a restart ends them, as it changes the token.
 Without the cookie or the header, the page and its API answer 403 saying to open it with
 `printstation web`.
 
@@ -45,7 +50,10 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 
 from printstation.agent.station.journal.jobstate import LIVE, JobState
+from printstation.agent.station.needscheck import fault_name
+from printstation.agent.surfaces.control_socket import UNKNOWN_PEER
 from printstation.agent.surfaces.httpbase import Handler, LocalHTTPServer
+from printstation.agent.surfaces.thumbnail import front_thumbnail
 
 if TYPE_CHECKING:
     from printstation.agent.station.view import StationView
@@ -55,11 +63,16 @@ log = structlog.get_logger("printstation.web")
 MAX_ACTION = 16 * 1024
 #: A login link works once, within this many seconds of `printstation web` asking for it.
 LOGIN_SECONDS = 60.0
-#: The jobs the page lists as waiting: every one not ended, but a hand-back being sent
-#: (the central system's now).
-LISTED_WAITING = LIVE - {JobState.HANDBACK_SENDING}
+#: The jobs the page lists as waiting: every one not ended, but the card in the printer
+#: (shown as such), the ones to check (shown apart, with their picture) and a hand-back
+#: being sent (the central system's now).
+LISTED_WAITING = LIVE - {JobState.PRINTING, JobState.NEEDS_CHECK, JobState.HANDBACK_SENDING}
+#: The longest waiting list the page shows (its count says how many there are in all).
+WAITING_SHOWN = 100
+#: Logged-in browsers the agent remembers at once; a new one pushes the oldest out.
+MAX_SESSIONS = 64
 TOKEN_FILE = "web-token"
-COOKIE = "printstation_token"
+COOKIE = "printstation_session"
 TOKEN_HEADER = "X-Printstation-Token"
 OPEN_WITH = "open the operator page with `printstation web` on the station PC"
 REFUSED_PAGE = (b"<!doctype html><title>printstation</title><p>Open this page with "
@@ -104,37 +117,81 @@ def write_token(path: Path, group: str | None) -> str:
 
 
 class LoginCodes:
-    """One-time login codes: each opens the page once, within LOGIN_SECONDS."""
+    """One-time login codes: each opens the page once, within LOGIN_SECONDS, for the user
+    who asked for it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._codes: dict[str, float] = {}
+        self._codes: dict[str, tuple[float, str]] = {}
 
-    def issue(self) -> str:
+    def issue(self, holder: str) -> str:
         code = secrets.token_urlsafe(24)
         now = time.monotonic()
         with self._lock:
-            self._codes = {c: t for c, t in self._codes.items() if t > now}
-            self._codes[code] = now + LOGIN_SECONDS
+            self._codes = {c: v for c, v in self._codes.items() if v[0] > now}
+            self._codes[code] = (now + LOGIN_SECONDS, holder)
         return code
 
-    def redeem(self, code: str) -> bool:
+    def redeem(self, code: str) -> str | None:
+        """The user the code was issued to, if it is valid (once); None if not."""
         with self._lock:
-            expires = self._codes.pop(code, None)
-        return expires is not None and expires > time.monotonic()
+            entry = self._codes.pop(code, None)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
 
 
-def state(view: StationView) -> dict[str, Any]:
-    """Everything the page shows; job ids, references and times only, never job content."""
-    jobs = view.recent_jobs(200)
+class Sessions:
+    """Logged-in browsers, each the secret in its cookie and the user it acts as."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders: dict[str, str] = {}
+
+    def start(self, holder: str) -> str:
+        secret = secrets.token_urlsafe(32)
+        with self._lock:
+            while len(self._holders) >= MAX_SESSIONS:
+                self._holders.pop(next(iter(self._holders)))
+            self._holders[secret] = holder
+        return secret
+
+    def holder(self, secret: str) -> str | None:
+        with self._lock:
+            for known, holder in self._holders.items():
+                if hmac.compare_digest(known.encode(), secret.encode("utf-8", "replace")):
+                    return holder
+        return None
+
+
+def state(view: StationView, operator: str | None = None) -> dict[str, Any]:
+    """Everything the page shows; job ids, references and times only, never job content
+    (the card's front of a job to check comes apart, from `/api/thumbnail`).
+
+    `operator` is the user this browser acts as, when known: the page shows the name fixed.
+    """
     keep = ("job_id", "reference", "state", "source", "attempt", "updated_at", "reason_code",
             "reason_detail", "card_no")
+    waiting, total = view.listed_jobs(LISTED_WAITING, WAITING_SHOWN)
+    current = view.current_job()
+    in_printer = view.listed_jobs(frozenset({JobState.PRINTING}), 5)[0] if current else []
+    printing = next((j for j in in_printer if j["job_id"] == current), None)
+    telemetry = view.telemetry()
     return {
         "station_id": view.station_id,
-        "telemetry": view.telemetry(),
-        "current_job": view.current_job(),
-        "waiting": [{k: j[k] for k in keep} for j in jobs if j["state"] in LISTED_WAITING],
-        "recent": [{k: j[k] for k in keep} for j in jobs if j["state"] not in LISTED_WAITING][:20],
+        "operator": operator,
+        "telemetry": telemetry,
+        "printer_faults": [fault_name(f) for f in telemetry["printer"]["faults"]],
+        "paused": view.paused(),
+        "current_job": current,
+        "current_reference": printing["reference"] if printing else None,
+        "waiting": [{k: j[k] for k in keep} for j in waiting],
+        "waiting_total": total,
+        "queued_total": view.jobs_by_state().get(JobState.QUEUED, 0),
+        "checks": view.checks(),
+        "alerts": view.alerts(),
+        "recent": [{k: j[k] for k in keep} for j in view.recent_jobs(200)
+                   if j["state"] not in LIVE][:20],
         "broker_up": view.broker_up(),
     }
 
@@ -142,21 +199,50 @@ def state(view: StationView) -> dict[str, Any]:
 class OperatorHandler(Handler):
     token: str = ""  # set by OperatorWeb.start; empty: nothing is let in
     logins: LoginCodes = LoginCodes()  # replaced per server by OperatorWeb
+    sessions: Sessions = Sessions()  # replaced per server by OperatorWeb
 
     def _matches(self, given: str) -> bool:
         return bool(self.token) and hmac.compare_digest(given.encode("utf-8", "replace"),
                                                         self.token.encode())
 
-    def _authorised(self) -> bool:
-        """The token came in the header, or in the cookie `/?token=` set."""
+    def _caller(self) -> tuple[bool, str | None]:
+        """Whether the request may see the page, and the user it acts as if known: the
+        token in the header (a script: no user known), or a session's cookie."""
         given = self.headers.get(TOKEN_HEADER)
-        if given is None:
-            for header in self.headers.get_all("Cookie") or []:
-                for part in header.split(";"):
-                    name, _, value = part.strip().partition("=")
-                    if name == COOKIE:
-                        given = value
-        return given is not None and self._matches(given)
+        if given is not None:
+            return self._matches(given), None
+        if not self.token:
+            return False, None
+        for header in self.headers.get_all("Cookie") or []:
+            for part in header.split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == COOKIE:
+                    holder = self.sessions.holder(value)
+                    if holder is not None:  # a user the kernel could not name is nobody
+                        return True, None if holder == UNKNOWN_PEER else holder
+        return False, None
+
+    def _authorised(self) -> bool:
+        return self._caller()[0]
+
+    def _session_cookie(self, holder: str) -> str:
+        return (f"{COOKIE}={self.sessions.start(holder)}; HttpOnly; SameSite=Strict; "
+                "Path=/")
+
+    def _thumbnail(self, query: str) -> None:
+        """The card's front of a job in needs_check, drawn now; never stored or cached."""
+        job_id = (parse_qs(query).get("job") or [""])[0]
+        body = self.view.needs_check_body(job_id) if job_id else None
+        if body is None:
+            self.send_json(404, {"error": "no card to show: the job is not waiting for a "
+                                          "check"})
+            return
+        try:
+            picture = front_thumbnail(body)
+        except ValueError as exc:
+            self.send_json(404, {"error": str(exc)})
+            return
+        self.send_body(200, picture, "image/png")
 
     def do_GET(self) -> None:
         if not self.host_ok():
@@ -165,20 +251,24 @@ class OperatorHandler(Handler):
         url = urlsplit(self.path)
         if url.path in ("/", "/index.html"):
             given = parse_qs(url.query).get("login")
-            if given and self.token and self.logins.redeem(given[0]):
+            holder = self.logins.redeem(given[0]) if given and self.token else None
+            if holder is not None:
                 self.send_body(303, b"", "text/plain", {
-                    "Location": "/",
-                    "Set-Cookie": f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"})
+                    "Location": "/", "Set-Cookie": self._session_cookie(holder)})
             elif given or "token" in parse_qs(url.query) or not self._authorised():
                 self.send_body(403, REFUSED_PAGE, "text/html; charset=utf-8",
                                {"Content-Security-Policy": CSP})
             else:
                 self.send_body(200, page(), "text/html; charset=utf-8",
                                {"Content-Security-Policy": CSP})
-        elif not self._authorised():
+            return
+        allowed, holder = self._caller()
+        if not allowed:
             self.send_json(403, {"ok": False, "error": OPEN_WITH})
         elif url.path == "/api/state":
-            self.send_json(200, state(self.view))
+            self.send_json(200, state(self.view, holder))
+        elif url.path == "/api/thumbnail":
+            self._thumbnail(url.query)
         else:
             self.send_json(404, {"error": "not found"})
 
@@ -191,13 +281,13 @@ class OperatorHandler(Handler):
         form = parse_qs(self.rfile.read(length).decode("ascii", "replace")) \
             if 0 < length <= 1024 else {}
         code = (form.get("code") or [""])[0]
-        if not self.host_ok() or not self.token or not self.logins.redeem(code):
+        holder = self.logins.redeem(code) if self.host_ok() and self.token else None
+        if holder is None:
             self.send_body(403, REFUSED_PAGE, "text/html; charset=utf-8",
                            {"Content-Security-Policy": CSP})
             return
         self.send_body(200, GO_TO_PAGE, "text/html; charset=utf-8", {
-            "Content-Security-Policy": CSP,
-            "Set-Cookie": f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"})
+            "Content-Security-Policy": CSP, "Set-Cookie": self._session_cookie(holder)})
 
     def do_POST(self) -> None:
         if self.path.split("?")[0] == "/login":
@@ -210,7 +300,8 @@ class OperatorHandler(Handler):
                 not (self.headers.get("Content-Type") or "").startswith("application/json"):
             self.send_json(403, {"ok": False, "error": "actions come from the operator page"})
             return
-        if not self._authorised():
+        allowed, holder = self._caller()
+        if not allowed:
             self.send_json(403, {"ok": False, "error": OPEN_WITH})
             return
         declared = self.headers.get("Content-Length") or "0"
@@ -227,8 +318,10 @@ class OperatorHandler(Handler):
         if not isinstance(request, dict):
             self.send_json(400, {"ok": False, "error": "the action is not a JSON object"})
             return
+        # The user who opened the page acts; a name typed in is taken only where nobody
+        # is known (a script holding the token).
         name = str(request.pop("operator", "") or "").strip()[:40]
-        who = f"web:{name}" if name else "web"
+        who = f"web:{holder}" if holder else f"web:{name}" if name else "web"
         answer = self.view.act(request, who)
         self.send_json(200 if answer.get("ok") else 400, answer)
 
@@ -254,11 +347,13 @@ class OperatorWeb(LocalHTTPServer):
             raise
         self.httpd.RequestHandlerClass.token = token  # type: ignore[attr-defined]
         self.httpd.RequestHandlerClass.logins = LoginCodes()  # type: ignore[attr-defined]
+        self.httpd.RequestHandlerClass.sessions = Sessions()  # type: ignore[attr-defined]
         super().start()
 
-    def login_url(self) -> str:
-        """A one-time link that opens the page logged in (`printstation web`)."""
-        code = self.httpd.RequestHandlerClass.logins.issue()  # type: ignore[attr-defined]
+    def login_url(self, holder: str) -> str:
+        """A one-time link that opens the page logged in as `holder` (`printstation web`:
+        the user the control socket's peer credentials name)."""
+        code = self.httpd.RequestHandlerClass.logins.issue(holder)  # type: ignore[attr-defined]
         return f"{self.url}?login={code}"
 
     def stop(self) -> None:

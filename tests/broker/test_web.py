@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 import shutil
 import urllib.error
@@ -59,6 +61,13 @@ def token(station) -> str:
     return token_path(station.agent.settings).read_text().strip()
 
 
+def session(station, holder: str) -> str:
+    """The cookie of a page logged in through a one-time link issued to `holder`."""
+    url = station.agent.url("web")
+    code = station.agent.servers[0].login_url(holder).rpartition("?login=")[2]
+    return http_get(url, f"/?login={code}").getheader("Set-Cookie").split(";")[0]
+
+
 def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_station, station_id,
                                                               monkeypatch, capsys, tmp_path):
     from selenium.webdriver.common.by import By
@@ -76,7 +85,7 @@ def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_stat
     wait_for(lambda: browser.current_url == url, 20, "the page, logged in")
     banner = lambda: browser.find_element(By.ID, "banner").text  # noqa: E731
     wait_for(lambda: banner().startswith("Ready"), 20, "the page to say Ready")
-    assert "ribbon" in browser.find_element(By.ID, "consumables").text
+    assert "Ribbon (YMCKO)" in browser.find_element(By.ID, "consumables").text
 
     station.printer.inject(FaultCode.RIBBON_OUT)
     wait_for(lambda: "Ribbon out: load a new YMCKO ribbon" in banner(), 20, "ribbon out")
@@ -85,13 +94,17 @@ def test_the_operator_page_shows_a_fault_and_pauses_the_agent(browser, make_stat
     station.printer.clear(FaultCode.RIBBON_OUT)
     wait_for(lambda: banner().startswith("Ready"), 20, "the fault to clear on the page")
 
-    browser.find_element(By.ID, "operator").send_keys("siti")
+    # `printstation web` logged the page in as the user who ran it: its name is fixed.
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert not browser.find_element(By.ID, "operator").is_displayed()
+    assert f"Signed in as {me}" in browser.find_element(By.ID, "who").text
     browser.find_element(By.ID, "pause").click()
     wait_for(station.agent.station.paused, 20, "the agent to be paused")
     wait_for(lambda: banner().startswith("Paused"), 20, "the page to say Paused")
     actions = station.agent.journal.store.db.execute(
         "SELECT who, action FROM actions ORDER BY id DESC LIMIT 1").fetchone()
-    assert tuple(actions) == ("web:siti", "pause")
+    assert tuple(actions) == (f"web:{me}", "pause")
+    wait_for(lambda: browser.find_element(By.ID, "resume").is_displayed(), 20, "Resume shown")
     browser.find_element(By.ID, "resume").click()
     wait_for(lambda: not station.agent.station.paused(), 20, "the agent to resume")
 
@@ -106,20 +119,25 @@ def test_the_page_and_its_api_need_the_token(make_station, station_id):
     assert http_get(url, "/api/state", {"X-Printstation-Token": "wrong"}).status == 403
     assert http_get(url, "/api/state", {"Cookie": "printstation_token=wrong"}).status == 403
 
-    code = station.agent.servers[0].login_url().rpartition("?login=")[2]
+    code = station.agent.servers[0].login_url("siti").rpartition("?login=")[2]
     login = http_get(url, f"/?login={code}")
     assert login.status == 303 and login.getheader("Location") == "/"
     cookie = login.getheader("Set-Cookie")
-    assert cookie == f"printstation_token={secret}; HttpOnly; SameSite=Strict; Path=/"
+    session = cookie.split(";")[0]
+    assert re.fullmatch(r"printstation_session=[\w-]{40,}; HttpOnly; SameSite=Strict; Path=/",
+                        cookie) and secret not in cookie
     again = http_get(url, f"/?login={code}")  # a login link works once
     assert again.status == 403 and again.getheader("Set-Cookie") is None
     assert http_get(url, f"/?token={secret}").status == 403  # the token never goes in an address
-    page = http_get(url, "/", {"Cookie": f"other=1; printstation_token={secret}"})
+    assert http_get(url, "/", {"Cookie": f"printstation_token={secret}"}).status == 403
+    page = http_get(url, "/", {"Cookie": f"other=1; {session}"})
     assert page.status == 200 and b'id="banner"' in page.body
     assert "frame-ancestors 'none'" in page.getheader("Content-Security-Policy")
-    for headers in ({"Cookie": f"printstation_token={secret}"}, {"X-Printstation-Token": secret}):
+    for headers, operator in (({"Cookie": session}, "siti"), ({"X-Printstation-Token": secret},
+                                                             None)):
         state = http_get(url, "/api/state", headers)
         assert state.status == 200 and json.loads(state.body)["station_id"] == station_id
+        assert json.loads(state.body)["operator"] == operator
     rebound = http_get(url, "/api/state", {"X-Printstation-Token": secret, "Host": "evil.example"})
     assert rebound.status == 403
 
@@ -138,22 +156,31 @@ def test_actions_need_the_token_the_page_header_and_a_loopback_host(make_station
     station = make_station(station_id)
     url = station.agent.url("web")
     page = {"Content-Type": "application/json", "X-Printstation-Action": "1"}
-    logged_in = {**page, "Cookie": f"printstation_token={token(station)}"}
+    logged_in = {**page, "Cookie": session(station, "siti")}
     forged = _post(url, {"cmd": "pause"}, {"Content-Type": "text/plain",  # a cross-site form
                                            "Cookie": logged_in["Cookie"]})
     assert forged[0] == 403 and not station.agent.station.paused()
     rebound = _post(url, {"cmd": "pause"}, {**logged_in, "Host": "evil.example:80"})
     assert rebound[0] == 403 and not station.agent.station.paused()
     for anyone in (page, {**page, "X-Printstation-Token": "guess"},  # another user of the PC
-                   {**page, "Cookie": "printstation_token="}):
+                   {**page, "Cookie": "printstation_session="},
+                   {**page, "Cookie": f"printstation_token={token(station)}"}):
         refused = _post(url, {"cmd": "pause", "why": "mischief"}, anyone)
         assert refused[0] == 403 and "printstation web" in refused[1]["error"]
         assert not station.agent.station.paused()
     bad = _post(url, {"cmd": "load", "kind": "ribbon", "type": "XYZ", "capacity": 5}, logged_in)
     assert bad[0] == 400 and "cannot use a XYZ ribbon" in bad[1]["error"]
-    ok = _post(url, {"cmd": "pause", "why": "lunch"},
-               {**page, "X-Printstation-Token": token(station)})
+    ok = _post(url, {"cmd": "pause", "why": "lunch", "operator": "mallory"}, logged_in)
     assert ok == (200, {"ok": True}) and station.agent.station.paused()
+    script = _post(url, {"cmd": "resume", "why": "back", "operator": "budi"},
+                   {**page, "X-Printstation-Token": token(station)})
+    assert script == (200, {"ok": True}) and not station.agent.station.paused()
+    # A session acts as the user who asked for its link, whatever name is sent; only a
+    # script holding the token, whose user nobody knows, names itself.
+    who = station.agent.journal.store.db.execute(
+        "SELECT who, action FROM actions WHERE action IN ('pause', 'resume') ORDER BY id"
+    ).fetchall()
+    assert [tuple(r) for r in who] == [("web:siti", "pause"), ("web:budi", "resume")]
 
 
 def _metrics(url: str) -> dict[tuple[str, tuple], float]:

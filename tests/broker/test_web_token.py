@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import grp
+import json
 import os
+import pwd
 import stat
 from pathlib import Path
 
@@ -84,7 +86,12 @@ def test_web_opens_a_one_time_link_that_never_shows_the_token(make_station, stat
     assert f'action="{url}login"' in page.read_text()
     assert printed.startswith(f"{url}?login=") and secret not in printed
     login = _post_form(url, "login", {"code": code})
-    assert login.status == 200 and f"printstation_token={secret}" in login.getheader("Set-Cookie")
+    cookie = login.getheader("Set-Cookie")
+    assert login.status == 200 and cookie.startswith("printstation_session=")
+    assert secret not in cookie  # a session of the user who asked, not the token itself
+    session = cookie.split(";")[0]
+    state = json.loads(http_get(url, "/api/state", {"Cookie": session}).body)
+    assert state["operator"] == pwd.getpwuid(os.getuid()).pw_name
     assert _post_form(url, "login", {"code": code}).status == 403  # used
     path = printed.removeprefix(url.rstrip("/"))
     assert http_get(url, path).status == 303
@@ -101,7 +108,7 @@ def test_a_login_link_expires(make_station, station_id, monkeypatch):
     station = make_station(station_id)
     url = station.agent.url("web")
     monkeypatch.setattr(web, "LOGIN_SECONDS", -1.0)  # already past its minute
-    link = station.agent.servers[0].login_url()
+    link = station.agent.servers[0].login_url("siti")
     assert http_get(url, link.removeprefix(url.rstrip("/"))).status == 403
 
 

@@ -115,3 +115,128 @@ def test_a_fault_the_printer_shows_only_by_refusing_a_card_is_held_shown_and_cle
     assert [e["status"] for e in events.statuses(body["job_id"])].count("printing") == 1
     wait_for(lambda: station.agent.station.state().state == "ready", 20, "ready again")
     assert station.agent.printer.refusals.refusal is None
+
+
+def test_an_unplug_mid_card_leaves_a_check_the_operator_can_decide(
+        sim_process, make_station, submitter, events, station_id):
+    """The issue's scenario: a real cable pull mid-card. `jobs`, `status` and the alert say
+    which card it is, the printer's counter when its blank was drawn and now, what the
+    printer said, and what to look for; `resolve` answers in a sentence."""
+    import json
+
+    from tests.support import run
+
+    sim = sim_process("print_time=2.0", "render=0", "counter=41")
+    station = make_station(station_id, printer_url=sim.tcp_url + "?timeout=2")
+    body = sample_job(f"UNPLUG-{station_id}", two_sided=False,
+                      reference="PERMOHONAN-000777").body
+    submitter.submit_job(body, station=station_id)
+    job_id = body["job_id"]
+    wait_for(lambda: sim.control(cmd="status")["printing"], 30, "the print to start")
+    sim.control(cmd="unplug", seconds=1)
+    wait_for(lambda: station.agent.journal.jobs.known(job_id) == "needs_check", 30, "needs_check")
+    # The printer finishes a card whose print order arrived: it is in the output hopper.
+    wait_for(lambda: [c for c in sim.ledger() if c["outcome"] == "issued"], 30, "the card out")
+    wait_for(lambda: station.agent.printer.snapshot.status.card_counter == 42, 30,
+             "the printer to answer again")
+    flags = ["--state-dir", str(station.agent.settings.state_dir), "--station-id", station_id]
+
+    jobs = run("jobs", *flags)
+    assert jobs.returncode == 0, jobs.stderr
+    out = jobs.stdout
+    check_block = out[out.index("NEEDS A CHECK"):]
+    assert f"NEEDS A CHECK: job {job_id}\n    reference PERMOHONAN-000777; unsure since" in out
+    assert "printer said: the link to the printer broke while the card was inside" in out
+    assert "printer's card counter: 41 when its blank was drawn, 42 now" in out
+    assert "went from 41 to 42" in " ".join(out.split())
+    assert "output hopper" in out and f"printstation resolve {job_id} --printed" in out
+    assert max(len(line) for line in check_block.splitlines()) <= 80, check_block
+
+    status = run("status", *flags)
+    assert status.returncode == 0, status.stderr
+    assert "printer's card counter: 41 when its blank was drawn, 42 now" in status.stdout
+    assert f"NEEDS A CHECK: job {job_id}" in status.stdout
+    for command in ("status", "jobs"):
+        as_json = run(command, "--json", *flags)
+        assert as_json.returncode == 0, as_json.stderr
+        check = json.loads(as_json.stdout)["needs_check"][0]
+        assert (check["job_id"], check["counter_before"], check["counter_now"],
+                check["drawn_since"]) == (job_id, 41, 42, 1)
+        assert check["reference"] == "PERMOHONAN-000777"
+    alert = wait_for(lambda: [e for e in events.pump() if e["schema"] == "printstation.alert/1"
+                              and e["condition"] == f"needs_check_{job_id}"], 30, "the alert")[0]
+    assert not alert["cleared"] and "PERMOHONAN-000777" in alert["message"]
+    assert "41 when its blank was drawn" in alert["message"]
+    assert "output hopper" in alert["message"]
+
+    resolved = run("resolve", job_id, "--printed", "--why", "found it in the hopper", *flags)
+    assert resolved.returncode == 0, resolved.stderr
+    assert resolved.stdout.strip() == (f"job {job_id}: recorded as printed; the central "
+                                       "system is told it printed")
+    assert events.wait_final([job_id])[job_id]["status"] == "printed"
+    wait_for(lambda: [e for e in events.pump() if e["schema"] == "printstation.alert/1"
+                      and e["condition"] == f"needs_check_{job_id}" and e["cleared"]], 30,
+             "the alert to clear")
+    test_print = run("test-print", *flags)
+    assert test_print.returncode == 0, test_print.stderr
+    assert test_print.stdout.startswith("a test card will print next") \
+        and "{" not in test_print.stdout
+
+
+def test_an_agent_killed_mid_card_leaves_a_check_saying_what_the_printer_said(
+        sim_process, tmp_path, broker_url, submitter, station_id):
+    """The agent itself killed (SIGKILL) while the printer holds a card: at the next start
+    the printer's counter has moved, so the job waits for an operator, told what the
+    printer said at the restart."""
+    import json
+    import subprocess
+    import sys
+
+    from pika.exceptions import UnroutableError
+
+    from tests.support import control_answers, run
+
+    sim = sim_process("print_time=3.0", "render=0", "counter=7")
+    state = tmp_path / "state"
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'station_id = "{station_id}"\nbroker_url = "{broker_url}"\n'
+                   f'printer_url = "{sim.tcp_url}?timeout=2"\nstate_dir = "{state}"\n'
+                   "verify_signatures = false\n")
+
+    def start() -> subprocess.Popen:
+        agent = subprocess.Popen([sys.executable, "-m", "printstation.agent", "run",
+                                  "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        wait_for(lambda: control_answers(state), 30, "the agent's control socket")
+        return agent
+
+    agent = start()
+    try:
+        body = sample_job(f"KILLED-{station_id}", two_sided=False).body
+
+        def submitted() -> bool:  # once the agent has declared its queue
+            try:
+                submitter.submit_job(body, station=station_id)
+            except UnroutableError:
+                return False
+            return True
+
+        wait_for(submitted, 30, "the station's queue")
+        wait_for(lambda: sim.control(cmd="status")["printing"], 30, "the card in the printer")
+        agent.kill()
+        agent.wait(10)
+        wait_for(lambda: sim.control(cmd="status")["counter"] == 8
+                 and not sim.control(cmd="status")["printing"], 30, "the printer done")
+        agent = start()
+        jobs = wait_for(lambda: (lambda a: a if a["needs_check"] else None)(
+            json.loads(run("jobs", "--json", "--config", str(cfg)).stdout)), 30,
+            "the job to wait for a check")
+        check = jobs["needs_check"][0]
+        assert (check["job_id"], check["counter_before"], check["counter_now"]) == \
+            (body["job_id"], 7, 8)
+        assert check["printer_said"] == ("the agent stopped while the card was inside; at the "
+                                         "restart the printer was ready, its card counter "
+                                         "at 8")
+    finally:
+        agent.terminate()
+        agent.wait(30)

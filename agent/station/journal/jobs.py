@@ -26,7 +26,8 @@ from .store import Store, ids_kept_since, newest_created
 S = JobState
 JOB_COLUMNS = ("job_id", "reference", "card_stock", "source", "state", "attempt", "sides",
                "created_at", "expires_at", "accepted_at", "updated_at",
-               "reason_code", "reason_detail", "card_no", "counter_before", "chip_profile")
+               "reason_code", "reason_detail", "card_no", "counter_before", "chip_profile",
+               "check_report")
 JOB_SELECT = "SELECT " + ", ".join(f"jobs.{c}" for c in JOB_COLUMNS)
 #: A job with its message (body and headers, None once erased). The columns are named:
 #: a journal migrated on an old SQLite still has empty `body`/`headers` columns in jobs.
@@ -267,6 +268,30 @@ class Jobs:
                 "updated_at, reason_code, reason_detail, card_no FROM jobs "
                 "ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
         return [dict(r) for r in rows]
+
+    def listed(self, states: frozenset[JobState], limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Jobs in `states`, oldest first (the next to print on top), at most `limit`, and
+        how many there are in all; ids, references and times only."""
+        marks = ",".join("?" * len(states))
+        with self.store.lock:
+            rows = self.store.db.execute(
+                "SELECT job_id, reference, card_stock, source, state, attempt, accepted_at, "
+                "updated_at, reason_code, reason_detail, card_no FROM jobs "
+                f"WHERE state IN ({marks}) ORDER BY rowid LIMIT ?", (*states, limit)).fetchall()
+            total = self.store.db.execute(
+                f"SELECT COUNT(*) FROM jobs WHERE state IN ({marks})", tuple(states)).fetchone()[0]
+        return [dict(r) for r in rows], total
+
+    def needing_check(self) -> list[dict[str, Any]]:
+        """Jobs an operator must decide (`needs_check`), oldest first, with what the agent
+        knows of their card: the printer's counter before its blank and what it reported."""
+        with self.store.lock:
+            rows = self.store.db.execute(
+                "SELECT job_id, reference, attempt, updated_at, reason_detail, counter_before, "
+                "check_report FROM jobs WHERE state=? ORDER BY rowid",
+                (S.NEEDS_CHECK,)).fetchall()
+        return [{**dict(r), "check_report": json.loads(r["check_report"])
+                 if r["check_report"] else None} for r in rows]
 
     def by_state(self) -> dict[str, int]:
         with self.store.lock:

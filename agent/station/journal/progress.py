@@ -8,6 +8,9 @@ cannot know (`needs_check`) with `resolve`.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from printstation.agent import contract
 
 from .cards import Cards
@@ -107,14 +110,19 @@ class Progress:
             self.outbox.status(db, job_id, status, reason=(code, detail or "") if code else None)
         return True
 
-    def mark_needs_check(self, job_id: str, detail: str) -> None:
-        """Nobody can know whether the card came out: an operator must say."""
+    def mark_needs_check(self, job_id: str, detail: str,
+                         report: dict[str, Any] | None = None) -> None:
+        """Nobody can know whether the card came out: an operator must say.
+
+        `report` is what the printer said last (`needscheck.printer_report`), kept with the
+        job so the operator deciding sees it beside the card counter's move.
+        """
         with self.store.tx() as db:
             cur = db.execute(f"UPDATE jobs SET state=?, reason_code='printer_fault', "
-                             f"reason_detail=?, updated_at=? WHERE job_id=? AND "
-                             f"{_NEEDS_CHECK[0]}",
-                             (S.NEEDS_CHECK, detail, contract.now().isoformat(), job_id,
-                              *_NEEDS_CHECK[1]))
+                             f"reason_detail=?, check_report=?, updated_at=? WHERE job_id=? "
+                             f"AND {_NEEDS_CHECK[0]}",
+                             (S.NEEDS_CHECK, detail, json.dumps(report) if report else None,
+                              contract.now().isoformat(), job_id, *_NEEDS_CHECK[1]))
             if cur.rowcount:
                 self.outbox.status(db, job_id, "needs_check", reason=("printer_fault", detail))
 

@@ -32,8 +32,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason_detail TEXT,
     card_no INTEGER,
     counter_before INTEGER,
-    chip_profile TEXT
+    chip_profile TEXT,
+    check_report TEXT
 );
+-- jobs.check_report: what the printer said when the job went needs_check (JSON), shown to
+-- the operator deciding it.
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 -- A live job's message, apart from its state: a state change then rewrites a small row,
 -- not the ~200 KB of images (SQLite rewrites a whole row on UPDATE).
@@ -208,8 +211,12 @@ def _move_job_data(db: sqlite3.Connection) -> None:
 
 
 def _add_columns(db: sqlite3.Connection) -> None:
-    """Journals of schema 2 lack the jobs table's `chip_profile` (contract v2's chip)."""
-    if "chip_profile" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
+    """Journals of schema 2 lack the jobs table's `chip_profile` (contract v2's chip), and
+    of schema 3 its `check_report` (what the printer said when a job went needs_check)."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+    if "chip_profile" not in columns:
         db.execute("ALTER TABLE jobs ADD COLUMN chip_profile TEXT")
+    if "check_report" not in columns:
+        db.execute("ALTER TABLE jobs ADD COLUMN check_report TEXT")
     db.execute("UPDATE meta SET value=? WHERE key='schema_version' AND CAST(value AS INTEGER) < ?",
                (str(SCHEMA_VERSION), SCHEMA_VERSION))

@@ -16,6 +16,7 @@ import structlog
 
 from printstation.agent.station.journal import JobState, Journal
 from printstation.agent.station.journal.stock import CardUse
+from printstation.agent.station.needscheck import printer_report
 from printstation.drivers.base import FaultCode, PrinterError
 
 log = structlog.get_logger("printstation.printer")
@@ -58,7 +59,8 @@ class Outcomes:
             self.settle(partial(
                 progress.mark_needs_check, job_id,
                 f"the printer link broke while the card was inside ({exc.fault.value}); "
-                "an operator must say whether it came out"))
+                "an operator must say whether it came out",
+                printer_report("link_broke", detail=exc.detail)))
             return "unknown"
         if exc.card_drawn is False:
             # Refused, no blank drawn: not an attempt; the fault is held and shown.

@@ -31,6 +31,7 @@ from printstation.agent.station.components import PRINTER, ThreadedComponent
 from printstation.agent.station.consumables import Consumables
 from printstation.agent.station.journal import JobRow, JobState, Journal
 from printstation.agent.station.journal.stock import CardUse
+from printstation.agent.station.needscheck import printer_report
 from printstation.agent.station.recovery import settle_printing
 from printstation.drivers.base import (
     FaultCode,
@@ -276,7 +277,7 @@ class PrinterWorker(ThreadedComponent):
     def _recover(self) -> None:
         """Settle jobs that were `printing` when the agent stopped: never a blind reprint."""
         if self.journal.jobs.in_states(JobState.PRINTING):
-            settle_printing(self.journal, self._poll().card_counter)
+            settle_printing(self.journal, self._poll())
 
     def _print(self, row: JobRow, status: PrinterStatus) -> None:
         job_id = row.job_id
@@ -325,7 +326,8 @@ class PrinterWorker(ThreadedComponent):
             # The driver did not say what happened to the blank: never guess.
             log.error("card_unknown_outcome", job_id=job_id, error=type(exc).__name__)
             self.settle(partial(self.journal.progress.mark_needs_check, job_id,
-                                 f"driver error {type(exc).__name__}"))
+                                 f"driver error {type(exc).__name__}",
+                                 printer_report("driver_error", detail=type(exc).__name__)))
             self.update(current_job=None, error=type(exc).__name__)
             self._wait(self._stop, POLL_SECONDS)
             return
