@@ -13,7 +13,7 @@ from printstation.agent.surfaces.cli import build_parser
 AGENT = Path(__file__).resolve().parents[2] / "agent"
 MENTION = re.compile(r"printstation ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?")
 #: "printstation" followed by a word that is not a command: the contract's title.
-NOT_COMMANDS = {"station"}
+NOT_COMMANDS = {"station", "agent"}  # "the printstation station", "another printstation agent"
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
