@@ -4,17 +4,25 @@ settings from them, and a call to the running agent's control socket."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from printstation.agent.config import Settings
 
+#: Where a station's configuration is installed ("Installing on a station PC"): operator
+#: commands read it when neither --config nor PRINTSTATION_CONFIG names one, so an operator
+#: types `printstation status`, not the path, and reaches the agent the service runs.
+STATION_CONFIG = Path("/etc/printstation/printstation.toml")
+
 
 def settings_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("configuration (flags override PRINTSTATION_* variables, "
                              "which override the --config file)")
-    g.add_argument("--config", type=Path, help="TOML file, see printstation.example.toml")
+    g.add_argument("--config", type=Path,
+                   help=f"TOML file, see printstation.example.toml (default: $PRINTSTATION_CONFIG, "
+                        f"else {STATION_CONFIG} when it exists)")
     g.add_argument("--station-id", help="this station's id (a-z 0-9 - _, 1-64)")
     g.add_argument("--broker-url", help="amqp:// or amqps:// URL of the broker")
     g.add_argument("--pool", action="append", dest="pools", metavar="POOL",
@@ -29,11 +37,21 @@ def settings_flags(p: argparse.ArgumentParser) -> None:
                         "them off)")
 
 
+def config_file(given: Path | None) -> Path | None:
+    """The configuration a command reads: --config, else $PRINTSTATION_CONFIG, else the
+    station's installed file when there is one, else none (defaults and PRINTSTATION_*)."""
+    if given is not None:
+        return given
+    if os.environ.get("PRINTSTATION_CONFIG"):
+        return Path(os.environ["PRINTSTATION_CONFIG"])
+    return STATION_CONFIG if STATION_CONFIG.is_file() else None
+
+
 def load(args: argparse.Namespace) -> Settings:
     from printstation.agent.config import load_settings
 
-    return load_settings(args.config, station_id=args.station_id, broker_url=args.broker_url,
-                         pools=args.pools, printer_url=args.printer_url,
+    return load_settings(config_file(args.config), station_id=args.station_id,
+                         broker_url=args.broker_url, pools=args.pools, printer_url=args.printer_url,
                          state_dir=args.state_dir, log_level=args.log_level,
                          web_listen=args.web_listen, metrics_listen=args.metrics_listen)
 

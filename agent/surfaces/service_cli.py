@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from printstation.agent.surfaces.cliargs import load, settings_flags
+from printstation.agent.surfaces.cliargs import config_file, load, settings_flags
 
 if TYPE_CHECKING:
     from printstation.agent.config import Settings
@@ -72,10 +72,10 @@ def _broker_password_at_start(args: argparse.Namespace, settings: Settings) -> N
     from printstation.agent.config import exposed_password_warning
 
     settings.broker_connection_url()
-    warning = exposed_password_warning(settings, args.config)
+    warning = exposed_password_warning(settings, config_file(args.config))
     if warning is not None:
         structlog.get_logger("printstation.agent").warning(
-            "broker_password_in_readable_config", config_file=str(args.config),
+            "broker_password_in_readable_config", config_file=str(config_file(args.config)),
             detail=warning)
 
 
@@ -91,7 +91,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     settings = load(args)
     print(json.dumps(mask_secrets(settings.model_dump(mode="json")), indent=2))
-    warning = exposed_password_warning(settings, args.config)
+    warning = exposed_password_warning(settings, config_file(args.config))
     if warning is not None:
         print(f"printstation: warning: {warning}", file=sys.stderr)
     try:

@@ -389,3 +389,28 @@ def test_a_password_in_a_config_file_others_can_read_is_warned_about(tmp_path, m
     cfg.write_text(f'broker_url = "{STATION_URL}"\n'
                    f'broker_password_file = "{password_file(tmp_path)}"\n')
     assert exposed_password_warning(load_settings(cfg), cfg) is None
+
+
+def test_operator_commands_find_the_stations_config_without_being_told(tmp_path, monkeypatch):
+    """--config, else $PRINTSTATION_CONFIG, else the installed file when there is one: an
+    operator types `printstation status` and reaches the agent the service runs."""
+    import subprocess
+    import sys
+
+    from printstation.agent.surfaces import cliargs
+
+    installed = tmp_path / "etc.toml"
+    monkeypatch.setattr(cliargs, "STATION_CONFIG", installed)
+    monkeypatch.delenv("PRINTSTATION_CONFIG", raising=False)
+    assert cliargs.config_file(None) is None  # nothing installed: defaults
+    installed.write_text('station_id = "installed"\n')
+    assert cliargs.config_file(None) == installed
+    named = tmp_path / "named.toml"
+    named.write_text(f'station_id = "named"\nstate_dir = "{tmp_path / "state"}"\n')
+    monkeypatch.setenv("PRINTSTATION_CONFIG", str(named))
+    assert cliargs.config_file(None) == named
+    assert cliargs.config_file(installed) == installed
+    out = subprocess.run([sys.executable, "-m", "printstation.agent.surfaces.cli", "config"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert '"station_id": "named"' in out.stdout
