@@ -69,6 +69,17 @@ class SimParams:
     events: list[dict] = field(default_factory=list)
 
 
+FAULTS = ", ".join(f.value for f in FaultCode)
+
+
+def fault_code(name: Any) -> FaultCode:
+    """A fault by its name, or ValueError naming the ones there are."""
+    try:
+        return FaultCode(name)
+    except ValueError:
+        raise ValueError(f"unknown fault {name!r}; faults: {FAULTS}") from None
+
+
 def setting_value(key: str, raw: str) -> Any:
     """A printer setting from its text (a `sim://` query value, or `--set KEY=VALUE`)."""
     if key in ("print_time", "clear_after"):
@@ -84,7 +95,7 @@ def setting_value(key: str, raw: str) -> Any:
     if key == "jam_at":
         return [int(x) for x in raw.split(",") if x]
     if key == "faults":
-        return [FaultCode(x) for x in raw.split(",") if x]
+        return [fault_code(x) for x in raw.split(",") if x]
     if key == "render":
         return raw not in ("0", "false", "no")
     if key.endswith(("_serial", "_lot")):

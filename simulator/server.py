@@ -29,10 +29,8 @@ import tty
 from pathlib import Path
 from typing import Any
 
-from printstation.drivers.base import FaultCode
-
 from .evolis_device import EvolisDevice
-from .printer import SimParams, SimulatedPrinter, setting_value
+from .printer import FAULTS, SimParams, SimulatedPrinter, fault_code, setting_value
 
 #: The control port's commands: name, an example line, what it does. `--help` lists them,
 #: and an unknown command is answered with their names.
@@ -49,15 +47,6 @@ CONTROL_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("slow", '{"cmd": "slow", "seconds": 0.5}', "every reply waits that long (0: no more)"),
     ("status", '{"cmd": "status"}', "only the answer: nothing changes"),
 )
-FAULTS = ", ".join(f.value for f in FaultCode)
-
-
-def fault_code(name: Any) -> FaultCode:
-    """A fault by its name, or ValueError naming the ones there are."""
-    try:
-        return FaultCode(name)
-    except ValueError:
-        raise ValueError(f"unknown fault {name!r}; faults: {FAULTS}") from None
 
 
 def control_help() -> str:

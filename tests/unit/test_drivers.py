@@ -34,7 +34,7 @@ def test_unknown_scheme_names_what_is_installed(tmp_path):
 @pytest.mark.parametrize(("url", "needle"), [
     ("sim://?speed=3", "parameter 'speed' is unknown"),
     ("sim://?cards=-1", "cards='-1': must not be negative"),
-    ("sim://?faults=smoke", "faults='smoke'"),
+    ("sim://?faults=smoke", "faults='smoke': unknown fault 'smoke'; faults: jam, "),
 ])
 def test_bad_sim_parameters_are_named(tmp_path, url, needle):
     with pytest.raises(ValueError, match=needle):
