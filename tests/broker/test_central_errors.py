@@ -184,7 +184,7 @@ def _summary_numbers(text: str) -> dict[str, int]:
                        r"the feeder (\d+)", text)
     assert cards and blanks, text
     loaded, issued, spoiled, test, feeder = map(int, blanks.groups())
-    return {"cards": int(cards.group(1)), "ledger_issued": ledger.get("issued", 0),
+    return {"cards": int(cards.group(1)), "ledger_issued": ledger.get("printed", 0),
             "ledger_spoiled": ledger.get("spoiled", 0), "loaded": loaded, "issued": issued,
             "spoiled": spoiled, "test": test, "feeder": feeder}
 
