@@ -4,6 +4,7 @@ request model.
 The control socket and the operator page both go through `Commands.run`: a request is
 validated against its command's model (a bad one gets one line naming the field), the
 action is recorded in the journal with who asked and why, and the answer is a small dict.
+A refusal is said in the agent's language; command names and codes in it stay as they are.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from pydantic import StringConstraints as Text
 
 from printstation.agent import contract
+from printstation.agent.i18n import N_, _, labels
 from printstation.agent.station.consumables import LoadError
 from printstation.agent.station.journal import JobState
 from printstation.agent.station.journal.stock import Counted, RollId
@@ -138,17 +140,20 @@ def _resume(c: Context, r: Why, who: str) -> dict[str, Any]:
 
 
 #: How a job an operator cannot cancel is named in the answer.
-_NOT_CANCELLABLE = {JobState.CLAIMING: "being taken from its pool",
-                    JobState.HANDBACK_SENDING: "on its way back to the central system",
-                    JobState.NEEDS_CHECK: "needs_check (say what came out with resolve)"}
+_NOT_CANCELLABLE = {JobState.CLAIMING: N_("being taken from its pool"),
+                    JobState.HANDBACK_SENDING: N_("on its way back to the central system"),
+                    # TRANSLATORS: resolve is the command's name
+                    JobState.NEEDS_CHECK: N_("needs check (say what came out with resolve)")}
 
 
 def _cancel(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
     journal = c.station.journal
     result = journal.control.cancel(r.job_id, "cancelled_by_operator", f"{who}: {r.why}")
     if result != JobState.CANCELLED:
-        raise ControlError(f"job {r.job_id} is {_NOT_CANCELLABLE.get(result, result)}; only a "
-                           "job not yet printing can be cancelled")
+        state = (_(_NOT_CANCELLABLE[result]) if result in _NOT_CANCELLABLE else
+                 labels.status(str(result)))
+        raise ControlError(_("job {job} is {state}; only a job not yet printing can be "
+                             "cancelled").format(job=r.job_id, state=state))
     journal.store.record_action(who, "cancel", r.job_id, r.why)
     return {"result": result}
 
@@ -166,8 +171,8 @@ def _resolve(c: Context, r: Resolve, who: str) -> dict[str, Any]:
 def _hand_back(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
     done = c.station.hand_back(r.job_id, who, r.why)
     if not done:
-        raise ControlError("no pool job waiting to print matched; only pool jobs not yet "
-                           "printing can be handed back")
+        raise ControlError(_("no pool job waiting to print matched; only pool jobs not yet "
+                             "printing can be handed back"))
     return {"handed_back": done}
 
 
@@ -205,9 +210,9 @@ def _load(c: Context, r: Load, who: str) -> dict[str, Any]:
 def _unload(c: Context, r: Unload, who: str) -> dict[str, Any]:
     s = c.station
     if r.kind != "cards":
-        raise ControlError(f"only blanks are unloaded; a {r.kind} is replaced with "
-                           f"`printstation load {r.kind}` or its count put right with "
-                           f"`printstation correct {r.kind}`")
+        raise ControlError(_("only blanks are unloaded; a {kind} is replaced with "
+                             "`printstation load {kind}` or its count put right with "
+                             "`printstation correct {kind}`").format(kind=r.kind))
     try:
         numbers = s.consumables.unload(r.count, who, r.why)
     except LoadError as exc:
@@ -271,8 +276,8 @@ def _ledger(c: Context, r: Ledger, who: str) -> dict[str, Any]:
 
 def _web_login(c: Context, r: Nothing, who: str) -> dict[str, Any]:
     if c.web_login is None:
-        raise ControlError("the operator page is not served: web_listen is empty, or its "
-                           "port was taken at start (see the agent's log)")
+        raise ControlError(_("the operator page is not served: web_listen is empty, or its "
+                             "port was taken at start (see the agent's log)"))
     c.station.journal.store.record_action(who, "web-login", None, "printstation web")
     return {"url": c.web_login(who)}
 
@@ -329,5 +334,6 @@ def _problem(name: str, exc: ValidationError) -> str:
     first = exc.errors(include_url=False, include_input=False)[0]
     field = ".".join(str(p) for p in first["loc"])
     if first["type"] == "missing":
-        return f"{name} needs {field}"
+        # TRANSLATORS: a command and the field of its request it lacks: "cancel needs why"
+        return _("{command} needs {field}").format(command=name, field=field)
     return f"{name}: {field}: {first['msg'].removeprefix('Value error, ')}"

@@ -4,6 +4,9 @@ The printer thread asks `shortage()` before every card and calls `observe()` aft
 poll; the telemetry thread and operator commands ask `levels()`. Only the journal holds
 state that matters (the agent's count); what this object keeps in memory is the last
 reading of each level, to notice a roll the printer reports as new.
+
+What it tells an operator (a refused load, a shortage, the advice of an alert) is in the
+agent's language; what it writes in the journal (a load's note) is data and stays English.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import math
 import threading
 from dataclasses import dataclass
 
+from printstation.agent.i18n import N_, _, labels, ngettext
 from printstation.agent.station.journal import Journal
 from printstation.agent.station.journal.stock import KINDS, UNITS, CardUse, Counted, RollId
 from printstation.drivers.base import ConsumableLevel, PrinterStatus, StockChange
@@ -20,8 +24,17 @@ from printstation.drivers.errors import PrintstationError
 #: How each ribbon type is used: one panel set per printed side, or one per card (YMCKK and
 #: YMCKOK print the back in resin black from the same set as the colour front).
 RIBBON_USE = {"YMCKO": "side", "YMCKOK": "card", "YMCKK": "card", "KO": "side", "K": "side"}
-UNIT_WORDS = {"prints": ("print", "prints"), "panels": ("film panel", "film panels"),
-              "cards": ("blank", "blanks")}
+#: Each unit's word after a figure that may be any number ("150/200 prints", a heading);
+#: `amount` says one number with its plural.
+UNIT_NAMES = {
+    # TRANSLATORS: the unit of a ribbon: what it has left, in prints
+    "prints": N_("prints"),
+    # TRANSLATORS: the unit of a retransfer film roll: what it has left, in panels
+    "panels": N_("panels"),
+    "cards": N_("blanks"),
+}
+#: A ribbon or film roll in a sentence ("no film roll is recorded yet").
+ROLL_NAMES = {"ribbon": N_("ribbon"), "film": N_("film roll")}
 
 
 class LoadError(PrintstationError, ValueError):
@@ -46,8 +59,19 @@ class Level:
 
 
 def amount(n: int, unit: str) -> str:
-    one, many = UNIT_WORDS.get(unit, (unit, unit))
-    return f"{n} {one if n == 1 else many}"
+    """`n` with its unit, in the process's language: "1 print", "20 film panels"."""
+    if unit == "prints":
+        return ngettext("{n} print", "{n} prints", n).format(n=n)
+    if unit == "panels":
+        return ngettext("{n} film panel", "{n} film panels", n).format(n=n)
+    if unit == "cards":
+        return ngettext("{n} blank", "{n} blanks", n).format(n=n)
+    return f"{n} {unit}"
+
+
+def unit_name(unit: str) -> str:
+    """The unit's word after a figure ("prints", "pita"...), the unit itself if unknown."""
+    return _(UNIT_NAMES[unit]) if unit in UNIT_NAMES else unit
 
 
 def reconcile(kind: str, read: ConsumableLevel | None, counted: Counted | None) -> Level:
@@ -68,11 +92,11 @@ def reconcile(kind: str, read: ConsumableLevel | None, counted: Counted | None) 
     problems = []
     tolerance = max(2, math.ceil((level.capacity or 0) * 0.02))
     if abs(counted.remaining - read.remaining) > tolerance:
-        problems.append(f"the printer reads {amount(read.remaining, unit)} left, the agent "
-                        f"counted {counted.remaining}")
+        problems.append(_("the printer reads {amount} left, the agent counted {counted}").format(
+            amount=amount(read.remaining, unit), counted=counted.remaining))
     if read.type and counted.type and read.type.upper() != counted.type.upper():
-        problems.append(f"the printer reports type {read.type}, the last load was "
-                        f"{counted.type}")
+        problems.append(_("the printer reports type {read}, the last load was {loaded}").format(
+            read=read.type, loaded=counted.type))
     if problems:
         from dataclasses import replace
 
@@ -125,9 +149,15 @@ class Consumables:
         for level in self.levels(status):
             need = needs[level.kind]
             if level.remaining is not None and need and level.remaining < need:
-                sided = f"{use.sides}-sided " if use.sides else ""
-                return (f"{level.kind} short: {amount(level.remaining, level.unit)} left, the "
-                        f"next {sided}card needs {need}; {load_advice(level.kind)}")
+                what = labels.consumable(level.kind)
+                left, advice = amount(level.remaining, level.unit), load_advice(level.kind)
+                if not use.sides:
+                    return _("{what} short: {amount} left, the next card needs {need}; "
+                             "{advice}").format(what=what, amount=left, need=need,
+                                                advice=advice)
+                return _("{what} short: {amount} left, the next {sides}-sided card needs "
+                         "{need}; {advice}").format(what=what, amount=left, sides=use.sides,
+                                                    need=need, advice=advice)
         return None
 
     # ---------------------------------------------------------------- observing
@@ -178,20 +208,28 @@ class Consumables:
         if kind == "cards":
             return self._load_cards(type_, count, who)
         if kind not in ("ribbon", "film"):
-            raise LoadError(f"unknown consumable {kind!r}; load ribbon, film or cards")
+            # TRANSLATORS: ribbon, film and cards are the words of the command, as typed
+            raise LoadError(_("unknown consumable {kind}; load ribbon, film or cards").format(
+                kind=repr(kind)))
         if kind == "ribbon":
             type_ = (type_ or "").upper()
+            if not type_:
+                raise LoadError(_("say the ribbon's type (--type); this printer takes "
+                                  "{types}").format(types=", ".join(self.ribbon_types)))
             if type_ not in self.ribbon_types:
-                raise LoadError(f"this printer cannot use a {type_ or 'ribbon without a type'}"
-                                f" ribbon; it takes {', '.join(self.ribbon_types)}")
+                raise LoadError(_("this printer cannot use a {type} ribbon; it takes "
+                                  "{types}").format(type=type_,
+                                                    types=", ".join(self.ribbon_types)))
         elif not self.uses_film:
-            raise LoadError("this printer prints direct to card and uses no film")
+            raise LoadError(_("this printer prints direct to card and uses no film"))
         if not capacity or capacity <= 0:
-            raise LoadError(f"say the {ROLL_NAMES[kind]}'s capacity in {UNITS[kind]} (the "
-                            "number on its box)")
+            raise LoadError(_("say the {roll}'s capacity in {unit} (the number on its "
+                              "box)").format(roll=_(ROLL_NAMES[kind]),
+                                             unit=unit_name(UNITS[kind])))
         left = capacity if count is None else count
         if not 0 <= left <= capacity:
-            raise LoadError(f"remaining {left} must be between 0 and the capacity {capacity}")
+            raise LoadError(_("remaining {left} must be between 0 and the capacity "
+                              "{capacity}").format(left=left, capacity=capacity))
         with self._lock:
             read = self._last_read.get(kind)  # what the printer last read on the roll going
         return self.journal.cards.load(kind=kind, type_=type_ or "retransfer",
@@ -201,22 +239,26 @@ class Consumables:
     def _load_cards(self, stock: str | None, count: int | None, who: str) -> Counted:
         stock = stock or self.default_stock
         if stock not in self.stocks:
-            raise LoadError(f"no job at this station asks for {stock!r} blanks; it prints "
-                            f"{', '.join(self.stocks)}")
+            raise LoadError(_("no job at this station asks for {stock} blanks; it prints "
+                              "{stocks}").format(stock=repr(stock),
+                                                 stocks=", ".join(self.stocks)))
         if count is None or count <= 0:
-            raise LoadError("say how many blanks were put in the feeder (--count)")
+            raise LoadError(_("say how many blanks were put in the feeder (--count)"))
         held = self.journal.cards.counted_stock().get("cards")
         if held and held.remaining > 0 and held.type and held.type != stock:
-            raise LoadError(f"the feeder still holds {held.remaining} {held.type} blanks; take "
-                            f"them out and record it with `printstation unload cards --count "
-                            f"{held.remaining} --why ...` before loading {stock}")
+            raise LoadError(ngettext(
+                "the feeder still holds {n} {stock} blank; take it out and record it with "
+                "`printstation unload cards --count {n} --why ...` before loading {new}",
+                "the feeder still holds {n} {stock} blanks; take them out and record it with "
+                "`printstation unload cards --count {n} --why ...` before loading {new}",
+                held.remaining).format(n=held.remaining, stock=held.type, new=stock))
         return self.journal.cards.load(kind="cards", type_=stock, capacity=None, amount=count,
                                        add=True, who=who, note="blanks added to the feeder")
 
     def unload(self, count: int, who: str, why: str) -> list[int]:
         """Blanks taken out of the feeder unprinted; returns their card numbers."""
         if count <= 0:
-            raise LoadError("say how many blanks were taken out of the feeder (--count)")
+            raise LoadError(_("say how many blanks were taken out of the feeder (--count)"))
         try:
             return self.journal.cards.removed(count, who, why)
         except ValueError as exc:
@@ -225,17 +267,18 @@ class Consumables:
     def correct(self, kind: str, remaining: int, who: str, why: str) -> Counted:
         """The operator says what is really left on the roll in the printer."""
         if kind not in ("ribbon", "film"):
-            raise LoadError("only a ribbon or film count is corrected; blanks are added with "
-                            "`printstation load cards` and taken out with `printstation "
-                            "unload cards`")
+            raise LoadError(_("only a ribbon or film count is corrected; blanks are added "
+                              "with `printstation load cards` and taken out with "
+                              "`printstation unload cards`"))
         mine = self.journal.cards.counted_stock().get(kind)
         if mine is None:
-            raise LoadError(f"no {ROLL_NAMES[kind]} is recorded yet: record it with "
-                            f"`printstation load {kind}`")
+            raise LoadError(_("no {roll} is recorded yet: record it with `printstation load "
+                              "{kind}`").format(roll=_(ROLL_NAMES[kind]), kind=kind))
         if remaining < 0 or (mine.capacity is not None and remaining > mine.capacity):
-            raise LoadError(f"remaining {remaining} must be between 0 and the roll's capacity "
-                            f"{mine.capacity}; a new roll is recorded with `printstation load "
-                            f"{kind}`")
+            raise LoadError(_("remaining {remaining} must be between 0 and the roll's "
+                              "capacity {capacity}; a new roll is recorded with `printstation "
+                              "load {kind}`").format(remaining=remaining,
+                                                     capacity=mine.capacity, kind=kind))
         return self.journal.cards.correct(kind=kind, remaining=remaining, who=who, why=why)
 
     def stock_change(self, kind: str, counted: Counted, *, removed: int = 0,
@@ -252,22 +295,22 @@ class Consumables:
                            expected=counted.remaining)
 
 
-ROLL_NAMES = {"ribbon": "ribbon", "film": "film roll"}
-
-
 def load_advice(kind: str) -> str:
-    return {"ribbon": "load a new ribbon, then record it with `printstation load ribbon`",
-            "film": "load a new film roll, then record it with `printstation load film`",
-            "cards": "put blanks in the feeder, then record them with `printstation load "
-                     "cards`"}[kind]
+    """What to do when `kind` runs out, naming the command that records it."""
+    if kind == "ribbon":
+        return _("load a new ribbon, then record it with `printstation load ribbon`")
+    if kind == "film":
+        return _("load a new film roll, then record it with `printstation load film`")
+    return _("put blanks in the feeder, then record them with `printstation load cards`")
 
 
 def correct_advice(kind: str) -> str:
     """How an operator puts the agent's count right, once they have looked."""
     if kind == "cards":
-        return ("count the blanks in the feeder; record blanks taken out with `printstation "
-                "unload cards --count N --why ...`, blanks put in with `printstation load "
-                "cards --count N`")
-    return (f"check the {ROLL_NAMES[kind]}; if the printer holds the roll last recorded, "
-            f"correct the count with `printstation correct {kind} --remaining N --why ...`, "
-            f"else record the roll with `printstation load {kind}`")
+        return _("count the blanks in the feeder; record blanks taken out with `printstation "
+                 "unload cards --count N --why ...`, blanks put in with `printstation load "
+                 "cards --count N`")
+    return _("check the {roll}; if the printer holds the roll last recorded, correct the "
+             "count with `printstation correct {kind} --remaining N --why ...`, else record "
+             "the roll with `printstation load {kind}`").format(roll=_(ROLL_NAMES[kind]),
+                                                               kind=kind)

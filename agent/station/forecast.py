@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from printstation.agent.i18n import N_, _
+
 #: Cards older than this do not count towards the print rate: yesterday's pace says little
 #: about this afternoon's.
 RATE_WINDOW = timedelta(hours=8)
@@ -27,10 +29,14 @@ MIN_SPAN = timedelta(minutes=30)
 #: A stop this long (a night, a day off) ends a run of printing: the pace counts from the
 #: first card after it.
 BREAK = timedelta(hours=2)
-#: What the surfaces say in place of a time while there is no pace.
-NO_PACE = "not enough printing yet to forecast when"
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+#: What the surfaces say in place of a time while there is no pace (in English; shown as
+#: `_(NO_PACE)`).
+NO_PACE = N_("not enough printing yet to forecast when")
+# TRANSLATORS: a weekday, short, in a date such as "Mon 30 Nov"
+WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
+# TRANSLATORS: a month, short, in a date such as "Mon 30 Nov"
+MONTHS = (N_("Jan"), N_("Feb"), N_("Mar"), N_("Apr"), N_("May"), N_("Jun"), N_("Jul"),
+          N_("Aug"), N_("Sep"), N_("Oct"), N_("Nov"), N_("Dec"))
 
 
 @dataclass(frozen=True)
@@ -89,15 +95,24 @@ def when_said(at: datetime, now: datetime) -> str:
     """A time ahead as an operator reads it, in `now`'s time zone: `14:30 today`,
     `09:10 tomorrow`, `10:05 Mon 30 Nov` (with the year when it is not this one).
 
-    Names are spelled here, not by strftime, so the words do not change with the C locale.
+    Names are spelled here, in the process's language, not by strftime, so the words do not
+    change with the C locale.
     """
     at = at.astimezone(now.tzinfo) if at.tzinfo and now.tzinfo else at
-    day = {0: "today", 1: "tomorrow", -1: "yesterday"}.get((at.date() - now.date()).days)
-    if day is None:
-        day = f"{WEEKDAYS[at.weekday()]} {at.day} {MONTHS[at.month - 1]}"
-        if at.year != now.year:
-            day += f" {at.year}"
-    return f"{at:%H:%M} {day}"
+    time = f"{at:%H:%M}"
+    days = (at.date() - now.date()).days
+    if days == 0:
+        return _("{time} today").format(time=time)
+    if days == 1:
+        return _("{time} tomorrow").format(time=time)
+    if days == -1:
+        return _("{time} yesterday").format(time=time)
+    weekday, month = _(WEEKDAYS[at.weekday()]), _(MONTHS[at.month - 1])
+    if at.year != now.year:
+        return _("{time} {weekday} {day} {month} {year}").format(
+            time=time, weekday=weekday, day=at.day, month=month, year=at.year)
+    return _("{time} {weekday} {day} {month}").format(time=time, weekday=weekday, day=at.day,
+                                                     month=month)
 
 
 def forecast(remaining: dict[str, int | None], use: dict[str, float],

@@ -5,6 +5,9 @@ spoiled + test + removed (taken out unprinted, `printstation unload cards`) + st
 feeder. The feeder figure is the printer's own count where it
 reads one, else the agent's; with the printer's count the balance is a real check (a blank
 drawn behind the agent's back, or blanks put in without `printstation load`, break it).
+
+The check's line and the daily report are in the agent's language; the CSV is data (its
+columns stay English).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import csv
 import io
 from typing import Any
 
-from printstation.agent.station.consumables import Level
+from printstation.agent.i18n import _, labels, ngettext
+from printstation.agent.station.consumables import Level, amount
 from printstation.agent.station.journal import Journal
 
 CSV_FIELDS = ("day", "stock", "loaded", "issued", "spoiled", "test", "removed", "ribbon_used",
@@ -44,20 +48,40 @@ def balance(journal: Journal, cards: Level | None) -> dict[str, Any]:
 
 def explain(b: dict[str, Any]) -> str:
     """One line an office head can read: the balance, and what is wrong if it is off."""
-    line = (f"loaded {b['loaded']} = issued {b['issued']} + spoiled {b['spoiled']} + test "
-            f"{b['test']} + removed {b.get('removed', 0)} + in the feeder {b['in_feeder']} "
-            f"({b['in_feeder_source']} count)")
+    figures = {"loaded": b["loaded"], "issued": b["issued"], "spoiled": b["spoiled"],
+               "test": b["test"], "removed": b.get("removed", 0), "in_feeder": b["in_feeder"]}
+    printer = b["in_feeder_source"] == "printer"
     if b["balanced"]:
-        return f"balanced: {line}"
+        if printer:
+            return _("balanced: loaded {loaded} = issued {issued} + spoiled {spoiled} + test "
+                     "{test} + removed {removed} + in the feeder {in_feeder} (printer "
+                     "count)").format(**figures)
+        return _("balanced: loaded {loaded} = issued {issued} + spoiled {spoiled} + test "
+                 "{test} + removed {removed} + in the feeder {in_feeder} (agent "
+                 "count)").format(**figures)
+    if printer:
+        line = _("loaded {loaded} vs issued {issued} + spoiled {spoiled} + test {test} + "
+                 "removed {removed} + in the feeder {in_feeder} (printer count)").format(
+            **figures)
+    else:
+        line = _("loaded {loaded} vs issued {issued} + spoiled {spoiled} + test {test} + "
+                 "removed {removed} + in the feeder {in_feeder} (agent count)").format(
+            **figures)
     n = b["unaccounted"]
     if n > 0:
-        why = (f"{n} blank{'s' if n != 1 else ''} unaccounted for: drawn without a ledger "
-               "row, or taken out of the feeder (once found, record blanks taken out with "
-               f"`printstation unload cards --count {n} --why ...`)")
+        why = ngettext(
+            "{n} blank unaccounted for: drawn without a ledger row, or taken out of the "
+            "feeder (once found, record blanks taken out with `printstation unload cards "
+            "--count {n} --why ...`)",
+            "{n} blanks unaccounted for: drawn without a ledger row, or taken out of the "
+            "feeder (once found, record blanks taken out with `printstation unload cards "
+            "--count {n} --why ...`)", n).format(n=n)
     else:
-        why = (f"{-n} blank{'s' if n != -1 else ''} more than loaded: put in the feeder "
-               "without `printstation load cards`")
-    return f"NOT balanced: {why}; {line.replace(' = ', ' vs ')}"
+        why = ngettext("{n} blank more than loaded: put in the feeder without `printstation "
+                       "load cards`",
+                       "{n} blanks more than loaded: put in the feeder without `printstation "
+                       "load cards`", -n).format(n=-n)
+    return _("NOT balanced: {why}; {figures}").format(why=why, figures=line)
 
 
 def to_csv(days: list[dict[str, Any]]) -> str:
@@ -69,6 +93,12 @@ def to_csv(days: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def _aligned(pairs: list[tuple[str, object]]) -> list[str]:
+    """`title value` lines with the values in one column, whatever the titles' language."""
+    width = max(len(title) for title, _value in pairs) + 1
+    return [f"{title:{width}}{value}" for title, value in pairs]
+
+
 def daily_report(journal: Journal, day: str, b: dict[str, Any], station_id: str) -> str:
     """What an office head hands in: cards printed, spoiled by reason, consumables used."""
     rows = [d for d in journal.cards.ledger_days() if d["day"] == day]
@@ -76,24 +106,30 @@ def daily_report(journal: Journal, day: str, b: dict[str, Any], station_id: str)
     loads = journal.cards.loads(day)
     issued = sum(d["issued"] for d in rows)
     spoiled = sum(d["spoiled"] for d in rows)
-    lines = [f"Card printing report, station {station_id}, {day}", "",
-             f"Cards printed (issued): {issued}",
-             f"Blanks spoiled:         {spoiled}"]
+    totals = _aligned([(_("Cards printed (issued):"), issued), (_("Blanks spoiled:"), spoiled),
+                       (_("Test cards:"), sum(d["test"] for d in rows)),
+                       (_("Blanks taken out:"), sum(d["removed"] for d in rows))])
+    lines = [_("Card printing report, station {station}, {day}").format(station=station_id,
+                                                                       day=day), "",
+             *totals[:2]]
     lines += [f"  {reason}: {n}" for reason, n in sorted(reasons.items())]
-    lines += [f"Test cards:             {sum(d['test'] for d in rows)}",
-              f"Blanks taken out:       {sum(d['removed'] for d in rows)}"]
+    lines += totals[2:]
     for d in rows:
-        lines.append(f"  stock {d['stock']}: loaded {d['loaded']}, issued {d['issued']}, "
-                     f"spoiled {d['spoiled']}, test {d['test']}, removed {d['removed']}")
-    lines += ["", f"Ribbon used: {sum(d['ribbon_used'] for d in rows)} prints",
-              f"Film used:   {sum(d['film_used'] for d in rows)} panels", "",
-              "Loaded this day:"]
-    lines += [f"  {ld['at'][11:16]} {ld['kind']} {ld['type'] or ''} {ld['amount']} "
-              f"by {ld['who']}" for ld in loads] or ["  nothing"]
+        lines.append("  " + _("stock {stock}: loaded {loaded}, issued {issued}, spoiled "
+                              "{spoiled}, test {test}, removed {removed}").format(**d))
+    lines += ["", *_aligned([
+        (_("Ribbon used:"), amount(sum(d["ribbon_used"] for d in rows), "prints")),
+        (_("Film used:"), amount(sum(d["film_used"] for d in rows), "panels"))]), "",
+              _("Loaded this day:")]
+    lines += [f"  {ld['at'][11:16]} " + _("{what} {type} {amount} by {who}").format(
+                  what=labels.consumable(ld["kind"]), type=ld["type"] or "",
+                  amount=ld["amount"], who=ld["who"]) for ld in loads] or ["  " + _("nothing")]
     fixed = journal.cards.corrections(day)
     if fixed:
-        lines += ["", "Counts corrected this day:"]
-        lines += [f"  {c['at'][11:16]} {c['kind']} {c['before']} -> {c['after']} by "
-                  f"{c['who']}: {c['why']}" for c in fixed]
-    lines += ["", f"Blank ledger now: {explain(b)}"]
+        lines += ["", _("Counts corrected this day:")]
+        lines += [f"  {c['at'][11:16]} " + _("{what} {before} -> {after} by {who}: "
+                                             "{why}").format(
+                      what=labels.consumable(c["kind"]), before=c["before"],
+                      after=c["after"], who=c["who"], why=c["why"]) for c in fixed]
+    lines += ["", _("Blank ledger now: {check}").format(check=explain(b))]
     return "\n".join(lines) + "\n"

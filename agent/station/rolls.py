@@ -4,12 +4,14 @@ A supplier rates a ribbon for 200 prints; the office's evidence that one gave 12
 roll's own record: what its good cards used, what spoiled cards used (counted apart, so
 the office's own waste is not the roll's fault), and what it gave in all against what it
 held when loaded. The figures come from the journal (`journal.rolls.figures`); this module
-only reads them.
+only reads them. The summary is a sentence for the office, in the agent's language.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from printstation.agent.i18n import _
 
 UNITS = {"ribbon": "prints", "film": "panels"}
 
@@ -31,15 +33,19 @@ def _one(r: dict[str, Any], left_now: dict[str, int | None]) -> dict[str, Any]:
     held = r["started_with"] if r["started_with"] is not None else r["capacity"]
     left = r["left_at_replace"] if finished else left_now.get(r["kind"])
     pct = used * 100 // held if held else None
-    rated = f"rated {r['capacity']}" if r["capacity"] else "rating unknown"
-    part = (f", loaded with {held}" if held is not None and r["capacity"] and
-            held < r["capacity"] else "")
+    parts = [_("rated {n}").format(n=r["capacity"]) if r["capacity"] else _("rating unknown")]
+    if held is not None and r["capacity"] and held < r["capacity"]:
+        parts.append(_("loaded with {n}").format(n=held))
     if finished:
-        summary = f"{rated}{part}, gave {used}" + (f" ({pct}%)" if pct is not None else "")
+        parts.append(_("gave {n} ({pct}%)").format(n=used, pct=pct) if pct is not None else
+                     _("gave {n}").format(n=used))
         if left:
-            summary += f", replaced with {left} left"
+            parts.append(_("replaced with {n} left").format(n=left))
+        summary = ", ".join(parts)
     else:
-        summary = f"{rated}{part}, {used} used so far" + (
-            f", {left} left" if left is not None else "") + " (in the printer)"
+        parts.append(_("{n} used so far").format(n=used))
+        if left is not None:
+            parts.append(_("{n} left").format(n=left))
+        summary = _("{summary} (in the printer)").format(summary=", ".join(parts))
     return {**r, "unit": UNITS[r["kind"]], "used": used, "left": left, "finished": finished,
             "yield_pct": pct if finished else None, "summary": summary}

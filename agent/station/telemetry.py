@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from printstation.agent import __version__, contract
+from printstation.agent.i18n import _, ngettext
 from printstation.agent.station import needscheck
 from printstation.agent.station.alerts import Condition
 from printstation.agent.station.components import TELEMETRY, ThreadedComponent
@@ -162,32 +163,34 @@ class TelemetryLoop(ThreadedComponent):
         found += [needscheck.condition(check)
                   for check in needscheck.open_checks(s.journal, snap.status)]
         if snap.shortage:
-            found.append(Condition("stock_short", "critical", f"Not printing: {snap.shortage}"))
+            found.append(Condition("stock_short", "critical",
+                                   _("Not printing: {why}").format(why=snap.shortage)))
         m = fields.maintenance
         if m is not None and m.cleaning_due:
-            found.append(Condition("cleaning_due", "warning",
-                                   f"Cleaning due: {m.cards_since_cleaning} cards since the "
-                                   "last cleaning; clean the printer, then run "
-                                   "`printstation clean`"))
+            found.append(Condition("cleaning_due", "warning", ngettext(
+                "Cleaning due: {n} card since the last cleaning; clean the printer, then run "
+                "`printstation clean`",
+                "Cleaning due: {n} cards since the last cleaning; clean the printer, then run "
+                "`printstation clean`", m.cards_since_cleaning).format(
+                    n=m.cards_since_cleaning)))
         down = s.broker.down_since
         if s.broker.used and down is not None and time.monotonic() - down > BROKER_ALERT_AFTER:
-            found.append(Condition("broker_unreachable", "warning",
-                                   f"the broker was unreachable for more than "
-                                   f"{BROKER_ALERT_AFTER:.0f} s; statuses were kept and sent "
-                                   "when it came back"))
+            found.append(Condition("broker_unreachable", "warning", _(
+                "the broker was unreachable for more than {seconds} s; statuses were kept and "
+                "sent when it came back").format(seconds=f"{BROKER_ALERT_AFTER:.0f}")))
         if s.broker.refused:
-            found.append(Condition("broker_login_refused", "critical",
-                                   f"Not connected: {next(iter(s.broker.refused.values()))}"))
+            found.append(Condition("broker_login_refused", "critical", _(
+                "Not connected: {why}").format(why=next(iter(s.broker.refused.values())))))
         journal = s.journal_problem()
         if journal:
-            found.append(Condition("journal_unwritable", "critical", f"Not taking jobs: {journal}"))
+            found.append(Condition("journal_unwritable", "critical",
+                                   _("Not taking jobs: {why}").format(why=journal)))
         bad = s.intake.last_bad_signature
         if bad is not None and time.monotonic() - bad < BAD_SIGNATURE_WINDOW:
-            found.append(Condition("bad_signature", "critical",
-                                   "messages were refused: a bad or unknown signature, or a "
-                                   "control command replayed, stale or for another station; "
-                                   "check the station's trusted keys, its clock and the "
-                                   "sender (the agent's log names each)"))
+            found.append(Condition("bad_signature", "critical", _(
+                "messages were refused: a bad or unknown signature, or a control command "
+                "replayed, stale or for another station; check the station's trusted keys, "
+                "its clock and the sender (the agent's log names each)")))
         return found
 
     def emit(self, *, force: bool) -> None:

@@ -2,7 +2,8 @@
 and the reports offices owe on rolls and on every blank that did not become a card.
 
 Each asks the running agent over its control socket (the agent owns the journal); what an
-operator records is kept with their user name and why.
+operator records is kept with their user name and why. The text forms are in the
+configuration's language (else the locale's); the CSV is data, its columns and codes English.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from printstation.agent.i18n import N_, _, labels, ngettext
 from printstation.agent.surfaces.cliargs import call, settings_flags
 
 ROLL_FIELDS = ("id", "kind", "type", "serial", "lot", "capacity", "started_with", "unit",
@@ -24,11 +26,11 @@ ROLL_FIELDS = ("id", "kind", "type", "serial", "lot", "capacity", "started_with"
 REGISTER_FIELDS = ("card_no", "at", "outcome", "reason", "job_id", "reference", "chip_uid",
                    "stock")
 #: The spoiled-card register's parts, in the order the text form lists them.
-SECTIONS = (("Failed prints", lambda c: c["outcome"] == "spoiled" and
+SECTIONS = ((N_("Failed prints"), lambda c: c["outcome"] == "spoiled" and
              c["reason"] != "encode_failed"),
-            ("Failed encodes", lambda c: c["outcome"] == "spoiled" and
+            (N_("Failed encodes"), lambda c: c["outcome"] == "spoiled" and
              c["reason"] == "encode_failed"),
-            ("Taken out of the feeder unprinted", lambda c: c["outcome"] == "removed"))
+            (N_("Taken out of the feeder unprinted"), lambda c: c["outcome"] == "removed"))
 
 
 def write(text: str, where: str | None) -> None:
@@ -52,36 +54,58 @@ def cmd_unload(args: argparse.Namespace) -> int:
                          "why": args.why})
     numbers = answer["removed"]
     span = f"{numbers[0]}" if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
-    print(f"recorded {len(numbers)} blank{'s' if len(numbers) != 1 else ''} taken out "
-          f"unprinted (card no. {span}); {answer['in_feeder']} now counted in the feeder")
+    print(ngettext("recorded {n} blank taken out unprinted (card no. {numbers}); {left} now "
+                   "counted in the feeder",
+                   "recorded {n} blanks taken out unprinted (card no. {numbers}); {left} now "
+                   "counted in the feeder", len(numbers)).format(
+        n=len(numbers), numbers=span, left=answer["in_feeder"]))
     return 0
 
 
 def cmd_correct(args: argparse.Namespace) -> int:
     fixed = call(args, {"cmd": "correct", "kind": args.kind, "remaining": args.remaining,
                         "why": args.why})["corrected"]
-    of = f" of {fixed['capacity']}" if fixed["capacity"] else ""
-    print(f"{fixed['kind']} {fixed['type'] or ''} count corrected: {fixed['remaining']}{of} "
-          f"{fixed['unit']} left")
+    from printstation.agent.station.consumables import unit_name
+
+    figures = {"what": labels.consumable(fixed["kind"]), "type": fixed["type"] or "",
+               "remaining": fixed["remaining"], "capacity": fixed["capacity"],
+               "unit": unit_name(fixed["unit"])}
+    if fixed["capacity"]:
+        print(_("{what} {type} count corrected: {remaining} of {capacity} {unit} "
+                "left").format(**figures))
+    else:
+        print(_("{what} {type} count corrected: {remaining} {unit} left").format(**figures))
     return 0
 
 
 def format_rolls(rolls: list[dict[str, Any]]) -> str:
     """One block per roll: what it is, when it went in and out, what it gave."""
+    from printstation.agent.station.consumables import unit_name
+
     if not rolls:
-        return "no ribbon or film roll recorded yet (`printstation load ribbon`)\n"
+        return _("no ribbon or film roll recorded yet (`printstation load ribbon`)") + "\n"
     lines = []
     for r in rolls:
-        name = " ".join(x for x in (r["kind"], r["type"] or "") if x)
-        ident = f"serial {r['serial'] or '-'}, lot {r['lot'] or '-'}"
-        until = f"until {r['replaced_at'][:16].replace('T', ' ')}" if r["finished"] else \
-            "in the printer"
-        lines.append(f"#{r['id']} {name}, {ident}: loaded {r['loaded_at'][:16].replace('T', ' ')}"
-                     f" by {r['who']}, {until}")
+        name = " ".join(x for x in (labels.consumable(r["kind"]), r["type"] or "") if x)
+        until = (_("until {at}").format(at=_minute(r["replaced_at"])) if r["finished"] else
+                 _("in the printer"))
+        lines.append(f"#{r['id']} " + _("{name}, serial {serial}, lot {lot}: loaded {at} by "
+                                        "{who}, {until}").format(
+            name=name, serial=r["serial"] or "-", lot=r["lot"] or "-",
+            at=_minute(r["loaded_at"]), who=r["who"], until=until))
         lines.append(f"    {r['summary']}")
-        lines.append(f"    {r['good_use']} {r['unit']} to {r['good_cards']} good cards; "
-                     f"{r['spoiled_use']} to {r['spoiled_cards']} spoiled")
+        lines.append("    " + ngettext(
+            "{good_use} {unit} to {n} good card; {spoiled_use} to {spoiled} spoiled",
+            "{good_use} {unit} to {n} good cards; {spoiled_use} to {spoiled} spoiled",
+            r["good_cards"]).format(good_use=r["good_use"], unit=unit_name(r["unit"]),
+                                    n=r["good_cards"], spoiled_use=r["spoiled_use"],
+                                    spoiled=r["spoiled_cards"]))
     return "\n".join(lines) + "\n"
+
+
+def _minute(iso: str) -> str:
+    """`2026-11-24 09:15` from an ISO 8601 time."""
+    return iso[:16].replace("T", " ")
 
 
 def cmd_rolls(args: argparse.Namespace) -> int:
@@ -97,17 +121,21 @@ def cmd_rolls(args: argparse.Namespace) -> int:
 
 def format_register(month: str, cards: list[dict[str, Any]], station: str) -> str:
     """The monthly register: failed prints, failed encodes and removed blanks apart."""
-    lines = [f"Spoiled-card register, station {station}, {month}",
-             f"{len(cards)} blank{'s' if len(cards) != 1 else ''} did not become a card"]
+    lines = [_("Spoiled-card register, station {station}, {month}").format(station=station,
+                                                                          month=month),
+             ngettext("{n} blank did not become a card", "{n} blanks did not become a card",
+                      len(cards)).format(n=len(cards))]
     for title, belongs in SECTIONS:
         mine = [c for c in cards if belongs(c)]
-        lines += ["", f"{title}: {len(mine)}"]
+        lines += ["", f"{_(title)}: {len(mine)}"]
         for c in mine:
             job = c["job_id"] or "-"
             ref = f" ({c['reference']})" if c["reference"] else ""
-            chip = f" chip {c['chip_uid']}" if c["chip_uid"] else ""
-            lines.append(f"  card {c['card_no']:>6}  {c['at'][:16].replace('T', ' ')}  "
-                         f"{c['reason'] or '-'}  job {job}{ref}{chip}")
+            chip = " " + _("chip {uid}").format(uid=c["chip_uid"]) if c["chip_uid"] else ""
+            # TRANSLATORS: a line of the register; {reason} is a code, as it is
+            lines.append("  " + _("card {number}  {at}  {reason}  job {job}").format(
+                number=f"{c['card_no']:>6}", at=_minute(c["at"]), reason=c["reason"] or "-",
+                job=job) + f"{ref}{chip}")
     return "\n".join(lines) + "\n"
 
 
@@ -116,7 +144,8 @@ def spoiled(args: argparse.Namespace) -> int:
     request: dict[str, Any] = {"cmd": "spoiled"}
     if args.month:
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
-            raise ValueError(f"--month {args.month}: give a month as YYYY-MM, e.g. 2026-11")
+            raise ValueError(_("--month {month}: give a month as YYYY-MM, e.g. "
+                               "2026-11").format(month=args.month))
         request["month"] = args.month
     answer = call(args, request)
     if args.csv:

@@ -47,13 +47,23 @@ def config_file(given: Path | None) -> Path | None:
     return STATION_CONFIG if STATION_CONFIG.is_file() else None
 
 
-def load(args: argparse.Namespace) -> Settings:
+def load(args: argparse.Namespace, *, speak: bool = True) -> Settings:
+    """The settings from the flags, environment and file; from now on the process speaks
+    their `language` (else the locale's), so an operator command answers in the language
+    of the agent reading the same configuration (`printstation run` starts through here
+    too). A running agent's reload passes `speak=False`: its language takes a restart.
+    """
+    from printstation.agent import i18n
     from printstation.agent.config import load_settings
 
-    return load_settings(config_file(args.config), station_id=args.station_id,
-                         broker_url=args.broker_url, pools=args.pools, printer_url=args.printer_url,
-                         state_dir=args.state_dir, log_level=args.log_level,
-                         web_listen=args.web_listen, metrics_listen=args.metrics_listen)
+    settings = load_settings(config_file(args.config), station_id=args.station_id,
+                             broker_url=args.broker_url, pools=args.pools,
+                             printer_url=args.printer_url, state_dir=args.state_dir,
+                             log_level=args.log_level, web_listen=args.web_listen,
+                             metrics_listen=args.metrics_listen)
+    if speak:
+        i18n.use(settings.language)
+    return settings
 
 
 def call(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,9 @@ Whoever may open the socket could still hold connections open without asking any
 connections go through the same `ConnectionGate` as the HTTP servers: they hold no thread
 until a whole line has come, one that sends none within the idle timeout is closed, and at
 most a few requests are answered at once.
+
+An error in an answer is in the agent's language; one the calling command meets on its own
+side (no agent, no permission) is in the command's.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 import structlog
 
+from printstation.agent.i18n import N_, _
 from printstation.agent.station.actions import ControlError
 from printstation.agent.station.components import CONTROL_SOCKET
 from printstation.agent.surfaces.httpbase import ConnectionGate
@@ -37,7 +41,16 @@ log = structlog.get_logger("printstation.control")
 
 SOCKET_NAME = "control.sock"
 MAX_REQUEST = 64 * 1024
-BUSY = b'{"ok": false, "error": "the agent is busy answering other requests: try again"}\n'
+BUSY_MESSAGE = N_("the agent is busy answering other requests: try again")
+
+
+def _error_line(message: str) -> bytes:
+    return json.dumps({"ok": False, "error": message}).encode() + b"\n"
+
+
+#: The answer to a request beyond the gate's limits (in English; the server sends it in the
+#: agent's language).
+BUSY = _error_line(BUSY_MESSAGE)
 
 
 Handler = Callable[[dict[str, Any], str], dict[str, Any]]
@@ -89,7 +102,8 @@ class LocalControlServer:
         sock.listen(64)
         self._sock = sock
         self.gate = ConnectionGate(sock, name="local-control", complete=lambda d: b"\n" in d,
-                                   serve=self._serve, busy=BUSY, limit=MAX_REQUEST,
+                                   serve=self._serve, busy=_error_line(_(BUSY_MESSAGE)),
+                                   limit=MAX_REQUEST,
                                    **self._gate_options)
         self.gate.start()
 
@@ -114,22 +128,24 @@ class LocalControlServer:
         """One request to one answer; a bad request gets an error naming the problem."""
         try:
             if len(line) > MAX_REQUEST:
-                raise ControlError("request too long")
+                raise ControlError(_("request too long"))
             request = json.loads(line)
             if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
-                raise ControlError('a request is a JSON object with "cmd"')
+                raise ControlError(_('a request is a JSON object with "cmd"'))
             handler = self.handlers.get(request["cmd"])
             if handler is None:
                 known = ", ".join(sorted(self.handlers))
-                raise ControlError(f"unknown command {request['cmd']!r}; known: {known}")
+                raise ControlError(_("unknown command {command}; known: {known}").format(
+                    command=repr(request["cmd"]), known=known))
             return {"ok": True, **handler(request, who)}
         except ControlError as exc:
             return {"ok": False, "error": str(exc)}
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return {"ok": False, "error": "the request is not JSON"}
+            return {"ok": False, "error": _("the request is not JSON")}
         except Exception as exc:
             log.error("control_command_failed", error=type(exc).__name__)
-            return {"ok": False, "error": f"the agent could not do it ({type(exc).__name__})"}
+            return {"ok": False, "error": _("the agent could not do it ({error})").format(
+                error=type(exc).__name__)}
 
 
 def call(where: Path, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
@@ -143,18 +159,21 @@ def call(where: Path, request: dict[str, Any], timeout: float = 30.0) -> dict[st
     try:
         sock.connect(str(path))
     except FileNotFoundError:
-        raise ControlError(f"the agent is not running (no control socket at {path})") from None
+        raise ControlError(_("the agent is not running (no control socket at {path})").format(
+            path=path)) from None
     except PermissionError:
-        raise ControlError(f"permission denied on {path}: join the agent's group") from None
+        raise ControlError(_("permission denied on {path}: join the agent's group").format(
+            path=path)) from None
     except OSError as exc:
-        raise ControlError(f"cannot reach the agent at {path}: {exc.strerror}") from None
+        raise ControlError(_("cannot reach the agent at {path}: {error}").format(
+            path=path, error=exc.strerror)) from None
     with sock, sock.makefile("rwb") as fh:
         fh.write(json.dumps(request).encode() + b"\n")
         fh.flush()
         line = fh.readline()
     if not line:
-        raise ControlError("the agent closed the connection without an answer")
+        raise ControlError(_("the agent closed the connection without an answer"))
     answer = json.loads(line)
     if not answer.get("ok"):
-        raise ControlError(answer.get("error", "failed"))
+        raise ControlError(answer.get("error") or _("the agent refused it without saying why"))
     return answer

@@ -22,7 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from printstation.agent.station.agent import Agent
     from printstation.agent.surfaces import logs
 
-    settings = load(args)
+    settings = load(args)  # and the agent speaks its `language` from here (i18n.use)
     logs.configure(settings.log_level)
     _broker_password_at_start(args, settings)
     agent = Agent(settings)
@@ -58,7 +58,7 @@ def _reload(args: argparse.Namespace, agent) -> None:
 
     log = structlog.get_logger("printstation.agent")
     try:
-        agent.reload(load(args))
+        agent.reload(load(args, speak=False))  # the language takes a restart
     except (ConfigError, KeyFileError) as exc:
         log.error("config_reload_rejected", error=str(exc),
                   detail="the running configuration is kept")

@@ -2,7 +2,9 @@
 (`books_cli` has unload, correct, rolls and the spoiled-card register).
 
 Each asks the running agent over its control socket (the agent owns the journal); loads and
-cleanings are recorded with the operator's user name.
+cleanings are recorded with the operator's user name. What they print is in the language of
+the configuration (`language`), else the locale's; the lines the agent writes (the ledger's
+check and report, a refusal) are in the agent's, the same when both read one configuration.
 """
 
 from __future__ import annotations
@@ -13,9 +15,42 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from printstation.agent.surfaces.cliargs import call, settings_flags
+from printstation.agent.i18n import N_, _, labels, ngettext
+from printstation.agent.surfaces.cliargs import call, load, settings_flags
 
-RUNS_OUT = {"ribbon": "the ribbon runs", "film": "the film runs", "cards": "the blanks run"}
+#: Where a level comes from, after its figure: "(printer)" or "(agent)".
+SOURCES = {
+    # TRANSLATORS: after a level: the printer read it
+    "printer": N_("(printer)"),
+    # TRANSLATORS: after a level: the agent counted it (the printer does not read it)
+    "agent": N_("(agent)"),
+}
+#: The ledger table's columns: (key, heading, width); a heading wider than its width widens
+#: the column.
+LEDGER_COLUMNS = (
+    # TRANSLATORS: the headings of `printstation ledger`'s table, one word each if you can
+    ("day", N_("day"), -10), ("stock", N_("stock"), -8), ("loaded", N_("loaded"), 7),
+    ("issued", N_("issued"), 7), ("spoiled", N_("spoiled"), 7), ("test", N_("test"), 5),
+    ("removed", N_("removed"), 7), ("ribbon_used", N_("ribbon"), 7),
+    ("film_used", N_("film"), 6))
+
+
+def runs_out_first(kind: str | None, cards: int) -> str:
+    """`can print 120 more cards; the ribbon runs out first`."""
+    if kind == "ribbon":
+        return ngettext("can print {n} more card; the ribbon runs out first",
+                        "can print {n} more cards; the ribbon runs out first", cards).format(
+            n=cards)
+    if kind == "film":
+        return ngettext("can print {n} more card; the film runs out first",
+                        "can print {n} more cards; the film runs out first", cards).format(
+            n=cards)
+    if kind == "cards":
+        return ngettext("can print {n} more card; the blanks run out first",
+                        "can print {n} more cards; the blanks run out first", cards).format(
+            n=cards)
+    return ngettext("can print {n} more card", "can print {n} more cards", cards).format(
+        n=cards)
 
 
 def clock(iso: str, now: str | None = None) -> str:
@@ -30,33 +65,47 @@ def clock(iso: str, now: str | None = None) -> str:
 
 
 def format_stock(answer: dict[str, Any]) -> str:
-    """What is loaded and left, how many cards that allows, and when it runs out."""
+    """What is loaded and left, how many cards that allows, and when it runs out (or that
+    there is no pace to say when yet)."""
+    from printstation.agent.station.consumables import unit_name
+    from printstation.agent.station.forecast import NO_PACE
+
     lines = []
     for c in answer["consumables"]:
-        left = "unknown" if c["remaining"] is None else f"{c['remaining']}"
+        left = _("unknown") if c["remaining"] is None else f"{c['remaining']}"
         of = f"/{c['capacity']}" if c["capacity"] else ""
-        cards = f"~{c['cards_left']} cards" if c.get("cards_left") is not None else ""
-        when = f", runs out ~{clock(c['runs_out_at'])}" if c.get("runs_out_at") else ""
-        lines.append(f"{c['kind']:7} {c['type'] or '-':10} {left}{of} {c['unit']} "
-                     f"({c['source']}) {cards}{when}")
+        source = _(SOURCES[c["source"]]) if c["source"] in SOURCES else f"({c['source']})"
+        cards = (ngettext("~{n} card", "~{n} cards", c["cards_left"]).format(n=c["cards_left"])
+                 if c.get("cards_left") is not None else "")
+        when = (_(", runs out ~{when}").format(when=clock(c["runs_out_at"]))
+                if c.get("runs_out_at") else "")
+        lines.append(f"{labels.consumable(c['kind']):7} {c['type'] or '-':10} {left}{of} "
+                     f"{unit_name(c['unit'])} {source} {cards}{when}")
         if c.get("disagreement"):
             lines.append(f"        ! {c['disagreement']}")
-    first = answer.get("first_to_run_out")
     if answer.get("cards_left") is not None:
-        when = f" at about {clock(answer['runs_out_at'])}" if answer.get("runs_out_at") else ""
-        rate = answer.get("print_rate_per_hour")
-        pace = f" (at {rate:.0f} cards/hour)" if rate else ""
-        lines.append(f"can print {answer['cards_left']} more cards; "
-                     f"{RUNS_OUT.get(first or '', first)} out first{when}{pace}")
+        line = runs_out_first(answer.get("first_to_run_out"), answer["cards_left"])
+        if answer.get("runs_out_at"):
+            line += _(" at about {when}").format(when=clock(answer["runs_out_at"]))
+            rate = answer.get("print_rate_per_hour")
+            if rate:
+                line += _(" (at {rate} cards/hour)").format(rate=f"{rate:.0f}")
+        elif answer["cards_left"] > 0:
+            line += "; " + _(NO_PACE)
+        lines.append(line)
     b = answer.get("blanks")
     if b:
-        lines.append(f"blanks  loaded {b['loaded']}, issued {b['issued']}, spoiled "
-                     f"{b['spoiled']}, test {b['test']}, in the feeder {b['in_feeder']}")
+        lines.append(f"{labels.consumable('cards'):7} " + _(
+            "loaded {loaded}, issued {issued}, spoiled {spoiled}, test {test}, removed "
+            "{removed}, in the feeder {in_feeder}").format(**{"removed": 0, **b}))
     m = answer.get("maintenance")
     if m:
-        due = " - cleaning due" if m["cleaning_due"] else ""
-        lines.append(f"cleaning {m['cards_since_cleaning']} cards since the last "
-                     f"(every {m['cleaning_interval']}){due}")
+        since = ngettext("{n} card since the last (every {every})",
+                         "{n} cards since the last (every {every})",
+                         m["cards_since_cleaning"]).format(n=m["cards_since_cleaning"],
+                                                           every=m["cleaning_interval"])
+        due = " - " + _("cleaning due") if m["cleaning_due"] else ""
+        lines.append(f"{labels.consumable('cleaning')} {since}{due}")
     return "\n".join(lines)
 
 
@@ -71,10 +120,13 @@ def cmd_load(args: argparse.Namespace) -> int:
         request["why"] = args.why
     answer = call(args, request)
     loaded = answer["loaded"]
-    print(f"loaded {loaded['kind']} {loaded['type'] or ''}: {loaded['remaining']} "
-          f"{loaded['unit']} now counted")
+    from printstation.agent.station.consumables import unit_name
+
+    print(_("loaded {what} {type}: {remaining} {unit} now counted").format(
+        what=labels.consumable(loaded["kind"]), type=loaded["type"] or "",
+        remaining=loaded["remaining"], unit=unit_name(loaded["unit"])))
     if answer.get("printer_told") is False:
-        print("the printer is told once the card in it is finished", file=sys.stderr)
+        print(_("the printer is told once the card in it is finished"), file=sys.stderr)
     return 0
 
 
@@ -87,22 +139,24 @@ def cmd_stock(args: argparse.Namespace) -> int:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     answer = call(args, {"cmd": "clean", "why": args.why or "cleaning done"})
-    print(f"cleaning recorded; next due after {answer['maintenance']['cleaning_interval']} "
-          "cards")
+    every = answer["maintenance"]["cleaning_interval"]
+    print(ngettext("cleaning recorded; next due after {n} card",
+                   "cleaning recorded; next due after {n} cards", every).format(n=every))
     return 0
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
+    load(args)  # the language of a wrong option's message
     if args.spoiled:
         from printstation.agent.surfaces.books_cli import spoiled
 
         if args.report or args.check or args.day:
-            raise ValueError("--spoiled is the monthly register: it takes --month, --csv or "
-                             "--json, not --report, --check or --day")
+            raise ValueError(_("--spoiled is the monthly register: it takes --month, --csv or "
+                               "--json, not --report, --check or --day"))
         return spoiled(args)
     if args.month:
-        raise ValueError("--month goes with --spoiled (the monthly register); the daily "
-                         "report takes --day")
+        raise ValueError(_("--month goes with --spoiled (the monthly register); the daily "
+                           "report takes --day"))
     request: dict[str, Any] = {"cmd": "ledger"}
     if args.day:
         request["day"] = args.day
@@ -120,15 +174,25 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     elif args.json:
         print(json.dumps({k: answer[k] for k in ("days", "balance", "loads")}, indent=2))
     elif not args.check:
-        print(f"{'day':10} {'stock':8} {'loaded':>7} {'issued':>7} {'spoiled':>7} {'test':>5} "
-              f"{'removed':>7} {'ribbon':>7} {'film':>6}")
-        for d in answer["days"]:
-            print(f"{d['day']:10} {d['stock']:8} {d['loaded']:7} {d['issued']:7} "
-                  f"{d['spoiled']:7} {d['test']:5} {d['removed']:7} {d['ribbon_used']:7} "
-                  f"{d['film_used']:6}")
+        sys.stdout.write(format_ledger(answer["days"]))
     if args.check or not (args.csv and str(args.csv) == "-"):
         print(answer["check"], file=sys.stderr if args.csv or args.report else sys.stdout)
     return 0 if not args.check or answer["balance"]["balanced"] else 1
+
+
+def format_ledger(days: list[dict[str, Any]]) -> str:
+    """The ledger per day and stock, one row each, under headings in the process's language
+    (a column is as wide as its heading where that is wider)."""
+    columns = [(key, _(heading), width) for key, heading, width in LEDGER_COLUMNS]
+    widths = [max(abs(width), len(heading)) for _key, heading, width in columns]
+
+    def row(cells: list[Any]) -> str:
+        return " ".join(f"{cell:{'<' if width < 0 else '>'}{size}}" for cell, size, (
+            _key, _heading, width) in zip(cells, widths, columns, strict=True)).rstrip()
+
+    lines = [row([heading for _key, heading, _width in columns])]
+    lines += [row([d[key] for key, _heading, _width in columns]) for d in days]
+    return "\n".join(lines) + "\n"
 
 
 def add_parsers(sub: Any) -> None:

@@ -47,7 +47,7 @@ def test_blanks_taken_out_rolls_and_the_register_on_the_simulated_printer(
     wait_for(lambda: level(state, "cards")["counted"] == 40, what="the feeder first read")
 
     # A load is made on the simulated printer too: its reading and the count agree.
-    assert "loaded cards ektp: 50 cards now counted" in ok(state, "load", "cards", "--count",
+    assert "loaded blanks ektp: 50 blanks now counted" in ok(state, "load", "cards", "--count",
                                                             "10")
     assert station.printer.cards_in_feeder == 50
     ok(state, "load", "ribbon", "--type", "YMCKO", "--capacity", "200", "--serial", "R-77",

@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from printstation.agent import contract
+from printstation.agent.i18n import ngettext
 
 from . import rolls, stock, tally
 from .outbox import Outbox
@@ -78,12 +79,15 @@ class Cards:
             held = stock.counted(db).get("cards")
             if held is None or held.remaining < count:
                 have = held.remaining if held else 0
-                raise ValueError(f"the agent counts {have} blank{'s' if have != 1 else ''} in "
-                                 f"the feeder, fewer than {count}; record what was loaded "
-                                 "with `printstation load cards` first")
+                raise ValueError(ngettext(
+                    "the agent counts {n} blank in the feeder, fewer than {count}; record "
+                    "what was loaded with `printstation load cards` first",
+                    "the agent counts {n} blanks in the feeder, fewer than {count}; record "
+                    "what was loaded with `printstation load cards` first", have).format(
+                        n=have, count=count))
             use = stock.CardUse(stock=held.type)
             return [self.record(db, None, "removed", why[:200], None, use)
-                    for _ in range(count)]
+                    for _number in range(count)]
 
     # ------------------------------------------------------------------------- stock
 
