@@ -56,8 +56,9 @@ def _charged(db: sqlite3.Connection, roll: sqlite3.Row) -> bool:
                       (roll["id"],)).fetchone() is not None
 
 
-def loaded(db: sqlite3.Connection, new: NewRoll, *, at: str, left: int | None) -> int:
+def loaded(db: sqlite3.Connection, new: NewRoll, *, at: str, left: int | None) -> bool:
     """Record a roll going in; the one before is replaced (with what was `left` on it).
+    Returns whether it is a roll of its own (False: it completed the current roll's record).
 
     A roll no card was charged to yet is the same roll when a person records what the
     printer reported a moment ago, or the printer reports what a person just recorded: it
@@ -78,15 +79,15 @@ def loaded(db: sqlite3.Connection, new: NewRoll, *, at: str, left: int | None) -
                        "serial=COALESCE(serial, ?), lot=COALESCE(lot, ?) WHERE id=?",
                        (new.type, new.capacity, new.started_with, new.who, new.serial,
                         new.lot, before["id"]))
-        return int(before["id"])
+        return False
     if before is not None:
         db.execute("UPDATE rolls SET replaced_at=?, left_at_replace=? WHERE id=?",
                    (at, left, before["id"]))
-    cur = db.execute(
+    db.execute(
         "INSERT INTO rolls (kind, type, serial, lot, capacity, started_with, loaded_at, who) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (new.kind, new.type, new.serial, new.lot, new.capacity, new.started_with, at, new.who))
-    return int(cur.lastrowid or 0)
+    return True
 
 
 def read_identity(db: sqlite3.Connection, kind: str, serial: str | None,

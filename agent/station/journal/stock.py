@@ -95,11 +95,14 @@ def load(db: sqlite3.Connection, *, kind: str, type_: str | None, capacity: int 
     last reading, else the agent's count).
     """
     before = counted(db).get(kind)
+    a_load = True
     if kind in rolls.ROLL_KINDS:
         left = left_read if left_read is not None else (before.remaining if before else None)
         roll = roll or RollId()
-        rolls.loaded(db, rolls.NewRoll(kind, type_, capacity, amount, who, roll.serial,
-                                       roll.lot), at=at, left=left)
+        own = rolls.loaded(db, rolls.NewRoll(kind, type_, capacity, amount, who, roll.serial,
+                                             roll.lot), at=at, left=left)
+        # The printer reporting the roll a person just recorded is that load, not another.
+        a_load = own or who not in rolls.MACHINES
     remaining = amount + (before.remaining if add and before else 0)
     if capacity is None and kind == "cards":
         capacity = max(remaining, before.capacity or 0) if before else remaining
@@ -109,8 +112,9 @@ def load(db: sqlite3.Connection, *, kind: str, type_: str | None, capacity: int 
         "capacity=excluded.capacity, remaining=excluded.remaining, "
         "loaded_at=excluded.loaded_at",
         (kind, type_, capacity, remaining, UNITS[kind], at))
-    db.execute("INSERT INTO loads (at, kind, type, amount, who, note) VALUES (?, ?, ?, ?, ?, ?)",
-               (at, kind, type_, amount, who, note))
+    if a_load:
+        db.execute("INSERT INTO loads (at, kind, type, amount, who, note) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", (at, kind, type_, amount, who, note))
     return counted(db)[kind]
 
 
