@@ -144,17 +144,15 @@ def test_the_printer_reporting_the_roll_a_person_just_loaded_is_one_load(stock, 
         return PrinterStatus("ready", consumables=(ConsumableLevel(
             "ribbon", "YMCKO", 250, remaining, "prints", serial=serial, lot="LOT-A"),))
 
-    stock.observe(reading(120, "CHIP-1"))
-    card(journal, "issued")
-    stock.observe(reading(119, "CHIP-1"))
+    stock.observe(reading(120, "CHIP-1"))  # first seen; no card printed on it yet
     stock.load("ribbon", type_="YMCKO", capacity=250, count=None, who="ani")
     stock.observe(reading(250, "CHIP-2"))  # the roll ani put in, as the printer reads it
     ribbons = [(ld["who"], ld["amount"]) for ld in journal.cards.loads()
                if ld["kind"] == "ribbon"]
     assert ribbons == [("agent", 120), ("ani", 250)]
     rolls = journal.cards.rolls()
-    assert [(r["who"], r["serial"], r["replaced_at"] is None) for r in rolls] == [
-        ("agent", "CHIP-1", False), ("ani", "CHIP-2", True)]
+    assert [(r["who"], r["serial"], r["capacity"], r["replaced_at"] is None)
+            for r in rolls] == [("ani", "CHIP-2", 250, True)]
 
 
 def test_a_new_roll_read_before_its_chip_is_seen_takes_the_serial_the_printer_reads(stock,
