@@ -30,12 +30,16 @@ def settings_flags(p: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> Settings:
+    from printstation.agent import i18n
     from printstation.agent.config import load_settings
 
-    return load_settings(args.config, station_id=args.station_id, broker_url=args.broker_url,
-                         pools=args.pools, printer_url=args.printer_url,
-                         state_dir=args.state_dir, log_level=args.log_level,
-                         web_listen=args.web_listen, metrics_listen=args.metrics_listen)
+    settings = load_settings(args.config, station_id=args.station_id,
+                             broker_url=args.broker_url, pools=args.pools,
+                             printer_url=args.printer_url, state_dir=args.state_dir,
+                             log_level=args.log_level, web_listen=args.web_listen,
+                             metrics_listen=args.metrics_listen)
+    i18n.use(settings.language)  # from here on the command speaks the configured language
+    return settings
 
 
 def call(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any]:
