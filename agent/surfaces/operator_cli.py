@@ -58,7 +58,8 @@ TEXT = {
     "done": N_("{command}: done"),
 }
 
-#: The station's state (telemetry's `state`) in words, as the operator page says it.
+#: The station's state (telemetry's `state`) in words, as the operator page's banner says it
+#: (`status` writes it in lower case, as its other lines).
 STATION_STATES = {"ready": N_("Ready"), "printing": N_("Printing"), "paused": N_("Paused"),
                   "blocked": N_("Not printing"), "offline": N_("Printer offline"),
                   "stopping": N_("Stopping")}
@@ -134,7 +135,8 @@ def format_status(answer: dict[str, Any]) -> list[str]:
     queued = ngettext("{n} job; taking jobs: {taking}", "{n} jobs; taking jobs: {taking}",
                       t["queued_jobs"]).format(n=t["queued_jobs"],
                                                taking=say("yes" if t["taking_jobs"] else "no"))
-    lines = [_row("state_label", _word(STATION_STATES, t["state"]) + why),
+    station = _word(STATION_STATES, t["state"])
+    lines = [_row("state_label", station[:1].lower() + station[1:] + why),
              _row("printer_label", say("printer", model=p["model"], serial=p["serial"],
                                        words=words)),
              _row("queued_label", queued),

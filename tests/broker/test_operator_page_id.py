@@ -192,7 +192,7 @@ def test_the_page_and_the_commands_in_indonesian(indonesian_agent, browser,  # n
 
     # The commands, as the operator types them with the same configuration.
     status = _cli("status", "--config", str(cfg))
-    assert status.splitlines()[0] == "keadaan   Siap"
+    assert status.splitlines()[0] == "keadaan   siap"
     assert "antrean   0 pekerjaan cetak; menerima pekerjaan cetak: ya" in status
     assert f"PERLU DIPERIKSA: pekerjaan cetak {job_id}" in status
     assert (f"penghitung kartu printer: {before} saat blangkonya diambil, {now} sekarang"
@@ -205,7 +205,7 @@ def test_the_page_and_the_commands_in_indonesian(indonesian_agent, browser,  # n
     assert max(len(line) for line in block.splitlines()) <= 80, block
     # The same command in English where the environment says so (it overrides the file).
     english = _cli("status", "--config", str(cfg), PRINTSTATION_LANGUAGE="en")
-    assert english.splitlines()[0] == "state     Ready"
+    assert english.splitlines()[0] == "state     ready"
     assert f"NEEDS A CHECK: job {job_id}" in english
     resolved = _cli("resolve", job_id, "--printed", "--why", "ada di tempat kartu keluar",
                     "--config", str(cfg))

@@ -27,7 +27,7 @@ def test_status_says_the_printer_prints_while_the_station_prints_and_faults_in_w
     assert lines[1] == "printer   Primacy S1: printing a card"
     lines = format_status(_status("blocked", "fault", ["cover_open"]))
     assert lines[1] == "printer   Primacy S1: needs attention, cover open"
-    assert lines[0] == "state     Not printing" and lines[2] == "queued    2 jobs; taking jobs: yes"
+    assert lines[0] == "state     not printing" and lines[2] == "queued    2 jobs; taking jobs: yes"
 
 
 def test_a_check_is_shown_once_within_80_columns():

@@ -42,7 +42,7 @@ def _status() -> dict:
 
 def test_status_in_indonesian(indonesian):
     lines = format_status(_status())
-    assert lines[:3] == ["keadaan   Tidak dapat mencetak",
+    assert lines[:3] == ["keadaan   tidak dapat mencetak",
                          "printer   Primacy S1: perlu ditangani, penutup terbuka",
                          "antrean   3 pekerjaan cetak; menerima pekerjaan cetak: tidak"]
     text = "\n".join(lines)
