@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from printstation.agent.i18n import N_, _, labels
 from printstation.agent.station.alerts import Condition
-from printstation.agent.station.state import FAULT_ADVICE
-from printstation.drivers.base import FaultCode, PrinterStatus
+from printstation.drivers.base import PrinterStatus
 
 if TYPE_CHECKING:
     from printstation.agent.station.journal import Journal
@@ -28,50 +28,53 @@ if TYPE_CHECKING:
 #: The alert's condition for one job: `needs_check_<job_id>`, cleared once it is resolved.
 CONDITION_PREFIX = "needs_check_"
 
-#: This module's words for operators, in one place.
+#: This module's words for operators, in one place: marked here, translated where they are
+#: said (`say`), in the process's language (the agent's: a check is described in it).
 TEXT = {
-    "link_broke": "the link to the printer broke while the card was inside ({detail})",
-    "driver_error": "the printer's driver failed while the card was inside ({detail})",
-    "agent_stopped": "the agent stopped while the card was inside; at the restart the "
-                     "printer was {state}",
-    "unknown": "the agent could not tell whether the card came out",
-    "state_ready": "ready", "state_busy": "busy", "state_fault": "in fault",
-    "state_offline": "not answering",
-    "counter_at": "its card counter at {counter}",
-    "look_here": "If a card with this photo and name is in the output hopper, it printed; "
-                 "if it is not there (or it is in the reject box), it did not.",
-    "look": "If the card whose front the operator page shows (`printstation web`) is in "
-            "the output hopper, it printed; if it is not there (or it is in the reject box), "
-            "it did not.",
-    "no_counter_before": "The printer gave no card counter when this blank was due, so "
-                         "the counter cannot help. ",
-    "offline_now": "The printer is not answering, so its counter cannot be read now (it "
-                   "was {before} when this card's blank was drawn). ",
-    "not_moved": "The printer's counter still reads {before}, as before this card: no blank "
-                 "seems to have left the feeder. ",
-    "moved_one": "The printer's counter went from {before} to {now}: it drew this card's "
-                 "blank and none since, so this card is the last one out, on top of the "
-                 "output hopper (or in the reject box). ",
-    "moved_many": "The printer's counter went from {before} to {now}: the printer counted "
-                  "{n} cards since, this card's blank being the first, so unless cards were "
-                  "taken out it lies under the {later} printed after it in the output "
-                  "hopper. ",
-    "alert": "Job {job_id} (reference {reference}) needs a check: {said}. Printer's card "
-             "counter: {before} when its blank was drawn, {now} now. {advice} Then say which "
-             "on the operator page or with `printstation resolve {job_id} --printed` or "
-             "`--not-printed` (with --why).",
-    "not_known": "not known",
-    "no_reference": "none",
+    # TRANSLATORS: what the printer said; {detail} is the driver's own words (English).
+    "link_broke": N_("the link to the printer broke while the card was inside ({detail})"),
+    "driver_error": N_("the printer's driver failed while the card was inside ({detail})"),
+    # TRANSLATORS: {state} is the printer's state in words, then its faults and counter.
+    "agent_stopped": N_("the agent stopped while the card was inside; at the restart the "
+                        "printer was {state}"),
+    "unknown": N_("the agent could not tell whether the card came out"),
+    "state_ready": N_("ready"), "state_busy": N_("busy"), "state_fault": N_("in fault"),
+    "state_offline": N_("not answering"),
+    "counter_at": N_("its card counter at {counter}"),
+    "look_here": N_("If a card with this photo and name is in the output hopper, it printed; "
+                    "if it is not there (or it is in the reject box), it did not."),
+    "look": N_("If the card whose front the operator page shows (`printstation web`) is in "
+               "the output hopper, it printed; if it is not there (or it is in the reject "
+               "box), it did not."),
+    # TRANSLATORS: the counter's sentences end with a space: what to look for follows.
+    "no_counter_before": N_("The printer gave no card counter when this blank was due, so "
+                            "the counter cannot help. "),
+    "offline_now": N_("The printer is not answering, so its counter cannot be read now (it "
+                      "was {before} when this card's blank was drawn). "),
+    "not_moved": N_("The printer's counter still reads {before}, as before this card: no "
+                    "blank seems to have left the feeder. "),
+    "moved_one": N_("The printer's counter went from {before} to {now}: it drew this card's "
+                    "blank and none since, so this card is the last one out, on top of the "
+                    "output hopper (or in the reject box). "),
+    # TRANSLATORS: {n} cards counted since, this card's included; {later} printed after it.
+    "moved_many": N_("The printer's counter went from {before} to {now}: the printer counted "
+                     "{n} cards since, this card's blank being the first, so unless cards "
+                     "were taken out it lies under the {later} printed after it in the "
+                     "output hopper. "),
+    # TRANSLATORS: the alert of a card to check; commands and options stay as they are.
+    "alert": N_("Job {job_id} (reference {reference}) needs a check: {said}. Printer's card "
+                "counter: {before} when its blank was drawn, {now} now. {advice} Then say "
+                "which on the operator page or with `printstation resolve {job_id} "
+                "--printed` or `--not-printed` (with --why)."),
+    "not_known": N_("not known"),
+    # TRANSLATORS: the reference of a job that has none
+    "no_reference": N_("none"),
 }
 
 
-def fault_name(fault: FaultCode | str) -> str:
-    """A fault's short name in words ("Cover open"), from the advice every surface shows."""
-    try:
-        code = FaultCode(fault)
-    except ValueError:
-        return str(fault)
-    return FAULT_ADVICE.get(code, code.value).split(":")[0]
+def say(key: str, **values: Any) -> str:
+    """The sentence `key` of TEXT in the process's language, its placeholders filled."""
+    return _(TEXT[key]).format(**values)
 
 
 def printer_report(how: str, *, detail: str | None = None,
@@ -91,32 +94,33 @@ def printer_report(how: str, *, detail: str | None = None,
 def report_words(report: dict[str, Any] | None, fallback: str | None = None) -> str:
     """The stored report in a sentence's words."""
     if not report:
-        return fallback or TEXT["unknown"]
+        return fallback or say("unknown")
     how = report.get("how")
     if how == "agent_stopped":
-        state = TEXT.get(f"state_{report.get('state')}", str(report.get("state")))
-        faults = [fault_name(f) for f in report.get("faults") or ()]
-        words = ", ".join([state, *(f.lower() for f in faults)])
+        key = f"state_{report.get('state')}"
+        state = say(key) if key in TEXT else str(report.get("state"))
+        faults = [labels.fault(f) for f in report.get("faults") or ()]
+        words = ", ".join([state, *faults])
         if report.get("counter") is not None:
-            words += ", " + TEXT["counter_at"].format(counter=report["counter"])
-        return TEXT["agent_stopped"].format(state=words)
+            words += ", " + say("counter_at", counter=report["counter"])
+        return say("agent_stopped", state=words)
     if how in ("link_broke", "driver_error"):
-        return TEXT[how].format(detail=report.get("detail") or TEXT["not_known"])
-    return fallback or TEXT["unknown"]
+        return say(how, detail=report.get("detail") or say("not_known"))
+    return fallback or say("unknown")
 
 
 def counter_words(before: int | None, now: int | None) -> str:
     """What the printer's counter says of the card, from before its blank and now."""
     if before is None:
-        return TEXT["no_counter_before"]
+        return say("no_counter_before")
     if now is None:
-        return TEXT["offline_now"].format(before=before)
+        return say("offline_now", before=before)
     n = now - before
     if n <= 0:
-        return TEXT["not_moved"].format(before=before)
+        return say("not_moved", before=before)
     if n == 1:
-        return TEXT["moved_one"].format(before=before, now=now)
-    return TEXT["moved_many"].format(before=before, now=now, n=n, later=n - 1)
+        return say("moved_one", before=before, now=now)
+    return say("moved_many", before=before, now=now, n=n, later=n - 1)
 
 
 def describe(row: dict[str, Any], status: PrinterStatus) -> dict[str, Any]:
@@ -129,8 +133,8 @@ def describe(row: dict[str, Any], status: PrinterStatus) -> dict[str, Any]:
         "drawn_since": None if before is None or now is None else now - before,
         "printer_said": report_words(row["check_report"], row["reason_detail"]),
         # What to look for: said with the card's front beside it (the page), or not.
-        "advice": counter_words(before, now) + TEXT["look"],
-        "advice_here": counter_words(before, now) + TEXT["look_here"],
+        "advice": counter_words(before, now) + say("look"),
+        "advice_here": counter_words(before, now) + say("look_here"),
     }
 
 
@@ -146,10 +150,10 @@ def condition(check: dict[str, Any]) -> Condition:
     the counter moved); `status` and `jobs` show the counter as it is now.
     """
     def shown(value: int | None) -> str:
-        return TEXT["not_known"] if value is None else str(value)
+        return say("not_known") if value is None else str(value)
 
-    message = TEXT["alert"].format(
-        job_id=check["job_id"], reference=check["reference"] or TEXT["no_reference"],
+    message = say(
+        "alert", job_id=check["job_id"], reference=check["reference"] or say("no_reference"),
         said=check["printer_said"], before=shown(check["counter_before"]),
         now=shown(check["counter_now"]), advice=check["advice"])
     return Condition(CONDITION_PREFIX + check["job_id"], "warning", message)

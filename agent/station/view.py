@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from printstation.agent.config import Settings
+from printstation.agent.i18n import _
 from printstation.agent.station.actions import COMMANDS, Commands, ControlError
 from printstation.agent.station.journal import JobState
 from printstation.agent.station.needscheck import open_checks
@@ -100,14 +101,16 @@ class StationView:
         return self._station.journal.outbox.backlog()
 
     def act(self, request: dict[str, Any], who: str) -> dict[str, Any]:
-        """An operator's action from the page: `{"ok": true, ...}` or the one-line error."""
+        """An operator's action from the page: `{"ok": true, ...}` or the one-line error,
+        in the agent's language (as the control socket's errors are)."""
         name = request.pop("cmd", None)
         if not isinstance(name, str) or name not in COMMANDS:
-            return {"ok": False, "error": f"unknown command {name!r}"}
+            return {"ok": False, "error": _("unknown command {name}").format(name=repr(name))}
         try:
             return {"ok": True, **self._commands.run(name, request, who)}
         except ControlError as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:  # one line for the page, never a traceback
             log.error("web_action_failed", command=name, error=type(exc).__name__)
-            return {"ok": False, "error": f"the agent could not do it ({type(exc).__name__})"}
+            return {"ok": False, "error": _("the agent could not do it ({error})").format(
+                error=type(exc).__name__)}

@@ -3,7 +3,10 @@
 (the agent owns the journal and the printer; the action is recorded with the user name).
 
 `status` and `jobs` show each job waiting for an operator's check with what to look for
-(`--json` for scripts); the actions answer in a sentence.
+(`--json` for scripts); the actions answer in a sentence. What they print is in the
+configuration's `language`, else the locale's (`cliargs.load` chooses it); the sentences the
+agent made (an alert, what the printer said, the check's advice) come in the agent's.
+Codes, command names and job ids stay as they are.
 """
 
 from __future__ import annotations
@@ -15,37 +18,70 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from printstation.agent.i18n import N_, _, labels, ngettext
 from printstation.agent.surfaces.cliargs import call, load, settings_flags
 
-#: This module's words for operators, in one place.
+#: This module's words for operators, in one place: marked here, translated where they are
+#: printed, in the CLI's language (the configuration's `language`, else the locale).
 TEXT = {
-    "state": "state     {state}{why}",
-    "printer": "printer   {model} {serial}: {words}",
-    "printer_states": {"ready": "ready", "busy": "busy", "fault": "needs attention",
-                       "offline": "not answering", "printing": "printing"},
-    "queued": "queued    {queued} jobs; taking jobs: {taking}",
-    "alert": "ALERT {severity}: {message}",
-    "check_title": "NEEDS A CHECK: job {job_id}",
-    "check_what": "reference {reference}; unsure since {since}",
-    "check_said": "printer said: {said}",
-    "check_counter": "printer's card counter: {before} when its blank was drawn, {now} now",
-    "check_decide": "decide: printstation resolve {job_id} --printed (or --not-printed) "
-                    "--why '...'",
-    "not_known": "not known",
-    "none": "none",
-    "test-print": "a test card will print next, between jobs (counted in the ledger as a "
-                  "test card)",
-    "resolved_printed": "job {job_id}: recorded as printed; the central system is told it "
-                        "printed",
-    "resolved_failed": "job {job_id}: recorded as not printed, its blank counted as spoiled; "
-                       "the central system is told it failed and may send it again",
-    "pause": "paused: printing stops after the card in the printer; `printstation resume` "
-             "prints again",
-    "resume": "resumed: printing goes on",
-    "cancel": "job {job_id}: cancelled; the central system is told",
-    "hand-back": "handed back to the pool: {jobs}",
-    "done": "{command}: done",
+    # TRANSLATORS: `status`'s first column: each label is padded to 10 characters.
+    "state_label": N_("state"), "printer_label": N_("printer"), "queued_label": N_("queued"),
+    "printer": N_("{model} {serial}: {words}"),
+    "yes": N_("yes"), "no": N_("no"),
+    # TRANSLATORS: an alert in `status`; {severity} is critical, warning or info in words.
+    "alert": N_("ALERT {severity}: {message}"),
+    # TRANSLATORS: the job id follows; `status` and `jobs` show it in capitals to stand out.
+    "check_title": N_("NEEDS A CHECK: job {job_id}"),
+    "check_what": N_("reference {reference}; unsure since {since}"),
+    "check_said": N_("printer said: {said}"),
+    "check_counter": N_("printer's card counter: {before} when its blank was drawn, {now} "
+                        "now"),
+    # TRANSLATORS: the command and its options stay as they are; '...' is the reason to type.
+    "check_decide": N_("decide: printstation resolve {job_id} --printed (or --not-printed) "
+                       "--why '...'"),
+    "not_known": N_("not known"),
+    "none": N_("none"),
+    "no_jobs": N_("no jobs yet"),
+    "test-print": N_("a test card will print next, between jobs (counted in the ledger as a "
+                     "test card)"),
+    "resolved_printed": N_("job {job_id}: recorded as printed; the central system is told it "
+                           "printed"),
+    "resolved_failed": N_("job {job_id}: recorded as not printed, its blank counted as "
+                          "spoiled; the central system is told it failed and may send it "
+                          "again"),
+    "pause": N_("paused: printing stops after the card in the printer; `printstation resume` "
+                "prints again"),
+    "resume": N_("resumed: printing goes on"),
+    "cancel": N_("job {job_id}: cancelled; the central system is told"),
+    "hand-back": N_("handed back to the pool: {jobs}"),
+    # TRANSLATORS: {command} is a printstation command's name, as typed.
+    "done": N_("{command}: done"),
 }
+
+#: The station's state (telemetry's `state`) in words, as the operator page's banner says it
+#: (`status` writes it in lower case, as its other lines).
+STATION_STATES = {"ready": N_("Ready"), "printing": N_("Printing"), "paused": N_("Paused"),
+                  "blocked": N_("Not printing"), "offline": N_("Printer offline"),
+                  "stopping": N_("Stopping")}
+#: The printer's own state in words ("printing": the station prints a card on it).
+PRINTER_STATES = {"ready": N_("ready"), "busy": N_("busy"), "fault": N_("needs attention"),
+                  "offline": N_("not answering"), "printing": N_("printing a card")}
+#: An alert's severity in words.
+SEVERITIES = {"critical": N_("critical"), "warning": N_("warning"), "info": N_("info")}
+
+
+def say(key: str, **values: Any) -> str:
+    """The sentence `key` of TEXT in the CLI's language, its placeholders filled."""
+    return _(TEXT[key]).format(**values)
+
+
+def _word(table: dict[str, str], code: str) -> str:
+    return _(table[code]) if code in table else code
+
+
+def _row(label: str, text: str) -> str:
+    """One line of `status`: its label in the first 10 columns (or more, if longer)."""
+    return f"{_(TEXT[label]):<9} {text}"
 
 
 def _wrap(text: str, indent: str = "    ") -> str:
@@ -70,23 +106,23 @@ def _local(iso: str | None) -> str:
 def format_checks(checks: list[dict[str, Any]]) -> list[str]:
     """Each job waiting for an operator's decision, with what to look for (80 columns)."""
     def shown(value: int | None) -> str:
-        return TEXT["not_known"] if value is None else str(value)
+        return say("not_known") if value is None else str(value)
 
     lines = []
     for c in checks:
-        lines.append(TEXT["check_title"].format(job_id=c["job_id"]))
-        lines.append(_wrap(TEXT["check_what"].format(reference=c["reference"] or TEXT["none"],
-                                                     since=_local(c["since"]))))
-        lines.append(_wrap(TEXT["check_said"].format(said=c["printer_said"])))
-        lines.append(_wrap(TEXT["check_counter"].format(before=shown(c["counter_before"]),
-                                                        now=shown(c["counter_now"]))))
+        lines.append(say("check_title", job_id=c["job_id"]))
+        lines.append(_wrap(say("check_what", reference=c["reference"] or say("none"),
+                               since=_local(c["since"]))))
+        lines.append(_wrap(say("check_said", said=c["printer_said"])))
+        lines.append(_wrap(say("check_counter", before=shown(c["counter_before"]),
+                               now=shown(c["counter_now"]))))
         lines.append(_wrap(c["advice"]))
-        lines.append(_wrap(TEXT["check_decide"].format(job_id=c["job_id"])))
+        lines.append(_wrap(say("check_decide", job_id=c["job_id"])))
     return lines
 
 
 def format_status(answer: dict[str, Any]) -> list[str]:
-    from printstation.agent.station.needscheck import CONDITION_PREFIX, fault_name
+    from printstation.agent.station.needscheck import CONDITION_PREFIX
     from printstation.agent.surfaces.stock_cli import format_stock
 
     t = answer["telemetry"]
@@ -95,25 +131,36 @@ def format_status(answer: dict[str, Any]) -> list[str]:
     # A printer between two cards may say "ready" while the station prints: say printing.
     state = "printing" if t["state"] == "printing" and p["state"] in ("ready", "busy") \
         else p["state"]
-    words = ", ".join([TEXT["printer_states"].get(state, state),
-                       *(fault_name(f) for f in p["faults"])])
-    lines = [TEXT["state"].format(state=t["state"], why=why),
-             TEXT["printer"].format(model=p["model"], serial=p["serial"], words=words),
-             TEXT["queued"].format(queued=t["queued_jobs"], taking=t["taking_jobs"]),
+    words = ", ".join([_word(PRINTER_STATES, state), *(labels.fault(f) for f in p["faults"])])
+    queued = ngettext("{n} job; taking jobs: {taking}", "{n} jobs; taking jobs: {taking}",
+                      t["queued_jobs"]).format(n=t["queued_jobs"],
+                                               taking=say("yes" if t["taking_jobs"] else "no"))
+    station = _word(STATION_STATES, t["state"])
+    lines = [_row("state_label", station[:1].lower() + station[1:] + why),
+             _row("printer_label", say("printer", model=p["model"], serial=p["serial"],
+                                       words=words)),
+             _row("queued_label", queued),
              format_stock(t)]
     # A check's alert says what the block below says, at more length.
-    lines += [TEXT["alert"].format(**a) for a in t.get("alerts", [])
-              if not a["condition"].startswith(CONDITION_PREFIX)]
+    lines += [say("alert", severity=_word(SEVERITIES, a["severity"]), message=a["message"])
+              for a in t.get("alerts", []) if not a["condition"].startswith(CONDITION_PREFIX)]
     return lines + format_checks(answer.get("needs_check", []))
 
 
 def format_jobs(answer: dict[str, Any]) -> list[str]:
+    """One line a job: when it last changed, its id, its state in words, the reason code
+    (verbatim: technicians look it up) and its reference; then the jobs to check."""
+    jobs = answer["jobs"]
+    states = [labels.status(job["state"]) for job in jobs]
+    width = max([12, *(len(s) + 1 for s in states)])
     lines = []
-    for job in answer["jobs"]:
+    for job, state in zip(jobs, states, strict=True):
         reason = f" {job['reason_code']}" if job["reason_code"] else ""
-        lines.append(f"{job['updated_at'][:19]}  {job['job_id']:30} {job['state']:12}"
-                     f"{reason}  {job['reference'] or ''}")
+        lines.append(f"{job['updated_at'][:19]}  {job['job_id']:30} {state:{width}}"
+                     f"{reason}  {job['reference'] or ''}".rstrip())
     checks = answer.get("needs_check", [])
+    if not lines and not checks:
+        return [say("no_jobs")]
     return lines + ([""] if checks and lines else []) + format_checks(checks)
 
 
@@ -121,12 +168,12 @@ def answer_words(command: str, request: dict[str, Any], answer: dict[str, Any]) 
     """What an action did, in a sentence (never the answer's raw JSON)."""
     if command == "resolve":
         key = "resolved_printed" if answer.get("result") == "printed" else "resolved_failed"
-        return TEXT[key].format(job_id=request["job_id"])
+        return say(key, job_id=request["job_id"])
     if command == "hand-back":
-        return TEXT["hand-back"].format(jobs=", ".join(answer.get("handed_back") or []))
+        return say("hand-back", jobs=", ".join(answer.get("handed_back") or []))
     if command in ("test-print", "pause", "resume", "cancel"):
-        return TEXT[command].format(job_id=request.get("job_id"))
-    return TEXT["done"].format(command=command)
+        return say(command, job_id=request.get("job_id"))
+    return say("done", command=command)
 
 
 def cmd_local(args: argparse.Namespace) -> int:
@@ -157,7 +204,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     settings = load(args)
     if not settings.web_listen:
-        raise ControlError("the operator page is switched off (web_listen is empty)")
+        raise ControlError(_("the operator page is switched off (web_listen is empty)"))
     url = call(args, {"cmd": "web-login"})["url"]
     if args.print_url:
         print(url)
@@ -170,59 +217,70 @@ def cmd_web(args: argparse.Namespace) -> int:
     try:
         page = login_page(url, folder)
     except OSError as exc:
-        raise ControlError(f"cannot write the login page in {folder} ({exc.strerror}); "
-                           "run `printstation web --print-url` and open its link") from None
+        raise ControlError(_("cannot write the login page in {folder} ({error}); run "
+                             "`printstation web --print-url` and open its link").format(
+                                 folder=folder, error=exc.strerror)) from None
     if webbrowser.open(page.as_uri()):
-        print("opened the operator page in your browser (if it does not show, for a "
-              "browser that cannot read local files: `printstation web --print-url`)")
+        print(_("opened the operator page in your browser (if it does not show, for a "
+                "browser that cannot read local files: `printstation web --print-url`)"))
     else:
-        print(f"printstation: no browser could be started; open this address in one: {url}",
-              file=sys.stderr)
+        print("printstation: " + _("no browser could be started; open this address in "
+                                   "one: {url}").format(url=url), file=sys.stderr)
         return 1
     return 0
 
 
 def add_parsers(sub: Any) -> None:
+    """The operators' subcommands. Their help is in the locale's language: it is written
+    before any configuration is read (the output follows the configuration's `language`)."""
     local = [
-        ("status", "the running agent's state, printer and consumables", []),
-        ("pause", "stop printing after the current card", ["why?"]),
-        ("resume", "print again", ["why?"]),
-        ("jobs", "recent jobs: id, status, times, reference (never personal data)", []),
-        ("cancel", "cancel a job that has not started printing", ["job_id", "why"]),
-        ("resolve", "say whether the card of a needs_check job came out", ["job_id", "why"]),
-        ("hand-back", "give a pool job (or all) back to its pool", ["job_id", "why"]),
-        ("test-print", "print a test card between jobs (counted in the ledger as test)",
+        ("status", _("the running agent's state, printer and consumables"), []),
+        ("pause", _("stop printing after the current card"), ["why?"]),
+        ("resume", _("print again"), ["why?"]),
+        ("jobs", _("recent jobs: id, status, times, reference (never personal data)"), []),
+        ("cancel", _("cancel a job that has not started printing"), ["job_id", "why"]),
+        ("resolve", _("say whether the card of a needs_check job came out"),
+         ["job_id", "why"]),
+        ("hand-back", _("give a pool job (or all) back to its pool"), ["job_id", "why"]),
+        ("test-print", _("print a test card between jobs (counted in the ledger as test)"),
          ["why?"]),
     ]
+    why = _("the reason, recorded in the journal")
     for name, helptext, params in local:
-        p = sub.add_parser(name, help=helptext, description=helptext.capitalize() + ". "
-                           "Talks to the running agent through its control socket in the "
-                           "state directory; the action is recorded with your user name.")
+        # TRANSLATORS: {what} is the command's one-line help, first letter capitalised.
+        description = _("{what}. Talks to the running agent through its control socket in "
+                        "the state directory; the action is recorded with your user name."
+                        ).format(what=helptext[:1].upper() + helptext[1:])
+        p = sub.add_parser(name, help=helptext, description=description)
         if "job_id" in params:
-            p.add_argument("job_id", help="the job's id ('all' for hand-back: every pool job)")
+            p.add_argument("job_id",
+                           help=_("the job's id ('all' for hand-back: every pool job)"))
         if "why" in params:
-            p.add_argument("--why", required=True, help="the reason, recorded in the journal")
+            p.add_argument("--why", required=True, help=why)
         if "why?" in params:
-            p.add_argument("--why", help="the reason, recorded in the journal")
+            p.add_argument("--why", help=why)
         if name == "jobs":
-            p.add_argument("--limit", type=int, default=50)
+            p.add_argument("--limit", type=int, default=50,
+                           help=_("how many of the latest jobs (default 50)"))
         if name in ("status", "jobs"):
             p.add_argument("--json", action="store_true",
-                           help="print the agent's answer as JSON, for scripts")
+                           help=_("print the agent's answer as JSON, for scripts"))
         if name == "resolve":
             which = p.add_mutually_exclusive_group(required=True)
             which.add_argument("--printed", action="store_true", dest="printed",
-                               help="the card came out good: report printed")
+                               help=_("the card came out good: report printed"))
             which.add_argument("--not-printed", action="store_false", dest="printed",
-                               help="it did not: report failed, the blank spoiled")
+                               help=_("it did not: report failed, the blank spoiled"))
         settings_flags(p)
         p.set_defaults(func=cmd_local)
 
-    p = sub.add_parser("web", help="open the operator page in your browser",
-                       description="Open the running agent's operator page in a browser, "
-                       "logged in with the token the agent writes next to its control socket "
-                       "(readable by the agent's group only). Exit 2 if it cannot be read.")
+    p = sub.add_parser("web", help=_("open the operator page in your browser"),
+                       description=_("Open the running agent's operator page in a browser, "
+                                     "logged in with the token the agent writes next to its "
+                                     "control socket (readable by the agent's group only). "
+                                     "Exit 2 if it cannot be read."))
     p.add_argument("--print-url", action="store_true",
-                   help="only print the page's address (it holds the token: keep it private)")
+                   help=_("only print the page's address (it holds the token: keep it "
+                          "private)"))
     settings_flags(p)
     p.set_defaults(func=cmd_web)

@@ -29,6 +29,16 @@ Because any web page open in that PC's browser could try to post to localhost, a
 must also carry the header `X-Printstation-Action` with a JSON body (a cross-site form
 cannot set either without a CORS preflight, which this server never grants), and the Host
 header must name this server (against DNS rebinding).
+
+The page speaks the agent's language: its `language` setting, else the agent's locale
+(`page_language`). It is served with `<html lang>` set and the words it needs inlined as
+JSON (`page_words`: the gettext catalogue, `i18n.catalogue`, and the words for job
+statuses, faults and consumables from `i18n.labels`), so it shows no English first and
+asks for nothing more. The browser's Accept-Language is not followed, not even when the
+setting is unset: the sentences the agent makes itself (an alert, why it is not printing,
+what to look for in a check) are in the agent's language, and a page in another language
+would show the two mixed. An operator who wants the page in Indonesian sets
+`language = "id"` (or runs the agent in an Indonesian locale).
 """
 
 from __future__ import annotations
@@ -49,8 +59,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
+from printstation.agent import i18n
+from printstation.agent.i18n import N_, labels
 from printstation.agent.station.journal.jobstate import LIVE, JobState
-from printstation.agent.station.needscheck import fault_name
 from printstation.agent.surfaces.control_socket import UNKNOWN_PEER
 from printstation.agent.surfaces.httpbase import Handler, LocalHTTPServer
 from printstation.agent.surfaces.thumbnail import front_thumbnail
@@ -74,19 +85,77 @@ MAX_SESSIONS = 64
 TOKEN_FILE = "web-token"
 COOKIE = "printstation_session"
 TOKEN_HEADER = "X-Printstation-Token"
-OPEN_WITH = "open the operator page with `printstation web` on the station PC"
-REFUSED_PAGE = (b"<!doctype html><title>printstation</title><p>Open this page with "
-                b"<code>printstation web</code> on the station PC.</p>\n")
-GO_TO_PAGE = (b"<!doctype html><title>printstation</title><meta http-equiv=\"refresh\" "
-              b"content=\"0;url=/\"><script>location.replace(\"/\")</script>"
-              b"<p><a href=\"/\">Open the operator page</a></p>\n")
 CSP = ("default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' "
        "'unsafe-inline'; frame-ancestors 'none'")
 
+#: The server's own words (the page's are in the page), marked here and translated into
+#: the page's language per request.
+WORDS = {
+    "open_with": N_("open the operator page with `printstation web` on the station PC"),
+    # TRANSLATORS: a page of one line; keep <code>printstation web</code> as it is.
+    "refused": N_("Open this page with <code>printstation web</code> on the station PC."),
+    "open_page": N_("Open the operator page"),
+    "no_card": N_("no card to show: the job is not waiting for a check"),
+    "wrong_host": N_("use http://127.0.0.1 on the station PC"),
+    "not_found": N_("not found"),
+    "not_from_page": N_("actions come from the operator page"),
+    "too_big": N_("an action is a small JSON object"),
+    "not_json": N_("the action is not JSON"),
+    "not_object": N_("the action is not a JSON object"),
+}
+#: Where the page's inline JSON goes, and its language.
+WORDS_SLOT = b'<script id="words" type="application/json">{}</script>'
+LANG_SLOT = b'<html lang="en">'
 
-def page() -> bytes:
+
+def page_language(settings: Any) -> str:
+    """The page's language: the agent's `language` setting, else the agent's locale."""
+    return i18n.resolve(settings.language)
+
+
+def page_words(language: str) -> dict[str, Any]:
+    """What the page needs to speak `language`: the catalogue (`i18n.catalogue`) and the
+    words for the codes it shows, from `labels`, already in that language."""
+    return {
+        "catalogue": i18n.catalogue(language),
+        "labels": {name: {code: labels.word(table, code, language) for code in table}
+                   for name, table in (("statuses", labels.STATUSES),
+                                       ("faults", labels.FAULTS),
+                                       ("consumables", labels.CONSUMABLES))},
+    }
+
+
+def _inline_json(value: Any) -> bytes:
+    """JSON safe inside a <script> element: no `<`, `>` or `&` that could end it."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(char, escape)
+    return text.encode("utf-8")
+
+
+def page(language: str = "en") -> bytes:
+    """The operator page in `language`: its `lang` set and its words inlined."""
     static = resources.files("printstation.agent.surfaces").joinpath("static/operator.html")
-    return static.read_bytes()
+    body = static.read_bytes()
+    if body.count(WORDS_SLOT) != 1 or body.count(LANG_SLOT) != 1:
+        raise RuntimeError("static/operator.html lost its words or lang slot")
+    words = WORDS_SLOT.replace(b"{}", _inline_json(page_words(language)))
+    return body.replace(WORDS_SLOT, words).replace(
+        LANG_SLOT, f'<html lang="{language}">'.encode())
+
+
+def refused_page(language: str) -> bytes:
+    say = i18n.translations(language).gettext
+    return (f'<!doctype html><html lang="{language}"><title>printstation</title><p>'
+            f'{say(WORDS["refused"])}</p>\n').encode()
+
+
+def go_to_page(language: str) -> bytes:
+    say = i18n.translations(language).gettext
+    return (f'<!doctype html><html lang="{language}"><title>printstation</title>'
+            f'<meta http-equiv="refresh" content="0;url=/">'
+            f'<script>location.replace("/")</script>'
+            f'<p><a href="/">{html.escape(say(WORDS["open_page"]))}</a></p>\n').encode()
 
 
 def token_path(settings: Any) -> Path:
@@ -181,7 +250,6 @@ def state(view: StationView, operator: str | None = None) -> dict[str, Any]:
         "station_id": view.station_id,
         "operator": operator,
         "telemetry": telemetry,
-        "printer_faults": [fault_name(f) for f in telemetry["printer"]["faults"]],
         "paused": view.paused(),
         "current_job": current,
         "current_reference": printing["reference"] if printing else None,
@@ -200,6 +268,18 @@ class OperatorHandler(Handler):
     token: str = ""  # set by OperatorWeb.start; empty: nothing is let in
     logins: LoginCodes = LoginCodes()  # replaced per server by OperatorWeb
     sessions: Sessions = Sessions()  # replaced per server by OperatorWeb
+
+    @property
+    def language(self) -> str:
+        return page_language(self.view.settings)
+
+    def say(self, key: str) -> str:
+        """The server's word `key` in the page's language."""
+        return i18n.translations(self.language).gettext(WORDS[key])
+
+    def _refuse_page(self) -> None:
+        self.send_body(403, refused_page(self.language), "text/html; charset=utf-8",
+                       {"Content-Security-Policy": CSP})
 
     def _matches(self, given: str) -> bool:
         return bool(self.token) and hmac.compare_digest(given.encode("utf-8", "replace"),
@@ -234,8 +314,7 @@ class OperatorHandler(Handler):
         job_id = (parse_qs(query).get("job") or [""])[0]
         body = self.view.needs_check_body(job_id) if job_id else None
         if body is None:
-            self.send_json(404, {"error": "no card to show: the job is not waiting for a "
-                                          "check"})
+            self.send_json(404, {"error": self.say("no_card")})
             return
         try:
             picture = front_thumbnail(body)
@@ -246,7 +325,7 @@ class OperatorHandler(Handler):
 
     def do_GET(self) -> None:
         if not self.host_ok():
-            self.send_json(403, {"error": "use http://127.0.0.1 on the station PC"})
+            self.send_json(403, {"error": self.say("wrong_host")})
             return
         url = urlsplit(self.path)
         if url.path in ("/", "/index.html"):
@@ -256,21 +335,20 @@ class OperatorHandler(Handler):
                 self.send_body(303, b"", "text/plain", {
                     "Location": "/", "Set-Cookie": self._session_cookie(holder)})
             elif given or "token" in parse_qs(url.query) or not self._authorised():
-                self.send_body(403, REFUSED_PAGE, "text/html; charset=utf-8",
-                               {"Content-Security-Policy": CSP})
+                self._refuse_page()
             else:
-                self.send_body(200, page(), "text/html; charset=utf-8",
+                self.send_body(200, page(self.language), "text/html; charset=utf-8",
                                {"Content-Security-Policy": CSP})
             return
         allowed, holder = self._caller()
         if not allowed:
-            self.send_json(403, {"ok": False, "error": OPEN_WITH})
+            self.send_json(403, {"ok": False, "error": self.say("open_with")})
         elif url.path == "/api/state":
             self.send_json(200, state(self.view, holder))
         elif url.path == "/api/thumbnail":
             self._thumbnail(url.query)
         else:
-            self.send_json(404, {"error": "not found"})
+            self.send_json(404, {"error": self.say("not_found")})
 
     def _login(self) -> None:
         """POST /login with a one-time code (the page `printstation web` opens): set the
@@ -283,10 +361,9 @@ class OperatorHandler(Handler):
         code = (form.get("code") or [""])[0]
         holder = self.logins.redeem(code) if self.host_ok() and self.token else None
         if holder is None:
-            self.send_body(403, REFUSED_PAGE, "text/html; charset=utf-8",
-                           {"Content-Security-Policy": CSP})
+            self._refuse_page()
             return
-        self.send_body(200, GO_TO_PAGE, "text/html; charset=utf-8", {
+        self.send_body(200, go_to_page(self.language), "text/html; charset=utf-8", {
             "Content-Security-Policy": CSP, "Set-Cookie": self._session_cookie(holder)})
 
     def do_POST(self) -> None:
@@ -294,29 +371,29 @@ class OperatorHandler(Handler):
             self._login()
             return
         if self.path.split("?")[0] != "/api/action":
-            self.send_json(404, {"error": "not found"})
+            self.send_json(404, {"error": self.say("not_found")})
             return
         if not self.host_ok() or not self.headers.get("X-Printstation-Action") or \
                 not (self.headers.get("Content-Type") or "").startswith("application/json"):
-            self.send_json(403, {"ok": False, "error": "actions come from the operator page"})
+            self.send_json(403, {"ok": False, "error": self.say("not_from_page")})
             return
         allowed, holder = self._caller()
         if not allowed:
-            self.send_json(403, {"ok": False, "error": OPEN_WITH})
+            self.send_json(403, {"ok": False, "error": self.say("open_with")})
             return
         declared = self.headers.get("Content-Length") or "0"
         length = int(declared) if declared.isdigit() else 0
         if not 0 < length <= MAX_ACTION:
-            self.send_json(400, {"ok": False, "error": "an action is a small JSON object"})
+            self.send_json(400, {"ok": False, "error": self.say("too_big")})
             return
         raw = self.rfile.read(length)
         try:
             request = json.loads(raw)
         except ValueError:
-            self.send_json(400, {"ok": False, "error": "the action is not JSON"})
+            self.send_json(400, {"ok": False, "error": self.say("not_json")})
             return
         if not isinstance(request, dict):
-            self.send_json(400, {"ok": False, "error": "the action is not a JSON object"})
+            self.send_json(400, {"ok": False, "error": self.say("not_object")})
             return
         # The user who opened the page acts; a name typed in is taken only where nobody
         # is known (a script holding the token).
@@ -377,11 +454,13 @@ def login_page(url: str, folder: Path) -> Path:
             if time.time() - old.stat().st_mtime > 300:
                 old.unlink()
     path = folder / f"web-login-{secrets.token_hex(8)}.html"
+    button = html.escape(i18n._(WORDS["open_page"]))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(f"<!doctype html><meta charset=\"utf-8\"><title>printstation</title>"
+        fh.write(f"<!doctype html><html lang=\"{i18n.language()}\"><meta charset=\"utf-8\">"
+                 f"<title>printstation</title>"
                  f"<form method=\"post\" action=\"{html.escape(base)}login\">"
                  f"<input type=\"hidden\" name=\"code\" value=\"{html.escape(code)}\">"
-                 f"<noscript><button>Open the operator page</button></noscript></form>"
-                 f"<script>document.forms[0].submit()</script>\n")
+                 f"<noscript><button>{button}</button></noscript>"
+                 f"</form><script>document.forms[0].submit()</script>\n")
     return path

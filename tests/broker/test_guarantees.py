@@ -136,7 +136,7 @@ def test_operators_act_through_the_control_socket(tmp_path, make_station, submit
     submitter.submit_job(job, station=station_id)
     wait_for(lambda: station.agent.journal.jobs.known(job["job_id"]) == "queued", what="queued")
     listing = cli("jobs", "--state-dir", str(state))
-    assert job["job_id"] in listing.stdout and "queued" in listing.stdout
+    assert job["job_id"] in listing.stdout and "waiting" in listing.stdout
     for secret in sample_job(job["job_id"], two_sided=False).personal:
         assert secret not in listing.stdout
     out = cli("cancel", job["job_id"], "--why", "citizen withdrew", "--state-dir", str(state))

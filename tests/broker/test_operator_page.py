@@ -152,7 +152,7 @@ def test_the_operator_page_in_each_state(browser, sim_process, make_station, sub
     assert text("banner") == ("Not printing\nCover open: close the printer cover. The 4 "
                               "waiting cards will print once this is cleared and you press "
                               "Resume.")
-    assert "needs attention — Cover open" in text("printer")
+    assert "needs attention — cover open" in text("printer")
     wait_for(lambda: "Critical" in text("alerts") and "since" in text("alerts"), 20, "alert")
     assert text("alerts-title") == "Open alerts (1)"
     shot("fault")
@@ -165,7 +165,7 @@ def test_the_operator_page_in_each_state(browser, sim_process, make_station, sub
     wait_for(lambda: text("banner").startswith("Printing"), 20, "Printing")
     wait_for(lambda: text("current") == f"Card in the printer: {first} (PERMOHONAN-000100)",
              20, "the card in the printer")
-    assert text("printer").endswith(": printing") and "ready" not in text("printer")
+    assert text("printer").endswith(": printing a card") and "ready" not in text("printer")
     assert text("banner") == f"Printing\nCard in the printer: {first}; 3 more waiting."
     # The card in the printer is not "waiting": the next one is on top.
     assert text("waiting-title") == "Waiting to print (3)"

@@ -24,9 +24,10 @@ def _status(state: str, printer_state: str, faults: list[str]) -> dict:
 
 def test_status_says_the_printer_prints_while_the_station_prints_and_faults_in_words():
     lines = format_status(_status("printing", "ready", []))
-    assert lines[1] == "printer   Primacy S1: printing"
+    assert lines[1] == "printer   Primacy S1: printing a card"
     lines = format_status(_status("blocked", "fault", ["cover_open"]))
-    assert lines[1] == "printer   Primacy S1: needs attention, Cover open"
+    assert lines[1] == "printer   Primacy S1: needs attention, cover open"
+    assert lines[0] == "state     not printing" and lines[2] == "queued    2 jobs; taking jobs: yes"
 
 
 def test_a_check_is_shown_once_within_80_columns():
