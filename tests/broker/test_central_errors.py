@@ -180,8 +180,8 @@ def _summary_numbers(text: str) -> dict[str, int]:
     cards = re.search(r"cards from the printer: (\d+) \(([^)]*)\)", text)
     ledger = dict((k, int(v)) for v, k in
                   (x.split(" ")[::-1] for x in cards.group(2).split(", ")))  # type: ignore
-    blanks = re.search(r"blanks\s+loaded (\d+), issued (\d+), spoiled (\d+), test (\d+), in "
-                       r"the feeder (\d+)", text)
+    blanks = re.search(r"blanks\s+loaded (\d+), issued (\d+), spoiled (\d+), test (\d+),\s+"
+                       r"removed \d+,\s+in\s+the\s+feeder\s+(\d+)", text)
     assert cards and blanks, text
     loaded, issued, spoiled, test, feeder = map(int, blanks.groups())
     return {"cards": int(cards.group(1)), "ledger_issued": ledger.get("printed", 0),

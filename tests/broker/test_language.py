@@ -23,8 +23,8 @@ ME = pwd.getpwuid(os.getuid()).pw_name
 SAYS = {
     "id": {
         "locale": "en_US.UTF-8",  # the setting wins over the locale
-        "blocked": "blocked (Pita habis: pasang pita YMCKO baru; pencetakan berlanjut dengan "
-                   "sendirinya)",
+        "blocked": "tidak dapat mencetak (Pita habis: pasang pita YMCKO baru; pencetakan "
+                   "berlanjut dengan sendirinya)",
         "advice": "Pita habis (sisa 0 cetakan, cukup untuk sekitar 0 kartu): pasang pita "
                   "baru, lalu catat dengan `printstation load ribbon`",
         "out_first": "dapat mencetak 0 kartu lagi; pita habis lebih dulu",
@@ -49,7 +49,8 @@ SAYS = {
     },
     "en": {
         "locale": "id_ID.UTF-8",
-        "blocked": "blocked (Ribbon out: load a new YMCKO ribbon; printing goes on by itself)",
+        "blocked": "not printing (Ribbon out: load a new YMCKO ribbon; printing goes on by "
+                   "itself)",
         "advice": "Ribbon out (0 prints left, about 0 cards): load a new ribbon, then record "
                   "it with `printstation load ribbon`",
         "out_first": "can print 0 more cards; the ribbon runs out first",
