@@ -257,7 +257,7 @@ def _stock(c: Context, r: Nothing, who: str) -> dict[str, Any]:
 
 def _clean(c: Context, r: Why, who: str) -> dict[str, Any]:
     store = c.station.journal.store
-    store.set_meta("cleaned_at_card", str(c.station.journal.cards.drawn()))
+    store.set_meta("cleaned_at_card", str(c.station.journal.cards.through_printer()))
     store.set_meta("cleaned_at", contract.now().isoformat())
     store.record_action(who, "clean", None, r.why or "cleaning done")
     c.station.changed()
