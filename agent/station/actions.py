@@ -143,7 +143,9 @@ def _resume(c: Context, r: Why, who: str) -> dict[str, Any]:
 _NOT_CANCELLABLE = {JobState.CLAIMING: N_("being taken from its pool"),
                     JobState.HANDBACK_SENDING: N_("on its way back to the central system"),
                     # TRANSLATORS: resolve is the command's name
-                    JobState.NEEDS_CHECK: N_("needs check (say what came out with resolve)")}
+                    JobState.NEEDS_CHECK: N_("needs check (say what came out with resolve)"),
+                    # What `Control.cancel` answers for a job this station does not hold.
+                    "not held by this station": N_("not held by this station")}
 
 
 def _cancel(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
@@ -159,11 +161,19 @@ def _cancel(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
 
 
 def _resolve(c: Context, r: Resolve, who: str) -> dict[str, Any]:
+    journal = c.station.journal
     try:
-        result = c.station.journal.progress.resolve(r.job_id, printed=r.printed, who=who,
-                                                    why=r.why)
-    except (LookupError, ValueError) as exc:
-        raise ControlError(str(exc)) from None
+        result = journal.progress.resolve(r.job_id, printed=r.printed, who=who, why=r.why)
+    except LookupError:
+        raise ControlError(_("job {job} is not known to this station").format(
+            job=r.job_id)) from None
+    except ValueError:  # the journal's words are English: say it in the agent's language
+        row = journal.jobs.get(r.job_id)
+        state = labels.status(str(row.state)) if row else _("not known")
+        # TRANSLATORS: needs_check is the state's code, as the command's help says it
+        raise ControlError(_("job {job} is {state}, not needs_check: only a card to check "
+                             "is decided with resolve").format(job=r.job_id,
+                                                               state=state)) from None
     c.station.changed()  # the job's alert clears now, not at the next telemetry
     return {"result": result}
 
