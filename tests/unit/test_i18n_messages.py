@@ -96,6 +96,20 @@ def test_stock_without_a_pace_says_so_where_the_time_would_be(speak, language, e
 
 
 @pytest.mark.parametrize(("language", "line"), [
+    ("en", "can print 500 more cards; the ribbon, the film and the blanks run out together; "
+           "not enough printing yet to forecast when"),
+    ("id", "dapat mencetak 500 kartu lagi; pita, film dan blangko akan habis bersamaan; "
+           "belum cukup banyak kartu dicetak untuk memperkirakan kapan"),
+])
+def test_stock_names_no_first_when_all_run_out_together(speak, language, line):
+    """A new ribbon, film roll and box of blanks: none of them runs out first."""
+    speak(language)
+    tied = {**_answer(None, None), "cards_left": 500,
+            "run_out_together": ["ribbon", "film", "cards"]}
+    assert line in format_stock(tied).splitlines()
+
+
+@pytest.mark.parametrize(("language", "line"), [
     ("en", "can print 50 more cards; the ribbon runs out first at about {when} (at 10 "
            "cards/hour)"),
     ("id", "dapat mencetak 50 kartu lagi; pita habis lebih dulu sekitar {when} (dengan laju "
