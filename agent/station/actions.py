@@ -343,7 +343,30 @@ def _problem(name: str, exc: ValidationError) -> str:
     """One line: `cancel needs why`, or the field and what is wrong with it."""
     first = exc.errors(include_url=False, include_input=False)[0]
     field = ".".join(str(p) for p in first["loc"])
-    if first["type"] == "missing":
+    kind, limits = first["type"], first.get("ctx") or {}
+    if kind == "missing":
         # TRANSLATORS: a command and the field of its request it lacks: "cancel needs why"
         return _("{command} needs {field}").format(command=name, field=field)
-    return f"{name}: {field}: {first['msg'].removeprefix('Value error, ')}"
+    # What an operator's typing can get wrong, said in the agent's language (pydantic's
+    # own words are English, and a pattern is a regular expression).
+    said = {
+        "greater_than_equal": lambda: _("{field} must be {limit} or more").format(
+            field=field, limit=limits.get("ge")),
+        "less_than_equal": lambda: _("{field} must be {limit} or less").format(
+            field=field, limit=limits.get("le")),
+        "string_too_short": lambda: _("{field} must not be empty").format(field=field),
+        "string_too_long": lambda: _("{field} is longer than {limit} characters").format(
+            field=field, limit=limits.get("max_length")),
+        "string_pattern_mismatch": lambda: _(_FORMS[field]) if field in _FORMS else None,
+    }.get(kind, lambda: None)()
+    return f"{name}: {said or f'{field}: ' + first['msg'].removeprefix('Value error, ')}"
+
+
+#: What a field with a pattern must look like, in words.
+_FORMS = {
+    "day": N_("give a day as YYYY-MM-DD, e.g. 2026-11-24"),
+    "month": N_("give a month as YYYY-MM, e.g. 2026-11"),
+    # TRANSLATORS: a roll's serial number or lot, as printed on its box
+    "serial": N_("a serial holds only letters, digits, spaces and . / # : -"),
+    "lot": N_("a lot holds only letters, digits, spaces and . / # : -"),
+}

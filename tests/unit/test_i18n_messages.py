@@ -284,3 +284,25 @@ def test_the_control_sockets_errors_in_indonesian(speak, tmp_path):
                                                        "error": "permintaan bukan JSON"}
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("language", "request_", "said"), [
+    ("en", ("unload", {"count": -1, "why": "x"}), "unload: count must be 0 or more"),
+    ("id", ("unload", {"count": -1, "why": "x"}), "unload: count harus 0 atau lebih"),
+    ("id", ("unload", {"count": 2, "why": "   "}), "unload: why tidak boleh kosong"),
+    ("id", ("jobs", {"limit": 5000}), "jobs: limit harus 1000 atau kurang"),
+    ("en", ("ledger", {"day": "bad"}), "ledger: give a day as YYYY-MM-DD, e.g. 2026-11-24"),
+    ("id", ("load", {"kind": "ribbon", "serial": "a$b"}),
+     "load: serial hanya boleh berisi huruf, angka, spasi dan . / # : -"),
+])
+def test_a_request_an_operator_typed_wrong_is_refused_in_the_agents_language(
+        speak, language, request_, said):
+    """Refused before any command acts (no station needed): one line, no regex, no English
+    of the validation library's in Indonesian."""
+    from printstation.agent.station.actions import Commands, ControlError
+
+    speak(language)
+    name, request = request_
+    with pytest.raises(ControlError) as refused:
+        Commands(None).run(name, request, "siti")  # type: ignore[arg-type]
+    assert str(refused.value) == said
