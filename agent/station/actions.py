@@ -32,7 +32,10 @@ Words = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=500)
 Name = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=64)]
 Day = Annotated[str, Text(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Month = Annotated[str, Text(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
-Count = Annotated[StrictInt, Field(ge=0)]
+#: A count a person records: more than any feeder, ribbon or film roll holds is a typo,
+#: and past SQLite's integers it could not be stored at all (an OverflowError, no words).
+MAX_COUNT = 100_000
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 #: A roll's serial or lot as printed on its box: letters, digits, a few separators.
 Label = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=40,
                             pattern=r"^[\w./#: -]+$")]
