@@ -32,7 +32,10 @@ Words = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=500)
 Name = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=64)]
 Day = Annotated[str, Text(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Month = Annotated[str, Text(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
-Count = Annotated[StrictInt, Field(ge=0)]
+#: A count a person records: more than any feeder, ribbon or film roll holds is a typo,
+#: and past SQLite's integers it could not be stored at all (an OverflowError, no words).
+MAX_COUNT = 100_000
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 #: A roll's serial or lot as printed on its box: letters, digits, a few separators.
 Label = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=40,
                             pattern=r"^[\w./#: -]+$")]
@@ -143,7 +146,9 @@ def _resume(c: Context, r: Why, who: str) -> dict[str, Any]:
 _NOT_CANCELLABLE = {JobState.CLAIMING: N_("being taken from its pool"),
                     JobState.HANDBACK_SENDING: N_("on its way back to the central system"),
                     # TRANSLATORS: resolve is the command's name
-                    JobState.NEEDS_CHECK: N_("needs check (say what came out with resolve)")}
+                    JobState.NEEDS_CHECK: N_("needs check (say what came out with resolve)"),
+                    # What `Control.cancel` answers for a job this station does not hold.
+                    "not held by this station": N_("not held by this station")}
 
 
 def _cancel(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
@@ -159,11 +164,19 @@ def _cancel(c: Context, r: JobWhy, who: str) -> dict[str, Any]:
 
 
 def _resolve(c: Context, r: Resolve, who: str) -> dict[str, Any]:
+    journal = c.station.journal
     try:
-        result = c.station.journal.progress.resolve(r.job_id, printed=r.printed, who=who,
-                                                    why=r.why)
-    except (LookupError, ValueError) as exc:
-        raise ControlError(str(exc)) from None
+        result = journal.progress.resolve(r.job_id, printed=r.printed, who=who, why=r.why)
+    except LookupError:
+        raise ControlError(_("job {job} is not known to this station").format(
+            job=r.job_id)) from None
+    except ValueError:  # the journal's words are English: say it in the agent's language
+        row = journal.jobs.get(r.job_id)
+        state = labels.status(str(row.state)) if row else _("not known")
+        # TRANSLATORS: needs_check is the state's code, as the command's help says it
+        raise ControlError(_("job {job} is {state}, not needs_check: only a card to check "
+                             "is decided with resolve").format(job=r.job_id,
+                                                               state=state)) from None
     c.station.changed()  # the job's alert clears now, not at the next telemetry
     return {"result": result}
 
@@ -257,7 +270,7 @@ def _stock(c: Context, r: Nothing, who: str) -> dict[str, Any]:
 
 def _clean(c: Context, r: Why, who: str) -> dict[str, Any]:
     store = c.station.journal.store
-    store.set_meta("cleaned_at_card", str(c.station.journal.cards.drawn()))
+    store.set_meta("cleaned_at_card", str(c.station.journal.cards.through_printer()))
     store.set_meta("cleaned_at", contract.now().isoformat())
     store.record_action(who, "clean", None, r.why or "cleaning done")
     c.station.changed()
@@ -333,7 +346,30 @@ def _problem(name: str, exc: ValidationError) -> str:
     """One line: `cancel needs why`, or the field and what is wrong with it."""
     first = exc.errors(include_url=False, include_input=False)[0]
     field = ".".join(str(p) for p in first["loc"])
-    if first["type"] == "missing":
+    kind, limits = first["type"], first.get("ctx") or {}
+    if kind == "missing":
         # TRANSLATORS: a command and the field of its request it lacks: "cancel needs why"
         return _("{command} needs {field}").format(command=name, field=field)
-    return f"{name}: {field}: {first['msg'].removeprefix('Value error, ')}"
+    # What an operator's typing can get wrong, said in the agent's language (pydantic's
+    # own words are English, and a pattern is a regular expression).
+    said = {
+        "greater_than_equal": lambda: _("{field} must be {limit} or more").format(
+            field=field, limit=limits.get("ge")),
+        "less_than_equal": lambda: _("{field} must be {limit} or less").format(
+            field=field, limit=limits.get("le")),
+        "string_too_short": lambda: _("{field} must not be empty").format(field=field),
+        "string_too_long": lambda: _("{field} is longer than {limit} characters").format(
+            field=field, limit=limits.get("max_length")),
+        "string_pattern_mismatch": lambda: _(_FORMS[field]) if field in _FORMS else None,
+    }.get(kind, lambda: None)()
+    return f"{name}: {said or f'{field}: ' + first['msg'].removeprefix('Value error, ')}"
+
+
+#: What a field with a pattern must look like, in words.
+_FORMS = {
+    "day": N_("give a day as YYYY-MM-DD, e.g. 2026-11-24"),
+    "month": N_("give a month as YYYY-MM, e.g. 2026-11"),
+    # TRANSLATORS: a roll's serial number or lot, as printed on its box
+    "serial": N_("a serial holds only letters, digits, spaces and . / # : -"),
+    "lot": N_("a lot holds only letters, digits, spaces and . / # : -"),
+}

@@ -53,6 +53,10 @@ TEXT = {
                       "was {before} when this card's blank was drawn). "),
     "not_moved": N_("The printer's counter still reads {before}, as before this card: no "
                     "blank seems to have left the feeder. "),
+    # TRANSLATORS: a counter lower than before: the printer was replaced or reset.
+    "went_back": N_("The printer's counter reads {now}, lower than the {before} it read before "
+                    "this card: it is another printer, or its counter was reset, so the "
+                    "counter cannot help. "),
     "moved_one": N_("The printer's counter went from {before} to {now}: it drew this card's "
                     "blank and none since, so this card is the last one out, on top of the "
                     "output hopper (or in the reject box). "),
@@ -116,7 +120,9 @@ def counter_words(before: int | None, now: int | None) -> str:
     if now is None:
         return say("offline_now", before=before)
     n = now - before
-    if n <= 0:
+    if n < 0:
+        return say("went_back", before=before, now=now)
+    if n == 0:
         return say("not_moved", before=before)
     if n == 1:
         return say("moved_one", before=before, now=now)

@@ -145,8 +145,8 @@ class TelemetryLoop(ThreadedComponent):
 
     def maintenance(self) -> dict[str, Any]:
         store = self.station.journal.store
-        since = self.station.journal.cards.drawn() - int(store.get_meta("cleaned_at_card", "0")
-                                                         or 0)
+        since = self.station.journal.cards.through_printer() - int(
+            store.get_meta("cleaned_at_card", "0") or 0)
         interval = self.station.settings.cleaning_interval
         return {"cards_since_cleaning": since, "cleaning_interval": interval,
                 "cleaning_due": bool(interval) and since >= interval,

@@ -35,8 +35,20 @@ LEDGER_COLUMNS = (
     ("film_used", N_("film"), 6))
 
 
-def runs_out_first(kind: str | None, cards: int) -> str:
-    """`can print 120 more cards; the ribbon runs out first`."""
+#: A consumable in a sentence, for "the ribbon and the blanks run out together" (the
+#: operator page's words too).
+THE_KIND = {"ribbon": N_("the ribbon"), "film": N_("the film"), "cards": N_("the blanks")}
+
+
+def runs_out_first(kind: str | None, cards: int, together: list[str] | None = None) -> str:
+    """`can print 120 more cards; the ribbon runs out first`, or, when several allow as
+    many cards (a new ribbon, film and box), that they run out together: none is first."""
+    if together and len(together) > 1:
+        names = [_(THE_KIND[k]) if k in THE_KIND else k for k in together]
+        joined = _("{first} and {last}").format(first=", ".join(names[:-1]), last=names[-1])
+        return ngettext("can print {n} more card; {rest}", "can print {n} more cards; {rest}",
+                        cards).format(n=cards, rest=_("{names} run out together").format(
+                            names=joined))
     if kind == "ribbon":
         return ngettext("can print {n} more card; the ribbon runs out first",
                         "can print {n} more cards; the ribbon runs out first", cards).format(
@@ -84,7 +96,8 @@ def format_stock(answer: dict[str, Any]) -> str:
         if c.get("disagreement"):
             lines.append(f"        ! {c['disagreement']}")
     if answer.get("cards_left") is not None:
-        line = runs_out_first(answer.get("first_to_run_out"), answer["cards_left"])
+        line = runs_out_first(answer.get("first_to_run_out"), answer["cards_left"],
+                              answer.get("run_out_together"))
         if answer.get("runs_out_at"):
             line += _(" at about {when}").format(when=clock(answer["runs_out_at"]))
             rate = answer.get("print_rate_per_hour")

@@ -6,8 +6,8 @@ an operator must check with a picture of each one's front (`/api/thumbnail`), co
 with the forecast, open alerts and recent jobs, with buttons for the operator's actions.
 Actions go through the same handlers as the control socket and are recorded the same way:
 as `web:<user>`, the user who asked for the login link (`printstation web`: the control
-socket's peer credentials name them), or, for a script with the token, as `web` and the
-name it sends.
+socket's peer credentials name them), or, for a script with the token, as `web (typed:
+NAME)` with the name it sends, which no session's record can be mistaken for.
 
 Only the station PC can reach it (127.0.0.1 by default), but every user of that PC can, and
 the control socket's group does not apply to TCP. So the page asks for a secret, as Jupyter
@@ -396,9 +396,10 @@ class OperatorHandler(Handler):
             self.send_json(400, {"ok": False, "error": self.say("not_object")})
             return
         # The user who opened the page acts; a name typed in is taken only where nobody
-        # is known (a script holding the token).
+        # is known (a script holding the token), and recorded as typed: `web:siti` is
+        # only ever the user the kernel named, never a name anyone could send.
         name = str(request.pop("operator", "") or "").strip()[:40]
-        who = f"web:{holder}" if holder else f"web:{name}" if name else "web"
+        who = f"web:{holder}" if holder else f"web (typed: {name})" if name else "web"
         answer = self.view.act(request, who)
         self.send_json(200 if answer.get("ok") else 400, answer)
 

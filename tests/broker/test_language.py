@@ -46,6 +46,9 @@ SAYS = {
         "roll_summary": "    kapasitas 200, 0 terpakai sejauh ini, sisa 200 (masih di printer)",
         "roll_use": "    0 cetakan untuk 0 kartu baik; 0 untuk 0 kartu rusak",
         "not_running": "printstation: agen tidak berjalan (tidak ada soket kontrol di {path})\n",
+        "resolve_unknown": "printstation: pekerjaan cetak J-NONE tidak dikenal di stasiun ini\n",
+        "cancel_unknown": "printstation: pekerjaan cetak J-NONE tidak ada di stasiun ini; hanya "
+                          "pekerjaan cetak yang belum dicetak yang dapat dibatalkan\n",
     },
     "en": {
         "locale": "id_ID.UTF-8",
@@ -73,6 +76,9 @@ SAYS = {
         "roll_use": "    0 prints to 0 good cards; 0 to 0 spoiled",
         "not_running": "printstation: the agent is not running (no control socket at "
                        "{path})\n",
+        "resolve_unknown": "printstation: job J-NONE is not known to this station\n",
+        "cancel_unknown": "printstation: job J-NONE is not held by this station; only a job "
+                          "not yet printing can be cancelled\n",
     },
 }
 
@@ -181,6 +187,12 @@ def test_the_operator_reads_the_stations_language(station_process, language):
     line = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d", "<at>", rolls[first])
     assert re.sub(r"^#\d+ ", "", line) == says["roll"], rolls
     assert rolls[first + 1:first + 3] == [says["roll_summary"], says["roll_use"]], rolls
+
+    # A job this station does not hold: resolve and cancel refuse it in its language.
+    for command, said in ((("resolve", "J-NONE", "--printed"), says["resolve_unknown"]),
+                          (("cancel", "J-NONE"), says["cancel_unknown"])):
+        refused = station.cli(*command, "--why", "typo")
+        assert (refused.returncode, refused.stdout, refused.stderr) == (2, "", said)
 
     # Without the agent the command says so itself, in the configuration's language.
     assert station.stop() == 0

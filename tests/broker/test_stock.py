@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 
@@ -155,6 +156,10 @@ def test_the_blank_ledger_balances_after_jams_and_fails_when_a_blank_goes_missin
     assert "NOT balanced: 1 blank unaccounted for" in result.stdout
     wrong = cli(state, "load", "cards", "--count", "10", "--stock", "kia")
     assert wrong.returncode == 2 and "the feeder still holds 33 ektp blanks" in wrong.stderr
+    # Blanks taken out unprinted never went under the print head: no nearer a cleaning.
+    assert cli(state, "unload", "cards", "--count", "3", "--why", "to the safe").returncode == 0
+    assert json.loads(cli(state, "stock", "--json").stdout)["maintenance"][
+        "cards_since_cleaning"] == 0
 
 
 def test_levels_the_printer_cannot_read_are_counted_by_the_agent(

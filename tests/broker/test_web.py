@@ -176,11 +176,13 @@ def test_actions_need_the_token_the_page_header_and_a_loopback_host(make_station
                    {**page, "X-Printstation-Token": token(station)})
     assert script == (200, {"ok": True}) and not station.agent.station.paused()
     # A session acts as the user who asked for its link, whatever name is sent; only a
-    # script holding the token, whose user nobody knows, names itself.
+    # script holding the token, whose user nobody knows, names itself, recorded as typed:
+    # a group member holding the token cannot be recorded as another user's session.
     who = station.agent.journal.store.db.execute(
         "SELECT who, action FROM actions WHERE action IN ('pause', 'resume') ORDER BY id"
     ).fetchall()
-    assert [tuple(r) for r in who] == [("web:siti", "pause"), ("web:budi", "resume")]
+    assert [tuple(r) for r in who] == [("web:siti", "pause"),
+                                         ("web (typed: budi)", "resume")]
 
 
 def _metrics(url: str) -> dict[tuple[str, tuple], float]:

@@ -322,6 +322,35 @@ def test_a_schema_3_journal_gets_its_rolls_from_its_loads(tmp_path, clock):
     db.close()
 
 
+def test_a_schema_1_journal_gets_its_rolls_from_its_loads_too(tmp_path, clock):
+    """Schema 1 kept a job's message in its jobs row; moving it out must not mark the
+    journal up to date before its rolls are built from its loads."""
+    journal = Journal(tmp_path, "s1")
+    stock = Consumables(journal, ribbon_types=["YMCKO"], stocks=["ektp"], uses_film=False,
+                        default_stock="ektp")
+    stock.load("ribbon", type_="YMCKO", capacity=100, count=None, who="ani")
+    stock.load("cards", type_="ektp", capacity=None, count=10, who="ani")
+    card(journal, "issued")
+    journal.close()
+    v1 = ("card_no INTEGER PRIMARY KEY, job_id TEXT, outcome TEXT NOT NULL, reason TEXT, "
+          "counter INTEGER, at TEXT NOT NULL, stock TEXT, sides INTEGER, ribbon_use INTEGER, "
+          "film_use INTEGER")
+    names = ", ".join(c.split()[0] for c in v1.split(", "))
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    db.executescript(f"DROP TABLE rolls; DROP TABLE corrections; CREATE TABLE v1 ({v1}); "
+                     f"INSERT INTO v1 SELECT {names} FROM cards; DROP TABLE cards; "
+                     "ALTER TABLE v1 RENAME TO cards; "
+                     "ALTER TABLE jobs ADD COLUMN body BLOB; "
+                     "ALTER TABLE jobs ADD COLUMN headers TEXT; "
+                     "UPDATE meta SET value='1' WHERE key='schema_version';")
+    db.close()
+    journal = Journal(tmp_path, "s1")
+    assert journal.store.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
+    assert [(r["who"], r["good_cards"], r["good_use"]) for r in journal.cards.rolls()] == [
+        ("ani", 1, 1)]
+    journal.close()
+
+
 def test_the_printer_thread_tells_a_simulated_printer_what_an_operator_recorded(
         tmp_path, journal, stock):
     import threading

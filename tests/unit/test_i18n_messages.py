@@ -96,6 +96,20 @@ def test_stock_without_a_pace_says_so_where_the_time_would_be(speak, language, e
 
 
 @pytest.mark.parametrize(("language", "line"), [
+    ("en", "can print 500 more cards; the ribbon, the film and the blanks run out together; "
+           "not enough printing yet to forecast when"),
+    ("id", "dapat mencetak 500 kartu lagi; pita, film dan blangko akan habis bersamaan; "
+           "belum cukup banyak kartu dicetak untuk memperkirakan kapan"),
+])
+def test_stock_names_no_first_when_all_run_out_together(speak, language, line):
+    """A new ribbon, film roll and box of blanks: none of them runs out first."""
+    speak(language)
+    tied = {**_answer(None, None), "cards_left": 500,
+            "run_out_together": ["ribbon", "film", "cards"]}
+    assert line in format_stock(tied).splitlines()
+
+
+@pytest.mark.parametrize(("language", "line"), [
     ("en", "can print 50 more cards; the ribbon runs out first at about {when} (at 10 "
            "cards/hour)"),
     ("id", "dapat mencetak 50 kartu lagi; pita habis lebih dulu sekitar {when} (dengan laju "
@@ -270,3 +284,27 @@ def test_the_control_sockets_errors_in_indonesian(speak, tmp_path):
                                                        "error": "permintaan bukan JSON"}
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("language", "request_", "said"), [
+    ("en", ("unload", {"count": -1, "why": "x"}), "unload: count must be 0 or more"),
+    ("id", ("unload", {"count": -1, "why": "x"}), "unload: count harus 0 atau lebih"),
+    ("id", ("unload", {"count": 2, "why": "   "}), "unload: why tidak boleh kosong"),
+    ("id", ("jobs", {"limit": 5000}), "jobs: limit harus 1000 atau kurang"),
+    ("en", ("load", {"kind": "cards", "count": 10**20}), "load: count must be 100000 or less"),
+    ("en", ("unload", {"count": 10**9, "why": "typo"}), "unload: count must be 100000 or less"),
+    ("en", ("ledger", {"day": "bad"}), "ledger: give a day as YYYY-MM-DD, e.g. 2026-11-24"),
+    ("id", ("load", {"kind": "ribbon", "serial": "a$b"}),
+     "load: serial hanya boleh berisi huruf, angka, spasi dan . / # : -"),
+])
+def test_a_request_an_operator_typed_wrong_is_refused_in_the_agents_language(
+        speak, language, request_, said):
+    """Refused before any command acts (no station needed): one line, no regex, no English
+    of the validation library's in Indonesian."""
+    from printstation.agent.station.actions import Commands, ControlError
+
+    speak(language)
+    name, request = request_
+    with pytest.raises(ControlError) as refused:
+        Commands(None).run(name, request, "siti")  # type: ignore[arg-type]
+    assert str(refused.value) == said

@@ -45,6 +45,9 @@ def test_the_counter_says_where_to_look():
     many = counter_words(41, 45)
     assert "counted 4 cards since" in many and "under the 3 printed after it" in many
     assert "no blank seems to have left the feeder" in counter_words(41, 41)
+    # Another printer (or a reset counter) must not read as "no blank left the feeder".
+    back = counter_words(41, 3)
+    assert "reads 3, lower than the 41" in back and "no blank" not in back
     assert "cannot be read now (it was 41" in counter_words(41, None)
     assert "gave no card counter" in counter_words(None, 42)
 

@@ -178,6 +178,15 @@ class Cards:
                 counts[f"{name}_today"] += r["n"]
         return counts
 
+    def through_printer(self) -> int:
+        """Blanks that went through the printer in the station's life: those drawn, less
+        those taken out of the feeder unprinted (`removed`), which never touched its head.
+        What cleaning is counted against."""
+        with self.store.lock:
+            removed = sum(n for (outcome, _reason), n in tally.cards(self.store.db).items()
+                          if outcome == "removed")
+        return self.drawn() - removed
+
     def drawn(self) -> int:
         """Blanks drawn in the station's life: the last card's number (never reused)."""
         with self.store.lock:
