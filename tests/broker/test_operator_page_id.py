@@ -161,7 +161,10 @@ def test_the_page_and_the_commands_in_indonesian(indonesian_agent, browser,  # n
         answer = call(state, {"cmd": "jobs", "limit": 10})
         busy = any(j["state"] in ("queued", "printing") for j in answer["jobs"])
         checks = answer.get("needs_check") or []
-        return checks[0] if checks and not busy and checks[0]["counter_now"] else None
+        # The agent reads the counter at its next poll after the last card: wait for it.
+        counter = sim.control(cmd="status")["counter"]
+        return checks[0] if checks and not busy and checks[0]["counter_now"] == counter \
+            else None
 
     check = wait_for(settled_check, 60, "the check, and the other card printed")
     job_id, before, now = check["job_id"], check["counter_before"], check["counter_now"]
