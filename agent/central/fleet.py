@@ -7,9 +7,7 @@ out first, live in the terminal, or once as JSON or CSV for scripts.
 
 from __future__ import annotations
 
-import csv
 import fnmatch
-import io
 import json
 import time
 from datetime import datetime
@@ -82,11 +80,9 @@ def _level(c: dict[str, Any]) -> str:
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    from printstation.agent.surfaces.csvtext import to_csv
+
+    return to_csv(rows, CSV_FIELDS)
 
 
 #: The live table's columns: (header, justify). It fits 80 columns with station ids of up

@@ -12,8 +12,6 @@ columns stay English).
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from printstation.agent.i18n import _, labels, ngettext
@@ -82,15 +80,6 @@ def explain(b: dict[str, Any]) -> str:
                        "{n} blanks more than loaded: put in the feeder without `printstation "
                        "load cards`", -n).format(n=-n)
     return _("NOT balanced: {why}; {figures}").format(why=why, figures=line)
-
-
-def to_csv(days: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(days)
-    return out.getvalue()
 
 
 def _aligned(pairs: list[tuple[str, object]]) -> list[str]:

@@ -9,8 +9,6 @@ configuration's language (else the locale's); the CSV is data, its columns and c
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import re
 import sys
@@ -19,6 +17,7 @@ from typing import Any
 
 from printstation.agent.i18n import N_, _, labels, ngettext
 from printstation.agent.surfaces.cliargs import call, settings_flags
+from printstation.agent.surfaces.csvtext import to_csv
 
 ROLL_FIELDS = ("id", "kind", "type", "serial", "lot", "capacity", "started_with", "unit",
                "loaded_at", "who", "replaced_at", "good_cards", "good_use", "spoiled_cards",
@@ -39,14 +38,6 @@ def write(text: str, where: str | None) -> None:
         sys.stdout.write(text)
     else:
         Path(where).write_text(text)
-
-
-def to_csv(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def cmd_unload(args: argparse.Namespace) -> int:

@@ -174,10 +174,11 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     if args.day:
         request["day"] = args.day
     answer = call(args, request)
-    from printstation.agent.station.ledger import to_csv
+    from printstation.agent.station.ledger import CSV_FIELDS
+    from printstation.agent.surfaces.csvtext import to_csv
 
     if args.csv:
-        text = to_csv(answer["days"])
+        text = to_csv(answer["days"], CSV_FIELDS)
         if str(args.csv) == "-":
             sys.stdout.write(text)
         else:

@@ -406,3 +406,15 @@ def test_the_printer_thread_tells_a_simulated_printer_what_an_operator_recorded(
     plain = PrinterWorker(journal, SeesForItself(), consumables=stock, max_attempts=3,
                           paused=lambda: True, on_change=lambda: None)
     assert plain.stock_changed(StockChange("cards", "loaded", 5)) is None  # nothing to wait for
+
+
+def test_typed_words_in_a_csv_never_run_as_a_spreadsheet_formula():
+    """A removal's reason or a serial is typed by a person; the office opens the CSV in a
+    spreadsheet, which would run `=...` as a formula."""
+    from printstation.agent.surfaces.csvtext import to_csv as csv_text
+
+    rows = [{"card_no": 7, "reason": '=HYPERLINK("http://x","see")', "serial": "@R-1",
+             "change": -3}, {"card_no": 8, "reason": "jam", "serial": "-", "change": 2}]
+    text = csv_text(rows, ("card_no", "reason", "serial", "change")).splitlines()
+    assert text[1:] == ["7,\"'=HYPERLINK(\"\"http://x\"\",\"\"see\"\")\",'@R-1,-3",
+                        "8,jam,'-,2"]

@@ -15,7 +15,8 @@ from printstation.agent.station.consumables import Consumables, Level, LoadError
 from printstation.agent.station.forecast import forecast, print_rate, use_per_card
 from printstation.agent.station.journal import Journal
 from printstation.agent.station.journal.stock import CardUse, Counted
-from printstation.agent.station.ledger import balance, explain, to_csv
+from printstation.agent.station.ledger import CSV_FIELDS, balance, explain
+from printstation.agent.surfaces.csvtext import to_csv
 from printstation.drivers.base import ConsumableLevel, PrinterStatus
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone(timedelta(hours=7)))
@@ -128,8 +129,8 @@ def test_each_card_is_counted_off_in_its_own_transaction(stock, journal):
     b = balance(journal, short)
     assert not b["balanced"] and b["unaccounted"] == 1
     assert "1 blank unaccounted for" in explain(b)
-    assert to_csv(days).splitlines()[0] == ("day,stock,loaded,issued,spoiled,test,removed,"
-                                            "ribbon_used,film_used")
+    assert to_csv(days, CSV_FIELDS).splitlines()[0] == (
+        "day,stock,loaded,issued,spoiled,test,removed,ribbon_used,film_used")
 
 
 THRESHOLDS = {"ribbon": Threshold(warning=100, critical=20)}
