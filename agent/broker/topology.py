@@ -177,7 +177,14 @@ def tls_options(url: str, tls: TlsFiles | None) -> pika.SSLOptions | None:
 
 def connection_parameters(url: str, *, heartbeat: int = 30, name: str = "printstation",
                           tls: TlsFiles | None = None) -> pika.URLParameters:
-    params = pika.URLParameters(url)
+    """pika's parameters for `url`; a URL it cannot read is a ValueError naming it (masked)."""
+    from printstation.agent.config import mask_url
+
+    try:
+        params = pika.URLParameters(url)
+        urlsplit(url).port  # noqa: B018 - raises on a port out of range, as pika would later
+    except ValueError as exc:
+        raise ValueError(f"broker URL {mask_url(url)}: {exc}") from None
     options = tls_options(url, tls)
     if options is not None:
         params.ssl_options = options

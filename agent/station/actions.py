@@ -11,10 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+)
 from pydantic import StringConstraints as Text
+from pydantic_core import PydanticCustomError
 
 from printstation.agent import contract
 from printstation.agent.i18n import N_, _, labels
@@ -30,7 +40,16 @@ from printstation.drivers.errors import PrintstationError
 
 Words = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=500)]
 Name = Annotated[str, Text(strip_whitespace=True, min_length=1, max_length=64)]
-Day = Annotated[str, Text(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+def _calendar_day(value: str) -> str:
+    """2026-13-45 has the form of a day but is none: refused as the form is."""
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError("string_pattern_mismatch", "not a calendar day") from None
+    return value
+
+
+Day = Annotated[str, Text(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_calendar_day)]
 Month = Annotated[str, Text(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 #: A count a person records: more than any feeder, ribbon or film roll holds is a typo,
 #: and past SQLite's integers it could not be stored at all (an OverflowError, no words).

@@ -135,3 +135,12 @@ def test_submit_reads_job_files_as_the_station_checks_them(tmp_path):
     path.write_text(json.dumps(sample_job("OK-1").body))
     job_id, body = read_job(path, station="s1", pool=None)
     assert job_id == "OK-1" and body == path.read_bytes()
+
+
+def test_a_broker_url_pika_cannot_read_is_named_masked_in_one_line():
+    for url, problem in (("amqp://tech:s3cret@127.0.0.1:99999/%2F", "Port out of range 0-65535"),
+                         ("amqp://tech:s3cret@[::1/%2F", "Invalid IPv6 URL")):
+        done = run("watch", "--broker-url", url, timeout=30)
+        masked = url.replace("s3cret", "***")
+        assert (done.returncode, done.stdout, done.stderr) == (
+            2, "", f"printstation: broker URL {masked}: {problem}\n")

@@ -294,6 +294,8 @@ def test_the_control_sockets_errors_in_indonesian(speak, tmp_path):
     ("en", ("load", {"kind": "cards", "count": 10**20}), "load: count must be 100000 or less"),
     ("en", ("unload", {"count": 10**9, "why": "typo"}), "unload: count must be 100000 or less"),
     ("en", ("ledger", {"day": "bad"}), "ledger: give a day as YYYY-MM-DD, e.g. 2026-11-24"),
+    ("en", ("ledger", {"day": "2026-13-45"}),
+     "ledger: give a day as YYYY-MM-DD, e.g. 2026-11-24"),
     ("id", ("load", {"kind": "ribbon", "serial": "a$b"}),
      "load: serial hanya boleh berisi huruf, angka, spasi dan . / # : -"),
 ])
