@@ -26,6 +26,7 @@ from printstation.agent.surfaces.books_cli import (
     to_csv,
 )
 from printstation.drivers.base import ConsumableLevel, PrinterStatus
+from tests.support import wait_for
 
 WIB = timezone(timedelta(hours=7))
 
@@ -389,13 +390,17 @@ def test_the_printer_thread_tells_a_simulated_printer_what_an_operator_recorded(
                            paused=lambda: True, on_change=lambda: None)
     worker.start()
     try:
-        told = worker.stock_changed(StockChange("cards", "loaded", 5, type="ektp", expected=15))
+        wait_for(lambda: journal.cards.counted_stock().get("cards"), 10, "the feeder read")
+        loaded = stock.load("cards", type_="ektp", capacity=None, count=5, who="ani")
+        told = worker.stock_changed(stock.stock_change("cards", loaded, added=5))
         assert told is not None and told.result(timeout=10) is True
         assert driver.printer.cards_in_feeder == 15 and Watched.threads == ["printer"]
         # Taken out before it was recorded (the feeder already holds the count): not twice.
-        worker.stock_changed(StockChange("cards", "removed", 3, expected=15)).result(10)
-        worker.stock_changed(StockChange("cards", "removed", 3, expected=12)).result(10)
-        assert driver.printer.cards_in_feeder == 12
+        driver.printer.cards_in_feeder -= 3
+        stock.unload(3, "ani", "to the KIA printer")
+        left = journal.cards.counted_stock()["cards"]
+        worker.stock_changed(stock.stock_change("cards", left, removed=3)).result(10)
+        assert driver.printer.cards_in_feeder == left.remaining == 12
         worker.stock_changed(StockChange("ribbon", "loaded", 150, type="YMCKO",
                                          capacity=200, lot="L-9")).result(10)
         ribbon = driver.status().consumables[0]
@@ -418,3 +423,29 @@ def test_typed_words_in_a_csv_never_run_as_a_spreadsheet_formula():
     text = csv_text(rows, ("card_no", "reason", "serial", "change")).splitlines()
     assert text[1:] == ["7,\"'=HYPERLINK(\"\"http://x\"\",\"\"see\"\")\",'@R-1,-3",
                         "8,jam,'-,2"]
+
+
+def test_blanks_taken_out_while_a_card_prints_are_taken_out_of_the_simulated_feeder(
+        tmp_path, journal, stock):
+    """`unload cards --count 1` during a card: by the time the printer thread tells the
+    simulator, the card drew a blank, and the feeder must not look already unloaded."""
+    from printstation.agent.station.printing import PrinterWorker
+    from printstation.simulator.driver import SimDriver
+
+    driver = SimDriver.from_url("sim://?cards=10&render=0", state_dir=tmp_path)
+    stock.load("cards", type_="ektp", capacity=None, count=10, who="ani")
+    counted = stock.journal.cards.counted_stock()["cards"]
+    assert stock.unload(1, "ani", "damaged in the box") == [1]
+    change = stock.stock_change("cards", journal.cards.counted_stock()["cards"], removed=1)
+    assert (counted.remaining, change.expected) == (10, 9)
+    driver.printer.cards_in_feeder -= 1  # the card in the printer drew its blank ...
+    card(journal, "issued")  # ... and came out, recorded before the printer thread is free
+    worker = PrinterWorker(journal, driver, consumables=stock, max_attempts=3,
+                           paused=lambda: True, on_change=lambda: None)
+    worker.start()
+    try:
+        assert worker.stock_changed(change).result(timeout=10) is True
+    finally:
+        worker.stop()
+    assert driver.printer.cards_in_feeder == journal.cards.counted_stock()["cards"].remaining \
+        == 8

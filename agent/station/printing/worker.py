@@ -14,6 +14,7 @@ is held as a fault (`refusal`), and the next card is prepared while one prints (
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import sqlite3
 import threading
@@ -133,6 +134,12 @@ class PrinterWorker(ThreadedComponent):
                 change, told = self._stock_changes.get_nowait()
             except queue.Empty:
                 return
+            if change.kind == "cards" and change.expected is not None:
+                # The count once the change is made, as it is now: a card that drew a blank
+                # between the record and this moment is in it, as it is in the feeder.
+                counted = self.journal.cards.counted_stock().get("cards")
+                if counted is not None:
+                    change = dataclasses.replace(change, expected=counted.remaining)
             try:
                 self.driver.stock_changed(change)
                 told.set_result(True)
