@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test unit lint system-deps node-tools messages
+.PHONY: install demo test unit lint system-deps node-tools messages pcsc
 
 # Debian packages the tests need, each as command:package, installed when the command is
 # missing: Chromium and its driver (the operator page is tested in a real browser),
@@ -11,17 +11,24 @@ BIN := $(VENV)/bin
 # the official AsyncAPI parser) and promtool (the metrics and alert rules are checked by
 # Prometheus's own tool; Debian's prometheus package, without the node exporter it
 # recommends).
+# pcscd with vsmartcard-vpcd's virtual reader (the chip tests present a simulated card to a
+# real pcscd), and swig with libpcsclite-dev, which pyscard is built with (`make pcsc`). A dep
+# is command:package or, for a package without a command, file:package.
 SYSTEM_DEPS := chromium:chromium chromedriver:chromium-driver systemd-analyze:systemd \
-  node:nodejs npm:npm
+  node:nodejs npm:npm pcscd:pcscd swig:swig \
+  /usr/lib/pcsc/drivers/serial/libifdvpcd.so:vsmartcard-vpcd \
+  /usr/include/PCSC/winscard.h:libpcsclite-dev
 SYSTEM_DEPS_NO_RECOMMENDS := promtool:prometheus
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 # The official AsyncAPI parser, installed with npm into a folder of the tests' own.
 NODE_TOOLS := .tools/node
 ASYNCAPI_PARSER := @asyncapi/parser@3.6.6
 
-# $(call apt_install,command:package ...,apt-get options): the packages whose command is missing.
+# $(call apt_install,command:package ...,apt-get options): the packages whose command (or
+# file) is missing.
 define apt_install
-	@missing=$$(for dep in $(1); do command -v $${dep%%:*} >/dev/null || echo $${dep#*:}; done); \
+	@missing=$$(for dep in $(1); do command -v $${dep%%:*} >/dev/null || test -e $${dep%%:*} \
+	            || echo $${dep#*:}; done); \
 	if [ -n "$$missing" ]; then echo "installing" $$missing "(apt-get)"; \
 	  $(APT_GET) $(2) $$missing >/dev/null \
 	  || { apt-get update -q >/dev/null && $(APT_GET) $(2) $$missing >/dev/null; }; fi
@@ -59,8 +66,15 @@ node-tools:
 	  echo "installing $(ASYNCAPI_PARSER) into $(NODE_TOOLS) (npm)"; \
 	  npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --silent $(ASYNCAPI_PARSER); }
 
-# Every tier: unit, broker (RabbitMQ at 127.0.0.1:5672) and system (end to end, chaos).
-test: lint system-deps
+# pyscard (the `pcsc` extra) compiles against libpcsclite-dev with swig, so it is installed
+# after system-deps, not by `install`: install, unit and demo need no C toolchain or apt.
+pcsc: install system-deps
+	@$(BIN)/python -c "import smartcard" 2>/dev/null || { echo "installing pyscard (pip)"; \
+	  $(BIN)/pip install -q -e '.[test,pcsc]'; }
+
+# Every tier: unit, broker (RabbitMQ at 127.0.0.1:5672), pcsc (a pcscd of its own) and system
+# (end to end, chaos).
+test: lint system-deps pcsc
 	$(BIN)/python -m pytest
 
 # The quick tier for the inner loop: no broker, no browser.

@@ -4,6 +4,7 @@ and the tiers themselves, told apart by folder.
     tests/unit/    no broker: the inner loop (`make unit`)
     tests/broker/  the real RabbitMQ (marked `broker`; tests/broker/fixtures.py owns the
                    broker fixtures, registered here once for it and the system tier)
+    tests/pcsc/    a pcscd of the tests' own with vpcd's virtual readers (marked `pcsc`)
     tests/system/  end to end: the command, device processes, the chaos run (marked `broker`
                    and `system`)
 
@@ -52,6 +53,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.broker)
         if tier == "system":
             item.add_marker(pytest.mark.system)
+        if tier == "pcsc":
+            item.add_marker(pytest.mark.pcsc)
         if tier == "unit":
             wanted = BROKER_FIXTURES & set(getattr(item, "fixturenames", ()))
             if wanted:

@@ -169,7 +169,7 @@ def test_uids_are_per_blank_and_stable() -> None:
 
 
 def test_atr_and_layout() -> None:
-    assert ATR == apdu("3B 80 80 01 01")
+    assert apdu("3B 80 80 01 01") == ATR
     assert sum(EF_SIZES.values()) == 8192
     with pytest.raises(ValueError, match="7 bytes"):
         Chip(b"\x04\x01")
