@@ -69,3 +69,37 @@ class DriverNotFound(PrintstationError, LookupError):
     """No installed driver takes the printer URL's scheme, or its entry point is not one."""
 
     code = "driver_not_found"
+
+
+class EncoderError(PrintstationError):
+    """The chip encoder itself cannot work (not this card's chip): built from its code.
+
+    As pyvisa's `VisaIOError` is built from a status code whose meaning it looks up, an
+    `EncoderError` is built from one of `MEANINGS`' codes; the message is that meaning,
+    then `detail` (a reader's name, a library's install line: never chip data). A card
+    whose chip fails is not an error but an `EncodeResult` with a fault: the card is spoiled,
+    while an `EncoderError` means no card can be encoded until someone fixes the station.
+    """
+
+    code = "encoder_error"
+    MEANINGS: dict[str, str] = {
+        "encoder_error": "the chip encoder failed",
+        "library_missing": "a library the chip encoder needs is not installed",
+        "pcsc_unavailable": "the PC/SC service (pcscd) cannot be reached",
+        "no_reader": "the chip reader is not connected",
+        "reader_ambiguous": "more than one chip reader is connected and none is named",
+        "no_encoder": "no chip encoder here takes this profile",
+        "bad_chip_data": "the job's chip data does not fit its profile",
+        "bad_url": "the encoder URL cannot be read",
+    }
+
+    def __init__(self, code: str, detail: str = ""):
+        meaning = self.MEANINGS.get(code, self.MEANINGS["encoder_error"])
+        super().__init__(f"{meaning}: {detail}" if detail else meaning, code=code)
+        self.detail = detail
+
+
+class EncoderNotFound(PrintstationError, LookupError):
+    """No installed encoder takes the encoder URL's scheme, or its entry point is not one."""
+
+    code = "encoder_not_found"

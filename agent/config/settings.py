@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     pools: Annotated[list[str], NoDecode] = Field(default_factory=list)
     printer_url: str = "sim://"
+    #: The chip encoder, chosen by URL scheme through the `printstation.encoders` entry
+    #: points (e.g. "pcsc://?reader=Virtual%20PCD%2000%2000"); unset: no encoder, so the
+    #: station takes no job with a `chip` section (contract v2 §3).
+    encoder_url: str | None = None
     card_stock: str = Field(default="ektp", pattern=NAME_PATTERN)
     state_dir: Path = Field(default_factory=default_state_dir)
     trusted_keys: dict[str, Path] = Field(default_factory=dict)
@@ -190,6 +194,13 @@ class Settings(BaseSettings):
     def _has_scheme(cls, value: str) -> str:
         if "://" not in value:
             raise ValueError("must be a URL such as sim:// or evolis+usb://0f49:...")
+        return value
+
+    @field_validator("encoder_url")
+    @classmethod
+    def _encoder_has_scheme(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("must be a URL such as pcsc://?reader=...")
         return value
 
     @field_validator("thresholds")

@@ -10,8 +10,6 @@ import base64
 import binascii
 import io
 import json
-import re
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from PIL import Image, UnidentifiedImageError
@@ -23,6 +21,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+# The apdu-script/1 parser is shared with the encoders that run it (drivers: no agent import).
+from printstation.drivers.apdu_script import APDU_SCRIPT_PROFILE as APDU_SCRIPT_PROFILE
+from printstation.drivers.apdu_script import ApduStep as ApduStep
+from printstation.drivers.apdu_script import apdu_script
 
 from .common import (
     ASPECT_TOLERANCE,
@@ -156,44 +159,6 @@ class Chip(_Strict):
 
     def data_bytes(self) -> bytes:
         return base64.b64decode(self.data)
-
-
-APDU_SCRIPT_PROFILE = "apdu-script/1"
-_HEX_RE = re.compile(r"(?:[0-9A-Fa-f]{2})+")
-_SW_RE = re.compile(r"[0-9A-Fa-f]{4}")
-
-
-@dataclass(frozen=True)
-class ApduStep:
-    """One command of an `apdu-script/1` profile and the status words it may answer."""
-
-    apdu: bytes
-    expect: tuple[bytes, ...]
-
-
-def apdu_script(raw: bytes) -> list[ApduStep]:
-    """Parse `apdu-script/1` data; ValueError naming the problem (never the APDU bytes)."""
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ValueError("chip.data for apdu-script/1 is not UTF-8 JSON") from None
-    commands = doc.get("commands") if isinstance(doc, dict) else None
-    if not isinstance(commands, list) or not commands:
-        raise ValueError('chip.data for apdu-script/1 needs a non-empty "commands" list')
-    if set(doc) - {"commands"}:
-        raise ValueError('chip.data for apdu-script/1 holds only "commands"')
-    steps = []
-    for i, cmd in enumerate(commands):
-        if not isinstance(cmd, dict) or set(cmd) - {"apdu", "expect"}:
-            raise ValueError(f"chip command {i}: an object with apdu and expect")
-        apdu, expect = cmd.get("apdu"), cmd.get("expect")
-        if not isinstance(apdu, str) or not _HEX_RE.fullmatch(apdu) or len(apdu) < 8:
-            raise ValueError(f"chip command {i}: apdu must be hex, at least 4 bytes")
-        if not isinstance(expect, list) or not expect or not all(
-                isinstance(sw, str) and _SW_RE.fullmatch(sw) for sw in expect):
-            raise ValueError(f"chip command {i}: expect must list status words such as 9000")
-        steps.append(ApduStep(bytes.fromhex(apdu), tuple(bytes.fromhex(sw) for sw in expect)))
-    return steps
 
 
 class _JobFields(_Strict):

@@ -1,0 +1,52 @@
+"""The `apdu-script/1` chip profile (contract v2 §3): parsed once, for intake and encoders.
+
+It lives with the drivers, the lowest layer, so that the contract (which refuses a job whose
+script cannot run) and the encoders (which run it) share this one parser without the drivers
+importing the agent. A script is UTF-8 JSON
+`{"commands": [{"apdu": "<hex>", "expect": ["9000", ...]}, ...]}`: each APDU is sent in
+order and must answer one of its expected status words. The bytes are personal data: no
+message here ever quotes them, only the command's index.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+APDU_SCRIPT_PROFILE = "apdu-script/1"
+_HEX_RE = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+_SW_RE = re.compile(r"[0-9A-Fa-f]{4}")
+
+
+@dataclass(frozen=True)
+class ApduStep:
+    """One command of an `apdu-script/1` profile and the status words it may answer."""
+
+    apdu: bytes = field(repr=False)
+    expect: tuple[bytes, ...]
+
+
+def apdu_script(raw: bytes) -> list[ApduStep]:
+    """Parse `apdu-script/1` data; ValueError naming the problem (never the APDU bytes)."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValueError("chip.data for apdu-script/1 is not UTF-8 JSON") from None
+    commands = doc.get("commands") if isinstance(doc, dict) else None
+    if not isinstance(commands, list) or not commands:
+        raise ValueError('chip.data for apdu-script/1 needs a non-empty "commands" list')
+    if set(doc) - {"commands"}:
+        raise ValueError('chip.data for apdu-script/1 holds only "commands"')
+    steps = []
+    for i, cmd in enumerate(commands):
+        if not isinstance(cmd, dict) or set(cmd) - {"apdu", "expect"}:
+            raise ValueError(f"chip command {i}: an object with apdu and expect")
+        apdu, expect = cmd.get("apdu"), cmd.get("expect")
+        if not isinstance(apdu, str) or not _HEX_RE.fullmatch(apdu) or len(apdu) < 8:
+            raise ValueError(f"chip command {i}: apdu must be hex, at least 4 bytes")
+        if not isinstance(expect, list) or not expect or not all(
+                isinstance(sw, str) and _SW_RE.fullmatch(sw) for sw in expect):
+            raise ValueError(f"chip command {i}: expect must list status words such as 9000")
+        steps.append(ApduStep(bytes.fromhex(apdu), tuple(bytes.fromhex(sw) for sw in expect)))
+    return steps

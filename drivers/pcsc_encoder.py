@@ -1,0 +1,181 @@
+"""`pcsc://`: the built-in chip encoder, for a PC/SC reader through pcscd, with pyscard.
+
+It runs the `apdu-script/1` profile (contract v2 §3): it waits for the card the printer
+parked at the reader, reads the chip's UID with GET DATA (`FF CA 00 00 00`), then sends each
+APDU of the script in order and checks each answer's status word against the expected ones.
+A chip that is absent, does not power up, gives no UID or answers wrong spoils the card
+(`encode_failed`, naming the step by its index); a reader or pcscd that cannot be reached is
+an `EncoderError`, since no card can be encoded until someone fixes it.
+
+URL: `pcsc://?reader=NAME&timeout=SECONDS` (NAME percent-encoded, e.g.
+`pcsc://?reader=Virtual%20PCD%2000%2000`; without it, the only connected reader). The
+printer may name the reader itself (`ParkedCard.reader`), which then wins. pyscard is
+imported only when a card is encoded, so a station without chips does not need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
+from urllib.parse import parse_qsl, urlsplit
+
+from .apdu_script import APDU_SCRIPT_PROFILE, ApduStep, apdu_script
+from .encoder import ChipSection, Encoder, EncodeResult, ParkedCard
+from .errors import EncoderError, PrintstationError
+
+#: GET DATA for the UID (PC/SC part 3), answered by the reader for any contactless card.
+GET_UID = bytes.fromhex("FFCA000000")
+OK = b"\x90\x00"
+DEFAULT_TIMEOUT = 5.0
+INSTALL_HINT = "install pyscard (Debian: apt install python3-pyscard pcscd; or pip install pyscard)"
+
+#: Sends one APDU, returns (response data, status word); raises ChipSilent if the chip is gone.
+Transmit = Callable[[bytes], tuple[bytes, bytes]]
+
+
+class ChipSilent(PrintstationError):
+    """The chip stopped answering (removed, dead): the card's fault, not the reader's.
+
+    It never leaves this module: the step it stopped at becomes an `encode_failed` result.
+    """
+
+    code = "chip_silent"
+
+
+def read_uid(transmit: Transmit) -> str | None:
+    """The chip's UID in hex, or None if it gave none."""
+    try:
+        data, sw = transmit(GET_UID)
+    except ChipSilent:
+        return None
+    return data.hex().upper() if sw == OK and data else None
+
+
+def run_script(steps: Sequence[ApduStep], transmit: Transmit) -> str | None:
+    """Send each step in order; None when every answer was expected, else why not (by index).
+
+    The reason names the step and the status word (an ISO 7816 code, not chip data), never
+    the command or the answer's data.
+    """
+    for i, step in enumerate(steps):
+        try:
+            _, sw = transmit(step.apdu)
+        except ChipSilent:
+            return f"the chip stopped answering at command {i}"
+        if sw not in step.expect:
+            expected = ", ".join(s.hex().upper() for s in step.expect)
+            return f"command {i} answered {sw.hex().upper()}, expected {expected}"
+    return None
+
+
+def _pyscard() -> SimpleNamespace:
+    """pyscard's pieces, imported now: a missing pyscard is one line saying how to install it."""
+    try:
+        from smartcard.CardRequest import CardRequest
+        from smartcard.CardType import AnyCardType
+        from smartcard.Exceptions import (
+            CardConnectionException,
+            CardRequestTimeoutException,
+            NoCardException,
+            SmartcardException,
+        )
+        from smartcard.pcsc.PCSCExceptions import BaseSCardException
+        from smartcard.System import readers
+    except ImportError:
+        raise EncoderError("library_missing", INSTALL_HINT) from None
+    return SimpleNamespace(
+        CardRequest=CardRequest, AnyCardType=AnyCardType, readers=readers,
+        Timeout=CardRequestTimeoutException, NoCard=NoCardException,
+        LinkFailed=CardConnectionException,
+        Failure=(SmartcardException, BaseSCardException))
+
+
+class PcscEncoder(Encoder):
+    """Runs `apdu-script/1` on the card at a PC/SC reader; see the module docstring."""
+
+    name = "pcsc"
+    profiles = (APDU_SCRIPT_PROFILE,)
+
+    def __init__(self, reader: str | None = None, timeout: float = DEFAULT_TIMEOUT):
+        self.reader = reader
+        self.timeout = timeout
+
+    @classmethod
+    def from_url(cls, url: str) -> PcscEncoder:
+        parts = urlsplit(url)
+        if parts.scheme != "pcsc" or parts.netloc or parts.path not in ("", "/"):
+            raise ValueError(f"encoder URL {url!r}: use pcsc://?reader=NAME (NAME URL-encoded)")
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = set(query) - {"reader", "timeout"}
+        if unknown:
+            raise ValueError(f"encoder URL {url!r}: unknown parameter {sorted(unknown)[0]!r}; "
+                             "known: reader, timeout")
+        try:
+            timeout = float(query.get("timeout", DEFAULT_TIMEOUT))
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= 600:
+            raise ValueError(f"encoder URL {url!r}: timeout must be 0 to 600 seconds")
+        return cls(query.get("reader") or None, timeout)
+
+    def encode(self, parked: ParkedCard, chip: ChipSection) -> EncodeResult:
+        if not self.supports(chip.profile):
+            raise EncoderError("no_encoder", f"{chip.profile!r}; pcsc takes {APDU_SCRIPT_PROFILE}")
+        try:
+            steps = apdu_script(chip.data)
+        except ValueError as exc:  # its message names the step, never the bytes
+            raise EncoderError("bad_chip_data", str(exc)) from None
+        sc = _pyscard()
+        try:
+            reader = self._reader(sc, parked.reader or self.reader)
+            request = sc.CardRequest(timeout=self.timeout, readers=[reader],
+                                     cardType=sc.AnyCardType())
+            try:
+                service = request.waitforcard()
+            except sc.Timeout:
+                return EncodeResult.failed(
+                    f"no chip came to reader {reader!r} within {self.timeout:g} s")
+        except sc.Failure as exc:
+            raise EncoderError("pcsc_unavailable", type(exc).__name__) from None
+        return self._encode_card(sc, service.connection, steps)
+
+    def _reader(self, sc: SimpleNamespace, wanted: str | None) -> str:
+        """The reader to wait at: the one named, else the only one connected."""
+        names = [str(r) for r in sc.readers()]
+        if wanted is not None:
+            if wanted not in names:
+                connected = ", ".join(repr(n) for n in names) or "none"
+                raise EncoderError("no_reader", f"{wanted!r}; connected: {connected}")
+            return wanted
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise EncoderError("no_reader", "none is connected")
+        raise EncoderError("reader_ambiguous",
+                           "name one with pcsc://?reader=...; connected: "
+                           + ", ".join(repr(n) for n in names))
+
+    @staticmethod
+    def _encode_card(sc: SimpleNamespace, conn, steps: list[ApduStep]) -> EncodeResult:
+        try:
+            conn.connect()
+        except (sc.NoCard, sc.LinkFailed):
+            return EncodeResult.failed("the chip did not power up (absent or dead)")
+
+        def transmit(apdu: bytes) -> tuple[bytes, bytes]:
+            try:
+                data, sw1, sw2 = conn.transmit(list(apdu))
+            except (sc.NoCard, sc.LinkFailed):
+                raise ChipSilent from None
+            return bytes(data), bytes((sw1, sw2))
+
+        try:
+            uid = read_uid(transmit)
+            if uid is None:
+                return EncodeResult.failed("the chip gave no UID (FF CA 00 00 00)")
+            why = run_script(steps, transmit)
+            return EncodeResult(uid=uid) if why is None else EncodeResult.failed(why, uid=uid)
+        finally:
+            with contextlib.suppress(*sc.Failure):  # the card is leaving the reader anyway
+                conn.disconnect()

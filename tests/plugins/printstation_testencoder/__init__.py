@@ -1,0 +1,34 @@
+"""A chip encoder that lives outside printstation, found only through its entry point.
+
+It proves the encoder interface is pluggable, as a programme's own encoder (one that talks
+to its SAM) would be: `testchip://NAME` takes the `test-blob/1` profile, makes each card's
+UID from its number and keeps what it wrote in `WRITTEN` for tests to read; a blob that is
+empty is a chip that answers wrong. `NOT_AN_ENCODER` is registered too, to be refused.
+"""
+
+from __future__ import annotations
+
+from printstation.drivers.encoder import ChipSection, Encoder, EncodeResult, ParkedCard
+
+WRITTEN: dict[str, dict[str, bytes]] = {}
+NOT_AN_ENCODER = object()
+
+
+class TestChipEncoder(Encoder):
+    name = "testchip"
+    profiles = ("test-blob/1",)
+
+    def __init__(self, name: str):
+        self.station = name
+        WRITTEN.setdefault(name, {})
+
+    @classmethod
+    def from_url(cls, url: str) -> TestChipEncoder:
+        return cls(url.partition("://")[2] or "default")
+
+    def encode(self, parked: ParkedCard, chip: ChipSection) -> EncodeResult:
+        uid = f"04{parked.card_no:012X}"
+        if not chip.data:
+            return EncodeResult.failed("command 0 answered 6A80, expected 9000", uid=uid)
+        WRITTEN[self.station][uid] = chip.data
+        return EncodeResult(uid=uid)
