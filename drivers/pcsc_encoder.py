@@ -16,6 +16,7 @@ imported only when a card is encoded, so a station without chips does not need i
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from urllib.parse import parse_qsl, urlsplit
@@ -72,11 +73,8 @@ def run_script(steps: Sequence[ApduStep], transmit: Transmit) -> str | None:
 def _pyscard() -> SimpleNamespace:
     """pyscard's pieces, imported now: a missing pyscard is one line saying how to install it."""
     try:
-        from smartcard.CardRequest import CardRequest
-        from smartcard.CardType import AnyCardType
         from smartcard.Exceptions import (
             CardConnectionException,
-            CardRequestTimeoutException,
             NoCardException,
             SmartcardException,
         )
@@ -85,10 +83,13 @@ def _pyscard() -> SimpleNamespace:
     except ImportError:
         raise EncoderError("library_missing", INSTALL_HINT) from None
     return SimpleNamespace(
-        CardRequest=CardRequest, AnyCardType=AnyCardType, readers=readers,
-        Timeout=CardRequestTimeoutException, NoCard=NoCardException,
+        readers=readers, NoCard=NoCardException,
         LinkFailed=CardConnectionException,
         Failure=(SmartcardException, BaseSCardException))
+
+
+#: Seconds between connection attempts while pcscd still reports a card that left.
+RETRY_CONNECT = 0.05
 
 
 class PcscEncoder(Encoder):
@@ -127,18 +128,28 @@ class PcscEncoder(Encoder):
         except ValueError as exc:  # its message names the step, never the bytes
             raise EncoderError("bad_chip_data", str(exc)) from None
         sc = _pyscard()
+        deadline = time.monotonic() + self.timeout
         try:
             reader = self._reader(sc, parked.reader or self.reader)
-            request = sc.CardRequest(timeout=self.timeout, readers=[reader],
-                                     cardType=sc.AnyCardType())
-            try:
-                service = request.waitforcard()
-            except sc.Timeout:
-                return EncodeResult.failed(
-                    f"no chip came to reader {reader!r} within {self.timeout:g} s")
+            at = next(r for r in sc.readers() if str(r) == reader)
+            # A fresh connection per attempt, until one powers the chip up: pcscd reports
+            # a card that left for up to its 400 ms presence poll, sees a new one only at
+            # its next poll, and powers it off and on around the connect. (pyscard's
+            # CardRequest hands back a connection whose context it has released.)
+            while True:
+                conn = at.createConnection()
+                try:
+                    conn.connect()
+                    break
+                except (sc.NoCard, sc.LinkFailed):
+                    if time.monotonic() >= deadline:
+                        return EncodeResult.failed(
+                            f"no chip powered up at reader {reader!r} within "
+                            f"{self.timeout:g} s (absent or dead)")
+                    time.sleep(RETRY_CONNECT)
         except sc.Failure as exc:
             raise EncoderError("pcsc_unavailable", type(exc).__name__) from None
-        return self._encode_card(sc, service.connection, steps)
+        return self._encode_card(sc, conn, steps)
 
     def _reader(self, sc: SimpleNamespace, wanted: str | None) -> str:
         """The reader to wait at: the one named, else the only one connected."""
@@ -158,10 +169,7 @@ class PcscEncoder(Encoder):
 
     @staticmethod
     def _encode_card(sc: SimpleNamespace, conn, steps: list[ApduStep]) -> EncodeResult:
-        try:
-            conn.connect()
-        except (sc.NoCard, sc.LinkFailed):
-            return EncodeResult.failed("the chip did not power up (absent or dead)")
+        """Read the UID and run the script on the connected card; the card is left after."""
 
         def transmit(apdu: bytes) -> tuple[bytes, bytes]:
             try:

@@ -165,7 +165,9 @@ def test_pcsc_url_names_the_reader_and_refuses_what_it_cannot_read():
 
 
 def test_without_pyscard_encoding_says_in_one_line_how_to_install_it(monkeypatch):
-    monkeypatch.setitem(sys.modules, "smartcard", None)  # as if it were not installed
+    for name in [m for m in sys.modules if m == "smartcard" or m.startswith("smartcard.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "smartcard", None)
     with pytest.raises(EncoderError) as info:
         PcscEncoder("R").encode(ParkedCard(1), ChipSection("apdu-script/1", SCRIPT))
     assert info.value.code == "library_missing"
