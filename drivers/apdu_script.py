@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass, field
 
 APDU_SCRIPT_PROFILE = "apdu-script/1"
-_HEX_RE = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+#: Hex digits (an even number of them is checked apart: a repeated pair group backtracks).
+_HEX_RE = re.compile(r"[0-9A-Fa-f]+")
 _SW_RE = re.compile(r"[0-9A-Fa-f]{4}")
 
 
@@ -43,7 +44,8 @@ def apdu_script(raw: bytes) -> list[ApduStep]:
         if not isinstance(cmd, dict) or set(cmd) - {"apdu", "expect"}:
             raise ValueError(f"chip command {i}: an object with apdu and expect")
         apdu, expect = cmd.get("apdu"), cmd.get("expect")
-        if not isinstance(apdu, str) or not _HEX_RE.fullmatch(apdu) or len(apdu) < 8:
+        if not isinstance(apdu, str) or len(apdu) < 8 or len(apdu) % 2 \
+                or not _HEX_RE.fullmatch(apdu):
             raise ValueError(f"chip command {i}: apdu must be hex, at least 4 bytes")
         if not isinstance(expect, list) or not expect or not all(
                 isinstance(sw, str) and _SW_RE.fullmatch(sw) for sw in expect):
