@@ -8,10 +8,10 @@ are found the same way. A station without `encoder_url` has no encoder and takes
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from urllib.parse import urlsplit
 
 from .encoder import Encoder
 from .errors import EncoderNotFound
+from .registry import plugin_class
 
 GROUP = "printstation.encoders"
 
@@ -22,18 +22,9 @@ def available() -> dict[str, str]:
 
 
 def encoder_class(url: str) -> type[Encoder]:
-    scheme = urlsplit(url).scheme
-    if not scheme:
-        raise EncoderNotFound(f"encoder URL {url!r} has no scheme (such as pcsc://)")
-    eps = {ep.name: ep for ep in entry_points(group=GROUP)}
-    ep = eps.get(scheme)
-    if ep is None:
-        known = ", ".join(sorted(eps)) or "none"
-        raise EncoderNotFound(f"no chip encoder for scheme {scheme!r}; installed: {known}")
-    cls = ep.load()
-    if not (isinstance(cls, type) and issubclass(cls, Encoder)):
-        raise EncoderNotFound(f"entry point {ep.name} = {ep.value} is not an Encoder")
-    return cls
+    return plugin_class(url, group=GROUP, base=Encoder, a_base="an Encoder",
+                        not_found=EncoderNotFound, url_name="encoder URL", example="pcsc://",
+                        what="chip encoder")
 
 
 def open_encoder(url: str) -> Encoder:

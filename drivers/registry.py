@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from .base import PrinterDriver
 from .errors import DriverNotFound
 
 GROUP = "printstation.drivers"
+T = TypeVar("T")
 
 
 def available() -> dict[str, str]:
@@ -22,19 +24,30 @@ def available() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=GROUP)}
 
 
-def driver_class(url: str) -> type[PrinterDriver]:
+def plugin_class(url: str, *, group: str, base: type[T], a_base: str,
+                 not_found: type[Exception], url_name: str, example: str, what: str,
+                 transports: bool = False) -> type[T]:
+    """The class the entry point `group` names for `url`'s scheme (printer drivers and chip
+    encoders are found alike); `transports`: `evolis+tcp` falls back to `evolis`."""
     scheme = urlsplit(url).scheme
     if not scheme:
-        raise DriverNotFound(f"printer URL {url!r} has no scheme (such as sim://)")
-    eps = {ep.name: ep for ep in entry_points(group=GROUP)}
-    ep = eps.get(scheme) or eps.get(scheme.split("+", 1)[0])
+        raise not_found(f"{url_name} {url!r} has no scheme (such as {example})")
+    eps = {ep.name: ep for ep in entry_points(group=group)}
+    ep = eps.get(scheme) or (eps.get(scheme.split("+", 1)[0]) if transports else None)
     if ep is None:
         known = ", ".join(sorted(eps)) or "none"
-        raise DriverNotFound(f"no printer driver for scheme {scheme!r}; installed: {known}")
+        raise not_found(f"no {what} for scheme {scheme!r}; installed: {known}")
     cls = ep.load()
-    if not (isinstance(cls, type) and issubclass(cls, PrinterDriver)):
-        raise DriverNotFound(f"entry point {ep.name} = {ep.value} is not a PrinterDriver")
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise not_found(f"entry point {ep.name} = {ep.value} is not {a_base}")
     return cls
+
+
+def driver_class(url: str) -> type[PrinterDriver]:
+    return plugin_class(url, group=GROUP, base=PrinterDriver, a_base="a PrinterDriver",
+                        not_found=DriverNotFound, url_name="printer URL", example="sim://",
+                        what="printer driver",
+                        transports=True)
 
 
 def open_driver(url: str, *, state_dir: Path) -> PrinterDriver:
