@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pika
 import pika.exceptions
@@ -29,7 +29,25 @@ from printstation.agent.signing import load_private_key, sign_headers, signature
 NOT_FOUND = 404
 
 
-class Submitter:
+class _OnItsConnection:
+    """A tool on a BlockingConnection of its own (`_conn`), closed with it or by `with`."""
+
+    _conn: pika.BlockingConnection
+
+    def close(self) -> None:
+        """Close; a connection the broker already dropped is simply gone."""
+        if self._conn.is_open:
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Submitter(_OnItsConnection):
     def __init__(self, broker_url: str, *, key: Ed25519PrivateKey | None, key_id: str | None,
                  names: Names | None = None):
         self.names = names or Names()
@@ -45,18 +63,6 @@ class Submitter:
         key = load_private_key(key_file) if key_file else None
         return cls(broker_url, key=key, key_id=key_id or (key_file.stem if key_file else None),
                    names=names)
-
-    def close(self) -> None:
-        """Close; a connection the broker already dropped is simply gone."""
-        if self._conn.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError):
-                self._conn.close()
-
-    def __enter__(self) -> Submitter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _headers(self, body: bytes) -> dict[str, Any]:
         if self.key is None or self.key_id is None:
@@ -106,7 +112,7 @@ class Submitter:
         return command_id
 
 
-class EventTap:
+class EventTap(_OnItsConnection):
     """A private queue bound to the event exchange: sees every event from now on."""
 
     def __init__(self, broker_url: str, *, binding: str | list[str] = "#",
@@ -122,18 +128,6 @@ class EventTap:
                                durable=queue is not None)
         for key in [binding] if isinstance(binding, str) else binding:
             self._ch.queue_bind(self.queue, self.names.event_exchange, routing_key=key)
-
-    def close(self) -> None:
-        """Close; a connection the broker already dropped is simply gone."""
-        if self._conn.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError):
-                self._conn.close()
-
-    def __enter__(self) -> EventTap:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def events(self, timeout: float) -> Iterator[dict]:
         """Yield events as they come; stop after `timeout` seconds with none."""
@@ -153,7 +147,7 @@ class EventTap:
         return list(self.events(max_wait))
 
 
-class HandbackRelay:
+class HandbackRelay(_OnItsConnection):
     """The central system's side of a pool hand-back (contract 7.1, v2), as a reference.
 
     A pool station that took a job it cannot start publishes it, with its signature
@@ -203,15 +197,7 @@ class HandbackRelay:
 
     def close(self) -> None:
         self._tap.close()
-        if self._conn.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError):
-                self._conn.close()
-
-    def __enter__(self) -> HandbackRelay:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().close()
 
     def _next(self) -> tuple:
         try:
