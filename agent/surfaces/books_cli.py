@@ -12,12 +12,11 @@ import argparse
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from printstation.agent.i18n import N_, _, labels, ngettext
 from printstation.agent.surfaces.cliargs import call, settings_flags
-from printstation.agent.surfaces.csvtext import to_csv
+from printstation.agent.surfaces.csvtext import write_csv
 
 ROLL_FIELDS = ("id", "kind", "type", "serial", "lot", "capacity", "started_with", "unit",
                "loaded_at", "who", "replaced_at", "good_cards", "good_use", "spoiled_cards",
@@ -30,14 +29,6 @@ SECTIONS = ((N_("Failed prints"), lambda c: c["outcome"] == "spoiled" and
             (N_("Failed encodes"), lambda c: c["outcome"] == "spoiled" and
              c["reason"] == "encode_failed"),
             (N_("Taken out of the feeder unprinted"), lambda c: c["outcome"] == "removed"))
-
-
-def write(text: str, where: str | None) -> None:
-    """To stdout for '-', else to the file named."""
-    if where is None or where == "-":
-        sys.stdout.write(text)
-    else:
-        Path(where).write_text(text)
 
 
 def cmd_unload(args: argparse.Namespace) -> int:
@@ -102,7 +93,7 @@ def _minute(iso: str) -> str:
 def cmd_rolls(args: argparse.Namespace) -> int:
     rolls = call(args, {"cmd": "rolls"})["rolls"]
     if args.csv:
-        write(to_csv(rolls, ROLL_FIELDS), args.csv)
+        write_csv(rolls, ROLL_FIELDS, args.csv)
     elif args.json:
         print(json.dumps(rolls, indent=2))
     else:
@@ -140,7 +131,7 @@ def spoiled(args: argparse.Namespace) -> int:
         request["month"] = args.month
     answer = call(args, request)
     if args.csv:
-        write(to_csv(answer["cards"], REGISTER_FIELDS), args.csv)
+        write_csv(answer["cards"], REGISTER_FIELDS, args.csv)
     elif args.json:
         print(json.dumps({"month": answer["month"], "cards": answer["cards"]}, indent=2))
     else:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -31,3 +33,13 @@ def to_csv(rows: Iterable[Mapping[str, Any]], fields: tuple[str, ...]) -> str:
     writer.writeheader()
     writer.writerows({k: cell(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
+
+
+def write_csv(rows: Iterable[Mapping[str, Any]], fields: tuple[str, ...],
+              where: str | Path) -> None:
+    """`rows` as CSV to stdout for '-', else to the file named."""
+    text = to_csv(rows, fields)
+    if str(where) == "-":
+        sys.stdout.write(text)
+    else:
+        Path(where).write_text(text)

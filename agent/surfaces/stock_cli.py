@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from printstation.agent.i18n import N_, _, labels, ngettext
@@ -175,14 +174,10 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         request["day"] = args.day
     answer = call(args, request)
     from printstation.agent.station.ledger import CSV_FIELDS
-    from printstation.agent.surfaces.csvtext import to_csv
+    from printstation.agent.surfaces.csvtext import write_csv
 
     if args.csv:
-        text = to_csv(answer["days"], CSV_FIELDS)
-        if str(args.csv) == "-":
-            sys.stdout.write(text)
-        else:
-            Path(args.csv).write_text(text)
+        write_csv(answer["days"], CSV_FIELDS, args.csv)
     elif args.report:
         sys.stdout.write(answer["report"])
     elif args.json:

@@ -23,8 +23,8 @@ from printstation.agent.surfaces.books_cli import (
     ROLL_FIELDS,
     format_register,
     format_rolls,
-    to_csv,
 )
+from printstation.agent.surfaces.csvtext import to_csv
 from printstation.drivers.base import ConsumableLevel, PrinterStatus
 from tests.support import wait_for
 
