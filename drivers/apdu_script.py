@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from .encoder import EncodeResult
+from .errors import PrintstationError
 
 APDU_SCRIPT_PROFILE = "apdu-script/1"
 #: Hex digits (an even number of them is checked apart: a repeated pair group backtracks).
@@ -52,3 +56,58 @@ def apdu_script(raw: bytes) -> list[ApduStep]:
             raise ValueError(f"chip command {i}: expect must list status words such as 9000")
         steps.append(ApduStep(bytes.fromhex(apdu), tuple(bytes.fromhex(sw) for sw in expect)))
     return steps
+
+
+# ------------------------------------------------------------------------ running a script
+# Every encoder that speaks APDUs (PC/SC, the simulator's own) runs a script the same way.
+
+#: GET DATA for the UID (PC/SC part 3), answered by the reader for any contactless card.
+GET_UID = bytes.fromhex("FFCA000000")
+OK = b"\x90\x00"
+
+#: Sends one APDU, returns (response data, status word); raises ChipSilent if the chip is gone.
+Transmit = Callable[[bytes], tuple[bytes, bytes]]
+
+
+class ChipSilent(PrintstationError):
+    """The chip stopped answering (removed, dead): the card's fault, not the reader's.
+
+    It never leaves an encoder: the step it stopped at becomes an `encode_failed` result.
+    """
+
+    code = "chip_silent"
+
+
+def read_uid(transmit: Transmit) -> str | None:
+    """The chip's UID in lower-case hex (as contract v2 §4 spells it), or None if it gave none."""
+    try:
+        data, sw = transmit(GET_UID)
+    except ChipSilent:
+        return None
+    return data.hex() if sw == OK and data else None
+
+
+def run_script(steps: Sequence[ApduStep], transmit: Transmit) -> str | None:
+    """Send each step in order; None when every answer was expected, else why not (by index).
+
+    The reason names the step and the status word (an ISO 7816 code, not chip data), never
+    the command or the answer's data.
+    """
+    for i, step in enumerate(steps):
+        try:
+            _, sw = transmit(step.apdu)
+        except ChipSilent:
+            return f"the chip stopped answering at command {i}"
+        if sw not in step.expect:
+            expected = ", ".join(s.hex().upper() for s in step.expect)
+            return f"command {i} answered {sw.hex().upper()}, expected {expected}"
+    return None
+
+
+def encode_steps(steps: Sequence[ApduStep], transmit: Transmit) -> EncodeResult:
+    """Read the UID, then run the script: the chip's UID and success, or why it failed."""
+    uid = read_uid(transmit)
+    if uid is None:
+        return EncodeResult.failed("the chip gave no UID (FF CA 00 00 00)")
+    why = run_script(steps, transmit)
+    return EncodeResult(uid=uid) if why is None else EncodeResult.failed(why, uid=uid)

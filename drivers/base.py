@@ -63,8 +63,12 @@ and register it in that package's `pyproject.toml`, for printer URLs `list://...
     list = "listprinter:ListPrinter"
 
 `open`, `close`, `prepare` and `stock_changed` are optional hooks; `native_size` is the panel
-size the agent renders for (1016 x 648 by default). `sim://` (`printstation.simulator.driver`)
-is a driver registered this way too, and `tests/plugins/` holds one the tests install.
+size the agent renders for (1016 x 648 by default). A printer with a contactless encoding
+station sets `chip_station = True` and implements `park_card` and `reject_card`: the agent
+parks the card, has its encoder (`encoder`) write the chip, then calls `print_card` (which
+prints the parked card) or `reject_card` (which sends it out unprinted). `sim://`
+(`printstation.simulator.driver`) is a driver registered this way too, and `tests/plugins/`
+holds one the tests install.
 """
 
 from __future__ import annotations
@@ -76,6 +80,10 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from PIL import Image
+
+# The card a printer parks for its chip, part of this interface; it lives with the encoders.
+from .encoder import ChipSection
+from .encoder import ParkedCard as ParkedCard
 
 # The error drivers raise, part of this interface; it lives with the other errors.
 from .errors import PrinterError as PrinterError
@@ -92,6 +100,8 @@ class FaultCode(StrEnum):
     HOPPER_FULL = "hopper_full"
     OFFLINE = "offline"
     HEAD_ERROR = "head_error"
+    #: The chip encoder cannot be reached (no reader, pcscd down): no chip card can be made.
+    ENCODER = "encoder_fault"
     PROTOCOL = "protocol_error"
     OTHER = "other"
 
@@ -165,6 +175,9 @@ class CardJob:
     extra: dict[str, str] = field(default_factory=dict)
     #: What the driver's `prepare` made of the panels; only that driver reads it.
     encoded: object | None = None
+    #: The job's chip section (contract v2 §3), personal data: the agent gives it to the
+    #: encoder while the card is parked; drivers never read it.
+    chip: ChipSection | None = field(default=None, repr=False)
 
     @property
     def sides(self) -> int:
@@ -186,6 +199,9 @@ class PrinterDriver(abc.ABC):
     #: Faults this printer reports only by refusing a card, never in `status()`: the agent
     #: holds and shows them once a card was refused; `probe` says it cannot see them.
     refusal_only_faults: ClassVar[tuple[FaultCode, ...]] = ()
+    #: Whether the printer can park a card at a contactless encoding station (`park_card`).
+    #: Without one, the station takes no chip job.
+    chip_station: ClassVar[bool] = False
 
     @classmethod
     @abc.abstractmethod
@@ -216,6 +232,20 @@ class PrinterDriver(abc.ABC):
     @abc.abstractmethod
     def print_card(self, card: CardJob) -> CardResult:
         """Print one card; raise PrinterError on a fault, saying whether a blank was drawn."""
+
+    def park_card(self, card: CardJob) -> ParkedCard:
+        """Draw a blank and hold it at the contactless station, for its chip to be written.
+
+        Raises PrinterError as `print_card` does (`card_drawn` says whether the blank left
+        the feeder). The next `print_card` prints this parked card; `reject_card` sends it
+        out unprinted. Only a printer with `chip_station` is asked.
+        """
+        raise PrinterError(FaultCode.OTHER, f"the {self.name} driver has no contactless "
+                           "station", card_drawn=False)
+
+    def reject_card(self, card: CardJob) -> None:  # noqa: B027 - optional hook
+        """The parked card leaves unprinted, to the reject tray (its chip could not be
+        written); PrinterError if the printer did not confirm it."""
 
     def stock_changed(self, change: StockChange) -> None:  # noqa: B027 - optional hook
         """An operator recorded loading or removing stock; called on the printer's thread.

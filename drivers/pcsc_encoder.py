@@ -17,58 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .apdu_script import APDU_SCRIPT_PROFILE, ApduStep, apdu_script
+from .apdu_script import APDU_SCRIPT_PROFILE, ApduStep, ChipSilent, apdu_script, encode_steps
 from .encoder import ChipSection, Encoder, EncodeResult, ParkedCard
-from .errors import EncoderError, PrintstationError
+from .errors import EncoderError
 
-#: GET DATA for the UID (PC/SC part 3), answered by the reader for any contactless card.
-GET_UID = bytes.fromhex("FFCA000000")
-OK = b"\x90\x00"
 DEFAULT_TIMEOUT = 5.0
 INSTALL_HINT = "install pyscard (Debian: apt install python3-pyscard pcscd; or pip install pyscard)"
-
-#: Sends one APDU, returns (response data, status word); raises ChipSilent if the chip is gone.
-Transmit = Callable[[bytes], tuple[bytes, bytes]]
-
-
-class ChipSilent(PrintstationError):
-    """The chip stopped answering (removed, dead): the card's fault, not the reader's.
-
-    It never leaves this module: the step it stopped at becomes an `encode_failed` result.
-    """
-
-    code = "chip_silent"
-
-
-def read_uid(transmit: Transmit) -> str | None:
-    """The chip's UID in hex, or None if it gave none."""
-    try:
-        data, sw = transmit(GET_UID)
-    except ChipSilent:
-        return None
-    return data.hex().upper() if sw == OK and data else None
-
-
-def run_script(steps: Sequence[ApduStep], transmit: Transmit) -> str | None:
-    """Send each step in order; None when every answer was expected, else why not (by index).
-
-    The reason names the step and the status word (an ISO 7816 code, not chip data), never
-    the command or the answer's data.
-    """
-    for i, step in enumerate(steps):
-        try:
-            _, sw = transmit(step.apdu)
-        except ChipSilent:
-            return f"the chip stopped answering at command {i}"
-        if sw not in step.expect:
-            expected = ", ".join(s.hex().upper() for s in step.expect)
-            return f"command {i} answered {sw.hex().upper()}, expected {expected}"
-    return None
 
 
 def _pyscard() -> SimpleNamespace:
@@ -190,11 +148,7 @@ class PcscEncoder(Encoder):
             return bytes(data), bytes((sw1, sw2))
 
         try:
-            uid = read_uid(transmit)
-            if uid is None:
-                return EncodeResult.failed("the chip gave no UID (FF CA 00 00 00)")
-            why = run_script(steps, transmit)
-            return EncodeResult(uid=uid) if why is None else EncodeResult.failed(why, uid=uid)
+            return encode_steps(steps, transmit)
         finally:
             with contextlib.suppress(*sc.Failure):  # the card is leaving the reader anyway
                 conn.disconnect()

@@ -3,7 +3,9 @@
 Every physical card it produces (good or spoiled) is one JSON line in `ledger.jsonl` of its
 output folder, and every good card is also a PNG of what the card looks like. That ledger
 is the ground truth the tests check the agent against: it is written by the "printer",
-never by the agent. The output folder holds pictures of cards (personal data), so it is
+never by the agent. Every blank carries a contactless chip (`chip.py`); a card parked at the
+contactless station (`park_blank`) has its chip's UID and the digest of what was written to
+it in its ledger line, and, with `vpcd_port`, is presented to a real pcscd (`vpcd.py`). The output folder holds pictures of cards (personal data), so it is
 created readable by its owner only.
 """
 
@@ -34,6 +36,9 @@ from printstation.drivers.base import (
     StockChange,
 )
 from printstation.drivers.panels import compose
+
+from .chip import Chip, ChipFault, uid_for
+from .vpcd import VpcdCard
 
 #: Faults that stay until cleared (by an operator, a test, or `clear_after`).
 STICKY = (FaultCode.JAM, FaultCode.COVER_OPEN, FaultCode.HEAD_ERROR, FaultCode.OFFLINE)
@@ -67,9 +72,27 @@ class SimParams:
     state_file: str | None = None
     #: Faults that appear just before card N is drawn: [{"card": N, "fault": "cover_open"}].
     events: list[dict] = field(default_factory=list)
+    #: What is wrong with every blank's chip (none, absent, dead, mute, wrong, slow) ...
+    chip_fault: ChipFault = ChipFault.NONE
+    #: ... and with the chips of particular blanks, by card counter: "3:dead,5:absent".
+    chip_faults: dict[int, ChipFault] = field(default_factory=dict)
+    #: Seconds a slow chip takes for each answer.
+    chip_delay: float = 0.2
+    #: Present the chip of the card parked at the contactless station to vsmartcard-vpcd
+    #: listening on this port of 127.0.0.1 (a real pcscd then sees it); unset: in-process only.
+    vpcd_port: int | None = None
 
 
 FAULTS = ", ".join(f.value for f in FaultCode)
+CHIP_FAULTS = ", ".join(f.value for f in ChipFault)
+
+
+def chip_fault(name: str) -> ChipFault:
+    """A chip fault by its name, or ValueError naming the ones there are."""
+    try:
+        return ChipFault(name)
+    except ValueError:
+        raise ValueError(f"unknown chip fault {name!r}; chip faults: {CHIP_FAULTS}") from None
 
 
 def fault_code(name: Any) -> FaultCode:
@@ -82,7 +105,22 @@ def fault_code(name: Any) -> FaultCode:
 
 def setting_value(key: str, raw: str) -> Any:
     """A printer setting from its text (a `sim://` query value, or `--set KEY=VALUE`)."""
-    if key in ("print_time", "clear_after"):
+    if key == "chip_fault":
+        return chip_fault(raw)
+    if key == "chip_faults":
+        faults = {}
+        for item in filter(None, raw.split(",")):
+            number, sep, name = item.partition(":")
+            if not sep or not number.isdigit():
+                raise ValueError(f"{item!r}: give CARD:FAULT, e.g. 3:dead")
+            faults[int(number)] = chip_fault(name)
+        return faults
+    if key == "vpcd_port":
+        port = int(raw)
+        if not 0 < port < 65536:
+            raise ValueError("must be a TCP port")
+        return port
+    if key in ("print_time", "clear_after", "chip_delay"):
         value = float(raw)
         if value < 0:
             raise ValueError("must not be negative")
@@ -127,7 +165,17 @@ class SimulatedPrinter:
         #: bench/utilisation.py measures the agent against. Bounded, as a simulator may
         #: run in the agent's process for a long time (bench/footprint.py).
         self.busy_log: deque[tuple[float, float]] = deque(maxlen=BUSY_LOG_CARDS)
+        #: The chips of cards parked at the contactless station and not yet out, by number.
+        self._chips: dict[int, Chip] = {}
+        #: The card at the contactless station now, if any.
+        self.parked: int | None = None
+        self._vpcd = VpcdCard(port=params.vpcd_port) if params.vpcd_port else None
         self._load_state()
+
+    def close(self) -> None:
+        """Take the card away from the virtual reader and stop its link."""
+        if self._vpcd is not None:
+            self._vpcd.close()
 
     # ------------------------------------------------------------------ operator and tests
 
@@ -264,8 +312,38 @@ class SimulatedPrinter:
             self._save_state()
             return self.counter
 
+    def park_blank(self) -> int:
+        """Draw a blank and hold it at the contactless station: its chip is in the field (and
+        at the virtual reader, with `vpcd_port`) until it is printed or rejected."""
+        number = self.draw_blank()
+        p = self.params
+        chip = Chip(uid_for(p.serial, number), fault=p.chip_faults.get(number, p.chip_fault),
+                    delay=p.chip_delay)
+        with self._lock:
+            self._chips[number] = chip
+            self.parked = number
+        if self._vpcd is not None:
+            self._vpcd.insert(chip)
+        return number
+
+    def parked_chip(self) -> Chip | None:
+        """The chip of the card at the contactless station, None without one (or no chip)."""
+        with self._lock:
+            chip = self._chips.get(self.parked) if self.parked is not None else None
+        return chip if chip is not None and chip.present else None
+
+    def _unpark(self, number: int) -> None:
+        """The card leaves the contactless station (to be printed, or rejected)."""
+        with self._lock:
+            if self.parked != number:
+                return
+            self.parked = None
+        if self._vpcd is not None:
+            self._vpcd.remove()
+
     def print_drawn(self, number: int, card: CardJob) -> CardResult:
         """Print the blank in the printer; a fault spoils it (it goes to the reject box)."""
+        self._unpark(number)
         try:
             for _side in range(card.sides):
                 self._wait_print_time(card.sides)
@@ -296,6 +374,7 @@ class SimulatedPrinter:
 
     def reject(self, number: int, reason: str) -> None:
         """The blank in the printer goes to the reject box unprinted (host gave up on it)."""
+        self._unpark(number)
         with self._lock:
             self._busy = False
         self._record(number, None, "spoiled", reason, None)
@@ -364,6 +443,13 @@ class SimulatedPrinter:
             "png": png,
             "at": datetime.now().astimezone().isoformat(),
         }
+        with self._lock:
+            chip = self._chips.pop(number, None)
+        if chip is not None:
+            # What was written to this card's chip, as a digest (the contents are personal
+            # data): tests compare it with the digest of the script they sent.
+            line["chip_uid"] = chip.uid.hex() if chip.present else None
+            line["chip_digest"] = chip.digest() if chip.present else None
         with self._lock:
             fd = os.open(self.ledger_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "a") as fh:

@@ -16,9 +16,10 @@ from printstation.agent import contract
 from printstation.agent.config import ConfigError, load_settings
 from printstation.drivers import apdu_script as apdu
 from printstation.drivers import encoders
+from printstation.drivers.apdu_script import ChipSilent, read_uid, run_script
 from printstation.drivers.encoder import ChipSection, Encoder, EncodeResult, ParkedCard
 from printstation.drivers.errors import EncoderError, EncoderNotFound, PrintstationError
-from printstation.drivers.pcsc_encoder import ChipSilent, PcscEncoder, read_uid, run_script
+from printstation.drivers.pcsc_encoder import PcscEncoder
 from tests.support import PLUGINS
 from tests.unit.test_drivers import _literal_blocks
 
@@ -141,7 +142,7 @@ class ScriptedChip:
 
 def test_the_script_runs_in_order_and_names_the_failing_step_by_index_only():
     chip = ScriptedChip(bytes.fromhex("04a1b2c3d4e5f6"), b"\x62\x83", b"\x90\x00")
-    assert read_uid(chip.transmit) == "04A1B2C3D4E5F6"
+    assert read_uid(chip.transmit) == "04a1b2c3d4e5f6"
     assert run_script(STEPS, chip.transmit) is None
     assert chip.sent == [bytes.fromhex("FFCA000000"), STEPS[0].apdu, STEPS[1].apdu]
     wrong = ScriptedChip(b"\x01", b"\x90\x00", b"\x6a\x82")
