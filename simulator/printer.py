@@ -5,8 +5,9 @@ output folder, and every good card is also a PNG of what the card looks like. Th
 is the ground truth the tests check the agent against: it is written by the "printer",
 never by the agent. Every blank carries a contactless chip (`chip.py`); a card parked at the
 contactless station (`park_blank`) has its chip's UID and the digest of what was written to
-it in its ledger line, and, with `vpcd_port`, is presented to a real pcscd (`vpcd.py`). The output folder holds pictures of cards (personal data), so it is
-created readable by its owner only.
+it in its ledger line, and, with `vpcd_port`, is presented to a real pcscd (`vpcd.py`).
+The output folder holds pictures of cards (personal data), so it is created readable by its
+owner only.
 """
 
 from __future__ import annotations
