@@ -6,7 +6,12 @@ URLs (PROTOCOL.md has the details):
   evolis+tcp://10.0.0.5:9100                      a networked printer
 Common query parameters: levels (32, 64 or 128 colour levels, default 32), ribbon (ribbon
 type set with `Pr`, default ymcko), timeout (seconds for a reply, default 5), print_timeout
-(seconds for a card to come out, default 120).
+(seconds for a card to come out, default 120), chip_offset (a whole number, 0 or more: where
+the card stops at the contactless station, set with `Poc;=;N` when the printer is opened;
+unset, the printer keeps its own).
+
+A card for a chip is parked at the contactless station (`Sic`) while the PC writes its chip
+through a PC/SC reader (the encoder, another plug-in), then printed or rejected unprinted.
 
 The driver only talks to the printer; whether to hold, retry or report is the agent's call.
 """
@@ -29,11 +34,12 @@ from ..base import (
     PrinterError,
     PrinterStatus,
 )
+from ..encoder import ParkedCard
 from ..errors import ReplyTimeout, TransportError
 from ..transport import TcpTransport, Transport
 from . import protocol
 
-DRIVER_PARAMS = ("levels", "ribbon", "timeout", "print_timeout", "baud")
+DRIVER_PARAMS = ("levels", "ribbon", "timeout", "print_timeout", "baud", "chip_offset")
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class EvolisOptions:
     ribbon: str = "ymcko"
     timeout: float = 5.0
     print_timeout: float = 120.0
+    #: The contactless station's offset (`Poc`); None leaves the printer's setting alone.
+    chip_offset: int | None = None
 
 
 def _split_url(url: str) -> tuple[str, str, dict[str, str]]:
@@ -76,8 +84,14 @@ def _options(params: dict[str, str]) -> EvolisOptions:
     if ribbon not in protocol.RIBBONS:
         raise ValueError(f"evolis printer URL: ribbon {ribbon!r} is not one of "
                          f"{', '.join(protocol.RIBBONS)}")
+    chip_offset = params.get("chip_offset")
+    if chip_offset is not None and not (chip_offset.isascii() and chip_offset.isdigit()):
+        raise ValueError(f"evolis printer URL: chip_offset must be a whole number, 0 or more "
+                         f"(where the card stops at the contactless station), not "
+                         f"{chip_offset!r}")
+    offset = int(chip_offset) if chip_offset is not None else None
     return EvolisOptions(levels=levels, ribbon=ribbon, timeout=timeout,
-                         print_timeout=print_timeout)
+                         print_timeout=print_timeout, chip_offset=offset)
 
 
 def transport_for(kind: str, base: str, params: dict[str, str]) -> Transport:
@@ -110,6 +124,8 @@ class EvolisDriver(PrinterDriver):
     native_size = protocol.CARD_SIZE
     # No command reads the print head or the film (PROTOCOL.md): `Ss` refuses the card.
     refusal_only_faults = (FaultCode.HEAD_ERROR, FaultCode.FILM_OUT)
+    # Evolis printers take a card to a contactless station (`Sic`) on the way to printing.
+    chip_station = True
 
     def __init__(self, transport: Transport, options: EvolisOptions | None = None):
         self.transport = transport
@@ -117,6 +133,13 @@ class EvolisDriver(PrinterDriver):
         self.options = options or EvolisOptions()
         self._identity: Identity | None = None
         self._open = False
+        #: A card is parked at the contactless station: the next `print_card` prints it, or
+        #: `reject_card` sends it out. Set by `park_card`, cleared by those two and `close`.
+        self._parked = False
+        #: The link broke (or the driver closed) while a card was parked, or while `Sic` ran:
+        #: whatever is at the station cannot be printed, and is rejected (`Ser`) before
+        #: another blank is drawn, so that no card is printed on a chip meant for another.
+        self._stale = False
 
     @classmethod
     def from_url(cls, url: str, *, state_dir: Path) -> EvolisDriver:
@@ -133,6 +156,8 @@ class EvolisDriver(PrinterDriver):
             self.transport.close()
             raise PrinterError(FaultCode.OFFLINE, exc.reason) from None
         self._open = True
+        if self._parked:
+            self._stale = True  # a new connection: the parked card's sequence is gone
         if self._identity is not None:
             self._resync(self._identity)
         self._identity = Identity(
@@ -143,8 +168,13 @@ class EvolisDriver(PrinterDriver):
         )
         # The host handles errors (it reports them and decides), not the printer's panel.
         self._expect_ok("Pem", 2)
+        if self.options.chip_offset is not None:
+            self._expect_ok("Poc", "=", self.options.chip_offset)  # `=`: set, not add
 
     def close(self) -> None:
+        if self._parked:
+            self._stale = True
+        self._parked = False
         self._open = False
         self.transport.close()
 
@@ -241,7 +271,7 @@ class EvolisDriver(PrinterDriver):
             faults.append(FaultCode.RIBBON_OUT)
         if self._ask("Rlr", "h") == protocol.CARD:
             faults.append(FaultCode.HOPPER_FULL)
-        if self._ask("Rlr", "p") != protocol.OK:
+        if self._ask("Rlr", "p") != protocol.OK and not (self._parked and not self._stale):
             faults.append(FaultCode.JAM)  # a card is held inside while nothing prints
         return PrinterStatus(
             state="fault" if faults else "ready",
@@ -264,16 +294,25 @@ class EvolisDriver(PrinterDriver):
     # ------------------------------------------------------------------- printing
 
     def print_card(self, card: CardJob) -> CardResult:
-        self._reconnect()
-        self._expect_ok("Pr", self.options.ribbon)
-        # The blank leaves the feeder here: an error reply means it did not, a link lost
-        # before the reply means nobody knows.
-        reply = self._ask("Ss", card_drawn=None)
-        if reply != protocol.OK:
-            raise PrinterError(protocol.reply_fault(reply) or FaultCode.PROTOCOL,
-                               f"Ss: printer answered {reply[:60]!r}", card_drawn=False)
+        parked = self._parked
+        if parked:
+            self._resume_parked()
+        else:
+            self._ready_for_a_blank()
+            self._expect_ok("Pr", self.options.ribbon)
+            # The blank leaves the feeder here: an error reply means it did not, a link lost
+            # before the reply means nobody knows.
+            reply = self._ask("Ss", card_drawn=None)
+            if reply != protocol.OK:
+                raise PrinterError(protocol.reply_fault(reply) or FaultCode.PROTOCOL,
+                                   f"Ss: printer answered {reply[:60]!r}", card_drawn=False)
         encoded = self._encoded(card)
         try:
+            if parked:
+                # `Ss` with a card at the contactless station takes that card on to be
+                # printed rather than drawing another [inferred, PROTOCOL.md]; the card
+                # left the feeder with `Sic`, so any failure from here spoils it.
+                self._expect_ok("Ss", card_drawn=True)
             for side_name, panels in zip(("Sr", "Sv"), encoded, strict=False):
                 self._expect_ok(side_name, card_drawn=True)
                 for panel, data, depth in panels:
@@ -284,7 +323,12 @@ class EvolisDriver(PrinterDriver):
                 raise PrinterError(protocol.reply_fault(reply) or FaultCode.PROTOCOL,
                                    f"Se: printer answered {reply[:60]!r}", card_drawn=True)
         except PrinterError as exc:
-            if exc.card_drawn:
+            if exc.card_drawn and parked:
+                # Until the printer hears `Ser`, the card may wait at the station, where the
+                # next card's `Ss` would take it: it is rejected first then.
+                self._stale = True
+                self._clear_station()
+            elif exc.card_drawn:
                 with contextlib.suppress(PrinterError):
                     self._ask("Ser", card_drawn=True)  # reject the blank, clear the path
             raise
@@ -295,6 +339,89 @@ class EvolisDriver(PrinterDriver):
             # this as "not drawn" would print the job again.
             counter = None
         return CardResult(counter=counter)
+
+    # ------------------------------------------------------------ contactless station
+
+    def park_card(self, card: CardJob) -> ParkedCard:
+        """`Pr`, then `Sic`: a blank leaves the feeder for the contactless station, where it
+        waits for the PC to write its chip; `print_card` prints it, `reject_card` rejects it.
+
+        The reader is the encoder's to name (the printer cannot), so `reader` is None; the
+        card number is the printer's card counter once the card is parked (0 if unreadable).
+        """
+        self._ready_for_a_blank()
+        self._expect_ok("Pr", self.options.ribbon)
+        # As with `Ss`: an error reply means the blank stayed in the feeder, a link lost
+        # before the reply means nobody knows (and the station is cleared before the next).
+        try:
+            reply = self._ask("Sic", card_drawn=None)
+        except PrinterError:
+            self._stale = True
+            raise
+        if reply != protocol.OK:
+            raise PrinterError(protocol.reply_fault(reply) or FaultCode.PROTOCOL,
+                               f"Sic: printer answered {reply[:60]!r}", card_drawn=False)
+        self._parked = True
+        try:
+            counter = self._number("Rco", "c")
+        except PrinterError as exc:
+            if self._open:
+                counter = None  # an unreadable answer: only the card's number is unknown
+            else:
+                # The link broke with the card at the station: it can no longer be printed.
+                self._parked = False
+                self._stale = True
+                self._clear_station()
+                raise PrinterError(exc.fault, f"{exc.detail}; the card at the contactless "
+                                   "station is spoiled", card_drawn=True) from None
+        return ParkedCard(card_no=counter or 0, reader=None)
+
+    def reject_card(self, card: CardJob) -> None:
+        """`Ser`: the parked card leaves unprinted, to the reject tray."""
+        self._parked = False
+        self._stale = True  # until the printer confirms
+        try:
+            self._reconnect()
+        except PrinterError as exc:
+            raise PrinterError(exc.fault, exc.detail, card_drawn=True) from None
+        self._expect_ok("Ser", card_drawn=True)
+        self._stale = False
+
+    def _resume_parked(self) -> None:
+        """Before the parked card is printed: it can be only on the link it was parked on.
+
+        After a reconnection the printer has dropped the card or holds it out of its
+        sequence: it is rejected and reported spoiled (`card_drawn=True`), never printed.
+        """
+        self._parked = False
+        if not self._open:
+            self._stale = True  # the link broke since the card was parked
+        try:
+            self._reconnect()
+        except PrinterError as exc:
+            raise PrinterError(exc.fault, f"{exc.detail}; the card at the contactless station "
+                               "is spoiled", card_drawn=True) from None
+        if self._stale:
+            self._clear_station()
+            raise PrinterError(FaultCode.OFFLINE, "the link to the printer broke while the "
+                               "card was at the contactless station; it was rejected "
+                               "unprinted", card_drawn=True)
+
+    def _ready_for_a_blank(self) -> None:
+        """Connect, and reject a card left at the station by a broken link, if any."""
+        self._reconnect()
+        if self._stale:
+            self._clear_station()
+
+    def _clear_station(self) -> None:
+        """Best effort `Ser` for a card that will not be printed; its answer does not
+        matter (the printer may have dropped the card already), only that it was heard."""
+        try:
+            self._ask("Ser", card_drawn=True)
+        except PrinterError:
+            if not self._open:
+                return  # not heard: try again before the next blank
+        self._stale = False
 
     def prepare(self, card: CardJob) -> CardJob:
         card.encoded = (self.options.levels, self._encode(card, self.options.levels))

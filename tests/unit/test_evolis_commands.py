@@ -14,7 +14,7 @@ from collections import deque
 import pytest
 from PIL import Image
 
-from printstation.drivers.base import CardJob, FaultCode, PrinterError, SidePanels
+from printstation.drivers.base import CardJob, FaultCode, ParkedCard, PrinterError, SidePanels
 from printstation.drivers.errors import ReplyTimeout, TransportError
 from printstation.drivers.evolis.driver import EvolisDriver, EvolisOptions
 from printstation.drivers.evolis.protocol import ReplyReader
@@ -252,6 +252,118 @@ def test_one_card_in_full():
     side = [b"\x1bDb;y;32;", b"\x1bDb;m;32;", b"\x1bDb;c;32;", b"\x1bDb;k;2;", b"\x1bDb;o;2;"]
     assert heads == [b"\x1bPr;ymcko\r", b"\x1bSs\r", b"\x1bSr\r", *side, b"\x1bSv\r", *side,
                      b"\x1bSe\r", b"\x1bRco;c\r"]
+
+
+# ------------------------------------------------------------------ the contactless station
+
+
+def parking(script: dict[str, str] | None = None, **options):
+    """(transport, driver, frames written, the ParkedCard or the PrinterError) of parking."""
+    transport, driver = opened(script, **options)
+    outcome: list = []
+
+    def go() -> None:
+        try:
+            outcome.append(driver.park_card(white_card()))
+        except PrinterError as exc:
+            outcome.append(exc)
+
+    return transport, driver, sent_by(transport, go), outcome[0]
+
+
+def test_the_evolis_driver_has_a_contactless_station():
+    assert EvolisDriver.chip_station is True
+
+
+def test_sic_parks_a_blank_at_the_contactless_station():
+    _, _, frames, parked = parking()
+    assert frames == [b"\x1bPr;ymcko\r", b"\x1bSic\r", b"\x1bRco;c\r"]
+    # The printer cannot name the PC/SC reader (the encoder's URL does); the card counter
+    # after parking is the card's number.
+    assert parked == ParkedCard(card_no=17, reader=None)
+
+
+def test_an_unreadable_card_counter_after_parking_is_card_0():
+    _, _, frames, parked = parking({"Rco;c": "ERR UNKNOWN"})
+    assert frames[-1] == b"\x1bRco;c\r"
+    assert parked == ParkedCard(card_no=0, reader=None)
+
+
+def test_sic_refused_draws_nothing_and_sends_nothing_more():
+    _, _, frames, error = parking({"Sic": "FEEDER EMPTY"})
+    assert frames == [b"\x1bPr;ymcko\r", b"\x1bSic\r"]
+    assert isinstance(error, PrinterError)
+    assert error.fault is FaultCode.FEEDER_EMPTY and error.card_drawn is False
+
+
+def test_a_parked_card_is_printed_with_ss_and_no_second_pr():
+    transport, driver, _, _ = parking()
+    frames = sent_by(transport, lambda: driver.print_card(white_card()))
+    heads = [b";".join(f.split(b";", 3)[:3]) + b";" if f.startswith(b"\x1bDb;") else f
+             for f in frames]
+    side = [b"\x1bDb;y;32;", b"\x1bDb;m;32;", b"\x1bDb;c;32;", b"\x1bDb;k;2;", b"\x1bDb;o;2;"]
+    assert heads == [b"\x1bSs\r", b"\x1bSr\r", *side, b"\x1bSe\r", b"\x1bRco;c\r"]
+    # The next card is not parked: it is drawn from the feeder as ever.
+    assert sent_by(transport, lambda: driver.print_card(white_card()))[:2] == [
+        b"\x1bPr;ymcko\r", b"\x1bSs\r"]
+
+
+def test_a_parked_card_refused_by_ss_is_spoiled_and_rejected():
+    transport, driver, _, _ = parking({"Ss": "CARD JAM"})
+    with pytest.raises(PrinterError) as info:
+        driver.print_card(white_card())
+    assert transport.written[-2:] == [b"\x1bSs\r", b"\x1bSer\r"]
+    assert info.value.fault is FaultCode.JAM and info.value.card_drawn is True
+
+
+def test_ser_rejects_a_parked_card():
+    transport, driver, _, _ = parking()
+    assert sent_by(transport, lambda: driver.reject_card(white_card())) == [b"\x1bSer\r"]
+    # Nothing is parked any more: the next card is drawn from the feeder.
+    assert sent_by(transport, lambda: driver.print_card(white_card()))[:2] == [
+        b"\x1bPr;ymcko\r", b"\x1bSs\r"]
+
+
+def test_ser_not_confirmed_is_an_error():
+    transport, driver, _, _ = parking({"Ser": "CARD JAM"})
+    with pytest.raises(PrinterError) as info:
+        driver.reject_card(white_card())
+    assert info.value.fault is FaultCode.JAM
+    assert transport.written[-1] == b"\x1bSer\r"
+
+
+def test_a_parked_card_is_not_a_jam():
+    _, driver, _, _ = parking({"Rlr;p": "CARD"})
+    assert driver.status().faults == ()
+    driver.reject_card(white_card())
+    assert driver.status().faults == (FaultCode.JAM,)  # a card inside, and none parked
+
+
+def test_poc_sets_the_contactless_offset_once_at_open():
+    transport, _ = opened(chip_offset=120)
+    assert transport.written == [b"\x1bRtp\r", b"\x1bRsn\r", b"\x1bRfv\r", b"\x1bPem;2\r",
+                                 b"\x1bPoc;=;120\r"]
+    assert b"\x1bPoc;=;120\r" not in parking(chip_offset=120)[2]
+    with pytest.raises(PrinterError) as info:
+        opened({"Poc;=;120": "ERROR PARAMETRES"}, chip_offset=120)
+    assert info.value.fault is FaultCode.PROTOCOL
+
+
+@pytest.mark.parametrize("value", ["abc", "-3", "1.5", ""])
+def test_a_bad_chip_offset_is_one_line(tmp_path, value):
+    with pytest.raises(ValueError) as info:
+        EvolisDriver.from_url(f"evolis+tcp://127.0.0.1:9100?chip_offset={value}",
+                              state_dir=tmp_path)
+    assert str(info.value) == ("evolis printer URL: chip_offset must be a whole number, 0 or "
+                               "more (where the card stops at the contactless station), not "
+                               f"{value!r}")
+
+
+def test_chip_offset_from_the_url(tmp_path):
+    driver = EvolisDriver.from_url("evolis+tcp://127.0.0.1:9100?chip_offset=0", state_dir=tmp_path)
+    assert driver.options.chip_offset == 0
+    plain = EvolisDriver.from_url("evolis+tcp://127.0.0.1:9100", state_dir=tmp_path)
+    assert plain.options.chip_offset is None
 
 
 # ------------------------------------------------------------------ cutting replies
