@@ -7,6 +7,10 @@ one host is served at a time, as a printer does. Every wire fact (framing, reply
 their terminator, ribbon names) comes from the driver's `protocol` module, so the two
 cannot drift apart.
 
+A blank can stop at the contactless station (`Sic`): it waits there, its chip presented
+to the reader, while the host writes the chip, then goes on to be printed (`Ss`) or is
+rejected (`Ser`).
+
 Test controls sit beside the protocol: garbage or truncated replies, slow replies, and
 an unplug flag the servers act on.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,20 +47,31 @@ _DOWNLOAD = protocol.ESC + protocol.DOWNLOAD.encode("ascii") + _SEP
 
 #: A blank left in the printer this long without a command goes to the reject box.
 HOST_TIMEOUT = 5.0
+#: ... and a blank parked at the contactless station this long: writing a chip through a
+#: PC/SC reader takes seconds (an 8 KB e-KTP chip, a slow chip, a reader found afresh).
+PARKED_TIMEOUT = 60.0
 
 
 @dataclass
 class CardInPrinter:
     number: int
     touched: float = field(default_factory=time.monotonic)
+    #: At the contactless station, waiting for the host to write its chip (`Sic`, not yet
+    #: `Ss`): it waits up to PARKED_TIMEOUT, not HOST_TIMEOUT.
+    parked: bool = False
     side: str | None = None
     panels: dict[str, dict[str, bytes]] = field(default_factory=dict)
     levels: int = 32
 
 
 class EvolisDevice:
-    def __init__(self, printer: SimulatedPrinter):
+    def __init__(self, printer: SimulatedPrinter, *,
+                 clock: Callable[[], float] = time.monotonic):
         self.printer = printer
+        #: What the host timeouts are measured by; tests give their own to step time.
+        self.clock = clock
+        #: The contactless station's offset (`Poc`); the simulated station needs none.
+        self.chip_offset = 0
         self.mischief = Mischief()
         self.card: CardInPrinter | None = None
         self.lock = threading.RLock()
@@ -84,10 +100,11 @@ class EvolisDevice:
             if FaultCode.OFFLINE in self.printer.faults():
                 return ""  # an offline printer says nothing
             if self.card is not None:
-                if time.monotonic() - self.card.touched > HOST_TIMEOUT:
+                limit = PARKED_TIMEOUT if self.card.parked else HOST_TIMEOUT
+                if self.clock() - self.card.touched > limit:
                     self.host_lost()  # the host went quiet mid-card, as a printer times out
                 else:
-                    self.card.touched = time.monotonic()
+                    self.card.touched = self.clock()
             handler = getattr(self, f"_cmd_{name}", None)
             if handler is None:
                 return protocol.ERROR_CDE
@@ -112,6 +129,15 @@ class EvolisDevice:
         return protocol.OK
 
     _cmd_Pem = _cmd_Pc = _cmd_Pl = _cmd_Ps = _cmd_Pmi = _cmd_Srs = _set
+
+    def _cmd_Poc(self, p: list[str]) -> str:
+        """`Poc;=;N` sets the offset, `Poc;+;N` and `Poc;-;N` move it (guide p.61)."""
+        how, value = p[0], int(p[1])  # missing or not a number: ERROR PARAMETRES
+        if how not in ("=", "+", "-") or value < 0:
+            return protocol.ERROR_PARAMETRES
+        self.chip_offset = {"=": value, "+": self.chip_offset + value,
+                            "-": self.chip_offset - value}[how]
+        return protocol.OK
 
     def _cmd_Pr(self, p: list[str]) -> str:
         return protocol.OK if p[0].lower() in protocol.RIBBONS else protocol.ERROR_PARAMETRES
@@ -151,12 +177,28 @@ class EvolisDevice:
 
     def _cmd_Ss(self, p: list[str]) -> str:
         if self.card is not None:
-            return protocol.ERROR_CDE
+            if not self.card.parked:
+                return protocol.ERROR_CDE
+            # The card at the contactless station goes on to be printed (PROTOCOL.md,
+            # [inferred]): no second blank is drawn.
+            self.card.parked = False
+            return protocol.OK
         try:
             number = self.printer.draw_blank()
         except PrinterError as exc:
             return protocol.fault_reply(exc.fault)
-        self.card = CardInPrinter(number)
+        self.card = CardInPrinter(number, touched=self.clock())
+        return protocol.OK
+
+    def _cmd_Sic(self, p: list[str]) -> str:
+        """A blank goes from the feeder to the contactless station, its chip to the reader."""
+        if self.card is not None:
+            return protocol.ERROR_CDE
+        try:
+            number = self.printer.park_blank()
+        except PrinterError as exc:
+            return protocol.fault_reply(exc.fault)
+        self.card = CardInPrinter(number, touched=self.clock(), parked=True)
         return protocol.OK
 
     def _cmd_Sr(self, p: list[str]) -> str:
@@ -166,7 +208,7 @@ class EvolisDevice:
         return self._side("back")
 
     def _side(self, side: str) -> str:
-        if self.card is None:
+        if self.card is None or self.card.parked:  # a parked card prints after `Ss`
             return protocol.ERROR_CDE
         self.card.side = side
         self.card.panels.setdefault(side, {})
@@ -176,7 +218,7 @@ class EvolisDevice:
         with self.lock:
             if self.card is None or self.card.side is None:
                 return protocol.ERROR_CDE
-            self.card.touched = time.monotonic()
+            self.card.touched = self.clock()
             if panel in "ymc" and levels != 2:
                 self.card.levels = levels
             self.card.panels[self.card.side][panel] = data

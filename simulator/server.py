@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from .evolis_device import EvolisDevice
-from .printer import FAULTS, SimParams, SimulatedPrinter, fault_code, setting_value
+from .printer import (
+    CHIP_FAULTS,
+    FAULTS,
+    SimParams,
+    SimulatedPrinter,
+    chip_fault,
+    fault_code,
+    setting_value,
+)
 
 #: The control port's commands: name, an example line, what it does. `--help` lists them,
 #: and an unknown command is answered with their names.
@@ -45,6 +53,8 @@ CONTROL_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("truncate", '{"cmd": "truncate", "count": 1}', "the next COUNT replies are cut short"),
     ("silent", '{"cmd": "silent", "count": 1}', "the next COUNT replies are withheld"),
     ("slow", '{"cmd": "slow", "seconds": 0.5}', "every reply waits that long (0: no more)"),
+    ("chip", '{"cmd": "chip", "fault": "dead", "card": 5}',
+     "set the chip fault of blank CARD (no card: of every later blank)"),
     ("status", '{"cmd": "status"}', "only the answer: nothing changes"),
 )
 
@@ -56,7 +66,7 @@ def control_help() -> str:
     for name, example, what in CONTROL_COMMANDS:
         lines += [f"  {name:9} {what}", f"  {'':9} {example}"]
     wrap = textwrap.TextWrapper(width=79, subsequent_indent="  ")
-    lines += ["", *wrap.wrap(f"faults: {FAULTS}"),
+    lines += ["", *wrap.wrap(f"faults: {FAULTS}"), *wrap.wrap(f"chip faults: {CHIP_FAULTS}"),
               *wrap.wrap("printer settings ([printer] in a scenario, or --set KEY=VALUE): "
                          + ", ".join(_settings())),
               *wrap.wrap('scenario events: [[events]] card = 12, fault = "cover_open" puts '
@@ -68,12 +78,34 @@ def _settings() -> list[str]:
     return [f.name for f in dataclasses.fields(SimParams) if f.name not in ("events",)]
 
 
+def _chip_settings(values: dict[str, Any]) -> None:
+    """A scenario's chip faults, from TOML text to what the printer model takes.
+
+    `chip_fault` is a name; `chip_faults` is text as `--set` takes it ("3:dead,5:absent") or
+    a table of card counter to name ({"3" = "dead"}).
+    """
+    if "chip_fault" in values:
+        values["chip_fault"] = setting_value("chip_fault", str(values["chip_fault"]))
+    faults = values.get("chip_faults")
+    if isinstance(faults, dict):
+        table = {}
+        for card, name in faults.items():
+            if not card.isdigit():
+                raise ValueError(f"chip_faults: {card!r} is not a card counter; give "
+                                 '{"3" = "dead"}')
+            table[int(card)] = chip_fault(str(name))
+        values["chip_faults"] = table
+    elif faults is not None:
+        values["chip_faults"] = setting_value("chip_faults", str(faults))
+
+
 def load_scenario(path: Path | None, overrides: list[str]) -> SimParams:
     """SimParams from a TOML scenario file ([printer] keys and [[events]]), then KEY=VALUE."""
     values: dict[str, Any] = {"model": "Evolis Primacy (simulated)"}
     if path is not None:
         doc = tomllib.loads(path.read_text())
         values.update(doc.get("printer", {}))
+        _chip_settings(values)
         if "events" in doc:
             values["events"] = [dict(e) for e in doc["events"]]
             for e in values["events"]:
@@ -288,6 +320,8 @@ class Server:
             setattr(mischief, action, int(cmd.get("count", 1)))
         elif action == "slow":
             mischief.delay = float(cmd["seconds"])
+        elif action == "chip":
+            self._chip(cmd)
         elif action != "status":
             names = ", ".join(name for name, _, _ in CONTROL_COMMANDS)
             raise ValueError(f"unknown control command {action!r}; commands: {names}")
@@ -295,7 +329,21 @@ class Server:
                 "cards": printer.cards_in_feeder,
                 "ribbon": printer.ribbon_left, "film": printer.film_left,
                 "faults": [f.value for f in printer.faults()],
-                "unplugged": self.device.unplugged, "printing": self.device.printing}
+                "unplugged": self.device.unplugged, "printing": self.device.printing,
+                "parked": printer.parked}
+
+    def _chip(self, cmd: dict[str, Any]) -> None:
+        """What is wrong with the chip of blank `card` (by card counter), or without `card`
+        of every later blank; a blank already parked keeps the chip it has."""
+        fault = chip_fault(str(cmd["fault"]))
+        params = self.device.printer.params
+        if "card" not in cmd:
+            params.chip_fault = fault
+            return
+        card = cmd["card"]
+        if isinstance(card, bool) or not isinstance(card, int) or card < 1:
+            raise ValueError(f"chip: card must be a card counter (1 or more), not {card!r}")
+        params.chip_faults = {**params.chip_faults, card: fault}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     done.wait()
     server.stop.set()
     server._close_pty()
+    device.printer.close()  # the parked card leaves the virtual reader, its link stops
     return 0
 
 

@@ -14,7 +14,7 @@ from printstation.drivers.base import FaultCode
 
 SIM = [sys.executable, "-m", "printstation.simulator.server"]
 COMMANDS = ["inject", "clear", "load", "unplug", "garbage", "truncate", "silent", "slow",
-            "status"]
+            "chip", "status"]
 ALL_FAULTS = ", ".join(f.value for f in FaultCode)
 
 
