@@ -133,12 +133,14 @@ class EvolisDriver(PrinterDriver):
         self.options = options or EvolisOptions()
         self._identity: Identity | None = None
         self._open = False
-        #: A card is parked at the contactless station: the next `print_card` prints it, or
-        #: `reject_card` sends it out. Set by `park_card`, cleared by those two and `close`.
+        #: A card was parked at the contactless station: the next `print_card` is for it
+        #: (and prints it, unless it went stale), or `reject_card` sends it out. Set by
+        #: `park_card`, cleared by those two.
         self._parked = False
-        #: The link broke (or the driver closed) while a card was parked, or while `Sic` ran:
-        #: whatever is at the station cannot be printed, and is rejected (`Ser`) before
-        #: another blank is drawn, so that no card is printed on a chip meant for another.
+        #: The link broke (or the driver was closed) while a card was parked, or while `Sic`
+        #: ran: whatever is at the station cannot be printed, and is rejected (`Ser`) before
+        #: another blank is drawn, so that no card is printed on a chip meant for another;
+        #: a `print_card` for the parked card reports it spoiled instead of drawing a blank.
         self._stale = False
 
     @classmethod
@@ -173,8 +175,7 @@ class EvolisDriver(PrinterDriver):
 
     def close(self) -> None:
         if self._parked:
-            self._stale = True
-        self._parked = False
+            self._stale = True  # the parked card will not be printed, whatever comes next
         self._open = False
         self.transport.close()
 
@@ -403,9 +404,9 @@ class EvolisDriver(PrinterDriver):
                                "is spoiled", card_drawn=True) from None
         if self._stale:
             self._clear_station()
-            raise PrinterError(FaultCode.OFFLINE, "the link to the printer broke while the "
-                               "card was at the contactless station; it was rejected "
-                               "unprinted", card_drawn=True)
+            raise PrinterError(FaultCode.OFFLINE, "the connection to the printer was lost "
+                               "while the card was at the contactless station; it was "
+                               "rejected unprinted", card_drawn=True)
 
     def _ready_for_a_blank(self) -> None:
         """Connect, and reject a card left at the station by a broken link, if any."""

@@ -283,6 +283,18 @@ def test_a_link_broken_and_restored_while_parked_rejects_the_card(station):
     assert s.printer.counter == 1
 
 
+def test_a_card_parked_before_the_driver_was_closed_is_never_printed(station):
+    s = station(cards=10)
+    s.driver.park_card(white_card())
+    s.driver.close()
+    s.driver.open()
+    with pytest.raises(PrinterError) as info:
+        s.driver.print_card(white_card())  # the print that was meant for the parked card
+    assert info.value.card_drawn is True
+    assert s.driver.print_card(white_card()).counter == 2
+    assert [(c["card_no"], c["outcome"]) for c in s.ledger()] == [(1, "spoiled"), (2, "issued")]
+
+
 # ------------------------------------------------------------------ control port and scenario
 
 
