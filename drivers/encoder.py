@@ -50,7 +50,7 @@ and register it in that package's `pyproject.toml`, for encoder URLs `dict://...
     [project.entry-points."printstation.encoders"]
     dict = "dictencoder:DictEncoder"
 
-`close` is an optional hook. `pcsc://` (`printstation.drivers.pcsc_encoder`, for PC/SC
+`check` and `close` are optional hooks. `pcsc://` (`printstation.drivers.pcsc_encoder`, for PC/SC
 readers through pcscd) is an encoder registered this way too, and `tests/plugins/` holds one
 the tests install.
 """
@@ -136,6 +136,11 @@ class Encoder(abc.ABC):
     def encode(self, parked: ParkedCard, chip: ChipSection) -> EncodeResult:
         """Write the parked card's chip; a chip fault is a result, a station fault raises
         `EncoderError`."""
+
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Raise `EncoderError` if no card could be encoded now (the reader is gone, pcscd is
+        down). Asked before each chip card's blank is drawn, so a broken station holds the
+        card instead of spoiling blanks; the default trusts the encoder."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the reader or whatever the encoder holds; called once, at shutdown."""

@@ -118,6 +118,15 @@ class PcscEncoder(Encoder):
             raise EncoderError("pcsc_unavailable", type(exc).__name__) from None
         return self._encode_card(sc, conn, steps)
 
+    def check(self) -> None:
+        """The reader is connected (found again whenever the last card could not reach it)."""
+        if self._found is None:
+            sc = _pyscard()
+            try:
+                self._found = (self.reader, self._reader(sc, self.reader))
+            except sc.Failure as exc:
+                raise EncoderError("pcsc_unavailable", type(exc).__name__) from None
+
     def _reader(self, sc: SimpleNamespace, wanted: str | None) -> Any:
         """The reader to wait at: the one named, else the only one connected (pyscard's
         reader object: listing the readers costs a PC/SC context, so it is done once)."""

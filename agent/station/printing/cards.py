@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from printstation.agent import contract
 from printstation.agent.station.journal import JobRow, Journal
 from printstation.drivers.base import CardJob, PrinterDriver
+from printstation.drivers.encoder import ChipSection
 from printstation.drivers.panels import prepare_side
 
 log = structlog.get_logger("printstation.printer")
@@ -36,6 +37,8 @@ def build_card(row: JobRow, native_size: tuple[int, int]) -> CardJob:
         front=prepare_side(front.image_bytes(), front.black_bytes(), front.overlay, native_size),
         back=None if back is None else prepare_side(back.image_bytes(), back.black_bytes(),
                                                      back.overlay, native_size),
+        chip=None if job.chip is None else ChipSection(job.chip.profile,
+                                                       job.chip.data_bytes()),
     )
 
 
