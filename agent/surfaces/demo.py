@@ -235,8 +235,11 @@ def _chips_line(ledger: list[dict], final: dict[str, dict],
                                             or {}).get("chip_uid"))
     rejected = sum(1 for line in ledger if line["outcome"] == "spoiled"
                    and line.get("chip_uid") and line["reason"] == "rejected_by_host")
-    text = _("chips: {matching} of {printed} printed cards hold their job's chip data under "
-             "the UID reported; {rejected} card(s) rejected unprinted for their chip").format(
+    text = ngettext(
+        "chips: {matching} of {printed} printed cards hold their job's chip data under the "
+        "UID reported; {rejected} card rejected unprinted for its chip",
+        "chips: {matching} of {printed} printed cards hold their job's chip data under the "
+        "UID reported; {rejected} cards rejected unprinted for their chip", rejected).format(
         matching=matching, printed=len(issued), rejected=rejected)
     return text, matching == len(issued)
 
