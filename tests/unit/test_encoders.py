@@ -60,7 +60,7 @@ def test_an_unknown_scheme_names_the_installed_encoders(plugins):
     with pytest.raises(EncoderNotFound) as info:
         encoders.open_encoder("nfc://?reader=x")
     assert str(info.value) == ("no chip encoder for scheme 'nfc'; installed: notanencoder, "
-                               "pcsc, testchip")
+                               "pcsc, sim, testchip")
     assert info.value.code == "encoder_not_found"
     assert isinstance(info.value, PrintstationError) and isinstance(info.value, LookupError)
     with pytest.raises(EncoderNotFound, match="has no scheme"):
