@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 from printstation.drivers.apdu_script import (
     APDU_SCRIPT_PROFILE,
     ChipSilent,
-    apdu_script,
     encode_steps,
+    prepared_steps,
+    script_steps,
 )
 from printstation.drivers.encoder import ChipSection, Encoder, EncodeResult, ParkedCard
 from printstation.drivers.errors import EncoderError
@@ -59,13 +60,11 @@ class SimChipEncoder(Encoder):
             raise ValueError(f"encoder URL {url!r}: the simulator's encoder is plain sim://")
         return cls()
 
+    def prepare(self, chip: ChipSection) -> ChipSection:
+        return prepared_steps(chip)
+
     def encode(self, parked: ParkedCard, chip: ChipSection) -> EncodeResult:
-        if not self.supports(chip.profile):
-            raise EncoderError("no_encoder", f"{chip.profile!r}; sim takes {APDU_SCRIPT_PROFILE}")
-        try:
-            steps = apdu_script(chip.data)
-        except ValueError as exc:  # its message names the step, never the bytes
-            raise EncoderError("bad_chip_data", str(exc)) from None
+        steps = script_steps(chip, self.name)
         with _readers_lock:
             printer = _readers.get(parked.reader or "")
         if printer is None:

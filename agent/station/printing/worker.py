@@ -89,7 +89,7 @@ class PrinterWorker(ThreadedComponent):
         #: Stock an operator recorded loading or taking out, for the driver to hear of.
         self._stock_changes: queue.SimpleQueue[tuple[StockChange, Future[bool]]] = \
             queue.SimpleQueue()
-        self._cards = CardPreparer(journal, driver)
+        self._cards = CardPreparer(journal, driver, encoder)
         self.refusals = RefusalHold()
         #: A card's outcome the journal could not record yet: no other blank until it is.
         self.outcomes = Outcomes(journal)
