@@ -50,9 +50,9 @@ and register it in that package's `pyproject.toml`, for encoder URLs `dict://...
     [project.entry-points."printstation.encoders"]
     dict = "dictencoder:DictEncoder"
 
-`close` is an optional hook. `pcsc://` (`printstation.drivers.pcsc_encoder`, for PC/SC
-readers through pcscd) is an encoder registered this way too, and `tests/plugins/` holds one
-the tests install.
+`prepare`, `check` and `close` are optional hooks. `pcsc://`
+(`printstation.drivers.pcsc_encoder`, for PC/SC readers through pcscd) is an encoder
+registered this way too, and `tests/plugins/` holds one the tests install.
 """
 
 from __future__ import annotations
@@ -91,6 +91,9 @@ class ChipSection:
 
     profile: str
     data: bytes = field(repr=False)
+    #: What the encoder's `prepare` made of `data` ahead of the card's turn; only that
+    #: encoder reads it.
+    prepared: object | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,21 @@ class Encoder(abc.ABC):
     def encode(self, parked: ParkedCard, chip: ChipSection) -> EncodeResult:
         """Write the parked card's chip; a chip fault is a result, a station fault raises
         `EncoderError`."""
+
+    def prepare(self, chip: ChipSection) -> ChipSection:
+        """Turn the chip section into what `encode` needs (parse a script), ahead of its turn.
+
+        Runs on the agent's card-preparation thread while another card prints, as a printer
+        driver's `prepare` does, so a parked card waits only for the chip itself; it must not
+        touch the reader. Whatever goes wrong here is left for `encode` to find. The default
+        leaves the section as it is.
+        """
+        return chip
+
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Raise `EncoderError` if no card could be encoded now (the reader is gone, pcscd is
+        down). Asked before each chip card's blank is drawn, so a broken station holds the
+        card instead of spoiling blanks; the default trusts the encoder."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the reader or whatever the encoder holds; called once, at shutdown."""

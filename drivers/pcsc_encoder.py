@@ -21,7 +21,14 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .apdu_script import APDU_SCRIPT_PROFILE, ApduStep, ChipSilent, apdu_script, encode_steps
+from .apdu_script import (
+    APDU_SCRIPT_PROFILE,
+    ApduStep,
+    ChipSilent,
+    encode_steps,
+    prepared_steps,
+    script_steps,
+)
 from .encoder import ChipSection, Encoder, EncodeResult, ParkedCard
 from .errors import EncoderError
 
@@ -83,13 +90,11 @@ class PcscEncoder(Encoder):
             raise ValueError(f"encoder URL {url!r}: timeout must be 0 to 600 seconds")
         return cls(query.get("reader") or None, timeout)
 
+    def prepare(self, chip: ChipSection) -> ChipSection:
+        return prepared_steps(chip)
+
     def encode(self, parked: ParkedCard, chip: ChipSection) -> EncodeResult:
-        if not self.supports(chip.profile):
-            raise EncoderError("no_encoder", f"{chip.profile!r}; pcsc takes {APDU_SCRIPT_PROFILE}")
-        try:
-            steps = apdu_script(chip.data)
-        except ValueError as exc:  # its message names the step, never the bytes
-            raise EncoderError("bad_chip_data", str(exc)) from None
+        steps = script_steps(chip, self.name)
         sc = _pyscard()
         deadline = time.monotonic() + self.timeout
         try:
@@ -117,6 +122,15 @@ class PcscEncoder(Encoder):
         except sc.Failure as exc:
             raise EncoderError("pcsc_unavailable", type(exc).__name__) from None
         return self._encode_card(sc, conn, steps)
+
+    def check(self) -> None:
+        """The reader is connected (found again whenever the last card could not reach it)."""
+        if self._found is None:
+            sc = _pyscard()
+            try:
+                self._found = (self.reader, self._reader(sc, self.reader))
+            except sc.Failure as exc:
+                raise EncoderError("pcsc_unavailable", type(exc).__name__) from None
 
     def _reader(self, sc: SimpleNamespace, wanted: str | None) -> Any:
         """The reader to wait at: the one named, else the only one connected (pyscard's

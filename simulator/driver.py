@@ -10,8 +10,14 @@ Parameters: model, serial, firmware, print_time (seconds per card), stock, cards
 ribbon, film, ribbon_serial, ribbon_lot, film_serial, film_lot (what the rolls' chips
 report), counter, jam_at (card counter values that jam), faults (present at start: jam,
 cover_open, ribbon_out, film_out, feeder_empty, offline), clear_after (seconds after which
-jams and cover faults clear themselves), render (0 to skip PNGs), out (output folder;
-default `<state_dir>/sim`).
+jams and cover faults clear themselves), render (0 to skip PNGs), chip_fault (every blank's
+chip: none, absent, dead, mute, wrong, slow), chip_faults (by card counter: `3:dead,5:absent`),
+chip_delay (seconds per answer of a slow chip), vpcd_port (present the parked card's chip to
+vsmartcard-vpcd on that port, for a real pcscd), out (output folder; default `<state_dir>/sim`).
+
+The printer has a contactless station: `park_card` holds a blank there, and its chip is
+reached in the same process by the `sim://` chip encoder (`printstation.simulator.encoder`),
+through the reader name `ParkedCard.reader` gives, or by a PC/SC encoder through vpcd.
 
 What an operator records with `printstation load` or `unload` is done to this printer too
 (`stock_changed`), so its readings and the agent's count stay one story.
@@ -27,12 +33,16 @@ from urllib.parse import parse_qsl, urlsplit
 from printstation.drivers.base import (
     CardJob,
     CardResult,
+    FaultCode,
     Identity,
+    ParkedCard,
     PrinterDriver,
+    PrinterError,
     PrinterStatus,
     StockChange,
 )
 
+from .encoder import attach_reader, detach_reader
 from .printer import SimParams, SimulatedPrinter, setting_value
 
 
@@ -57,9 +67,24 @@ def parse_sim_url(url: str) -> tuple[SimParams, Path | None]:
 
 class SimDriver(PrinterDriver):
     name = "sim"
+    chip_station = True
 
     def __init__(self, printer: SimulatedPrinter):
         self.printer = printer
+        #: The blank held at the contactless station, printed by the next `print_card`.
+        self._parked: int | None = None
+        #: The reader name the in-process encoder finds this printer's station by; with
+        #: vpcd, the PC/SC encoder's own reader setting names it instead.
+        self.reader = None if printer.params.vpcd_port else f"sim:{printer.params.serial}"
+
+    def open(self) -> None:
+        if self.reader is not None:
+            attach_reader(self.reader, self.printer)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            detach_reader(self.reader, self.printer)
+        self.printer.close()
 
     @classmethod
     def from_url(cls, url: str, *, state_dir: Path) -> SimDriver:
@@ -73,7 +98,22 @@ class SimDriver(PrinterDriver):
         return self.printer.status()
 
     def print_card(self, card: CardJob) -> CardResult:
-        return self.printer.print_card(card)
+        parked, self._parked = self._parked, None
+        if parked is None:
+            return self.printer.print_card(card)
+        return self.printer.print_drawn(parked, card)
+
+    def park_card(self, card: CardJob) -> ParkedCard:
+        if self._parked is not None:
+            raise PrinterError(FaultCode.PROTOCOL, "a card is already at the contactless "
+                               "station", card_drawn=False)
+        self._parked = self.printer.park_blank()
+        return ParkedCard(card_no=self._parked, reader=self.reader)
+
+    def reject_card(self, card: CardJob) -> None:
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            self.printer.reject(parked, "rejected_by_host")
 
     def stock_changed(self, change: StockChange) -> None:
         """What an operator records loading or taking out is done to the simulated printer."""

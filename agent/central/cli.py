@@ -40,7 +40,7 @@ def cmd_sample_jobs(args: argparse.Namespace) -> int:
     for i in range(1, args.count + 1):
         job_id = f"{args.prefix}-{i:06d}"
         job = sample_job(job_id, card_stock=args.stock, two_sided=not args.one_sided,
-                         destination=destination)
+                         destination=destination, chip=args.chip)
         path = args.out / f"{job_id}.json"
         path.touch(mode=0o600)
         path.write_text(json.dumps(job.body))
@@ -261,6 +261,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--prefix", default="SAMPLE")
     p.add_argument("--stock", default="ektp")
     p.add_argument("--one-sided", action="store_true")
+    p.add_argument("--chip", action="store_true",
+                   help="personalise the card's chip too (apdu-script/1, contract v2 §3)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--station", help="destination station.<id> (default: none; "
                                           "`submit` fills it in)")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from PIL import Image, ImageDraw, ImageFont
@@ -25,10 +26,45 @@ LAST = ["Santoso", "Wijaya", "Saputra", "Hidayat", "Kusuma", "Pratama", "Siregar
 CITIES = ["BOGOR", "DEPOK", "BEKASI", "BANDUNG", "SURABAYA", "MEDAN", "MAKASSAR", "DENPASAR"]
 
 
+#: The files of the simulated e-KTP-like chip a sample's `apdu-script/1` writes (the
+#: simulator's chip has them): biodata, photo, and two fingerprint minutiae.
+CHIP_DF = 0x7F10
+EF_BIODATA, EF_PHOTO, EF_FINGER_1, EF_FINGER_2 = 0x0101, 0x0102, 0x0104, 0x0105
+#: The bytes of UPDATE BINARY's data per command (short APDUs carry at most 255).
+CHIP_CHUNK = 128
+
+
 @dataclass(frozen=True)
 class SampleJob:
     body: dict
     personal: tuple[str, ...]
+    #: What the chip script writes, as (file id, offset, data): a test computes from it the
+    #: digest the simulated chip must end with (`simulator.chip.digest_of_writes`).
+    chip_writes: tuple[tuple[int, int, bytes], ...] = field(default=(), repr=False)
+
+
+def apdu_script(files: dict[int, bytes], *, chunk: int = CHIP_CHUNK
+                ) -> tuple[bytes, list[tuple[int, int, bytes]]]:
+    """An `apdu-script/1` (contract v2 §3) that selects the chip's DF, then writes each file
+    with UPDATE BINARY in `chunk`-byte pieces, each expecting 9000; and the writes it makes."""
+    commands = [{"apdu": f"00A4000C02{CHIP_DF:04X}", "expect": ["9000"]}]
+    writes = []
+    for fid, content in sorted(files.items()):
+        commands.append({"apdu": f"00A4020C02{fid:04X}", "expect": ["9000"]})
+        for offset in range(0, len(content), chunk):
+            part = content[offset:offset + chunk]
+            apdu = bytes([0x00, 0xD6, offset >> 8, offset & 0xFF, len(part)]) + part
+            commands.append({"apdu": apdu.hex().upper(), "expect": ["9000"]})
+            writes.append((fid, offset, part))
+    return json.dumps({"commands": commands}).encode(), writes
+
+
+def _chip_files(rng: random.Random, name: str, nik: str, city: str) -> dict[int, bytes]:
+    """Made-up chip contents: the biodata as text, and random bytes for the photo and the
+    minutiae (sized as an e-KTP's are, smaller than the simulated chip's files)."""
+    biodata = f"NIK={nik}\nNAMA={name.upper()}\nKOTA={city}\n".encode()
+    return {EF_BIODATA: biodata, EF_PHOTO: rng.randbytes(3000),
+            EF_FINGER_1: rng.randbytes(600), EF_FINGER_2: rng.randbytes(600)}
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -94,11 +130,13 @@ def _back(rng: random.Random) -> Image.Image:
 def sample_job(job_id: str, *, seed: int | None = None, card_stock: str = "ektp",
                two_sided: bool = True, with_mask: bool = True,
                expires_at: datetime | None = None, reference: str | None = None,
-               destination: str | None = None) -> SampleJob:
+               destination: str | None = None, chip: bool = False) -> SampleJob:
     """One signed-ready job body with fake personal data, and those fake strings.
 
     Without `destination` the body names none: `printstation submit` (and `Submitter`)
-    fill it in from where it is sent, before signing.
+    fill it in from where it is sent, before signing. With `chip`, the job personalises the
+    card's chip too (an `apdu-script/1` of about 40 commands writing made-up biodata, photo
+    and minutiae into the simulated chip's files).
     """
     rng = random.Random(seed if seed is not None else job_id)
     name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
@@ -121,4 +159,8 @@ def sample_job(job_id: str, *, seed: int | None = None, card_stock: str = "ektp"
         "card_stock": card_stock,
         "sides": sides,
     }
-    return SampleJob(body=body, personal=(name, name.upper(), nik))
+    writes: list[tuple[int, int, bytes]] = []
+    if chip:
+        script, writes = apdu_script(_chip_files(rng, name, nik, city))
+        body["chip"] = {"profile": "apdu-script/1", "data": base64.b64encode(script).decode()}
+    return SampleJob(body=body, personal=(name, name.upper(), nik), chip_writes=tuple(writes))

@@ -50,6 +50,7 @@ FAULTS: Mapping[str, str] = {
     "head_error": N_("print head error"),
     "protocol_error": N_("printer reply not understood"),
     "other": N_("other printer fault"),
+    "encoder_fault": N_("chip reader fault"),
 }
 
 #: Consumables (`ConsumableLevel.kind`) and the cleaning counter.

@@ -35,6 +35,7 @@ from printstation.agent.station.view import StationView
 from printstation.agent.surfaces.control_socket import LocalControlServer
 from printstation.agent.surfaces.systemd import Notifier, Watchdog
 from printstation.drivers.base import PrinterDriver
+from printstation.drivers.encoders import open_encoder
 from printstation.drivers.registry import open_driver
 
 log = structlog.get_logger("printstation.agent")
@@ -75,6 +76,9 @@ class Agent:
         verifier = verifier or Verifier.from_files(settings.trusted_keys,
                                                    enabled=settings.verify_signatures)
         self.driver = driver or open_driver(settings.printer_url, state_dir=settings.state_dir)
+        # Owned by the printer thread with the printer: a chip is written between the
+        # printer parking the card and printing it.
+        encoder = open_encoder(settings.encoder_url) if settings.encoder_url else None
         consumables = Consumables(
             self.journal, ribbon_types=settings.ribbon_types, stocks=settings.stocks,
             uses_film=settings.uses_film, default_stock=settings.card_stock)
@@ -82,7 +86,8 @@ class Agent:
         self.printer = PrinterWorker(
             self.journal, self.driver, consumables=consumables,
             max_attempts=settings.max_attempts, paused=lambda: self.station.printing_held(),
-            on_change=lambda: self.station.changed(), handback_after=settings.handback_after)
+            on_change=lambda: self.station.changed(), handback_after=settings.handback_after,
+            encoder=encoder)
         self.station = Station(settings, self.journal, self.printer, consumables, intake,
                                AlertBook(self.journal))
         intake.actions = ControlActions(

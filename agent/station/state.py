@@ -30,6 +30,8 @@ FAULT_ADVICE: dict[FaultCode, str] = {
     FaultCode.PROTOCOL: N_("Printer replies are unreadable: check the cable, restart the "
                            "printer"),
     FaultCode.OTHER: N_("Printer error: see the printer's display"),
+    FaultCode.ENCODER: N_("Chip reader not answering: check its cable and that the card "
+                          "reader service (pcscd) runs"),
 }
 
 

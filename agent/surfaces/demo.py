@@ -23,30 +23,41 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from printstation.agent.broker.embedded import EmbeddedSource
-from printstation.agent.central.samples import sample_job
+from printstation.agent.central.samples import SampleJob, sample_job
 from printstation.agent.config import Settings, mask_url
 from printstation.agent.contract import TERMINAL_STATUSES
 from printstation.agent.i18n import _, labels, ngettext
 from printstation.agent.signing import Verifier, sign_headers
 from printstation.agent.station.agent import Agent
+from printstation.simulator.chip import digest_of_writes
 from printstation.simulator.printer import read_ledger
 
 KEY_ID = "demo"
 
 
 def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: float,
-             jam_at: int | None, console: Console | None = None, timeout: float = 600) -> int:
-    """Print `count` sample cards; returns the process exit code (0 when all printed)."""
+             jam_at: int | None, console: Console | None = None, timeout: float = 600,
+             chip: bool = False, dead_chip_at: int | None = None) -> int:
+    """Print `count` sample cards; returns the process exit code (0 when all printed).
+
+    With `chip`, every job personalises its card's chip: the simulated printer parks each
+    blank at its contactless station and the `sim://` encoder writes it (no pcscd needed);
+    the blank drawn as card `dead_chip_at` (default 2) has a dead chip and is spoiled.
+    """
     console = console or Console(stderr=False)
     out = out or Path(tempfile.mkdtemp(prefix="printstation-demo-"))
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     cards_dir = out / "cards"
     station = f"demo-{uuid.uuid4().hex[:8]}"
     jam = f"&jam_at={jam_at}&clear_after=1" if jam_at else ""
+    dead = (2 if dead_chip_at is None else dead_chip_at) if chip else 0
+    if dead:
+        jam += f"&chip_faults={dead}:dead"
     settings = Settings(
         station_id=station,
         state_dir=out / "state",
         printer_url=f"sim://?print_time={print_time}&out={cards_dir}{jam}",
+        encoder_url="sim://" if chip else None,
         # No operator page or metrics: the demo runs beside a station's own agent, whose
         # ports it must not take (an agent stops at start on a taken port).
         web_listen="", metrics_listen="",
@@ -61,6 +72,8 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
     done = threading.Event()
     lock = threading.Lock()
     job_ids = [f"DEMO-{station[5:]}-{i:04d}" for i in range(1, count + 1)]
+    jobs = {job_id: sample_job(job_id, destination=f"station.{station}", chip=chip)
+            for job_id in job_ids}
 
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
@@ -97,19 +110,19 @@ def run_demo(*, count: int, out: Path | None, broker: str | None, print_time: fl
     started = time.monotonic()
     with progress:
         if broker:
-            at_end = _demo_through_broker(agent, settings, key, job_ids, on_event, done,
+            at_end = _demo_through_broker(agent, settings, key, jobs, on_event, done,
                                           timeout)
         else:
             agent.start(embedded_sink=on_event)
             source = EmbeddedSource(agent.station.intake)
             for job_id in job_ids:
-                body = json.dumps(sample_job(
-                    job_id, destination=f"station.{station}").body).encode()
+                body = json.dumps(jobs[job_id].body).encode()
                 source.submit(body, sign_headers(key, KEY_ID, body), message_id=job_id)
             done.wait(timeout)
             at_end = _stop(agent)
     elapsed = time.monotonic() - started
-    return _summary(console, out, cards_dir, final, count, elapsed, at_end or last_telemetry)
+    return _summary(console, out, cards_dir, final, count, elapsed, at_end or last_telemetry,
+                    jobs if chip else None)
 
 
 def _stop(agent: Agent) -> dict:
@@ -127,7 +140,7 @@ def _stop(agent: Agent) -> dict:
 
 
 def _demo_through_broker(agent: Agent, settings: Settings, key: Ed25519PrivateKey,
-                         job_ids: list[str], on_event, done: threading.Event,
+                         jobs: dict[str, SampleJob], on_event, done: threading.Event,
                          timeout: float) -> dict:
     from printstation.agent.central.tools import EventTap, Submitter
 
@@ -140,8 +153,9 @@ def _demo_through_broker(agent: Agent, settings: Settings, key: Ed25519PrivateKe
         if agent.fatal is not None:
             raise SystemExit(f"demo: {agent.fatal}")
         with Submitter(url, key=key, key_id=KEY_ID) as submitter:
-            for job_id in job_ids:
-                submitter.submit_job(sample_job(job_id).body, station=settings.station_id)
+            for job in jobs.values():
+                body = {k: v for k, v in job.body.items() if k != "destination"}
+                submitter.submit_job(body, station=settings.station_id)
         deadline = time.monotonic() + timeout
         while not done.is_set() and time.monotonic() < deadline:
             for event in tap.events(0.5):
@@ -161,7 +175,8 @@ def _wait(cond, seconds: float) -> bool:
 
 
 def _summary(console: Console, out: Path, cards_dir: Path, final: dict[str, dict],
-             count: int, elapsed: float, telemetry: dict) -> int:
+             count: int, elapsed: float, telemetry: dict,
+             chip_jobs: dict[str, SampleJob] | None = None) -> int:
     ledger = read_ledger(cards_dir)
     outcomes = Counter(line["outcome"] for line in ledger)
     statuses = Counter(e["status"] for e in final.values())
@@ -176,6 +191,10 @@ def _summary(console: Console, out: Path, cards_dir: Path, final: dict[str, dict
         _("cards from the printer: {count} ({outcomes}); printed twice: {twice}").format(
             count=len(ledger), outcomes=_counts(outcomes, labels.outcome), twice=duplicates),
     ]
+    chips_ok = True
+    if chip_jobs is not None:
+        written, chips_ok = _chips_line(ledger, final, chip_jobs)
+        lines.append(written)
     for line in lines:
         console.print("  " + line, markup=False)
     if telemetry.get("consumables"):
@@ -196,12 +215,33 @@ def _summary(console: Console, out: Path, cards_dir: Path, final: dict[str, dict
         console.print("[red]" + _("the agent counted {issued} issued and {spoiled} spoiled "
                                   "blanks; the printer's ledger says otherwise").format(
             issued=counted["issued"], spoiled=counted["spoiled"]) + "[/]")
-    ok = statuses.get("printed", 0) == count and duplicates == 0
+    ok = statuses.get("printed", 0) == count and duplicates == 0 and chips_ok
     if ok:
         console.print("[green]" + _("all cards printed") + "[/]")
     else:
         console.print("[red]" + _("not every card printed") + "[/]")
     return 0 if ok and agree else 1
+
+
+def _chips_line(ledger: list[dict], final: dict[str, dict],
+                jobs: dict[str, SampleJob]) -> tuple[str, bool]:
+    """What the printer's ledger says of the chips, checked against the scripts sent: each
+    printed card's chip holds its job's script (by digest) and has the UID the agent
+    reported; each spoiled chip card is one whose chip failed."""
+    issued = [line for line in ledger if line["outcome"] == "issued"]
+    matching = sum(1 for line in issued if line.get("chip_digest") is not None
+                   and line["chip_digest"] == digest_of_writes(jobs[line["job_id"]].chip_writes)
+                   and line["chip_uid"] == ((final.get(line["job_id"]) or {}).get("card")
+                                            or {}).get("chip_uid"))
+    rejected = sum(1 for line in ledger if line["outcome"] == "spoiled"
+                   and line.get("chip_uid") and line["reason"] == "rejected_by_host")
+    text = ngettext(
+        "chips: {matching} of {printed} printed cards hold their job's chip data under the "
+        "UID reported; {rejected} card rejected unprinted for its chip",
+        "chips: {matching} of {printed} printed cards hold their job's chip data under the "
+        "UID reported; {rejected} cards rejected unprinted for their chip", rejected).format(
+        matching=matching, printed=len(issued), rejected=rejected)
+    return text, matching == len(issued)
 
 
 def _counts(counts: Counter[str], word: Callable[[str], str]) -> str:

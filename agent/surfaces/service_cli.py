@@ -111,7 +111,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     i18n.use(load_settings(args.config).language)
     logs.configure("error" if not args.verbose else "info")
     return run_demo(count=args.count, out=args.out, broker=args.broker,
-                    print_time=args.print_time, jam_at=args.jam_at)
+                    print_time=args.print_time, jam_at=args.jam_at, chip=args.chip,
+                    dead_chip_at=args.dead_chip_at)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -146,6 +147,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--print-time", type=float, default=0.4, help="seconds per card")
     p.add_argument("--jam-at", type=int, default=3,
                    help="simulate a jam at this card (0: none); it clears after 1 s")
+    p.add_argument("--chip", action="store_true",
+                   help="chip cards: each card's chip is written (apdu-script/1) at the "
+                        "simulated printer's contactless station before it prints")
+    p.add_argument("--dead-chip-at", type=int, default=None, metavar="N",
+                   help="with --chip: the blank the printer draws as card N has a dead chip "
+                        "(default 2; 0: none)")
     p.add_argument("--verbose", action="store_true", help="show the agent's log lines")
     p.add_argument("--config", type=Path,
                    help="a station's TOML file: the demo speaks its `language` (else the "

@@ -60,7 +60,7 @@ def test_an_unknown_scheme_names_the_installed_encoders(plugins):
     with pytest.raises(EncoderNotFound) as info:
         encoders.open_encoder("nfc://?reader=x")
     assert str(info.value) == ("no chip encoder for scheme 'nfc'; installed: notanencoder, "
-                               "pcsc, testchip")
+                               "pcsc, sim, testchip")
     assert info.value.code == "encoder_not_found"
     assert isinstance(info.value, PrintstationError) and isinstance(info.value, LookupError)
     with pytest.raises(EncoderNotFound, match="has no scheme"):
@@ -70,10 +70,16 @@ def test_an_unknown_scheme_names_the_installed_encoders(plugins):
         encoders.open_encoder("notanencoder://")
 
 
-def test_pcsc_is_the_one_encoder_printstation_installs():
-    assert encoders.available() == {"pcsc": "printstation.drivers.pcsc_encoder:PcscEncoder"}
+def test_printstation_installs_the_pcsc_encoder_and_the_simulators_own():
+    from printstation.simulator.encoder import SimChipEncoder
+
+    assert encoders.available() == {"pcsc": "printstation.drivers.pcsc_encoder:PcscEncoder",
+                                    "sim": "printstation.simulator.encoder:SimChipEncoder"}
     assert encoders.encoder_class("pcsc://") is PcscEncoder
-    assert PcscEncoder.profiles == ("apdu-script/1",)
+    assert encoders.encoder_class("sim://") is SimChipEncoder
+    assert PcscEncoder.profiles == SimChipEncoder.profiles == ("apdu-script/1",)
+    with pytest.raises(ValueError, match="plain sim://"):
+        encoders.open_encoder("sim://?reader=x")
 
 
 def test_the_encoder_in_the_interface_docstring_works_as_written():

@@ -66,10 +66,11 @@ class Cards:
             return self.record(db, None, "test", f"test card by {who}"[:200], counter, use)
 
     def spoiled(self, job_id: str | None, counter: int | None, reason: str,
-                use: stock.CardUse | None = None) -> int:
-        """A blank left the feeder and did not become a good card."""
+                use: stock.CardUse | None = None, chip_uid: str | None = None) -> int:
+        """A blank left the feeder and did not become a good card (registered by its chip's
+        UID when its chip was read: contract v2 4b)."""
         with self.store.tx() as db:
-            return self.record(db, job_id, "spoiled", reason, counter, use)
+            return self.record(db, job_id, "spoiled", reason, counter, use, chip_uid)
 
     def removed(self, count: int, who: str, why: str) -> list[int]:
         """Blanks an operator took out of the feeder unprinted: one ledger row and one card

@@ -81,7 +81,7 @@ class Outbox:
 
     def status(self, db: sqlite3.Connection, job_id: str, status: contract.JobStatusName, *,
                reason: tuple[str, str] | None = None, card_no: int | None = None,
-               reference: str | None = None) -> None:
+               reference: str | None = None, chip_uid: str | None = None) -> None:
         """A job's status, with its reference and attempt as the journal holds them."""
         row = db.execute("SELECT reference, attempt FROM jobs WHERE job_id=?",
                          (job_id,)).fetchone()
@@ -91,7 +91,8 @@ class Outbox:
             status=status,
             attempt=row["attempt"] if row else 0,
             reason=contract.Reason(code=reason[0], detail=reason[1]) if reason else None,  # type: ignore[arg-type]
-            card=contract.CardRef(card_no=card_no) if card_no is not None else None,
+            card=contract.CardRef(card_no=card_no, chip_uid=chip_uid)
+            if card_no is not None else None,
         ))
 
     def unpublished(self, limit: int = 200) -> list[tuple[int, str, bytes]]:

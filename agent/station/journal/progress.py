@@ -57,17 +57,18 @@ class Progress:
                               (job_id,)).fetchone()[0]
 
     def card_printed(self, job_id: str, counter: int | None, use: CardUse | None = None, *,
-                     between_cards: bool = False) -> int:
+                     between_cards: bool = False, chip_uid: str | None = None) -> int:
         """A good card came out.
 
         `between_cards` is the printer thread's quick form, which holds the next card up
         least: no fsync of its own (the next card's start carries it; lost to a power cut,
         the job is `printing` again, which recovery turns into needs_check, never a
         reprint), and the images are left for `Jobs.erase_finished_images`, as zeroing them
-        (`secure_delete`) writes every page they filled.
+        (`secure_delete`) writes every page they filled. `chip_uid` is the UID of the chip
+        the encoder wrote, on the card's event and on `printed` (contract v2 4a, 4b).
         """
         with self.store.tx(durable=not between_cards) as db:
-            card_no = self.cards.record(db, job_id, "issued", None, counter, use)
+            card_no = self.cards.record(db, job_id, "issued", None, counter, use, chip_uid)
             cur = db.execute(f"UPDATE jobs SET state=?, card_no=?, updated_at=? "
                              f"WHERE job_id=? AND {_PRINTED[0]}",
                              (S.PRINTED, card_no, contract.now().isoformat(), job_id,
@@ -75,7 +76,7 @@ class Progress:
             if not between_cards:
                 erase_data(db, job_id)
             if cur.rowcount:
-                self.outbox.status(db, job_id, "printed", card_no=card_no)
+                self.outbox.status(db, job_id, "printed", card_no=card_no, chip_uid=chip_uid)
         return card_no
 
     def not_started(self, job_id: str) -> None:

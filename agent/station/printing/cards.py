@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from printstation.agent import contract
 from printstation.agent.station.journal import JobRow, Journal
 from printstation.drivers.base import CardJob, PrinterDriver
+from printstation.drivers.encoder import ChipSection, Encoder
 from printstation.drivers.panels import prepare_side
 
 log = structlog.get_logger("printstation.printer")
@@ -36,13 +37,16 @@ def build_card(row: JobRow, native_size: tuple[int, int]) -> CardJob:
         front=prepare_side(front.image_bytes(), front.black_bytes(), front.overlay, native_size),
         back=None if back is None else prepare_side(back.image_bytes(), back.black_bytes(),
                                                      back.overlay, native_size),
+        chip=None if job.chip is None else ChipSection(job.chip.profile,
+                                                       job.chip.data_bytes()),
     )
 
 
 class CardPreparer:
-    def __init__(self, journal: Journal, driver: PrinterDriver):
+    def __init__(self, journal: Journal, driver: PrinterDriver, encoder: Encoder | None = None):
         self.journal = journal
         self.driver = driver
+        self.encoder = encoder
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="card-prep")
         self._next: Future[tuple[str, CardJob | Exception] | None] | None = None
 
@@ -85,5 +89,13 @@ class CardPreparer:
         return self.build(full)
 
     def build(self, row: JobRow) -> CardJob:
-        """The job's card in panels and, where the driver encodes, in what it sends."""
-        return self.driver.prepare(build_card(row, self.driver.native_size))
+        """The job's card in panels and, where the driver encodes, in what it sends; its chip
+        section as the encoder needs it (a script parsed), so a parked card waits only for
+        its chip."""
+        card = self.driver.prepare(build_card(row, self.driver.native_size))
+        if card.chip is not None and self.encoder is not None:
+            try:
+                card.chip = self.encoder.prepare(card.chip)
+            except Exception as exc:  # a plug-in's failure: `encode` meets it again
+                log.warning("chip_prepare_failed", job_id=row.job_id, error=type(exc).__name__)
+        return card

@@ -9,6 +9,8 @@ It never touches the AMQP connections: everything it reports goes through the jo
 A card's outcome that the journal cannot record (a full disk) is kept in memory and
 recorded before any other blank is drawn (`_record_outcome`). A card the printer refuses
 is held as a fault (`refusal`), and the next card is prepared while one prints (`cards`).
+A chip card is parked at the contactless station and encoded before it is printed; one
+whose chip fails is rejected unprinted, and the job goes on with a new blank (`chip`).
 """
 
 from __future__ import annotations
@@ -35,14 +37,17 @@ from printstation.agent.station.journal.stock import CardUse
 from printstation.agent.station.needscheck import printer_report
 from printstation.agent.station.recovery import settle_printing
 from printstation.drivers.base import (
+    CardJob,
     FaultCode,
     PrinterDriver,
     PrinterError,
     PrinterStatus,
     StockChange,
 )
+from printstation.drivers.encoder import ENCODE_FAILED, Encoder, EncodeResult
 
 from .cards import CardPreparer
+from .chip import ENCODER_FAULT, ChipStation
 from .outcome import Outcomes
 from .refusal import RefusalHold
 from .snapshot import PrinterSnapshot
@@ -64,7 +69,7 @@ class PrinterWorker(ThreadedComponent):
 
     def __init__(self, journal: Journal, driver: PrinterDriver, *, consumables: Consumables,
                  max_attempts: int, paused: Callable[[], bool], on_change: Callable[[], None],
-                 handback_after: float = 300.0):
+                 handback_after: float = 300.0, encoder: Encoder | None = None):
         self.journal = journal
         self.consumables = consumables
         self.handback_after = handback_after
@@ -84,12 +89,13 @@ class PrinterWorker(ThreadedComponent):
         #: Stock an operator recorded loading or taking out, for the driver to hear of.
         self._stock_changes: queue.SimpleQueue[tuple[StockChange, Future[bool]]] = \
             queue.SimpleQueue()
-        self._cards = CardPreparer(journal, driver)
+        self._cards = CardPreparer(journal, driver, encoder)
         self.refusals = RefusalHold()
         #: A card's outcome the journal could not record yet: no other blank until it is.
         self.outcomes = Outcomes(journal)
-        #: Chip profiles an encoder here can write; a job needing another is not printed.
-        self.chip_profiles: frozenset[str] = frozenset()
+        #: The contactless station and its encoder: a chip job another could not encode
+        #: here is not printed.
+        self.chips = ChipStation(driver, encoder)
 
     def _wake(self) -> None:
         """Stop between cards: a card in the printer is finished first."""
@@ -209,6 +215,11 @@ class PrinterWorker(ThreadedComponent):
             self.driver.close()
         except Exception as exc:
             log.warning("printer_close_error", error=type(exc).__name__)
+        if self.chips.encoder is not None:
+            try:
+                self.chips.encoder.close()
+            except Exception as exc:
+                log.warning("encoder_close_error", error=type(exc).__name__)
 
     def _record_outcome(self) -> None:
         """The last card's outcome, if it still waits; raises while it cannot be recorded."""
@@ -297,12 +308,15 @@ class PrinterWorker(ThreadedComponent):
             self._cannot_print(row, "stock_mismatch",
                                f"job needs {row.card_stock} blanks; the feeder holds {stock}")
             return
-        if row.chip_profile is not None and row.chip_profile not in self.chip_profiles:
-            have = ", ".join(sorted(self.chip_profiles)) or "none"
-            self._cannot_print(row, "no_encoder",
-                               f"the job's chip needs profile {row.chip_profile}; this "
-                               f"station's encoders have: {have}")
-            return
+        if row.chip_profile is not None:
+            why = self.chips.cannot_encode(row.chip_profile)
+            if why is not None:
+                self._cannot_encode(row, why)
+                return
+            broken = self.chips.check()
+            if broken is not None:  # hold the card: no blank is spoiled on a broken reader
+                self.refused(PrinterError(FaultCode.ENCODER, str(broken)), job_id)
+                return
         use = self.stock_for(status, stock, row.sides, job_id)
         if use is None:
             return
@@ -323,6 +337,12 @@ class PrinterWorker(ThreadedComponent):
         self.update(current_job=job_id)
         log.info("card_started", job_id=job_id, attempt=attempt)
         self._cards.prepare_next()
+        chip_uid = None
+        if card.chip is not None:
+            encoded = self._park_and_encode(job_id, attempt, card, use)
+            if encoded is None:
+                return
+            chip_uid = encoded.uid
         failpoints.hit_within("mid_card", 0.3)
         try:
             result = self.driver.print_card(card)
@@ -330,13 +350,7 @@ class PrinterWorker(ThreadedComponent):
             self._card_failed(job_id, attempt, exc, replace(use, ribbon=0, film=0))
             return
         except Exception as exc:
-            # The driver did not say what happened to the blank: never guess.
-            log.error("card_unknown_outcome", job_id=job_id, error=type(exc).__name__)
-            self.settle(partial(self.journal.progress.mark_needs_check, job_id,
-                                 f"driver error {type(exc).__name__}",
-                                 printer_report("driver_error", detail=type(exc).__name__)))
-            self.update(current_job=None, error=type(exc).__name__)
-            self._wait(self._stop, POLL_SECONDS)
+            self._driver_failed(job_id, exc)
             return
         self.refusals.cleared()
         failpoints.hit("after_card")
@@ -344,7 +358,68 @@ class PrinterWorker(ThreadedComponent):
         # Its fsync comes with the next card's start, or before the printer thread waits;
         # its images are erased by the preparing thread while the next card prints.
         self.settle(partial(self.journal.progress.card_printed, job_id, result.counter, use,
-                             between_cards=True))
+                             between_cards=True, chip_uid=chip_uid))
+
+    def _driver_failed(self, job_id: str, exc: Exception) -> None:
+        """The driver did not say what happened to the blank: never guess."""
+        log.error("card_unknown_outcome", job_id=job_id, error=type(exc).__name__)
+        self.settle(partial(self.journal.progress.mark_needs_check, job_id,
+                             f"driver error {type(exc).__name__}",
+                             printer_report("driver_error", detail=type(exc).__name__)))
+        self.update(current_job=None, error=type(exc).__name__)
+        self._wait(self._stop, POLL_SECONDS)
+
+    def _park_and_encode(self, job_id: str, attempt: int, card: CardJob,
+                         use: CardUse) -> EncodeResult | None:
+        """Park the blank at the contactless station and write its chip: the result when the
+        card may be printed, None when it was not (refused, rejected, or unknowable)."""
+        unprinted = replace(use, ribbon=0, film=0)
+        try:
+            parked = self.driver.park_card(card)
+        except PrinterError as exc:
+            self._card_failed(job_id, attempt, exc, unprinted)
+            return None
+        except Exception as exc:
+            self._driver_failed(job_id, exc)
+            return None
+        self.refusals.cleared()
+        assert card.chip is not None
+        failpoints.hit_within("mid_encode", 0.3)
+        result = self.chips.encode(job_id, parked, card.chip)
+        if result.ok:
+            log.info("chip_encoded", job_id=job_id, chip_uid=result.uid)
+            return result
+        log.warning("chip_not_encoded", job_id=job_id, fault=result.fault,
+                    chip_uid=result.uid, detail=result.detail, attempt=attempt)
+        try:
+            self.driver.reject_card(card)
+        except Exception as exc:  # it is not printed either way; a jam shows on the next poll
+            log.warning("reject_failed", job_id=job_id,
+                        error=exc.detail if isinstance(exc, PrinterError) else type(exc).__name__)
+        spoiled = partial(self.journal.cards.spoiled, job_id, parked.card_no or None,
+                          result.fault or ENCODE_FAILED, unprinted, chip_uid=result.uid)
+        progress = self.journal.progress
+        if result.fault == ENCODER_FAULT:
+            # The station's fault, not the card's: the job waits while it is shown.
+            self.settle(spoiled, partial(progress.back_to_queue, job_id))
+            self.refused(PrinterError(FaultCode.ENCODER, result.detail), None)
+        elif attempt >= self.max_attempts:
+            self.settle(spoiled, partial(progress.finish, job_id, JobState.FAILED, ENCODE_FAILED,
+                                         f"{attempt} blanks spoiled; the last chip: "
+                                         f"{result.detail}"))
+        else:
+            self.settle(spoiled, partial(progress.back_to_queue, job_id))
+        self.update(current_job=None)
+        return None
+
+    def _cannot_encode(self, row: JobRow, why: str) -> None:
+        """A chip job this station cannot encode: a pool's goes back to the central system
+        for another station (contract 7.1: handed back, never begun); a station's own fails
+        (`no_encoder`), no blank used."""
+        if row.source.startswith("pool:") and self.journal.handback.hand_back(row.job_id, why):
+            log.info("pool_job_handed_back", job_id=row.job_id, why="no_encoder")
+            return
+        self._cannot_print(row, "no_encoder", why)
 
     def _cannot_print(self, row: JobRow, code: str, detail: str) -> None:
         """A job this station can never print (another stock, a chip it cannot encode),

@@ -3,14 +3,18 @@
 It proves the encoder interface is pluggable, as a programme's own encoder (one that talks
 to its SAM) would be: `testchip://NAME` takes the `test-blob/1` profile, makes each card's
 UID from its number and keeps what it wrote in `WRITTEN` for tests to read; a blob that is
-empty is a chip that answers wrong. `NOT_AN_ENCODER` is registered too, to be refused.
+empty is a chip that answers wrong. A station named in `BROKEN` has lost its reader: `check`
+says so, as a PC/SC encoder's does when the reader is unplugged. `NOT_AN_ENCODER` is
+registered too, to be refused.
 """
 
 from __future__ import annotations
 
 from printstation.drivers.encoder import ChipSection, Encoder, EncodeResult, ParkedCard
+from printstation.drivers.errors import EncoderError
 
 WRITTEN: dict[str, dict[str, bytes]] = {}
+BROKEN: set[str] = set()
 NOT_AN_ENCODER = object()
 
 
@@ -25,6 +29,10 @@ class TestChipEncoder(Encoder):
     @classmethod
     def from_url(cls, url: str) -> TestChipEncoder:
         return cls(url.partition("://")[2] or "default")
+
+    def check(self) -> None:
+        if self.station in BROKEN:
+            raise EncoderError("no_reader", f"test reader {self.station!r} unplugged")
 
     def encode(self, parked: ParkedCard, chip: ChipSection) -> EncodeResult:
         uid = f"04{parked.card_no:012X}"
