@@ -131,7 +131,7 @@ def test_a_chip_job_is_encoded_through_pcscd_and_printed_and_a_dead_chip_spoils_
         ("printed", 2, good["chip_uid"])
     month = cards[0]["at"][:7]
     register = agent.cli("ledger", "--spoiled", "--month", month)
-    assert [(r["reason"], r["chip_uid"], r["job_id"]) for r in register] == \
+    assert [(r["reason"], r["chip_uid"], r["job_id"]) for r in register["cards"]] == \
         [("encode_failed", dead["chip_uid"], job_id)]
     agent.stop()
     # Once the job has ended, its chip data is nowhere: not in the log, the events, the
