@@ -115,11 +115,14 @@ class PcscEncoder(Encoder):
                 except (sc.NoCard, sc.LinkFailed):
                     self._found = None  # the reader may have gone: list them again
                     if time.monotonic() >= deadline:
+                        # A reader that left is the station's fault, not the card's.
+                        self._reader(sc, wanted)
                         return EncodeResult.failed(
                             f"no chip powered up at reader {reader!r} within "
                             f"{self.timeout:g} s (absent or dead)")
                     time.sleep(RETRY_CONNECT)
         except sc.Failure as exc:
+            self._found = None  # pcscd may be back by the next card: find the reader again
             raise EncoderError("pcsc_unavailable", type(exc).__name__) from None
         return self._encode_card(sc, conn, steps)
 

@@ -260,6 +260,10 @@ class EvolisDriver(PrinterDriver):
 
     def status(self) -> PrinterStatus:
         self._reconnect()
+        if self._stale and not self._parked:
+            # A card left at the station by a broken link: out with it now, or it would
+            # read as a jam that holds every card (and no blank goes after it).
+            self._clear_station()
         faults: list[FaultCode] = []
         if protocol.parse_volts(self._checked("Rse", "o")) < 2.5:
             faults.append(FaultCode.COVER_OPEN)
@@ -407,6 +411,17 @@ class EvolisDriver(PrinterDriver):
             raise PrinterError(FaultCode.OFFLINE, "the connection to the printer was lost "
                                "while the card was at the contactless station; it was "
                                "rejected unprinted", card_drawn=True)
+        # The printer gives up on a parked card that waits too long (an encoder slower than
+        # its patience): `Ss` would then draw a fresh blank, without this card's chip.
+        try:
+            held = self._ask("Rlr", "p", card_drawn=True)
+        except PrinterError:
+            self._stale = True  # whatever is at the station is rejected before the next
+            raise
+        if held != protocol.CARD:
+            raise PrinterError(FaultCode.OTHER, "the card left the contactless station before "
+                               "it was printed (the printer stopped waiting for it)",
+                               card_drawn=True)
 
     def _ready_for_a_blank(self) -> None:
         """Connect, and reject a card left at the station by a broken link, if any."""

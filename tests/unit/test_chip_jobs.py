@@ -187,6 +187,92 @@ def test_a_lost_reader_holds_the_card_without_spoiling_blanks_until_it_is_back(
         plugin.BROKEN.discard("desk-lost")
     assert final["status"] == "printed" and final["card"]["chip_uid"].startswith("04")
     assert plugin.WRITTEN["desk-lost"][final["card"]["chip_uid"].upper()] == b"blob"
+    said = [e["status"] for e in station.of("status") if e["job_id"] == "CHIP-7"]
+    assert said == ["accepted", "printing", "printed"]  # its one try announced once
+
+
+def blob_job(job_id: str) -> dict:
+    body = sample_job(job_id, destination="station.chip-1", two_sided=False).body
+    body["chip"] = {"profile": "test-blob/1", "data": base64.b64encode(b"blob").decode()}
+    return body
+
+
+def test_an_encoder_failing_with_a_card_parked_spoils_that_blank_and_no_other_until_someone_acts(
+        chip_station, monkeypatch):
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    import printstation_testencoder as plugin
+
+    plugin.FAILING.add("desk-gone")
+    station = chip_station(encoder="testchip://desk-gone")
+    try:
+        station.submit(blob_job("CHIP-9"))
+        wait_for(lambda: "encoder_fault" in station.agent.printer.snapshot.status.faults, 10,
+                 "the encoder fault to show")
+        [card] = station.ledger()
+        assert (card["outcome"], card["reason"]) == ("spoiled", "rejected_by_host")
+        [event] = station.of("card")
+        assert (event["outcome"], event["reason"]) == ("spoiled", "encoder_fault")
+        # Held with no time limit: only an operator's action (or the printer's state
+        # changing) lets another blank be drawn for a chip.
+        assert station.agent.printer.refusals.refusal.retry_at == float("inf")
+        plugin.FAILING.discard("desk-gone")
+        station.agent.printer.retry_refused()
+        final = station.final("CHIP-9")
+    finally:
+        plugin.FAILING.discard("desk-gone")
+    assert (final["status"], final["attempt"]) == ("printed", 2)
+
+
+def test_a_careless_encoders_answer_spoils_the_card_and_reaches_no_event_as_it_came(
+        chip_station, monkeypatch):
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    import printstation_testencoder as plugin
+
+    plugin.ODD.add("desk-odd")
+    station = chip_station(encoder="testchip://desk-odd", max_attempts=1)
+    try:
+        station.submit(blob_job("CHIP-10"))
+        final = station.final("CHIP-10")
+    finally:
+        plugin.ODD.discard("desk-odd")
+    assert (final["status"], final["reason"]["code"]) == ("failed", "encode_failed")
+    assert "raw" not in final["reason"]["detail"]
+    [event] = station.of("card")
+    assert (event["reason"], event["chip_uid"]) == ("encode_failed", None)
+    assert station.agent.printer.alive()
+
+
+def test_a_prepare_that_returns_nothing_leaves_the_chip_section_as_it_was(tmp_path):
+    """A plug-in's `prepare` that forgets its return must not make a chip card a plain one."""
+    from printstation.agent.station.journal import Journal
+    from printstation.agent.station.printing.cards import CardPreparer
+    from printstation.drivers.encoder import ChipSection, Encoder, EncodeResult, ParkedCard
+    from printstation.simulator.driver import SimDriver
+
+    class Forgetful(Encoder):
+        name = "forgetful"
+        profiles = ("apdu-script/1",)
+
+        @classmethod
+        def from_url(cls, url: str) -> Forgetful:
+            return cls()
+
+        def prepare(self, chip: ChipSection) -> ChipSection:
+            return None  # type: ignore[return-value]
+
+        def encode(self, parked: ParkedCard, chip: ChipSection) -> EncodeResult:
+            return EncodeResult(uid="04")
+
+    journal = Journal(tmp_path / "state", "chip-1")
+    body, _ = chip_job("CHIP-11")
+    raw = json.dumps(body).encode()
+    from printstation.agent.contract import Job
+
+    journal.jobs.take(Job.model_validate_json(raw), raw, {}, "station")
+    driver = SimDriver.from_url("sim://?render=0", state_dir=tmp_path)
+    card = CardPreparer(journal, driver, Forgetful()).build(journal.jobs.get("CHIP-11"))
+    journal.close()
+    assert card.chip is not None and card.chip.profile == "apdu-script/1"
 
 
 def test_chip_data_is_erased_with_the_job_and_never_logged(chip_station, capsys, caplog):

@@ -258,8 +258,9 @@ def test_one_card_in_full():
 
 
 def parking(script: dict[str, str] | None = None, **options):
-    """(transport, driver, frames written, the ParkedCard or the PrinterError) of parking."""
-    transport, driver = opened(script, **options)
+    """(transport, driver, frames written, the ParkedCard or the PrinterError) of parking.
+    The printer then holds the card (`Rlr;p` answers CARD), unless the script says not."""
+    transport, driver = opened({"Rlr;p": "CARD", **(script or {})}, **options)
     outcome: list = []
 
     def go() -> None:
@@ -302,10 +303,21 @@ def test_a_parked_card_is_printed_with_ss_and_no_second_pr():
     heads = [b";".join(f.split(b";", 3)[:3]) + b";" if f.startswith(b"\x1bDb;") else f
              for f in frames]
     side = [b"\x1bDb;y;32;", b"\x1bDb;m;32;", b"\x1bDb;c;32;", b"\x1bDb;k;2;", b"\x1bDb;o;2;"]
-    assert heads == [b"\x1bSs\r", b"\x1bSr\r", *side, b"\x1bSe\r", b"\x1bRco;c\r"]
+    # The card is checked to be still there (a printer gives up on a card left too long).
+    assert heads == [b"\x1bRlr;p\r", b"\x1bSs\r", b"\x1bSr\r", *side, b"\x1bSe\r",
+                     b"\x1bRco;c\r"]
     # The next card is not parked: it is drawn from the feeder as ever.
     assert sent_by(transport, lambda: driver.print_card(white_card()))[:2] == [
         b"\x1bPr;ymcko\r", b"\x1bSs\r"]
+
+
+def test_a_parked_card_the_printer_gave_up_on_is_spoiled_never_printed_on_a_new_blank():
+    transport, driver, _, _ = parking()
+    transport.script["Rlr;p"] = "OK"  # the printer rejected it after waiting too long
+    with pytest.raises(PrinterError) as info:
+        driver.print_card(white_card())
+    assert transport.written[-1] == b"\x1bRlr;p\r"  # no Ss: it would draw a fresh blank
+    assert info.value.card_drawn is True
 
 
 def test_a_parked_card_refused_by_ss_is_spoiled_and_rejected():

@@ -93,7 +93,7 @@ def test_a_schema_3_journal_gains_the_check_report_column(tmp_path):
     again = Journal(tmp_path / "state", "s1")
     columns = {r[1] for r in again.store.db.execute("PRAGMA table_info(jobs)")}
     assert "check_report" in columns
-    assert again.store.get_meta("schema_version") == str(schema.SCHEMA_VERSION) == "4"
+    assert again.store.get_meta("schema_version") == str(schema.SCHEMA_VERSION) == "5"
     again.close()
 
 
@@ -107,3 +107,17 @@ def test_the_thumbnail_is_the_cards_front_with_its_black_panel(journal):
     assert dark > 50
     with pytest.raises(ValueError, match="cannot be read"):
         front_thumbnail(b"{}")
+
+
+def test_a_card_resolved_printed_after_its_chip_was_written_is_reported_with_its_chip(journal):
+    """The UID is journaled with the job once the chip is written: a card the agent lost
+    track of after that (a kill, a link broken mid-print) is resolved with its chip."""
+    _take(journal, "J-1")
+    journal.progress.start_printing("J-1", 41)
+    journal.progress.chip_encoded("J-1", "04a1b2c3d4e5f6")
+    journal.progress.mark_needs_check("J-1", "the agent stopped")
+    journal.progress.resolve("J-1", printed=True, who="ops", why="it is in the hopper")
+    events = [json.loads(body) for _, _, body in journal.outbox.unpublished()]
+    printed = [e for e in events if e.get("status") == "printed"]
+    card = [e for e in events if e.get("outcome") == "issued"]
+    assert printed[0]["card"]["chip_uid"] == card[0]["chip_uid"] == "04a1b2c3d4e5f6"

@@ -27,7 +27,7 @@ S = JobState
 JOB_COLUMNS = ("job_id", "reference", "card_stock", "source", "state", "attempt", "sides",
                "created_at", "expires_at", "accepted_at", "updated_at",
                "reason_code", "reason_detail", "card_no", "counter_before", "chip_profile",
-               "check_report")
+               "check_report", "chip_uid")
 JOB_SELECT = "SELECT " + ", ".join(f"jobs.{c}" for c in JOB_COLUMNS)
 #: A job with its message (body and headers, None once erased). The columns are named:
 #: a journal migrated on an old SQLite still has empty `body`/`headers` columns in jobs.

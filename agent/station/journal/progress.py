@@ -79,6 +79,13 @@ class Progress:
                 self.outbox.status(db, job_id, "printed", card_no=card_no, chip_uid=chip_uid)
         return card_no
 
+    def chip_encoded(self, job_id: str, chip_uid: str | None) -> None:
+        """The chip of the card in the printer was written: kept with the job until the
+        card's outcome, so an operator's `resolve` reports the card with its chip. Not
+        fsynced on its own: the card's outcome carries the UID too."""
+        with self.store.tx(durable=False) as db:
+            db.execute("UPDATE jobs SET chip_uid=? WHERE job_id=?", (chip_uid, job_id))
+
     def not_started(self, job_id: str) -> None:
         """The printer refused the card before drawing a blank: it waits, and the attempt
         does not count (no blank was used)."""
@@ -130,7 +137,8 @@ class Progress:
     def resolve(self, job_id: str, *, printed: bool, who: str, why: str) -> str:
         """An operator says whether the card of a `needs_check` job came out."""
         with self.store.tx() as db:
-            row = db.execute("SELECT state FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+            row = db.execute("SELECT state, chip_uid FROM jobs WHERE job_id=?",
+                             (job_id,)).fetchone()
             if row is None:
                 raise LookupError(f"job {job_id} is not known to this station")
             if row["state"] != S.NEEDS_CHECK:
@@ -139,14 +147,17 @@ class Progress:
             now = contract.now().isoformat()
             guard, sources = _RESOLVED[printed]
             if printed:
-                card_no = self.cards.record(db, job_id, "issued", "operator_resolved", None)
+                card_no = self.cards.record(db, job_id, "issued", "operator_resolved", None,
+                                            chip_uid=row["chip_uid"])
                 db.execute(f"UPDATE jobs SET state=?, card_no=?, reason_code='operator_resolved',"
                            f" reason_detail=?, updated_at=? WHERE job_id=? AND {guard}",
                            (S.PRINTED, card_no, detail, now, job_id, *sources))
                 self.outbox.status(db, job_id, "printed", card_no=card_no,
-                                   reason=("operator_resolved", detail))
+                                   reason=("operator_resolved", detail),
+                                   chip_uid=row["chip_uid"])
             else:
-                self.cards.record(db, job_id, "spoiled", "operator_resolved", None)
+                self.cards.record(db, job_id, "spoiled", "operator_resolved", None,
+                                  chip_uid=row["chip_uid"])
                 db.execute(f"UPDATE jobs SET state=?, reason_code='operator_resolved', "
                            f"reason_detail=?, updated_at=? WHERE job_id=? AND {guard}",
                            (S.FAILED, detail, now, job_id, *sources))

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import stock
 from .errors import JournalError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,10 +33,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     card_no INTEGER,
     counter_before INTEGER,
     chip_profile TEXT,
-    check_report TEXT
+    check_report TEXT,
+    chip_uid TEXT
 );
 -- jobs.check_report: what the printer said when the job went needs_check (JSON), shown to
--- the operator deciding it.
+-- the operator deciding it. jobs.chip_uid: the UID of the chip written for the card in the
+-- printer, so an operator's `resolve` of it reports the card with its chip.
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 -- A live job's message, apart from its state: a state change then rewrites a small row,
 -- not the ~200 KB of images (SQLite rewrites a whole row on UPDATE).
@@ -213,12 +215,15 @@ def _move_job_data(db: sqlite3.Connection) -> None:
 
 
 def _add_columns(db: sqlite3.Connection) -> None:
-    """Journals of schema 2 lack the jobs table's `chip_profile` (contract v2's chip), and
-    of schema 3 its `check_report` (what the printer said when a job went needs_check)."""
+    """Journals of schema 2 lack the jobs table's `chip_profile` (contract v2's chip), of
+    schema 3 its `check_report` (what the printer said when a job went needs_check), and of
+    schema 4 its `chip_uid` (the chip written for the card in the printer)."""
     columns = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
     if "chip_profile" not in columns:
         db.execute("ALTER TABLE jobs ADD COLUMN chip_profile TEXT")
     if "check_report" not in columns:
         db.execute("ALTER TABLE jobs ADD COLUMN check_report TEXT")
+    if "chip_uid" not in columns:
+        db.execute("ALTER TABLE jobs ADD COLUMN chip_uid TEXT")
     db.execute("UPDATE meta SET value=? WHERE key='schema_version' AND CAST(value AS INTEGER) < ?",
                (str(SCHEMA_VERSION), SCHEMA_VERSION))

@@ -95,7 +95,13 @@ class CardPreparer:
         card = self.driver.prepare(build_card(row, self.driver.native_size))
         if card.chip is not None and self.encoder is not None:
             try:
-                card.chip = self.encoder.prepare(card.chip)
+                prepared = self.encoder.prepare(card.chip)
             except Exception as exc:  # a plug-in's failure: `encode` meets it again
                 log.warning("chip_prepare_failed", job_id=row.job_id, error=type(exc).__name__)
+            else:
+                if isinstance(prepared, ChipSection):  # never a card without its chip
+                    card.chip = prepared
+                else:
+                    log.warning("chip_prepare_failed", job_id=row.job_id,
+                                error=f"returned {type(prepared).__name__}")
         return card

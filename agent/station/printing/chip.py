@@ -39,6 +39,14 @@ class ChipStation:
 
     def cannot_encode(self, profile: str) -> str | None:
         """Why a job with a chip of `profile` cannot be made here (`no_encoder`), or None."""
+        try:
+            return self._cannot_encode(profile)
+        except Exception as exc:  # a plug-in's `supports` failed: it cannot take the job
+            log.error("encoder_supports_failed", error=type(exc).__name__)
+            return f"the job's chip needs profile {profile}; this station's encoder failed " \
+                   f"to say whether it takes it ({type(exc).__name__})"
+
+    def _cannot_encode(self, profile: str) -> str | None:
         if self.encoder is None:
             return (f"the job's chip needs profile {profile}; this station has no chip "
                     "encoder (encoder_url)")
@@ -46,7 +54,7 @@ class ChipStation:
             return (f"the job's chip needs profile {profile}; this station's {self.driver.name} "
                     "printer has no contactless station")
         if not self.encoder.supports(profile):
-            have = ", ".join(self.encoder.profiles) or "none"
+            have = ", ".join(map(str, self.encoder.profiles)) or "none"
             return (f"the job's chip needs profile {profile}; this station's encoder "
                     f"({self.encoder.name}) has: {have}")
         return None
@@ -57,7 +65,7 @@ class ChipStation:
         try:
             self.encoder.check()
         except EncoderError as exc:
-            return exc
+            return EncoderError(exc.code, str(exc.detail)[:200])
         except Exception as exc:  # a plug-in's own failure: the station's, not the card's
             return EncoderError("encoder_error", type(exc).__name__)
         return None
@@ -84,7 +92,11 @@ class ChipStation:
         # A fault is the card's (`encode_failed`) unless the encoder said it was its own.
         fault = None if result.fault is None else \
             ENCODER_FAULT if result.fault == ENCODER_FAULT else ENCODE_FAILED
-        return EncodeResult(uid=uid, fault=fault, detail=str(result.detail)[:200])
+        # Only a plain line of text goes on, into the log and a `failed` reason: the
+        # interface asks for a step's index and a status word, never chip data.
+        detail = result.detail if type(result.detail) is str else ""
+        detail = "".join(c if c.isprintable() else " " for c in detail[:200])
+        return EncodeResult(uid=uid, fault=fault, detail=detail)
 
 
 def chip_uid(uid: object) -> str | None:

@@ -51,8 +51,10 @@ class Outcomes:
         self.record()
 
     def failure(self, job_id: str, attempt: int, exc: PrinterError, use: CardUse,
-                max_attempts: int) -> Literal["unknown", "refused", "spoiled"]:
-        """What a printer error means for the job, recorded."""
+                max_attempts: int, chip_uid: str | None = None
+                ) -> Literal["unknown", "refused", "spoiled"]:
+        """What a printer error means for the job, recorded (a spoiled chip card with the
+        UID of its chip, when it was read)."""
         progress = self.journal.progress
         if exc.card_drawn is None:
             log.warning("card_unknown_outcome", job_id=job_id, fault=exc.fault.value)
@@ -67,7 +69,8 @@ class Outcomes:
             self.settle(partial(progress.not_started, job_id))
             return "refused"
         log.warning("card_fault", job_id=job_id, fault=exc.fault.value, attempt=attempt)
-        spoiled = partial(self.journal.cards.spoiled, job_id, exc.counter, exc.fault.value, use)
+        spoiled = partial(self.journal.cards.spoiled, job_id, exc.counter, exc.fault.value, use,
+                          chip_uid=chip_uid)
         if attempt >= max_attempts and exc.fault not in STOCK_FAULTS:
             self.settle(spoiled, partial(progress.finish, job_id, JobState.FAILED,
                                          "attempts_exhausted",

@@ -73,13 +73,17 @@ class RefusalHold:
         """This job's last try was refused: no blank went in, so it is not announced again."""
         return self.refusal is not None and self.refusal.job_id == job_id
 
-    def refused(self, exc: PrinterError, job_id: str | None, status: PrinterStatus) -> None:
-        """Hold the fault the printer refused with; try again later."""
+    def refused(self, exc: PrinterError, job_id: str | None, status: PrinterStatus, *,
+                until_someone_acts: bool = False) -> None:
+        """Hold the fault the printer refused with; try again later, or, `until_someone_acts`
+        (a fault that has already cost a blank), only once the printer's state changes or an
+        operator acts."""
         before = self.refusal
         delay = REFUSAL_FIRST_DELAY if before is None else \
             min(before.delay * 2, REFUSAL_MAX_DELAY)
+        retry_at = float("inf") if until_someone_acts else time.monotonic() + delay
         self.refusal = Refusal(exc.fault, exc.detail, job_id, _status_key(status),
-                               time.monotonic() + delay, delay)
+                               retry_at, delay)
         log.warning("card_refused", job_id=job_id, fault=exc.fault.value, detail=exc.detail,
                     retry_in=delay)
 

@@ -93,8 +93,8 @@ class PrinterWorker(ThreadedComponent):
         self.refusals = RefusalHold()
         #: A card's outcome the journal could not record yet: no other blank until it is.
         self.outcomes = Outcomes(journal)
-        #: The contactless station and its encoder: a chip job another could not encode
-        #: here is not printed.
+        #: The contactless station and its encoder: a chip job they cannot encode is not
+        #: printed here.
         self.chips = ChipStation(driver, encoder)
 
     def _wake(self) -> None:
@@ -230,10 +230,11 @@ class PrinterWorker(ThreadedComponent):
         self.outcomes.settle(*writes)
         self.update(current_job=None, error=None)
 
-    def refused(self, exc: PrinterError, job_id: str | None) -> None:
+    def refused(self, exc: PrinterError, job_id: str | None, *,
+                until_someone_acts: bool = False) -> None:
         """The printer refused a card and drew no blank: hold its fault, try again later."""
         status = self._poll()
-        self.refusals.refused(exc, job_id, status)
+        self.refusals.refused(exc, job_id, status, until_someone_acts=until_someone_acts)
         self.update(status=self.refusals.shown(status), error=exc.detail)
 
     def _step(self) -> None:
@@ -315,7 +316,8 @@ class PrinterWorker(ThreadedComponent):
                 return
             broken = self.chips.check()
             if broken is not None:  # hold the card: no blank is spoiled on a broken reader
-                self.refused(PrinterError(FaultCode.ENCODER, str(broken)), job_id)
+                # No `printing` was said for it: its first real try must say it.
+                self.refused(PrinterError(FaultCode.ENCODER, str(broken)[:200]), None)
                 return
         use = self.stock_for(status, stock, row.sides, job_id)
         if use is None:
@@ -337,23 +339,37 @@ class PrinterWorker(ThreadedComponent):
         self.update(current_job=job_id)
         log.info("card_started", job_id=job_id, attempt=attempt)
         self._cards.prepare_next()
-        chip_uid = None
+        chip_uid, parked_no = None, None
         if card.chip is not None:
             encoded = self._park_and_encode(job_id, attempt, card, use)
             if encoded is None:
                 return
-            chip_uid = encoded.uid
+            chip_uid, parked_no = encoded[0].uid, encoded[1]
         failpoints.hit_within("mid_card", 0.3)
         try:
             result = self.driver.print_card(card)
         except PrinterError as exc:
-            self._card_failed(job_id, attempt, exc, replace(use, ribbon=0, film=0))
+            if card.chip is not None and exc.card_drawn is False:
+                exc.card_drawn = True  # the parked card left the feeder: it is spoiled
+            self._card_failed(job_id, attempt, exc, replace(use, ribbon=0, film=0), chip_uid)
             return
         except Exception as exc:
             self._driver_failed(job_id, exc)
             return
         self.refusals.cleared()
         failpoints.hit("after_card")
+        if parked_no and result.counter is not None and result.counter != parked_no:
+            # Another blank than the one whose chip was written came out printed: which
+            # card holds what, only an operator looking can say.
+            log.error("chip_card_mismatch", job_id=job_id, parked=parked_no,
+                      printed=result.counter)
+            self.settle(partial(
+                self.journal.progress.mark_needs_check, job_id,
+                f"the printer printed card {result.counter}, not card {parked_no} whose "
+                "chip was written; check both cards",
+                printer_report("driver_error", detail="printed another card than the one "
+                                                      "parked")))
+            return
         log.info("card_printed", job_id=job_id, counter=result.counter)
         # Its fsync comes with the next card's start, or before the printer thread waits;
         # its images are erased by the preparing thread while the next card prints.
@@ -370,9 +386,10 @@ class PrinterWorker(ThreadedComponent):
         self._wait(self._stop, POLL_SECONDS)
 
     def _park_and_encode(self, job_id: str, attempt: int, card: CardJob,
-                         use: CardUse) -> EncodeResult | None:
-        """Park the blank at the contactless station and write its chip: the result when the
-        card may be printed, None when it was not (refused, rejected, or unknowable)."""
+                         use: CardUse) -> tuple[EncodeResult, int] | None:
+        """Park the blank at the contactless station and write its chip: the result and the
+        parked card's number (0: unknown) when the card may be printed, None when it was
+        not (refused, rejected, or unknowable)."""
         unprinted = replace(use, ribbon=0, film=0)
         try:
             parked = self.driver.park_card(card)
@@ -383,12 +400,14 @@ class PrinterWorker(ThreadedComponent):
             self._driver_failed(job_id, exc)
             return None
         self.refusals.cleared()
-        assert card.chip is not None
+        if card.chip is None:  # not reached: the caller parks only chip cards
+            raise ValueError("a card without a chip section was parked")
         failpoints.hit_within("mid_encode", 0.3)
         result = self.chips.encode(job_id, parked, card.chip)
         if result.ok:
             log.info("chip_encoded", job_id=job_id, chip_uid=result.uid)
-            return result
+            self.journal.progress.chip_encoded(job_id, result.uid)
+            return result, parked.card_no
         log.warning("chip_not_encoded", job_id=job_id, fault=result.fault,
                     chip_uid=result.uid, detail=result.detail, attempt=attempt)
         try:
@@ -399,14 +418,16 @@ class PrinterWorker(ThreadedComponent):
         spoiled = partial(self.journal.cards.spoiled, job_id, parked.card_no or None,
                           result.fault or ENCODE_FAILED, unprinted, chip_uid=result.uid)
         progress = self.journal.progress
-        if result.fault == ENCODER_FAULT:
-            # The station's fault, not the card's: the job waits while it is shown.
+        if attempt >= self.max_attempts:
+            code = result.fault or ENCODE_FAILED
+            self.settle(spoiled, partial(progress.finish, job_id, JobState.FAILED, code,
+                                         f"{attempt} blanks spoiled; the last: {result.detail}"))
+        elif result.fault == ENCODER_FAULT:
+            # The station's fault, not the card's: the job waits while it is shown, and no
+            # other blank is drawn for a chip until someone acts (a blank was lost already).
             self.settle(spoiled, partial(progress.back_to_queue, job_id))
-            self.refused(PrinterError(FaultCode.ENCODER, result.detail), None)
-        elif attempt >= self.max_attempts:
-            self.settle(spoiled, partial(progress.finish, job_id, JobState.FAILED, ENCODE_FAILED,
-                                         f"{attempt} blanks spoiled; the last chip: "
-                                         f"{result.detail}"))
+            self.refused(PrinterError(FaultCode.ENCODER, result.detail), None,
+                         until_someone_acts=True)
         else:
             self.settle(spoiled, partial(progress.back_to_queue, job_id))
         self.update(current_job=None)
@@ -417,7 +438,7 @@ class PrinterWorker(ThreadedComponent):
         for another station (contract 7.1: handed back, never begun); a station's own fails
         (`no_encoder`), no blank used."""
         if row.source.startswith("pool:") and self.journal.handback.hand_back(row.job_id, why):
-            log.info("pool_job_handed_back", job_id=row.job_id, why="no_encoder")
+            log.info("pool_job_handed_back", job_id=row.job_id, why=why)
             return
         self._cannot_print(row, "no_encoder", why)
 
@@ -453,8 +474,8 @@ class PrinterWorker(ThreadedComponent):
         self.journal.store.job_event.set()
 
     def _card_failed(self, job_id: str, attempt: int, exc: PrinterError,
-                     use: CardUse) -> None:
-        what = self.outcomes.failure(job_id, attempt, exc, use, self.max_attempts)
+                     use: CardUse, chip_uid: str | None = None) -> None:
+        what = self.outcomes.failure(job_id, attempt, exc, use, self.max_attempts, chip_uid)
         if what == "refused":
             self.update(current_job=None)
             self.refused(exc, job_id)

@@ -5,7 +5,9 @@ to its SAM) would be: `testchip://NAME` takes the `test-blob/1` profile, makes e
 UID from its number and keeps what it wrote in `WRITTEN` for tests to read; a blob that is
 empty is a chip that answers wrong. A station named in `BROKEN` has lost its reader: `check`
 says so, as a PC/SC encoder's does when the reader is unplugged. `NOT_AN_ENCODER` is
-registered too, to be refused.
+registered too, to be refused. A station in `FAILING` fails as a whole while a card is parked
+(`EncoderError`), and one in `ODD` answers what no encoder should (a UID that is not hex, an
+unknown fault, bytes for a detail), as a careless plug-in might.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from printstation.drivers.errors import EncoderError
 
 WRITTEN: dict[str, dict[str, bytes]] = {}
 BROKEN: set[str] = set()
+FAILING: set[str] = set()
+ODD: set[str] = set()
 NOT_AN_ENCODER = object()
 
 
@@ -35,6 +39,10 @@ class TestChipEncoder(Encoder):
             raise EncoderError("no_reader", f"test reader {self.station!r} unplugged")
 
     def encode(self, parked: ParkedCard, chip: ChipSection) -> EncodeResult:
+        if self.station in FAILING:
+            raise EncoderError("no_reader", f"test reader {self.station!r} unplugged")
+        if self.station in ODD:
+            return EncodeResult(uid="not hex!", fault="weird", detail=b"\x00raw")  # type: ignore[arg-type]
         uid = f"04{parked.card_no:012X}"
         if not chip.data:
             return EncodeResult.failed("command 0 answered 6A80, expected 9000", uid=uid)
