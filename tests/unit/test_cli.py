@@ -3,6 +3,7 @@ config errors, the demo on the embedded default."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -88,3 +89,26 @@ def test_demo_prints_sample_cards_without_a_broker(tmp_path):
     ledger = [json.loads(x) for x in (tmp_path / "cards" / "ledger.jsonl").read_text().splitlines()]
     assert sum(1 for c in ledger if c["outcome"] == "issued") == 3
     assert len(list((tmp_path / "cards").glob("card-*.png"))) == 3
+
+
+def test_demo_chip_writes_each_cards_chip_and_spoils_the_one_whose_chip_is_dead(tmp_path):
+    out = run("demo", "--chip", "--count", "3", "--jam-at", "0", "--print-time", "0.02",
+              "--out", str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    said = " ".join(out.stdout.split())  # rich wraps long lines
+    assert "chips: 3 of 3 printed cards hold their job's chip data under the UID reported; " \
+           "1 card rejected unprinted for its chip" in said
+    ledger = [json.loads(x) for x in (tmp_path / "cards" / "ledger.jsonl").read_text().splitlines()]
+    assert [(c["card_no"], c["outcome"]) for c in ledger] == [
+        (1, "issued"), (2, "spoiled"), (3, "issued"), (4, "issued")]
+    assert all(c["chip_uid"] and c["chip_digest"] for c in ledger)
+
+
+def test_sample_jobs_chip_writes_jobs_with_an_apdu_script(tmp_path):
+    out = run("sample-jobs", "--chip", "--count", "1", "--out", str(tmp_path), "--prefix", "C")
+    assert out.returncode == 0, out.stderr
+    job = json.loads((tmp_path / "C-000001.json").read_text())
+    from printstation.drivers.apdu_script import apdu_script
+
+    assert job["chip"]["profile"] == "apdu-script/1"
+    assert len(apdu_script(base64.b64decode(job["chip"]["data"]))) == 40
