@@ -74,6 +74,7 @@ holds one the tests install.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -178,10 +179,29 @@ class CardJob:
     #: The job's chip section (contract v2 §3), personal data: the agent gives it to the
     #: encoder while the card is parked; drivers never read it.
     chip: ChipSection | None = field(default=None, repr=False)
+    #: Set by the agent: a driver that hands the card to a spooler (an IPP job) calls it
+    #: with the spooler's reference for the card before the card can come out, and the
+    #: agent journals it, so after a crash `card_outcome(ref)` says what became of the card
+    #: instead of anyone guessing.
+    note_submitted: Callable[[str], None] | None = field(default=None, repr=False,
+                                                          compare=False)
 
     @property
     def sides(self) -> int:
         return 1 if self.back is None else 2
+
+
+@dataclass(frozen=True)
+class SubmittedCard:
+    """What became of a card a driver handed to a spooler under `ref` (`card_outcome`).
+
+    `printed`: it came out; `not_printed`: it never will and no blank was drawn;
+    `spoiled`: a blank was drawn and did not become a card; `unknown`: nobody can tell (the
+    spooler forgot the job), so an operator must look.
+    """
+
+    state: Literal["printed", "not_printed", "spoiled", "unknown"]
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -246,6 +266,13 @@ class PrinterDriver(abc.ABC):
     def reject_card(self, card: CardJob) -> None:  # noqa: B027 - optional hook
         """The parked card leaves unprinted, to the reject tray (its chip could not be
         written); PrinterError if the printer did not confirm it."""
+
+    def card_outcome(self, ref: str) -> SubmittedCard | None:
+        """What became of the card handed over under `ref` (given to `note_submitted`)
+        before the agent stopped, waiting for the spooler to finish it if it still works on
+        it; asked at start-up before anything else. None: this driver keeps no references
+        (the printer's card counter settles such a card instead)."""
+        return None
 
     def stock_changed(self, change: StockChange) -> None:  # noqa: B027 - optional hook
         """An operator recorded loading or removing stock; called on the printer's thread.

@@ -13,7 +13,7 @@ import structlog
 
 from printstation.agent.station.journal import JobState, Journal
 from printstation.agent.station.needscheck import printer_report
-from printstation.drivers.base import PrinterStatus
+from printstation.drivers.base import PrinterDriver, PrinterStatus, SubmittedCard
 
 log = structlog.get_logger("printstation.recovery")
 
@@ -34,14 +34,18 @@ def recover(journal: Journal) -> None:
     log.info("recovered", held=journal.jobs.waiting())
 
 
-def settle_printing(journal: Journal, status: PrinterStatus) -> None:
-    """Jobs that were `printing` when the agent stopped, by the printer's card counter now:
-    unchanged, the blank never left the feeder (the job prints once, later); moved, nobody
-    knows, and an operator must say (`needs_check`), shown what the printer said now.
-    Never a blind reprint."""
+def settle_printing(journal: Journal, status: PrinterStatus,
+                    driver: PrinterDriver | None = None) -> None:
+    """Jobs that were `printing` when the agent stopped. A card handed to a spooler (its
+    reference journaled) is settled by what the spooler says became of it. Else by the
+    printer's card counter now: unchanged, the blank never left the feeder (the job prints
+    once, later); moved, nobody knows, and an operator must say (`needs_check`), shown what
+    the printer said now. Never a blind reprint."""
     counter = status.card_counter
     for row in journal.jobs.in_states(JobState.PRINTING):
-        if counter is not None and row.counter_before is not None \
+        if row.printer_ref is not None and driver is not None:
+            _settle_by_spooler(journal, row.job_id, row.printer_ref, driver)
+        elif counter is not None and row.counter_before is not None \
                 and counter == row.counter_before:
             journal.progress.back_to_queue(row.job_id)
             log.info("recovered_not_printed", job_id=row.job_id)
@@ -51,3 +55,25 @@ def settle_printing(journal: Journal, status: PrinterStatus) -> None:
                             "operator must say whether it came out",
                 printer_report("agent_stopped", status=status))
             log.warning("recovered_needs_check", job_id=row.job_id)
+
+
+def _settle_by_spooler(journal: Journal, job_id: str, ref: str, driver: PrinterDriver) -> None:
+    """The spooler's word on a card it was given (`PrinterDriver.card_outcome`)."""
+    try:
+        said = driver.card_outcome(ref) or SubmittedCard("unknown", "the driver keeps no record")
+    except Exception as exc:  # the spooler cannot be asked: nobody can say
+        said = SubmittedCard("unknown", f"the spooler could not be asked ({type(exc).__name__})")
+    log.info("recovered_by_spooler", job_id=job_id, ref=ref, state=said.state)
+    if said.state == "printed":
+        journal.progress.card_printed(job_id, None)
+    elif said.state == "not_printed":
+        journal.progress.back_to_queue(job_id)
+    elif said.state == "spoiled":
+        journal.cards.spoiled(job_id, None, "printer_fault")
+        journal.progress.back_to_queue(job_id)
+    else:
+        journal.progress.mark_needs_check(
+            job_id, f"the agent stopped while the spooler held this card ({ref}); "
+                    f"{said.detail or 'it cannot say what became of it'}: an operator must "
+                    "say whether it came out",
+            printer_report("agent_stopped", detail=said.detail[:200]))

@@ -309,7 +309,7 @@ def test_a_schema_3_journal_gets_its_rolls_from_its_loads(tmp_path, clock):
                      "UPDATE meta SET value='3' WHERE key='schema_version';")
     db.close()
     journal = Journal(tmp_path, "s1")
-    assert journal.store.get_meta("schema_version") == str(schema.SCHEMA_VERSION) == "5"
+    assert journal.store.get_meta("schema_version") == str(schema.SCHEMA_VERSION) == "6"
     rolls = journal.cards.rolls()
     assert [(r["who"], r["capacity"], r["started_with"], r["good_cards"], r["good_use"],
              r["replaced_at"] is None) for r in rolls] == [

@@ -93,7 +93,7 @@ def test_a_schema_3_journal_gains_the_check_report_column(tmp_path):
     again = Journal(tmp_path / "state", "s1")
     columns = {r[1] for r in again.store.db.execute("PRAGMA table_info(jobs)")}
     assert "check_report" in columns
-    assert again.store.get_meta("schema_version") == str(schema.SCHEMA_VERSION) == "5"
+    assert again.store.get_meta("schema_version") == str(schema.SCHEMA_VERSION) == "6"
     again.close()
 
 

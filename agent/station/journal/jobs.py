@@ -27,7 +27,7 @@ S = JobState
 JOB_COLUMNS = ("job_id", "reference", "card_stock", "source", "state", "attempt", "sides",
                "created_at", "expires_at", "accepted_at", "updated_at",
                "reason_code", "reason_detail", "card_no", "counter_before", "chip_profile",
-               "check_report", "chip_uid")
+               "check_report", "chip_uid", "printer_ref")
 JOB_SELECT = "SELECT " + ", ".join(f"jobs.{c}" for c in JOB_COLUMNS)
 #: A job with its message (body and headers, None once erased). The columns are named:
 #: a journal migrated on an old SQLite still has empty `body`/`headers` columns in jobs.
@@ -66,6 +66,7 @@ class JobRow:
     card_no: int | None
     counter_before: int | None
     chip_profile: str | None = None
+    printer_ref: str | None = None
 
     @property
     def expires(self) -> datetime | None:
@@ -78,7 +79,7 @@ def job_row(row: sqlite3.Row) -> JobRow:
         source=row["source"], state=row["state"], attempt=row["attempt"], sides=row["sides"],
         expires_at=row["expires_at"], body=row["body"], headers=row["headers"],
         card_no=row["card_no"], counter_before=row["counter_before"],
-        chip_profile=row["chip_profile"],
+        chip_profile=row["chip_profile"], printer_ref=row["printer_ref"],
     )
 
 

@@ -46,8 +46,8 @@ class Progress:
         same attempt, tried again after the printer refused it)."""
         with self.store.tx() as db:
             cur = db.execute(
-                f"UPDATE jobs SET state=?, attempt=attempt+1, counter_before=?, updated_at=? "
-                f"WHERE job_id=? AND {_START[0]}",
+                f"UPDATE jobs SET state=?, attempt=attempt+1, counter_before=?, updated_at=?, "
+                f"printer_ref=NULL, chip_uid=NULL WHERE job_id=? AND {_START[0]}",
                 (S.PRINTING, counter_before, contract.now().isoformat(), job_id, *_START[1]))
             if cur.rowcount == 0:
                 return None
@@ -85,6 +85,12 @@ class Progress:
         fsynced on its own: the card's outcome carries the UID too."""
         with self.store.tx(durable=False) as db:
             db.execute("UPDATE jobs SET chip_uid=? WHERE job_id=?", (chip_uid, job_id))
+
+    def submitted(self, job_id: str, ref: str) -> None:
+        """The driver handed the card to a spooler under `ref` (an IPP job id): on disk
+        before the card is sent, so that start-up asks the spooler, never resends."""
+        with self.store.tx() as db:
+            db.execute("UPDATE jobs SET printer_ref=? WHERE job_id=?", (ref[:200], job_id))
 
     def not_started(self, job_id: str) -> None:
         """The printer refused the card before drawing a blank: it waits, and the attempt

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import stock
 from .errors import JournalError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,11 +34,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     counter_before INTEGER,
     chip_profile TEXT,
     check_report TEXT,
-    chip_uid TEXT
+    chip_uid TEXT,
+    printer_ref TEXT
 );
 -- jobs.check_report: what the printer said when the job went needs_check (JSON), shown to
 -- the operator deciding it. jobs.chip_uid: the UID of the chip written for the card in the
--- printer, so an operator's `resolve` of it reports the card with its chip.
+-- printer, so an operator's `resolve` of it reports the card with its chip. jobs.printer_ref:
+-- the spooler's reference for the card (an IPP job id), journaled before the card is sent, so
+-- that start-up asks the spooler what became of it.
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 -- A live job's message, apart from its state: a state change then rewrites a small row,
 -- not the ~200 KB of images (SQLite rewrites a whole row on UPDATE).
@@ -217,7 +220,8 @@ def _move_job_data(db: sqlite3.Connection) -> None:
 def _add_columns(db: sqlite3.Connection) -> None:
     """Journals of schema 2 lack the jobs table's `chip_profile` (contract v2's chip), of
     schema 3 its `check_report` (what the printer said when a job went needs_check), and of
-    schema 4 its `chip_uid` (the chip written for the card in the printer)."""
+    schema 4 its `chip_uid` (the chip written for the card in the printer), and of schema 5
+    its `printer_ref` (a spooler's reference for the card, such as an IPP job id)."""
     columns = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
     if "chip_profile" not in columns:
         db.execute("ALTER TABLE jobs ADD COLUMN chip_profile TEXT")
@@ -225,5 +229,7 @@ def _add_columns(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE jobs ADD COLUMN check_report TEXT")
     if "chip_uid" not in columns:
         db.execute("ALTER TABLE jobs ADD COLUMN chip_uid TEXT")
+    if "printer_ref" not in columns:
+        db.execute("ALTER TABLE jobs ADD COLUMN printer_ref TEXT")
     db.execute("UPDATE meta SET value=? WHERE key='schema_version' AND CAST(value AS INTEGER) < ?",
                (str(SCHEMA_VERSION), SCHEMA_VERSION))

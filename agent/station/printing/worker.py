@@ -296,7 +296,7 @@ class PrinterWorker(ThreadedComponent):
     def _recover(self) -> None:
         """Settle jobs that were `printing` when the agent stopped: never a blind reprint."""
         if self.journal.jobs.in_states(JobState.PRINTING):
-            settle_printing(self.journal, self._poll())
+            settle_printing(self.journal, self._poll(), self.driver)
 
     def _print(self, row: JobRow, status: PrinterStatus) -> None:
         job_id = row.job_id
@@ -346,6 +346,7 @@ class PrinterWorker(ThreadedComponent):
                 return
             chip_uid, parked_no = encoded[0].uid, encoded[1]
         failpoints.hit_within("mid_card", 0.3)
+        card.note_submitted = partial(self.journal.progress.submitted, job_id)
         try:
             result = self.driver.print_card(card)
         except PrinterError as exc:

@@ -1,0 +1,157 @@
+"""What a CUPS queue or an IPP printer says, in the agent's words: the language half of the
+IPP driver (the transport, pycups, moves the requests; this reads the answers).
+
+Sources: RFC 8011 §5.4.11-12 (`printer-state`, `printer-state-reasons` and their `-report`,
+`-warning` and `-error` suffixes), §5.3.7 (`job-state`), PWG 5100.9 (more reason keywords),
+RFC 3805's conventions for marker levels (CUPS's `marker-levels`: 0-100, or -1 unavailable,
+-2 unknown, -3 "some remaining"). The facts verified on this kind of machine are in the
+project's printer notes; the tests run every mapping against CUPS and `ippeveprinter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Literal
+
+from ..base import ConsumableLevel, FaultCode
+
+
+class PrinterState(IntEnum):
+    """`printer-state` (RFC 8011 §5.4.11)."""
+
+    IDLE = 3
+    PROCESSING = 4
+    STOPPED = 5
+
+
+class JobState(IntEnum):
+    """`job-state` (RFC 8011 §5.3.7): 7, 8 and 9 are final."""
+
+    PENDING = 3
+    PENDING_HELD = 4
+    PROCESSING = 5
+    PROCESSING_STOPPED = 6
+    CANCELED = 7
+    ABORTED = 8
+    COMPLETED = 9
+
+    @property
+    def final(self) -> bool:
+        return self >= JobState.CANCELED
+
+
+#: Reason keywords (without their suffix) that are faults an operator clears, by fault.
+REASON_FAULTS: Mapping[str, FaultCode] = {
+    "media-jam": FaultCode.JAM,
+    "input-tray-missing": FaultCode.FEEDER_EMPTY,
+    "media-empty": FaultCode.FEEDER_EMPTY,
+    "media-needed": FaultCode.FEEDER_EMPTY,
+    "cover-open": FaultCode.COVER_OPEN,
+    "door-open": FaultCode.COVER_OPEN,
+    "interlock-open": FaultCode.COVER_OPEN,
+    "marker-supply-empty": FaultCode.RIBBON_OUT,
+    "marker-supply-missing": FaultCode.RIBBON_OUT,
+    "toner-empty": FaultCode.RIBBON_OUT,
+    "output-area-full": FaultCode.HOPPER_FULL,
+    "offline": FaultCode.OFFLINE,
+    "shutdown": FaultCode.OFFLINE,
+    "connecting-to-device": FaultCode.OFFLINE,
+    "timed-out": FaultCode.OFFLINE,
+}
+#: Suffixes of reason keywords (RFC 8011 §5.4.12): only `-error` (or none) stops printing.
+_SUFFIXES = ("-error", "-warning", "-report")
+
+
+def reason_keyword(reason: str) -> tuple[str, str]:
+    """(keyword, severity) of one `printer-state-reasons` value: `media-jam-error` →
+    (`media-jam`, `error`); a value without a suffix is an error (RFC 8011 §5.4.12)."""
+    for suffix in _SUFFIXES:
+        if reason.endswith(suffix):
+            return reason[: -len(suffix)], suffix[1:]
+    return reason, "error"
+
+
+def faults(state: int | None, reasons: Sequence[str]) -> tuple[FaultCode, ...]:
+    """The faults in a printer's state and reasons. A `-warning` or `-report` is not a fault
+    (`marker-supply-low-warning` says a roll runs low; the levels say how low); an error
+    reason no rule names is `other`, and so is a stopped printer that names none."""
+    found: set[FaultCode] = set()
+    for reason in reasons:
+        keyword, severity = reason_keyword(reason)
+        if keyword == "none" or severity != "error":
+            continue
+        if keyword in ("paused", "moving-to-paused"):
+            found.add(FaultCode.OFFLINE)  # a queue an administrator stopped
+        elif keyword.endswith("-low") or keyword.endswith("-near-empty"):
+            continue
+        else:
+            found.add(REASON_FAULTS.get(keyword, FaultCode.OTHER))
+    if state == PrinterState.STOPPED and not found:
+        found.add(FaultCode.OTHER)
+    return tuple(sorted(found))
+
+
+#: Which marker is which consumable: by `marker-types` (RFC 3805 prtMarkerSuppliesType,
+#: as CUPS spells them), else by a word in `marker-names`.
+RIBBON_TYPES = frozenset({"ink-ribbon", "wax-ribbon", "ribbon", "toner", "ink", "ink-cartridge"})
+FILM_TYPES = frozenset({"transfer-unit", "transfer-roller", "film"})
+
+
+@dataclass(frozen=True)
+class Marker:
+    """One of a printer's markers as CUPS reports it: its level in percent, or None when the
+    printer cannot say (RFC 3805: -1 unavailable, -2 unknown, -3 some remaining)."""
+
+    name: str
+    type: str
+    level: int | None
+    kind: Literal["ribbon", "film"] | None
+
+
+def markers(attrs: Mapping[str, Any]) -> list[Marker]:
+    """The markers in a printer's attributes, each named as ribbon, film or neither."""
+    names = _as_list(attrs.get("marker-names"))
+    types = _as_list(attrs.get("marker-types"))
+    levels = _as_list(attrs.get("marker-levels"))
+    found = []
+    for i, name in enumerate(names):
+        kind_of = str(types[i]) if i < len(types) else ""
+        raw = levels[i] if i < len(levels) else -2
+        level = raw if isinstance(raw, int) and 0 <= raw <= 100 else None
+        lowered = f"{name} {kind_of}".lower()
+        kind: Literal["ribbon", "film"] | None = None
+        if kind_of in FILM_TYPES or "film" in lowered or "retransfer" in lowered:
+            kind = "film"
+        elif kind_of in RIBBON_TYPES or "ribbon" in lowered:
+            kind = "ribbon"
+        found.append(Marker(str(name), kind_of, level, kind))
+    return found
+
+
+def levels(found: Sequence[Marker], rated: Mapping[str, int]) -> tuple[ConsumableLevel, ...]:
+    """Ribbon and film levels read from the printer, in prints or panels.
+
+    IPP gives percentages; the agent counts prints. With a roll's rated yield (`rated`,
+    from the printer URL) a percentage becomes a number of prints left; without one, or
+    for a level the printer cannot say, the level is reported with `remaining` None, which
+    the agent shows as unknown and never takes for a count.
+    """
+    out = []
+    for marker in found:
+        if marker.kind is None:
+            continue
+        unit: Literal["prints", "panels"] = "prints" if marker.kind == "ribbon" else "panels"
+        capacity = rated.get(marker.kind)
+        remaining = None
+        if capacity is not None and marker.level is not None:
+            remaining = round(capacity * marker.level / 100)
+        out.append(ConsumableLevel(marker.kind, marker.name, capacity, remaining, unit))
+    return tuple(out)
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]

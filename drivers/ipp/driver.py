@@ -1,0 +1,301 @@
+"""Any card printer with a CUPS driver, through IPP: `ipp://HOST:PORT/printers/QUEUE`.
+
+HID Fargo, Zebra, Entrust and Magicard ship CUPS drivers for Linux while their command
+languages are not public, so the one door to all of them is IPP to a CUPS queue, whose
+vendor filter rasterises. The IPP client is pycups (libcups's own client, kept by
+OpenPrinting): it speaks IPP for us, so nothing here encodes IPP by hand. pycups reaches
+queues by name on a CUPS server, so a driverless (IPP Everywhere) printer is added to CUPS
+as a queue (`lpadmin -m everywhere`) and reached the same way.
+
+URL: `ipp://HOST[:PORT]/printers/QUEUE` (`ipps://` encrypts) with query parameters
+`media` (default `om_card_54x86mm`, CR80), `timeout` (seconds for a request, default 10),
+`print_timeout` (seconds for a card to come out, default 120), `ribbon_prints` and
+`film_panels` (a roll's rated yield: IPP reports levels in percent, which become prints with
+them; without them a level is shown as unknown).
+
+Each card is one IPP job holding one document: a two-page PDF (front, back) at the card's
+size, `job-name` the job's id (the agent's own reference, never personal data). It is made
+ahead, on the agent's card-preparation thread (`prepare`). Create-Job comes first; its job
+id goes to the agent (`CardJob.note_submitted`), which journals it before Send-Document,
+so after a crash `card_outcome` asks CUPS what became of that job instead of sending it
+again. What IPP cannot tell: a job `completed` at a CUPS queue whose backend is USB means the
+data left the PC, not that a card came out; the printer's own counter, where its driver
+exposes one, is what confirms a card. The README says how the agent stays honest about it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ..base import (
+    CardJob,
+    CardResult,
+    FaultCode,
+    Identity,
+    PrinterDriver,
+    PrinterError,
+    PrinterStatus,
+    SubmittedCard,
+)
+from . import attributes as ipp
+from .document import card_pdf
+
+DEFAULT_MEDIA = "om_card_54x86mm"
+INSTALL_HINT = ("install pycups (pip install 'printstation[ipp]'; it builds against "
+                "libcups2-dev) or Debian's python3-cups")
+STATUS_ATTRIBUTES = ["printer-state", "printer-state-reasons", "printer-state-message",
+                     "printer-is-accepting-jobs", "marker-names", "marker-types",
+                     "marker-levels"]
+IDENTITY_ATTRIBUTES = ["printer-make-and-model", "printer-info", "printer-firmware-string-version",
+                       "printer-device-id", "printer-uuid"]
+JOB_ATTRIBUTES = ["job-state", "job-state-reasons", "job-impressions-completed",
+                  "job-media-sheets-completed"]
+#: Seconds between two questions about a job that is not finished yet.
+JOB_POLL = 0.1
+
+
+def _cups() -> ModuleType:
+    try:
+        import cups
+    except ImportError:
+        raise PrinterError(FaultCode.OFFLINE, INSTALL_HINT) from None
+    return cups
+
+
+@dataclass(frozen=True)
+class IppOptions:
+    host: str
+    port: int
+    queue: str
+    encrypted: bool = False
+    media: str = DEFAULT_MEDIA
+    timeout: float = 10.0
+    print_timeout: float = 120.0
+    rated: tuple[tuple[str, int], ...] = ()
+
+
+def parse_url(url: str) -> IppOptions:
+    """IppOptions from an `ipp://` URL; ValueError naming what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ipp", "ipps"):
+        raise ValueError(f"printer URL {url!r}: use ipp://HOST:PORT/printers/QUEUE")
+    path = unquote(parts.path)
+    if not path.startswith("/printers/") or not path[len("/printers/"):].strip("/"):
+        raise ValueError(f"printer URL {url!r}: name a CUPS queue, /printers/QUEUE (add a "
+                         "driverless printer to CUPS with lpadmin -m everywhere)")
+    try:
+        port = parts.port or 631
+    except ValueError:
+        raise ValueError(f"printer URL {url!r}: the port is not a number") from None
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    known = {"media", "timeout", "print_timeout", "ribbon_prints", "film_panels"}
+    unknown = sorted(set(query) - known)
+    if unknown:
+        raise ValueError(f"printer URL {url!r}: unknown parameter {unknown[0]!r}; known: "
+                         + ", ".join(sorted(known)))
+    try:
+        timeout = float(query.get("timeout", 10))
+        print_timeout = float(query.get("print_timeout", 120))
+        rated = tuple((kind, int(query[key])) for kind, key in
+                      (("ribbon", "ribbon_prints"), ("film", "film_panels")) if key in query)
+    except ValueError as exc:
+        raise ValueError(f"printer URL {url!r}: {exc}") from None
+    if timeout <= 0 or print_timeout <= 0 or any(n <= 0 for _, n in rated):
+        raise ValueError(f"printer URL {url!r}: times and yields must be above 0")
+    return IppOptions(parts.hostname or "localhost", port, path[len("/printers/"):].strip("/"),
+                      parts.scheme == "ipps", query.get("media") or DEFAULT_MEDIA, timeout,
+                      print_timeout, rated)
+
+
+class IppDriver(PrinterDriver):
+    """A CUPS queue over IPP; see the module docstring."""
+
+    name = "ipp"
+    #: A CR80 card at 300 dpi, landscape: the page size of the PDF sent.
+    native_size = (1016, 648)
+
+    def __init__(self, options: IppOptions):
+        self.options = options
+        self._conn: Any = None
+
+    @classmethod
+    def from_url(cls, url: str, *, state_dir: Path) -> IppDriver:
+        return cls(parse_url(url))
+
+    # ------------------------------------------------------------------ connection
+
+    def open(self) -> None:
+        self._connection()
+
+    def close(self) -> None:
+        self._conn = None  # pycups closes the HTTP connection when it is collected
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            cups = _cups()
+            o = self.options
+            try:
+                cups.setServer(o.host)
+                cups.setPort(o.port)
+                cups.setEncryption(cups.HTTP_ENCRYPT_REQUIRED if o.encrypted
+                                   else cups.HTTP_ENCRYPT_IF_REQUESTED)
+                self._conn = cups.Connection(host=o.host, port=o.port)
+            except RuntimeError as exc:
+                raise PrinterError(FaultCode.OFFLINE, f"CUPS at {o.host}:{o.port}: {exc}") \
+                    from None
+        return self._conn
+
+    def _ask(self, what: str, call: Any, *args: Any, card_drawn: bool | None = False,
+             **kwargs: Any) -> Any:
+        """One IPP request; a broken connection is `offline` and is opened afresh next time;
+        an IPP error answer is a PrinterError naming the request and CUPS's words."""
+        cups = _cups()
+        conn = self._connection()
+        try:
+            return call(conn, *args, **kwargs)
+        except cups.IPPError as exc:
+            status, message = exc.args if len(exc.args) == 2 else (0, str(exc))
+            if status in (cups.IPP_SERVICE_UNAVAILABLE, cups.IPP_INTERNAL_ERROR) or \
+                    status < 0x0400 or "connect" in str(message).lower():
+                self._conn = None
+                raise PrinterError(FaultCode.OFFLINE, f"{what}: {message}",
+                                   card_drawn=card_drawn) from None
+            raise PrinterError(FaultCode.OTHER, f"{what}: {message} (IPP status "
+                               f"0x{status:04x})", card_drawn=card_drawn) from None
+        except (RuntimeError, OSError) as exc:
+            self._conn = None
+            raise PrinterError(FaultCode.OFFLINE, f"{what}: {exc}", card_drawn=card_drawn) \
+                from None
+
+    def _printer(self, requested: list[str]) -> dict[str, Any]:
+        return self._ask("Get-Printer-Attributes", lambda c: c.getPrinterAttributes(
+            self.options.queue, requested_attributes=requested))
+
+    # ---------------------------------------------------------------------- queries
+
+    def identity(self) -> Identity:
+        attrs = self._printer(IDENTITY_ATTRIBUTES)
+        device = _device_id(attrs.get("printer-device-id"))
+        return Identity(driver=self.name,
+                        model=attrs.get("printer-make-and-model") or attrs.get("printer-info"),
+                        serial=device.get("SN") or device.get("SERN") or None,
+                        firmware=attrs.get("printer-firmware-string-version") or None)
+
+    def status(self) -> PrinterStatus:
+        attrs = self._printer(STATUS_ATTRIBUTES)
+        state = attrs.get("printer-state")
+        reasons = [str(r) for r in ipp._as_list(attrs.get("printer-state-reasons"))]
+        found = list(ipp.faults(state, reasons))
+        if attrs.get("printer-is-accepting-jobs") is False and FaultCode.OFFLINE not in found:
+            found.append(FaultCode.OFFLINE)  # the queue rejects jobs: nothing can be sent
+        levels = ipp.levels(ipp.markers(attrs), dict(self.options.rated))
+        if found:
+            mode = "offline" if found == [FaultCode.OFFLINE] else "fault"
+        else:
+            mode = "busy" if state == ipp.PrinterState.PROCESSING else "ready"
+        return PrinterStatus(state=mode, faults=tuple(sorted(found)),  # type: ignore[arg-type]
+                             consumables=levels)
+
+    # --------------------------------------------------------------------- printing
+
+    def prepare(self, card: CardJob) -> CardJob:
+        card.encoded = card_pdf(card)
+        return card
+
+    def print_card(self, card: CardJob) -> CardResult:
+        document = card.encoded if isinstance(card.encoded, bytes) else card_pdf(card)
+        o = self.options
+        options = {"media": o.media, "copies": "1", "sides": "two-sided-short-edge"
+                   if card.back is not None else "one-sided"}
+        # Create-Job: nothing is printed yet; a refusal leaves the blank in the feeder.
+        job_id = self._ask("Create-Job", lambda c: c.createJob(
+            o.queue, card.job_id or "test-card", options))
+        if card.note_submitted is not None:
+            card.note_submitted(str(job_id))  # journaled before the document is sent
+        try:
+            self._ask("Send-Document", self._send, job_id, document, card_drawn=None)
+        except PrinterError:
+            # Part of the document may have gone: what CUPS did with the job decides.
+            return self._finished(job_id, after_failure=True)
+        return self._finished(job_id)
+
+    def _send(self, conn: Any, job_id: int, document: bytes) -> None:
+        cups = _cups()
+        conn.startDocument(self.options.queue, job_id, "card", "application/pdf", 1)
+        if conn.writeRequestData(document, len(document)) != cups.HTTP_CONTINUE:
+            raise RuntimeError("the document was not accepted")
+        conn.finishDocument(self.options.queue)
+
+    def _finished(self, job_id: int, *, after_failure: bool = False) -> CardResult:
+        """Wait for the job's final state and say what it means for the card."""
+        said = self._wait_for(job_id, self.options.print_timeout)
+        if said.state == "printed":
+            return CardResult(counter=None)
+        if said.state == "unknown":
+            raise PrinterError(FaultCode.OFFLINE, f"IPP job {job_id}: {said.detail}",
+                               card_drawn=None)
+        fault = self._fault_now() or FaultCode.OTHER
+        raise PrinterError(fault, f"IPP job {job_id}: {said.detail}",
+                           card_drawn=said.state == "spoiled")
+
+    def _fault_now(self) -> FaultCode | None:
+        try:
+            status = self.status()
+        except PrinterError:
+            return None
+        return status.faults[0] if status.faults else None
+
+    def card_outcome(self, ref: str) -> SubmittedCard | None:
+        if not ref.isdigit():
+            return SubmittedCard("unknown", f"{ref!r} is not an IPP job id")
+        return self._wait_for(int(ref), self.options.print_timeout)
+
+    def _wait_for(self, job_id: int, seconds: float) -> SubmittedCard:
+        """The job's final state as the card's outcome; `unknown` if CUPS forgot the job,
+        cannot be reached, or has not finished it within `seconds`."""
+        deadline = time.monotonic() + seconds
+        detail = "no answer"
+        while True:
+            try:
+                attrs = self._ask("Get-Job-Attributes", lambda c: c.getJobAttributes(
+                    job_id, requested_attributes=JOB_ATTRIBUTES))
+            except PrinterError as exc:
+                if exc.fault is not FaultCode.OFFLINE:
+                    # CUPS answered, but not about this job: its history is gone.
+                    return SubmittedCard("unknown", f"CUPS no longer knows job {job_id} "
+                                                    f"({exc.detail})")
+                detail = exc.detail
+            else:
+                state = attrs.get("job-state")
+                if isinstance(state, int) and state >= ipp.JobState.CANCELED:
+                    return _outcome(job_id, ipp.JobState(state), attrs)
+                detail = f"job {job_id} still {ipp.JobState(state).name.lower()}" \
+                    if isinstance(state, int) and 3 <= state <= 9 else "no job state"
+            if time.monotonic() >= deadline:
+                return SubmittedCard("unknown", f"{detail} after {seconds:g} s")
+            time.sleep(JOB_POLL)
+
+
+def _outcome(job_id: int, state: ipp.JobState, attrs: dict[str, Any]) -> SubmittedCard:
+    """A final job state as a card's outcome: completed is printed; canceled or aborted is
+    not printed, or spoiled when the printer reports it printed part of it."""
+    reasons = ", ".join(str(r) for r in ipp._as_list(attrs.get("job-state-reasons"))) or "none"
+    if state == ipp.JobState.COMPLETED:
+        return SubmittedCard("printed", f"job {job_id} completed")
+    done = attrs.get("job-impressions-completed") or attrs.get("job-media-sheets-completed")
+    drawn = isinstance(done, int) and done > 0
+    return SubmittedCard("spoiled" if drawn else "not_printed",
+                         f"job {job_id} {state.name.lower()} ({reasons})")
+
+
+def _device_id(value: Any) -> dict[str, str]:
+    """An IEEE 1284 device id (`MFG:…;MDL:…;SN:…;`) as a dict."""
+    if not isinstance(value, str):
+        return {}
+    pairs = (item.partition(":") for item in value.split(";") if ":" in item)
+    return {key.strip().upper(): val.strip() for key, _, val in pairs}
