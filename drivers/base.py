@@ -267,6 +267,11 @@ class PrinterDriver(abc.ABC):
         """The parked card leaves unprinted, to the reject tray (its chip could not be
         written); PrinterError if the printer did not confirm it."""
 
+    def details(self) -> dict[str, str]:
+        """What else the printer says in its own words, for a technician (`probe`): an IPP
+        printer's state reasons and marker levels, say. Empty by default."""
+        return {}
+
     def card_outcome(self, ref: str) -> SubmittedCard | None:
         """What became of the card handed over under `ref` (given to `note_submitted`)
         before the agent stopped, waiting for the spooler to finish it if it still works on

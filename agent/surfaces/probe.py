@@ -21,6 +21,7 @@ def probe(url: str, state_dir: Path) -> dict:
     try:
         ident = driver.identity()
         status = driver.status()
+        details = driver.details()
     finally:
         driver.close()
     return {
@@ -34,6 +35,7 @@ def probe(url: str, state_dir: Path) -> dict:
         "consumables": [
             {"kind": c.kind, "type": c.type, "remaining": c.remaining, "capacity": c.capacity,
              "unit": c.unit, "source": c.source} for c in status.consumables],
+        "details": details,
     }
 
 
@@ -55,13 +57,18 @@ def run_probe(url: str, state_dir: Path, as_json: bool) -> int:
         print(f"serial    {info['serial']}")
         print(f"firmware  {info['firmware']}")
         print(f"state     {info['state']}")
-        print(f"counter   {info['card_counter']} cards drawn in its life")
+        if info["card_counter"] is None:
+            print("counter   none reported: the agent numbers the cards itself")
+        else:
+            print(f"counter   {info['card_counter']} cards drawn in its life")
         for fault in info["faults"]:
             print(f"FAULT     {fault['code']}: {fault['advice']}")
         for c in info["consumables"]:
             cap = f"/{c['capacity']}" if c["capacity"] is not None else ""
             print(f"{c['kind']:9} {c['type'] or ''} {c['remaining']}{cap} {c['unit']} "
                   f"(read from the {c['source']})")
+        for key, value in info["details"].items():
+            print(f"said      {key}: {value}")
         if info["refusal_only_faults"]:
             print(f"unseen    {', '.join(info['refusal_only_faults'])}: this printer reports "
                   "them only by refusing a card; `printstation status` shows them then")

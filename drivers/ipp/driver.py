@@ -201,6 +201,21 @@ class IppDriver(PrinterDriver):
         return PrinterStatus(state=mode, faults=tuple(sorted(found)),  # type: ignore[arg-type]
                              consumables=levels)
 
+    def details(self) -> dict[str, str]:
+        """The queue's state, reasons, message and markers as CUPS says them."""
+        attrs = self._printer(STATUS_ATTRIBUTES)
+        state = attrs.get("printer-state")
+        markers = ", ".join(f"{m.name} {m.level}%" if m.level is not None else
+                            f"{m.name} (level unknown)" for m in ipp.markers(attrs))
+        return {
+            "printer-state": ipp.PrinterState(state).name.lower()
+            if state in tuple(ipp.PrinterState) else str(state),
+            "printer-state-reasons": ", ".join(
+                str(r) for r in ipp._as_list(attrs.get("printer-state-reasons"))) or "none",
+            "printer-state-message": str(attrs.get("printer-state-message") or ""),
+            "markers": markers or "none reported",
+        }
+
     # --------------------------------------------------------------------- printing
 
     def prepare(self, card: CardJob) -> CardJob:
