@@ -3,7 +3,8 @@
 Off unless PRINTSTATION_FAILPOINTS is set, e.g. "after_store=0.02,mid_card=0.05": at each
 named point the process sends itself SIGKILL with that probability, which is exactly what
 a power cut does there. Points: after_store (job journaled, delivery not yet acknowledged),
-after_ack, mid_card (while the printer prints), after_card (the card is out, its status
+after_ack, mid_card (while the printer prints), after_submit (a spooler's reference for
+the card journaled, the card not yet sent to it), after_card (the card is out, its status
 not yet journaled), printer_hang (the printer thread blocks forever, as a driver call that
 never returns would: the systemd watchdog must notice).
 """

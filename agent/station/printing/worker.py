@@ -346,7 +346,7 @@ class PrinterWorker(ThreadedComponent):
                 return
             chip_uid, parked_no = encoded[0].uid, encoded[1]
         failpoints.hit_within("mid_card", 0.3)
-        card.note_submitted = partial(self.journal.progress.submitted, job_id)
+        card.note_submitted = partial(self._submitted, job_id)
         try:
             result = self.driver.print_card(card)
         except PrinterError as exc:
@@ -376,6 +376,12 @@ class PrinterWorker(ThreadedComponent):
         # its images are erased by the preparing thread while the next card prints.
         self.settle(partial(self.journal.progress.card_printed, job_id, result.counter, use,
                              between_cards=True, chip_uid=chip_uid))
+
+    def _submitted(self, job_id: str, ref: str) -> None:
+        """The driver handed the card to a spooler: its reference on disk before the card
+        is sent (a crash from here is settled by asking the spooler)."""
+        self.journal.progress.submitted(job_id, ref)
+        failpoints.hit("after_submit")
 
     def _driver_failed(self, job_id: str, exc: Exception) -> None:
         """The driver did not say what happened to the blank: never guess."""
