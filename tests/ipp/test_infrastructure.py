@@ -133,20 +133,27 @@ def test_the_card_counter_survives_a_printer_restart(cupsd: Cupsd,
     assert [c["ipp_job_id"] for c in cards] == [1, 1]
 
 
-def test_a_failed_print_ends_the_job_not_completed(cupsd: Cupsd,
-                                                   card_queue: CardQueue) -> None:
+#: How CUPS ends a job the printer aborted: canceled ("Print job canceled at printer."), but
+#: about one time in twelve completed. CUPS 2.4's IPP backend (backend/ipp.c, also its
+#: master) polls the printer's job from two threads; only the monitor thread turns an
+#: aborted remote job into a canceled one, and when the main loop sees the end first the
+#: backend exits 0. A CUPS "completed" says the job left CUPS, not that a card came out.
+ENDED_AFTER_A_FAILURE = (CANCELED, ABORTED, COMPLETED)
+
+
+def test_a_failed_print_ends_the_job(cupsd: Cupsd, card_queue: CardQueue) -> None:
     printer = card_queue.printer
     printer.behave(fail=True)
     printer.behave(fail="media-jam", drawn=True)
     undrawn = submit(cupsd, card_queue.name, "JOB-1")
     state = cupsd.wait_job_state(undrawn)
-    assert state in (CANCELED, ABORTED)
+    assert state in ENDED_AFTER_A_FAILURE
     message = job(cupsd, undrawn, "job-printer-state-message")["job-printer-state-message"]
     print(f"\n[found] a print command exiting 1: CUPS job-state {state}, message {message!r}")
     assert printer.ledger() == []
 
     drawn = submit(cupsd, card_queue.name, "JOB-2")
-    assert cupsd.wait_job_state(drawn) in (CANCELED, ABORTED)
+    assert cupsd.wait_job_state(drawn) in ENDED_AFTER_A_FAILURE
     [card] = printer.ledger()
     assert (card["job_name"], card["outcome"], card["reason"], card["pages"], card["png"]) == (
         "JOB-2", "spoiled", "media-jam", 0, [])
