@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test unit lint system-deps node-tools messages pcsc
+.PHONY: install demo test unit lint system-deps node-tools messages pcsc ipp
 
 # Debian packages the tests need, each as command:package, installed when the command is
 # missing: Chromium and its driver (the operator page is tested in a real browser),
@@ -14,11 +14,18 @@ BIN := $(VENV)/bin
 # pcscd with vsmartcard-vpcd's virtual reader (the chip tests present a simulated card to a
 # real pcscd), and swig with libpcsclite-dev, which pyscard is built with (`make pcsc`). A dep
 # is command:package or, for a package without a command, file:package.
+# CUPS for the ipp tier: a cupsd of the tests' own with CUPS's ippeveprinter as the card
+# printer (which needs a D-Bus, and renders PDFs with pdftoppm), and libcups2-dev, which
+# pycups is built with (`make ipp`). Without recommends: avahi-daemon, colord, cups-browsed
+# and ipp-usb are services nothing here uses (cups still brings cups-filters, whose pdftopdf
+# the tests' queues run).
 SYSTEM_DEPS := chromium:chromium chromedriver:chromium-driver systemd-analyze:systemd \
   node:nodejs npm:npm pcscd:pcscd swig:swig \
   /usr/lib/pcsc/drivers/serial/libifdvpcd.so:vsmartcard-vpcd \
   /usr/include/PCSC/winscard.h:libpcsclite-dev
-SYSTEM_DEPS_NO_RECOMMENDS := promtool:prometheus
+SYSTEM_DEPS_NO_RECOMMENDS := promtool:prometheus \
+  cupsd:cups ippeveprinter:cups-ipp-utils /usr/include/cups/cups.h:libcups2-dev \
+  dbus-daemon:dbus pdftoppm:poppler-utils
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 # The official AsyncAPI parser, installed with npm into a folder of the tests' own.
 NODE_TOOLS := .tools/node
@@ -72,9 +79,15 @@ pcsc: install system-deps
 	@$(BIN)/python -c "import smartcard" 2>/dev/null || { echo "installing pyscard (pip)"; \
 	  $(BIN)/pip install -q -e '.[test,pcsc]'; }
 
-# Every tier: unit, broker (RabbitMQ at 127.0.0.1:5672), pcsc (a pcscd of its own) and system
-# (end to end, chaos).
-test: lint system-deps pcsc
+# pycups (the `ipp` extra) compiles against libcups2-dev, so it too is installed after
+# system-deps, not by `install`.
+ipp: install system-deps
+	@$(BIN)/python -c "import cups" 2>/dev/null || { echo "installing pycups (pip)"; \
+	  $(BIN)/pip install -q -e '.[test,ipp]'; }
+
+# Every tier: unit, broker (RabbitMQ at 127.0.0.1:5672), pcsc (a pcscd of its own), ipp (a
+# cupsd and ippeveprinter of its own) and system (end to end, chaos).
+test: lint system-deps pcsc ipp
 	$(BIN)/python -m pytest
 
 # The quick tier for the inner loop: no broker, no browser.

@@ -5,6 +5,8 @@ and the tiers themselves, told apart by folder.
     tests/broker/  the real RabbitMQ (marked `broker`; tests/broker/fixtures.py owns the
                    broker fixtures, registered here once for it and the system tier)
     tests/pcsc/    a pcscd of the tests' own with vpcd's virtual readers (marked `pcsc`)
+    tests/ipp/     a cupsd of the tests' own with ippeveprinter as the card printer (marked
+                   `ipp`)
     tests/system/  end to end: the command, device processes, the chaos run (marked `broker`
                    and `system`)
 
@@ -55,6 +57,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.system)
         if tier == "pcsc":
             item.add_marker(pytest.mark.pcsc)
+        if tier == "ipp":
+            item.add_marker(pytest.mark.ipp)
         if tier == "unit":
             wanted = BROKER_FIXTURES & set(getattr(item, "fixturenames", ()))
             if wanted:
