@@ -32,7 +32,7 @@ from printstation.agent.station.recovery import recover
 from printstation.agent.station.station import Station
 from printstation.agent.station.telemetry import TelemetryLoop
 from printstation.agent.station.view import StationView
-from printstation.agent.surfaces.control_socket import LocalControlServer
+from printstation.agent.surfaces.control_socket import LocalControlServer, SocketInUse
 from printstation.agent.surfaces.systemd import Notifier, Watchdog
 from printstation.drivers.base import PrinterDriver
 from printstation.drivers.encoders import open_encoder
@@ -115,10 +115,11 @@ class Agent:
         """Start every part; with `embedded_sink`, events go to it instead of RabbitMQ.
 
         ConfigError, before any part starts, when the operator page's or the metrics'
-        address cannot be had (`_bind_http`).
+        address (`_bind_http`) or the control socket (`_claim_control_socket`) cannot be had.
         """
         settings = self.settings
         servers = self._bind_http()
+        self.control = self._claim_control_socket(servers)
         if not self.station.verifier.enabled:
             log.warning("signatures_not_verified",
                         detail="verify_signatures is off: for local demos only")
@@ -127,8 +128,6 @@ class Agent:
                         detail="accept_contract_v1 is on: jobs name no destination; switch "
                                "it off once the central system sends version 2")
         recover(self.journal)
-        self.control = LocalControlServer(settings.socket_path(), self.commands.handlers(),
-                                          group=settings.control_group)
         self.components = [self.printer, self.control, *self._broker_side(embedded_sink),
                            self.telemetry]
         for component in self.components:
@@ -186,6 +185,31 @@ class Agent:
                     server.stop()
                 raise ConfigError(listen_problem(key, listen, exc)) from None
         return bound
+
+    def _claim_control_socket(self, servers: list) -> LocalControlServer:
+        """The operators' control socket, bound before anything starts (with the ports).
+
+        A socket another agent answers on stops the start with a ConfigError naming
+        `control_socket`: two agents on one PC (instances of `printstation@.service`) each
+        need a socket of their own, and taking over the other's would send its operators'
+        commands here. The page and metrics already bound are released.
+        """
+        settings = self.settings
+        path = settings.socket_path()
+        control = LocalControlServer(path, self.commands.handlers(),
+                                     group=settings.control_group)
+        try:
+            control.claim()
+        except SocketInUse:
+            problem = (f"{path} is answered by another program (another printstation agent "
+                       "on this PC?); give control_socket a path of its own")
+        except OSError as exc:
+            problem = f"cannot use {path}: {exc.strerror or exc}"
+        else:
+            return control
+        for server in servers:
+            server.stop()
+        raise ConfigError(f"config key control_socket: {problem}")
 
     def _start_http(self, servers: list) -> None:
         """Serve the bound pages; one that cannot start (its token file cannot be written)

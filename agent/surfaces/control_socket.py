@@ -20,6 +20,7 @@ side (no agent, no permission) is in the command's.
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import json
 import os
@@ -36,6 +37,7 @@ from printstation.agent.i18n import N_, _
 from printstation.agent.station.actions import ControlError
 from printstation.agent.station.components import CONTROL_SOCKET
 from printstation.agent.surfaces.httpbase import ConnectionGate
+from printstation.drivers.errors import PrintstationError
 
 log = structlog.get_logger("printstation.control")
 
@@ -68,6 +70,35 @@ def _peer(conn: socket.socket) -> str:
         return UNKNOWN_PEER
 
 
+class SocketInUse(PrintstationError):
+    """Another process answers on the control socket's path: it is not this agent's to take."""
+
+    code = "control_socket_in_use"
+
+    def __init__(self, path: Path):
+        super().__init__(f"{path} is answered by another program")
+        self.path = path
+
+
+def _answered(path: Path) -> bool:
+    """Whether something accepts connections on the Unix socket at `path`.
+
+    Refused, or no socket there at all, means a stale file; any other answer (a connection,
+    a timeout, no permission) is taken as a socket in use, which is never unlinked.
+    """
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except OSError:
+        return True
+    finally:
+        probe.close()
+    return True
+
+
 class LocalControlServer:
     """The control socket; `gate` options (timeout, workers, waiting) override the defaults."""
 
@@ -81,29 +112,55 @@ class LocalControlServer:
         self.handlers = handlers
         self._gate_options = gate
         self._sock: socket.socket | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the bound path
         self.gate: ConnectionGate | None = None
 
-    def start(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+    def claim(self) -> None:
+        """Bind and listen on the socket's path, before the agent starts anything else.
+
+        A socket another process still answers on is left alone (SocketInUse): a second
+        agent on the PC given the same `control_socket` (a copied instance configuration)
+        used to unlink it and take it over, so the first agent's operators reached the
+        second one and the first, at its stop, unlinked the second's. Only a socket nothing
+        answers on (left by an agent that did not stop cleanly) is replaced.
+        """
+        if self._sock is not None:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o117)
         try:
-            sock.bind(str(self.path))
+            try:
+                sock.bind(str(self.path))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                if _answered(self.path):
+                    raise SocketInUse(self.path) from None
+                self.path.unlink(missing_ok=True)
+                sock.bind(str(self.path))
+            sock.listen(64)
+        except BaseException:
+            sock.close()
+            raise
         finally:
             os.umask(old)
+        stat = os.stat(self.path)
+        self._identity = (stat.st_dev, stat.st_ino)
+        self._sock = sock
         if self.group:
             try:
                 os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
             except (KeyError, PermissionError) as exc:
                 log.error("control_group_not_set", group=self.group, error=type(exc).__name__,
                           detail="only the agent's own user can use the control socket")
-        sock.listen(64)
-        self._sock = sock
-        self.gate = ConnectionGate(sock, name="local-control", complete=lambda d: b"\n" in d,
-                                   serve=self._serve, busy=_error_line(_(BUSY_MESSAGE)),
-                                   limit=MAX_REQUEST,
+
+    def start(self) -> None:
+        self.claim()
+        assert self._sock is not None
+        self.gate = ConnectionGate(self._sock, name="local-control",
+                                   complete=lambda d: b"\n" in d, serve=self._serve,
+                                   busy=_error_line(_(BUSY_MESSAGE)), limit=MAX_REQUEST,
                                    **self._gate_options)
         self.gate.start()
 
@@ -111,12 +168,18 @@ class LocalControlServer:
         return self.gate is not None and self.gate.alive()
 
     def stop(self) -> None:
+        """Stop answering and remove the socket, only if the path is still this one's."""
         if self.gate is not None:
             self.gate.stop()
         if self._sock is not None:
             self._sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        if (stat.st_dev, stat.st_ino) == self._identity:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     def _serve(self, conn: socket.socket, _address: Any, data: bytes) -> None:
         """Answer the first line the gate read (all of it when it is too long for one)."""

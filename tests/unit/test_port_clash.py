@@ -1,7 +1,8 @@
-"""A second agent on the PC, with a state folder of its own, given the ports the first one
-serves on: it stops at start with one line naming the address and the setting (exit 2),
-where it used to print on without its operator page. Two real `printstation run`
-processes on the in-process simulated printer; no broker (a closed port stands in)."""
+"""A second agent on the PC, with a state folder of its own, given the ports or the control
+socket the first one serves on: it stops at start with one line naming the address and the
+setting (exit 2), where it used to print on without its operator page, or took the first's
+socket over. Two real `printstation run` processes on the in-process simulated printer; no
+broker (a closed port stands in)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import json
 import signal
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.support import CLI, control_answers, host_port, run, wait_for
 
@@ -92,10 +95,86 @@ def test_a_second_agent_on_the_same_port_stops_at_start_naming_it(tmp_path):
         try:
             wait_for(lambda: control_answers(tmp_path / "state-second"), 30,
                      "the second agent on ports of its own")
-            assert served(tmp_path / "second.log").keys() == {"web"}
+            # The page is served just after the socket answers (Agent._start_http).
+            urls = wait_for(lambda: served(tmp_path / "second.log"), 30, "its page served")
+            assert urls.keys() == {"web"}
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(30) == 0
     finally:
         first.send_signal(signal.SIGTERM)
         assert first.wait(30) == 0
+
+
+def test_a_second_agent_given_the_same_control_socket_stops_at_start_and_leaves_it(tmp_path):
+    """A copied instance file that keeps the first's control_socket: the second agent used
+    to unlink the first's socket and take it over (the first's operators then reached the
+    second, and the first, stopping, removed the second's). Now it stops, naming the key;
+    a socket left by an agent that was killed is still taken over."""
+    sock = tmp_path / "run" / "control.sock"
+
+    def config(name: str) -> Path:
+        cfg = station(tmp_path, name)
+        text = cfg.read_text().replace("sim://?", f"sim://?serial=PRN-{name.upper()}&")
+        cfg.write_text(text + f'control_socket = "{sock}"\nweb_listen = ""\n'
+                       'metrics_listen = ""\n')
+        return cfg
+
+    def printer(cfg: Path) -> str:
+        out = run("status", "--config", str(cfg), timeout=30)
+        assert out.returncode == 0, out.stderr
+        return next(line for line in out.stdout.splitlines() if line.startswith("printer"))
+
+    first_cfg, second_cfg = config("first"), config("second")
+    first = subprocess.Popen([*CLI, "run", "--config", str(first_cfg)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: control_answers(sock), 30, "the first agent's control socket")
+        clash = run("run", "--config", str(second_cfg), timeout=30)
+        assert clash.returncode == 2, clash.stderr
+        assert clash.stderr.splitlines() == [
+            f"printstation: config key control_socket: {sock} is answered by another "
+            "program (another printstation agent on this PC?); give control_socket a path "
+            "of its own"]
+        assert "PRN-FIRST" in printer(first_cfg)  # still the first's, from either file
+        assert first.poll() is None
+        first.kill()  # no clean stop: the socket file stays, with nothing behind it
+        first.wait(10)
+        assert sock.is_socket() and not control_answers(sock)
+        second = subprocess.Popen([*CLI, "run", "--config", str(second_cfg)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: control_answers(sock), 30, "the second agent on the freed path")
+            assert "PRN-SECOND" in printer(second_cfg)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(30) == 0
+        assert not sock.exists()
+    finally:
+        first.kill()
+        first.wait(10)
+
+
+def test_a_control_socket_removes_only_its_own_path_at_stop(tmp_path):
+    """In one process: a live socket is refused (SocketInUse) and keeps answering; a server
+    whose path was taken by another (unlinked and bound again) leaves that one at stop."""
+    from printstation.agent.surfaces.control_socket import LocalControlServer, SocketInUse, call
+
+    path = tmp_path / "control.sock"
+    first = LocalControlServer(path, {"status": lambda _r, _w: {"who": "first"}})
+    first.start()
+    try:
+        with pytest.raises(SocketInUse):
+            LocalControlServer(path, {}).claim()
+        assert call(path, {"cmd": "status"})["who"] == "first"
+        path.unlink()  # someone removes it by hand and starts another
+        second = LocalControlServer(path, {"status": lambda _r, _w: {"who": "second"}})
+        second.start()
+        try:
+            first.stop()
+            assert call(path, {"cmd": "status"})["who"] == "second"
+        finally:
+            second.stop()
+        assert not path.exists()
+    finally:
+        first.stop()
