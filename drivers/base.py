@@ -185,6 +185,11 @@ class CardJob:
     #: instead of anyone guessing.
     note_submitted: Callable[[str], None] | None = field(default=None, repr=False,
                                                           compare=False)
+    #: Set by the agent: a driver that waits long for a card (a spooler holding it while
+    #: the printer is out of cards) calls it with the printer's status meanwhile, so the
+    #: station shows why the card does not come.
+    note_status: Callable[[PrinterStatus], None] | None = field(default=None, repr=False,
+                                                                compare=False)
 
     @property
     def sides(self) -> int:

@@ -74,20 +74,30 @@ def reason_keyword(reason: str) -> tuple[str, str]:
 
 
 def faults(state: int | None, reasons: Sequence[str]) -> tuple[FaultCode, ...]:
-    """The faults in a printer's state and reasons. A `-warning` or `-report` is not a fault
-    (`marker-supply-low-warning` says a roll runs low; the levels say how low); an error
-    reason no rule names is `other`, and so is a stopped printer that names none."""
+    """The faults in a printer's state and reasons.
+
+    A keyword that names a fault is one whatever its suffix: printers and CUPS differ in
+    using them (ippeveprinter says `media-jam-warning` while it prints and
+    `media-jam-report` when idle; RFC 8011 would have `-error` stop the printer). A CUPS
+    queue relays its printer's reasons only while a job runs and keeps the last ones after
+    it, so an idle queue's reasons are stale: they are not faults (the next card finds out,
+    and holds while the printer is stopped). The `-low` and `-near-empty` warnings are not
+    faults either (the levels say how low). An `-error` reason no rule names is `other`, and
+    so is a stopped printer that names none.
+    """
     found: set[FaultCode] = set()
-    for reason in reasons:
-        keyword, severity = reason_keyword(reason)
-        if keyword == "none" or severity != "error":
-            continue
-        if keyword in ("paused", "moving-to-paused"):
-            found.add(FaultCode.OFFLINE)  # a queue an administrator stopped
-        elif keyword.endswith("-low") or keyword.endswith("-near-empty"):
-            continue
-        else:
-            found.add(REASON_FAULTS.get(keyword, FaultCode.OTHER))
+    if state != PrinterState.IDLE:
+        for reason in reasons:
+            keyword, severity = reason_keyword(reason)
+            if keyword in ("none", "cups-waiting-for-job-completed") or \
+                    keyword.endswith(("-low", "-near-empty")):
+                continue
+            if keyword in ("paused", "moving-to-paused"):
+                found.add(FaultCode.OFFLINE)  # a queue an administrator stopped
+            elif keyword in REASON_FAULTS:
+                found.add(REASON_FAULTS[keyword])
+            elif severity == "error":
+                found.add(FaultCode.OTHER)
     if state == PrinterState.STOPPED and not found:
         found.add(FaultCode.OTHER)
     return tuple(sorted(found))

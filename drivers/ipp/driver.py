@@ -25,7 +25,9 @@ exposes one, is what confirms a card. The README says how the agent stays honest
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -53,8 +55,13 @@ STATUS_ATTRIBUTES = ["printer-state", "printer-state-reasons", "printer-state-me
                      "marker-levels"]
 IDENTITY_ATTRIBUTES = ["printer-make-and-model", "printer-info", "printer-firmware-string-version",
                        "printer-device-id", "printer-uuid"]
-JOB_ATTRIBUTES = ["job-state", "job-state-reasons", "job-impressions-completed",
-                  "job-media-sheets-completed"]
+JOB_ATTRIBUTES = ["job-state", "job-state-reasons", "job-printer-state-message",
+                  "number-of-documents", "job-uuid"]
+#: libcups's HTTP_STATUS_CONTINUE: a document's data taken, more may follow (pycups does
+#: not name it).
+HTTP_CONTINUE = 100
+#: Seconds between two readings of the printer's state for the station while a card prints.
+STATUS_WHILE_PRINTING = 1.0
 #: Seconds between two questions about a job that is not finished yet.
 JOB_POLL = 0.1
 
@@ -122,6 +129,7 @@ class IppDriver(PrinterDriver):
     def __init__(self, options: IppOptions):
         self.options = options
         self._conn: Any = None
+        self._sides_supported: list[str] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, state_dir: Path) -> IppDriver:
@@ -140,7 +148,9 @@ class IppDriver(PrinterDriver):
             cups = _cups()
             o = self.options
             try:
-                cups.setServer(o.host)
+                # libcups keeps its server per thread, and Create-Job finds the queue through
+                # it: this thread (the printer's) sets it.
+                cups.setServer(f"{o.host}:{o.port}")
                 cups.setPort(o.port)
                 cups.setEncryption(cups.HTTP_ENCRYPT_REQUIRED if o.encrypted
                                    else cups.HTTP_ENCRYPT_IF_REQUESTED)
@@ -171,6 +181,14 @@ class IppDriver(PrinterDriver):
             self._conn = None
             raise PrinterError(FaultCode.OFFLINE, f"{what}: {exc}", card_drawn=card_drawn) \
                 from None
+
+    def _sides(self) -> list[str]:
+        """The queue's `sides-supported`: a card printer's vendor driver may turn a card
+        over by its own option, and a value the queue does not take cancels the job."""
+        if self._sides_supported is None:
+            attrs = self._printer(["sides-supported"])
+            self._sides_supported = [str(v) for v in ipp._as_list(attrs.get("sides-supported"))]
+        return self._sides_supported
 
     def _printer(self, requested: list[str]) -> dict[str, Any]:
         return self._ask("Get-Printer-Attributes", lambda c: c.getPrinterAttributes(
@@ -225,30 +243,38 @@ class IppDriver(PrinterDriver):
     def print_card(self, card: CardJob) -> CardResult:
         document = card.encoded if isinstance(card.encoded, bytes) else card_pdf(card)
         o = self.options
-        options = {"media": o.media, "copies": "1", "sides": "two-sided-short-edge"
-                   if card.back is not None else "one-sided"}
+        options = {"media": o.media}
+        if card.back is not None and "two-sided-short-edge" in self._sides():
+            options["sides"] = "two-sided-short-edge"  # else the queue's own duplex setting
         # Create-Job: nothing is printed yet; a refusal leaves the blank in the feeder.
         job_id = self._ask("Create-Job", lambda c: c.createJob(
             o.queue, card.job_id or "test-card", options))
-        if card.note_submitted is not None:
-            card.note_submitted(str(job_id))  # journaled before the document is sent
+        # The job's uuid too: a cupsd that crashes within seconds of a change forgets it and
+        # gives the same id to the next job, which must not be taken for this one.
         try:
-            self._ask("Send-Document", self._send, job_id, document, card_drawn=None)
+            uuid = self._ask("Get-Job-Attributes", lambda c: c.getJobAttributes(
+                job_id, requested_attributes=["job-uuid"])).get("job-uuid", "")
         except PrinterError:
-            # Part of the document may have gone: what CUPS did with the job decides.
-            return self._finished(job_id, after_failure=True)
-        return self._finished(job_id)
+            uuid = ""
+        if card.note_submitted is not None:
+            card.note_submitted(f"{job_id} {uuid}".strip())  # journaled before the document
+        # A failure may leave part of the document sent: what CUPS did with the job decides.
+        with contextlib.suppress(PrinterError):
+            self._ask("Send-Document", self._send, job_id, document, card_drawn=None)
+        return self._finished(job_id, uuid, card)
 
     def _send(self, conn: Any, job_id: int, document: bytes) -> None:
-        cups = _cups()
         conn.startDocument(self.options.queue, job_id, "card", "application/pdf", 1)
-        if conn.writeRequestData(document, len(document)) != cups.HTTP_CONTINUE:
-            raise RuntimeError("the document was not accepted")
+        status = conn.writeRequestData(document, len(document))
+        if status != HTTP_CONTINUE:
+            raise RuntimeError(f"the document was not taken (HTTP {status})")
         conn.finishDocument(self.options.queue)
 
-    def _finished(self, job_id: int, *, after_failure: bool = False) -> CardResult:
-        """Wait for the job's final state and say what it means for the card."""
-        said = self._wait_for(job_id, self.options.print_timeout)
+    def _finished(self, job_id: int, uuid: str, card: CardJob) -> CardResult:
+        """Wait for the job's final state and say what it means for the card; meanwhile
+        the station hears the printer's state (a jam, an empty feeder holding the job)."""
+        said = self._wait_for(job_id, uuid, self.options.print_timeout,
+                              meanwhile=card.note_status)
         if said.state == "printed":
             return CardResult(counter=None)
         if said.state == "unknown":
@@ -258,6 +284,14 @@ class IppDriver(PrinterDriver):
         raise PrinterError(fault, f"IPP job {job_id}: {said.detail}",
                            card_drawn=said.state == "spoiled")
 
+    def _cancel_empty(self, job_id: int) -> SubmittedCard:
+        try:
+            self._ask("Cancel-Job", lambda c: c.cancelJob(job_id))
+        except PrinterError as exc:
+            return SubmittedCard("unknown", f"job {job_id} has no document and could not be "
+                                            f"cancelled ({exc.detail})")
+        return _never_sent(job_id)
+
     def _fault_now(self) -> FaultCode | None:
         try:
             status = self.status()
@@ -266,15 +300,19 @@ class IppDriver(PrinterDriver):
         return status.faults[0] if status.faults else None
 
     def card_outcome(self, ref: str) -> SubmittedCard | None:
-        if not ref.isdigit():
+        """`ref` is `JOB_ID JOB_UUID` as `print_card` gave it."""
+        job_id, _, uuid = ref.partition(" ")
+        if not job_id.isdigit():
             return SubmittedCard("unknown", f"{ref!r} is not an IPP job id")
-        return self._wait_for(int(ref), self.options.print_timeout)
+        return self._wait_for(int(job_id), uuid, self.options.print_timeout, recovering=True)
 
-    def _wait_for(self, job_id: int, seconds: float) -> SubmittedCard:
-        """The job's final state as the card's outcome; `unknown` if CUPS forgot the job,
-        cannot be reached, or has not finished it within `seconds`."""
+    def _wait_for(self, job_id: int, uuid: str, seconds: float, *, recovering: bool = False,
+                  meanwhile: Callable[[PrinterStatus], None] | None = None) -> SubmittedCard:
+        """The job's final state as the card's outcome; `unknown` if CUPS forgot the job (or
+        gave its id to another), cannot be reached, or has not finished it in `seconds`."""
         deadline = time.monotonic() + seconds
         detail = "no answer"
+        told = time.monotonic()
         while True:
             try:
                 attrs = self._ask("Get-Job-Attributes", lambda c: c.getJobAttributes(
@@ -286,26 +324,45 @@ class IppDriver(PrinterDriver):
                                                     f"({exc.detail})")
                 detail = exc.detail
             else:
+                if uuid and attrs.get("job-uuid") not in (None, uuid):
+                    return SubmittedCard("unknown", f"CUPS lost job {job_id} and gave its "
+                                                    "id to another")
                 state = attrs.get("job-state")
                 if isinstance(state, int) and state >= ipp.JobState.CANCELED:
                     return _outcome(job_id, ipp.JobState(state), attrs)
+                if recovering and state in (ipp.JobState.PENDING, ipp.JobState.PENDING_HELD) \
+                        and attrs.get("number-of-documents") == 0:
+                    # The agent stopped between Create-Job and its document: CUPS keeps the
+                    # empty job pending for good. Cancelled now, it can never print.
+                    return self._cancel_empty(job_id)
                 detail = f"job {job_id} still {ipp.JobState(state).name.lower()}" \
                     if isinstance(state, int) and 3 <= state <= 9 else "no job state"
             if time.monotonic() >= deadline:
                 return SubmittedCard("unknown", f"{detail} after {seconds:g} s")
+            if meanwhile is not None and time.monotonic() - told >= STATUS_WHILE_PRINTING:
+                told = time.monotonic()
+                with contextlib.suppress(PrinterError):
+                    meanwhile(self.status())
             time.sleep(JOB_POLL)
+
+
+def _never_sent(job_id: int) -> SubmittedCard:
+    return SubmittedCard("not_printed", f"job {job_id} never received its document; "
+                                        "cancelled")
 
 
 def _outcome(job_id: int, state: ipp.JobState, attrs: dict[str, Any]) -> SubmittedCard:
     """A final job state as a card's outcome: completed is printed; canceled or aborted is
-    not printed, or spoiled when the printer reports it printed part of it."""
+    not printed. Whether the printer spoiled a blank on the way IPP does not say: CUPS
+    counts the pages it sent (`job-impressions-completed` is 1 whether or not a card was
+    drawn, seen with ippeveprinter), so no blank is counted, and a blank spoiled silently
+    shows when the feeder is counted (`printstation ledger --check`)."""
     reasons = ", ".join(str(r) for r in ipp._as_list(attrs.get("job-state-reasons"))) or "none"
+    message = attrs.get("job-printer-state-message")
+    said = f"job {job_id} {state.name.lower()} ({reasons})" + (f": {message}" if message else "")
     if state == ipp.JobState.COMPLETED:
-        return SubmittedCard("printed", f"job {job_id} completed")
-    done = attrs.get("job-impressions-completed") or attrs.get("job-media-sheets-completed")
-    drawn = isinstance(done, int) and done > 0
-    return SubmittedCard("spoiled" if drawn else "not_printed",
-                         f"job {job_id} {state.name.lower()} ({reasons})")
+        return SubmittedCard("printed", said)
+    return SubmittedCard("not_printed", said)
 
 
 def _device_id(value: Any) -> dict[str, str]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +20,8 @@ from pika.exceptions import UnroutableError
 from printstation.agent.central.samples import SampleJob, sample_job
 from printstation.agent.central.tools import EventTap
 from printstation.simulator.chip import digest_of_writes
-from tests.support import control_answers, run, wait_for
+from tests.support import wait_for
+from tests.support.agents import AgentProcess
 from tests.support.broker import Events
 from tests.support.pcsc import Pcscd
 from tests.support.sim import SimProcess
@@ -30,53 +29,16 @@ from tests.support.sim import SimProcess
 ENCODER = "pcsc://?reader=Virtual%20PCD%2000%2000&timeout=5"
 
 
-class ChipAgent:
-    """`printstation run` on a config of its own, its log kept in a file to be searched."""
-
-    def __init__(self, folder: Path, station_id: str, broker_url: str, sim: SimProcess):
-        self.state = folder / "state"
-        self.log = folder / "agent.log"
-        self.config = folder / "station.toml"
-        self.config.write_text(
-            f'station_id = "{station_id}"\nbroker_url = "{broker_url}"\n'
-            f'printer_url = "{sim.tcp_url}?timeout=5"\nencoder_url = "{ENCODER}"\n'
-            f'state_dir = "{self.state}"\nverify_signatures = false\nlog_level = "info"\n')
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "printstation.agent", "run",
-                                          "--config", str(self.config)],
-                                         stdout=log, stderr=log)
-        wait_for(lambda: control_answers(self.state), 30, "the agent's control socket")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(30)
-            self.proc = None
-
-    def cli(self, *args: str) -> dict | list:
-        result = run(*args, "--json", "--config", str(self.config))
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
-
-
 @pytest.fixture
 def chip_printer(pcscd: Pcscd, sim_process, tmp_path: Path, broker_url: str,
                  station_id: str) -> Iterator:
     """A simulated Evolis presenting parked chips to the tests' pcscd, and an agent for it."""
-    agents: list[ChipAgent] = []
+    agents: list[AgentProcess] = []
 
-    def make(*settings: str) -> tuple[SimProcess, ChipAgent]:
+    def make(*settings: str) -> tuple[SimProcess, AgentProcess]:
         sim = sim_process("render=0", f"vpcd_port={pcscd.port}", *settings, pty=False)
-        agent = ChipAgent(tmp_path, station_id, broker_url, sim)
+        agent = AgentProcess(tmp_path, station_id, broker_url, f"{sim.tcp_url}?timeout=5",
+                             encoder_url=ENCODER)
         agents.append(agent)
         agent.start()
         return sim, agent

@@ -17,23 +17,28 @@ from printstation.drivers.registry import driver_class
 @pytest.mark.parametrize(("reasons", "expected"), [
     (["none"], ()),
     (["media-jam-error"], (FaultCode.JAM,)),
-    (["media-jam"], (FaultCode.JAM,)),  # no suffix: an error (RFC 8011 5.4.12)
-    (["media-empty-error", "cover-open-report"], (FaultCode.FEEDER_EMPTY,)),
-    (["marker-supply-low-warning"], ()),
+    (["media-jam"], (FaultCode.JAM,)),
+    (["media-jam-warning"], (FaultCode.JAM,)),  # ippeveprinter's while it prints
+    (["media-empty-warning", "media-needed-warning"], (FaultCode.FEEDER_EMPTY,)),
+    (["cover-open-report"], (FaultCode.COVER_OPEN,)),
+    (["marker-supply-low-warning", "cups-waiting-for-job-completed"], ()),
     (["marker-supply-empty-error"], (FaultCode.RIBBON_OUT,)),
     (["door-open"], (FaultCode.COVER_OPEN,)),
-    (["offline-report"], ()),
-    (["offline"], (FaultCode.OFFLINE,)),
+    (["offline-report"], (FaultCode.OFFLINE,)),
     (["paused"], (FaultCode.OFFLINE,)),
     (["fuser-over-temp-error"], (FaultCode.OTHER,)),
+    (["fuser-over-temp-warning"], ()),
     (["output-area-full-error", "media-jam-error"], (FaultCode.JAM, FaultCode.HOPPER_FULL)),
 ])
-def test_state_reasons_are_the_agents_faults(reasons, expected):
-    assert ipp.faults(ipp.PrinterState.IDLE, reasons) == tuple(sorted(expected))
+def test_state_reasons_of_a_working_printer_are_the_agents_faults(reasons, expected):
+    assert ipp.faults(ipp.PrinterState.PROCESSING, reasons) == tuple(sorted(expected))
 
 
-def test_a_stopped_printer_naming_no_reason_is_an_other_fault():
-    assert ipp.faults(ipp.PrinterState.STOPPED, ["none"]) == (FaultCode.OTHER,)
+def test_an_idle_queues_reasons_are_stale_and_no_faults():
+    """CUPS keeps the last reasons a job saw after it ends: only a running or stopped
+    printer's reasons count."""
+    assert ipp.faults(ipp.PrinterState.IDLE, ["media-jam-report"]) == ()
+    assert ipp.faults(ipp.PrinterState.STOPPED, ["media-jam-report"]) == (FaultCode.JAM,)
 
 
 def test_marker_levels_become_prints_with_a_rated_yield_and_unknown_without():

@@ -347,6 +347,7 @@ class PrinterWorker(ThreadedComponent):
             chip_uid, parked_no = encoded[0].uid, encoded[1]
         failpoints.hit_within("mid_card", 0.3)
         card.note_submitted = partial(self._submitted, job_id)
+        card.note_status = self._status_while_printing
         try:
             result = self.driver.print_card(card)
         except PrinterError as exc:
@@ -376,6 +377,10 @@ class PrinterWorker(ThreadedComponent):
         # its images are erased by the preparing thread while the next card prints.
         self.settle(partial(self.journal.progress.card_printed, job_id, result.counter, use,
                              between_cards=True, chip_uid=chip_uid))
+
+    def _status_while_printing(self, status: PrinterStatus) -> None:
+        """What the driver read of the printer while it waits for a card: shown at once."""
+        self.update(status=self.refusals.shown(status), error=None)
 
     def _submitted(self, job_id: str, ref: str) -> None:
         """The driver handed the card to a spooler: its reference on disk before the card
