@@ -26,6 +26,7 @@ import json
 import os
 import pwd
 import socket
+import stat as stat_module
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -137,6 +138,10 @@ class LocalControlServer:
                     raise
                 if _answered(self.path):
                     raise SocketInUse(self.path) from None
+                if not stat_module.S_ISSOCK(os.lstat(self.path).st_mode):
+                    # A mistyped control_socket naming another file: never removed.
+                    raise FileExistsError(errno.EEXIST, "not a socket, left as it is",
+                                          str(self.path)) from None
                 self.path.unlink(missing_ok=True)
                 sock.bind(str(self.path))
             sock.listen(64)

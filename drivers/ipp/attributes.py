@@ -132,7 +132,9 @@ def markers(attrs: Mapping[str, Any]) -> list[Marker]:
         level = raw if isinstance(raw, int) and 0 <= raw <= 100 else None
         lowered = f"{name} {kind_of}".lower()
         kind: Literal["ribbon", "film"] | None = None
-        if kind_of in FILM_TYPES or "film" in lowered or "retransfer" in lowered:
+        if "lamin" in lowered or "overlay" in lowered:
+            kind = None  # a laminate or overlay roll is neither the ribbon nor the film
+        elif kind_of in FILM_TYPES or "film" in lowered or "retransfer" in lowered:
             kind = "film"
         elif kind_of in RIBBON_TYPES or "ribbon" in lowered:
             kind = "ribbon"
@@ -149,9 +151,13 @@ def levels(found: Sequence[Marker], rated: Mapping[str, int]) -> tuple[Consumabl
     the agent shows as unknown and never takes for a count.
     """
     out = []
+    seen: set[str] = set()
     for marker in found:
-        if marker.kind is None:
+        # One level per kind, the first marker's: the agent keeps one reading per kind, and
+        # two ribbon markers read in turn would look like a roll changed at every poll.
+        if marker.kind is None or marker.kind in seen:
             continue
+        seen.add(marker.kind)
         unit: Literal["prints", "panels"] = "prints" if marker.kind == "ribbon" else "panels"
         capacity = rated.get(marker.kind)
         remaining = None

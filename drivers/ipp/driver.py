@@ -56,7 +56,9 @@ STATUS_ATTRIBUTES = ["printer-state", "printer-state-reasons", "printer-state-me
 IDENTITY_ATTRIBUTES = ["printer-make-and-model", "printer-info", "printer-firmware-string-version",
                        "printer-device-id", "printer-uuid"]
 JOB_ATTRIBUTES = ["job-state", "job-state-reasons", "job-printer-state-message",
-                  "number-of-documents", "job-uuid"]
+                  "number-of-documents", "job-uuid", "job-printer-uri", "time-at-processing"]
+#: IPP's client-error-not-found: the job is not (or no longer) known.
+IPP_NOT_FOUND = 0x0406
 #: libcups's HTTP_STATUS_CONTINUE: a document's data taken, more may follow (pycups does
 #: not name it).
 HTTP_CONTINUE = 100
@@ -130,6 +132,8 @@ class IppDriver(PrinterDriver):
         self.options = options
         self._conn: Any = None
         self._sides_supported: list[str] | None = None
+        #: Set by `open` when the queue's error policy could resend a card by itself.
+        self.error_policy_warning: str | None = None
 
     @classmethod
     def from_url(cls, url: str, *, state_dir: Path) -> IppDriver:
@@ -139,6 +143,13 @@ class IppDriver(PrinterDriver):
 
     def open(self) -> None:
         self._connection()
+        policy = self._printer(["printer-error-policy"]).get("printer-error-policy")
+        if policy in ("retry-job", "retry-current-job", "stop-printer"):
+            # Such a queue may send a card's data again by itself after a failure (or when
+            # someone re-enables it), past the agent's back: one card could come out twice.
+            self.error_policy_warning = (
+                f"queue {self.options.queue} has printer-error-policy {policy}; set it to "
+                f"abort-job (lpadmin -p {self.options.queue} -o printer-error-policy=abort-job)")
 
     def close(self) -> None:
         self._conn = None  # pycups closes the HTTP connection when it is collected
@@ -175,8 +186,10 @@ class IppDriver(PrinterDriver):
                 self._conn = None
                 raise PrinterError(FaultCode.OFFLINE, f"{what}: {message}",
                                    card_drawn=card_drawn) from None
-            raise PrinterError(FaultCode.OTHER, f"{what}: {message} (IPP status "
-                               f"0x{status:04x})", card_drawn=card_drawn) from None
+            error = PrinterError(FaultCode.OTHER, f"{what}: {message} (IPP status "
+                                 f"0x{status:04x})", card_drawn=card_drawn)
+            error.ipp_status = status  # type: ignore[attr-defined]
+            raise error from None
         except (RuntimeError, OSError) as exc:
             self._conn = None
             raise PrinterError(FaultCode.OFFLINE, f"{what}: {exc}", card_drawn=card_drawn) \
@@ -232,6 +245,7 @@ class IppDriver(PrinterDriver):
                 str(r) for r in ipp._as_list(attrs.get("printer-state-reasons"))) or "none",
             "printer-state-message": str(attrs.get("printer-state-message") or ""),
             "markers": markers or "none reported",
+            **({"warning": self.error_policy_warning} if self.error_policy_warning else {}),
         }
 
     # --------------------------------------------------------------------- printing
@@ -278,11 +292,16 @@ class IppDriver(PrinterDriver):
         if said.state == "printed":
             return CardResult(counter=None)
         if said.state == "unknown":
+            # Never left alive to print later, when the card may already be counted lost.
+            self._cancel(job_id)
             raise PrinterError(FaultCode.OFFLINE, f"IPP job {job_id}: {said.detail}",
                                card_drawn=None)
         fault = self._fault_now() or FaultCode.OTHER
-        raise PrinterError(fault, f"IPP job {job_id}: {said.detail}",
-                           card_drawn=said.state == "spoiled")
+        raise PrinterError(fault, f"IPP job {job_id}: {said.detail}", card_drawn=False)
+
+    def _cancel(self, job_id: int) -> None:
+        with contextlib.suppress(PrinterError):
+            self._ask("Cancel-Job", lambda c: c.cancelJob(job_id))
 
     def _cancel_empty(self, job_id: int) -> SubmittedCard:
         try:
@@ -304,7 +323,14 @@ class IppDriver(PrinterDriver):
         job_id, _, uuid = ref.partition(" ")
         if not job_id.isdigit():
             return SubmittedCard("unknown", f"{ref!r} is not an IPP job id")
-        return self._wait_for(int(job_id), uuid, self.options.print_timeout, recovering=True)
+        if not uuid:
+            # Without its uuid a job id may be another's, given again by a cupsd that lost
+            # its history (or another queue's, on a cupsd two agents share).
+            return SubmittedCard("unknown", f"job {job_id} was journaled without its uuid")
+        said = self._wait_for(int(job_id), uuid, self.options.print_timeout, recovering=True)
+        if said.state == "unknown":
+            self._cancel(int(job_id))
+        return said
 
     def _wait_for(self, job_id: int, uuid: str, seconds: float, *, recovering: bool = False,
                   meanwhile: Callable[[PrinterStatus], None] | None = None) -> SubmittedCard:
@@ -318,13 +344,14 @@ class IppDriver(PrinterDriver):
                 attrs = self._ask("Get-Job-Attributes", lambda c: c.getJobAttributes(
                     job_id, requested_attributes=JOB_ATTRIBUTES))
             except PrinterError as exc:
-                if exc.fault is not FaultCode.OFFLINE:
-                    # CUPS answered, but not about this job: its history is gone.
+                if getattr(exc, "ipp_status", None) == IPP_NOT_FOUND:
                     return SubmittedCard("unknown", f"CUPS no longer knows job {job_id} "
                                                     f"({exc.detail})")
-                detail = exc.detail
+                detail = exc.detail  # unreachable, or refused for now: asked again
             else:
-                if uuid and attrs.get("job-uuid") not in (None, uuid):
+                if (uuid and attrs.get("job-uuid") not in (None, uuid)) or not str(
+                        attrs.get("job-printer-uri", f"/printers/{self.options.queue}")
+                        ).endswith(f"/printers/{self.options.queue}"):
                     return SubmittedCard("unknown", f"CUPS lost job {job_id} and gave its "
                                                     "id to another")
                 state = attrs.get("job-state")
@@ -352,16 +379,19 @@ def _never_sent(job_id: int) -> SubmittedCard:
 
 
 def _outcome(job_id: int, state: ipp.JobState, attrs: dict[str, Any]) -> SubmittedCard:
-    """A final job state as a card's outcome: completed is printed; canceled or aborted is
-    not printed. Whether the printer spoiled a blank on the way IPP does not say: CUPS
-    counts the pages it sent (`job-impressions-completed` is 1 whether or not a card was
-    drawn, seen with ippeveprinter), so no blank is counted, and a blank spoiled silently
-    shows when the feeder is counted (`printstation ledger --check`)."""
+    """A final job state as a card's outcome. Completed is printed. Canceled or aborted
+    before the printer worked on it is not printed. Canceled or aborted once it did is
+    unknown: IPP does not say whether a blank was drawn, or a card came out before the
+    printer gave up (CUPS counts the pages it sent: `job-impressions-completed` is 1 either
+    way, seen with ippeveprinter), so someone at the printer must say."""
     reasons = ", ".join(str(r) for r in ipp._as_list(attrs.get("job-state-reasons"))) or "none"
     message = attrs.get("job-printer-state-message")
     said = f"job {job_id} {state.name.lower()} ({reasons})" + (f": {message}" if message else "")
     if state == ipp.JobState.COMPLETED:
         return SubmittedCard("printed", said)
+    worked_on = attrs.get("time-at-processing")
+    if isinstance(worked_on, int) and worked_on > 0:
+        return SubmittedCard("unknown", f"{said}; the printer had begun the card")
     return SubmittedCard("not_printed", said)
 
 

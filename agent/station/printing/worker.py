@@ -295,8 +295,12 @@ class PrinterWorker(ThreadedComponent):
 
     def _recover(self) -> None:
         """Settle jobs that were `printing` when the agent stopped: never a blind reprint."""
-        if self.journal.jobs.in_states(JobState.PRINTING):
+        printing = self.journal.jobs.in_states(JobState.PRINTING)
+        if printing:
+            # Asking a spooler may wait for it to finish a card: the watchdog allows a card.
+            self.update(current_job=printing[0].job_id)
             settle_printing(self.journal, self._poll(), self.driver)
+            self.update(current_job=None)
 
     def _print(self, row: JobRow, status: PrinterStatus) -> None:
         job_id = row.job_id
