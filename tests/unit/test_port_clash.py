@@ -178,3 +178,15 @@ def test_a_control_socket_removes_only_its_own_path_at_stop(tmp_path):
         assert not path.exists()
     finally:
         first.stop()
+
+
+def test_a_control_socket_path_naming_another_file_leaves_that_file_alone(tmp_path):
+    """A mistyped control_socket that names a file (the journal, say) stops the start; the
+    file is never removed to make room for the socket."""
+    from printstation.agent.surfaces.control_socket import LocalControlServer
+
+    precious = tmp_path / "journal.sqlite3"
+    precious.write_bytes(b"the books")
+    with pytest.raises(FileExistsError):
+        LocalControlServer(precious, {}).claim()
+    assert precious.read_bytes() == b"the books"
