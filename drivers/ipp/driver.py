@@ -8,8 +8,8 @@ queues by name on a CUPS server, so a driverless (IPP Everywhere) printer is add
 as a queue (`lpadmin -m everywhere`) and reached the same way.
 
 URL: `ipp://HOST[:PORT]/printers/QUEUE` (`ipps://` encrypts) with query parameters
-`media` (default `om_card_54x86mm`, CR80), `timeout` (seconds for a request, default 10),
-`print_timeout` (seconds for a card to come out, default 120), `ribbon_prints` and
+`media` (default `om_card_54x86mm`, CR80), `print_timeout` (seconds for a card to come
+out, default 120), `ribbon_prints` and
 `film_panels` (a roll's rated yield: IPP reports levels in percent, which become prints with
 them; without them a level is shown as unknown).
 
@@ -83,7 +83,6 @@ class IppOptions:
     queue: str
     encrypted: bool = False
     media: str = DEFAULT_MEDIA
-    timeout: float = 10.0
     print_timeout: float = 120.0
     rated: tuple[tuple[str, int], ...] = ()
 
@@ -102,22 +101,23 @@ def parse_url(url: str) -> IppOptions:
     except ValueError:
         raise ValueError(f"printer URL {url!r}: the port is not a number") from None
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    known = {"media", "timeout", "print_timeout", "ribbon_prints", "film_panels"}
+    # No per-request timeout: pycups offers none (a cupsd that never answers holds a request
+    # for about a minute, then it fails as offline).
+    known = {"media", "print_timeout", "ribbon_prints", "film_panels"}
     unknown = sorted(set(query) - known)
     if unknown:
         raise ValueError(f"printer URL {url!r}: unknown parameter {unknown[0]!r}; known: "
                          + ", ".join(sorted(known)))
     try:
-        timeout = float(query.get("timeout", 10))
         print_timeout = float(query.get("print_timeout", 120))
         rated = tuple((kind, int(query[key])) for kind, key in
                       (("ribbon", "ribbon_prints"), ("film", "film_panels")) if key in query)
     except ValueError as exc:
         raise ValueError(f"printer URL {url!r}: {exc}") from None
-    if timeout <= 0 or print_timeout <= 0 or any(n <= 0 for _, n in rated):
+    if print_timeout <= 0 or any(n <= 0 for _, n in rated):
         raise ValueError(f"printer URL {url!r}: times and yields must be above 0")
     return IppOptions(parts.hostname or "localhost", port, path[len("/printers/"):].strip("/"),
-                      parts.scheme == "ipps", query.get("media") or DEFAULT_MEDIA, timeout,
+                      parts.scheme == "ipps", query.get("media") or DEFAULT_MEDIA,
                       print_timeout, rated)
 
 
