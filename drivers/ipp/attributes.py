@@ -121,10 +121,13 @@ class Marker:
 
 
 def markers(attrs: Mapping[str, Any]) -> list[Marker]:
-    """The markers in a printer's attributes, each named as ribbon, film or neither."""
+    """The markers in a printer's attributes, each named as ribbon, film or neither: CUPS's
+    `marker-*`, else an IPP Everywhere printer's `printer-supply` (PWG 5100.13)."""
     names = _as_list(attrs.get("marker-names"))
     types = _as_list(attrs.get("marker-types"))
     levels = _as_list(attrs.get("marker-levels"))
+    if not names and attrs.get("printer-supply"):
+        names, types, levels = _from_supplies(attrs)
     found = []
     for i, name in enumerate(names):
         kind_of = str(types[i]) if i < len(types) else ""
@@ -165,6 +168,36 @@ def levels(found: Sequence[Marker], rated: Mapping[str, int]) -> tuple[Consumabl
             remaining = round(capacity * marker.level / 100)
         out.append(ConsumableLevel(marker.kind, marker.name, capacity, remaining, unit))
     return tuple(out)
+
+
+def _from_supplies(attrs: Mapping[str, Any]) -> tuple[list, list, list]:
+    """`printer-supply` values (`type=ribbonWax;unit=percent;level=45;...`) and their
+    `printer-supply-description`s as marker names, types and levels in percent."""
+    supplies = _as_list(attrs.get("printer-supply"))
+    described = _as_list(attrs.get("printer-supply-description"))
+    names, types, levels = [], [], []
+    for i, raw in enumerate(supplies):
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        fields = dict(item.partition("=")[::2] for item in text.split(";") if "=" in item)
+        level, most = _int(fields.get("level")), _int(fields.get("maxcapacity"))
+        if level is not None and level >= 0 and fields.get("unit") != "percent" and most:
+            level = round(100 * level / most) if most > 0 else None
+        names.append(str(described[i]) if i < len(described) else fields.get("type", "supply"))
+        types.append(_SUPPLY_TYPES.get(fields.get("type", ""), fields.get("type", "")))
+        levels.append(level if level is not None else -2)
+    return names, types, levels
+
+
+#: PWG 5100.13 supply types (camel case) as CUPS's marker types.
+_SUPPLY_TYPES = {"ribbonWax": "wax-ribbon", "inkRibbon": "ink-ribbon", "toner": "toner",
+                 "ink": "ink", "transferUnit": "transfer-unit", "film": "film"}
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _as_list(value: Any) -> list:

@@ -52,7 +52,7 @@ INSTALL_HINT = ("install pycups (pip install 'printstation[ipp]'; it builds agai
                 "libcups2-dev) or Debian's python3-cups")
 STATUS_ATTRIBUTES = ["printer-state", "printer-state-reasons", "printer-state-message",
                      "printer-is-accepting-jobs", "marker-names", "marker-types",
-                     "marker-levels"]
+                     "marker-levels", "printer-supply", "printer-supply-description"]
 IDENTITY_ATTRIBUTES = ["printer-make-and-model", "printer-info", "printer-firmware-string-version",
                        "printer-device-id", "printer-uuid"]
 JOB_ATTRIBUTES = ["job-state", "job-state-reasons", "job-printer-state-message",

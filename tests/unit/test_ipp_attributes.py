@@ -55,6 +55,16 @@ def test_marker_levels_become_prints_with_a_rated_yield_and_unknown_without():
     assert (bare.remaining, bare.capacity) == (None, None)  # a percentage is not a count
 
 
+def test_an_ipp_everywhere_printers_supplies_are_read_where_there_are_no_markers():
+    attrs = {"printer-supply": [b"index=1;type=inkRibbon;unit=percent;maxcapacity=100;level=30;",
+                                "index=2;type=transferUnit;unit=sheets;maxcapacity=500;level=250;",
+                                "index=3;type=ribbonWax;unit=percent;level=-3;"],
+             "printer-supply-description": ["YMCKO", "Film", "Overlay roll"]}
+    found = ipp.markers(attrs)
+    assert [(m.name, m.kind, m.level) for m in found] == [
+        ("YMCKO", "ribbon", 30), ("Film", "film", 50), ("Overlay roll", None, None)]
+
+
 def test_a_single_marker_comes_as_a_value_not_a_list():
     assert [m.kind for m in ipp.markers({"marker-names": "Ribbon", "marker-levels": 5})] == \
         ["ribbon"]
