@@ -1,18 +1,31 @@
 """Shared by the benchmarks: an agent on the in-process simulator, signed sample jobs, and
-one way of printing a figure beside its baseline measured in the same run."""
+one way of printing a figure beside its baseline measured in the same run.
+
+A benchmark leaves nothing behind: the folders it makes (`scratch`) are removed when it
+exits, however it exits (SIGTERM included), and one that uses RabbitMQ works in a vhost of
+its own (`own_vhost`), deleted at the end with every queue and dead-lettered event in it,
+so that nothing lands in the default vhost and no other run's messages are counted.
+"""
 
 from __future__ import annotations
 
+import atexit
 import base64
 import io
 import json
+import shutil
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
@@ -27,6 +40,51 @@ KEY_ID = "bench"
 KEY = Ed25519PrivateKey.generate()
 
 logs.configure("error")
+
+DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+_SCRATCH: list[Path] = []
+
+
+def scratch(prefix: str = "printstation-bench-") -> Path:
+    """A new folder in the temporary directory, removed when the benchmark exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    _SCRATCH.append(path)
+    return path
+
+
+@atexit.register
+def _remove_scratch() -> None:
+    for path in _SCRATCH:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    sys.exit(128 + signum)  # unwinds: `finally` blocks and atexit run, as on Ctrl-C
+
+
+signal.signal(signal.SIGTERM, _terminated)
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+@contextmanager
+def own_vhost(broker_url: str) -> Iterator[str]:
+    """A vhost for this run alone on the local broker (`rabbitmqctl`, so the broker must be
+    this machine's), with the URL's user given every permission in it; yields the URL
+    pointing at it. The vhost is deleted on the way out, whatever happened, and with it
+    every queue, binding and dead-lettered event the run made."""
+    parts = urlsplit(broker_url)
+    name = f"printstation-bench-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", name)
+    try:
+        rabbitmqctl("set_permissions", "-p", name, unquote(parts.username or "guest"),
+                    ".*", ".*", ".*")
+        yield urlunsplit(parts._replace(path="/" + quote(name, safe="")))
+    finally:
+        rabbitmqctl("delete_vhost", name)
 
 
 NATIVE = (1016, 648)
@@ -76,7 +134,7 @@ def signed_jobs(n: int, prefix: str, *, to: str, two_sided: bool = True,
 
 
 def make_agent(sim: str, *, root: Path | None = None, **settings: Any) -> Agent:
-    root = root or Path(tempfile.mkdtemp(prefix="printstation-bench-"))
+    root = root or scratch()
     station = f"bench-{uuid.uuid4().hex[:8]}"
     s = Settings(station_id=station, state_dir=root / "state",
                  printer_url=f"sim://?{sim}&render=0&out={root / 'cards'}",

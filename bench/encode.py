@@ -21,11 +21,12 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support.pcsc
+
+from common import scratch
 
 from printstation.agent.station.printing.chip import ChipStation
 from printstation.drivers.apdu_script import apdu_script
@@ -68,7 +69,7 @@ def main() -> int:
     if lack:
         print(f"bench/encode.py: {lack}", file=sys.stderr)
         return 2
-    daemon = Pcscd(Path(tempfile.mkdtemp(prefix="printstation-bench-pcscd-")))
+    daemon = Pcscd(scratch("printstation-bench-pcscd-"))
     os.environ["PCSCLITE_CSOCK_NAME"] = str(daemon.socket)
     slot = VpcdCard(port=daemon.port)
     try:
@@ -79,8 +80,8 @@ def main() -> int:
         data = script()
         steps = apdu_script(data)
         encoder = open_encoder(f"pcsc://?reader={READER.replace(' ', '%20')}&timeout=5")
-        station = ChipStation(SimDriver.from_url("sim://?render=0", state_dir=Path(
-            tempfile.mkdtemp(prefix="printstation-bench-sim-"))), encoder)
+        station = ChipStation(SimDriver.from_url("sim://?render=0", state_dir=scratch(
+            "printstation-bench-sim-")), encoder)
         reader = next(r for r in readers() if str(r) == READER)
         station.encode("BENCH-0", ParkedCard(0), ChipSection("apdu-script/1", data))  # warm
         base, agent, ahead = [], [], []

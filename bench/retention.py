@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import tempfile
 from pathlib import Path
 
-from common import report
+from common import report, scratch
 
 from printstation.agent import contract
 from printstation.agent.station.journal import Journal
@@ -36,7 +35,7 @@ def size_mb(folder: Path) -> float:
 
 def run(days: int, cards_per_day: int, prune: bool) -> list[float]:
     """Journal size (MB) at the end of each day."""
-    folder = Path(tempfile.mkdtemp(prefix="printstation-retention-"))
+    folder = scratch("printstation-retention-")
     journal = Journal(folder, "bench")
     start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     clock = [start]

@@ -1,10 +1,22 @@
 """Printer utilisation: is the printer ever waiting for the PC?
 
 The simulator prints at `--print-time` seconds per card; `--jobs` two-sided jobs are queued
-before the agent starts. Utilisation is the time a card was in the printer over the wall
-time from the first card in to the last card out. Baseline, same run: the same simulated
-printer fed the same cards, already prepared, back to back by a bare loop (the most any
-host could get out of it). Target: at least 99.5%.
+before the agent starts. Utilisation is the printer's busy time over the wall time from the
+first card in to the last card out.
+
+Busy time is the pure print time: `--print-time` for each card printed, nothing else. The
+simulated printer runs in the agent's process, and the interval it logs for a card (from
+`draw_blank` taking the blank to the end of `print_drawn`) also holds work done on the
+host's side of a real printer's cable: the simulator's own state file (an fsync on each
+draw and each side) and ledger line, done while the agent's threads hold the interpreter
+and the disk, and the late wake-up of its print timer when another thread holds the
+interpreter lock. About 1.3 ms a card of that was once counted as printing; it is the
+agent's own contention, so it counts as idle here. (The old figure, the logged intervals
+summed, is printed beside it for comparison with earlier runs.)
+
+Baseline, same run: the same simulated printer fed the same cards, already prepared, back
+to back by a bare loop, measured the same way (the most any host could get out of it).
+Target: at least 99.8% at 0.5 s/card.
 
     .venv/bin/python bench/utilisation.py [--jobs 200] [--print-time 0.5] [--runs 1]
 """
@@ -23,12 +35,14 @@ from printstation.agent.station.journal import JobRow
 from printstation.agent.station.printing import build_card
 
 
-def utilisation(log: list[tuple[float, float]]) -> float:
-    busy = sum(end - start for start, end in log)
-    return busy / (log[-1][1] - log[0][0])
+def utilisation(log: list[tuple[float, float]], print_time: float) -> tuple[float, float]:
+    """(pure print time, logged in-printer time) over the wall time from the first card in
+    to the last card out."""
+    wall = log[-1][1] - log[0][0]
+    return len(log) * print_time / wall, sum(end - start for start, end in log) / wall
 
 
-def agent_run(jobs: int, print_time: float) -> float:
+def agent_run(jobs: int, print_time: float) -> tuple[float, float]:
     agent = make_agent(f"print_time={print_time}&cards={jobs + 10}&ribbon={2 * jobs + 10}"
                        f"&film={2 * jobs + 10}")
     source = EmbeddedSource(agent.station.intake)
@@ -41,10 +55,10 @@ def agent_run(jobs: int, print_time: float) -> float:
     agent.stop()
     if not ok or len(log) != jobs:
         sys.exit(f"utilisation: only {len(finals.done)} of {jobs} jobs ended")
-    return utilisation(log)
+    return utilisation(log, print_time)
 
 
-def bare_run(jobs: int, print_time: float) -> float:
+def bare_run(jobs: int, print_time: float) -> tuple[float, float]:
     """The printer alone: pre-built cards handed over back to back."""
     agent = make_agent(f"print_time={print_time}&cards={jobs + 10}")
     printer = agent.driver.printer  # type: ignore[attr-defined]
@@ -56,7 +70,7 @@ def bare_run(jobs: int, print_time: float) -> float:
     for i in range(jobs):
         printer.print_card(cards[i % len(cards)])
     agent.journal.close()
-    return utilisation(printer.busy_log)
+    return utilisation(list(printer.busy_log), print_time)
 
 
 def main() -> None:
@@ -69,10 +83,18 @@ def main() -> None:
     started = time.monotonic()
     mine = [agent_run(args.jobs, args.print_time) for _ in range(args.runs)]
     bare = [bare_run(args.jobs, args.print_time) for _ in range(args.runs)]
-    result = report(f"printer utilisation, {args.jobs} two-sided jobs", 100 * median(mine), "%",
-                    100 * median(bare), "printer fed back to back", ">= 99.5 %")
-    print(f"  runs {args.runs}, wall {time.monotonic() - started:.0f} s; agent runs "
-          + ", ".join(f"{100 * u:.2f}%" for u in mine))
+    pure, logged = [m[0] for m in mine], [m[1] for m in mine]
+    base = median([b[0] for b in bare])
+    result = report(f"printer busy, {args.jobs} two-sided jobs, {args.print_time} s/card",
+                    100 * median(pure), "%", 100 * base, "printer fed back to back",
+                    ">= 99.8 %")
+    met = 100 * median(pure) >= 99.8
+    print(f"  target {'met' if met else 'missed'}; runs {args.runs}, wall "
+          f"{time.monotonic() - started:.0f} s; agent runs "
+          + ", ".join(f"{100 * u:.2f}%" for u in pure)
+          + "; counting the logged in-printer time as busy (the old figure): "
+          + ", ".join(f"{100 * u:.2f}%" for u in logged)
+          + f", fed back to back {100 * median([b[1] for b in bare]):.3f}%")
     if args.json:
         print(json.dumps(result))
 
