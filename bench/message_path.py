@@ -8,7 +8,8 @@ status with a confirm and acknowledges. Target: the agent at least 50% of the ba
 A second baseline, the same bare loop doing the image work no agent can skip (decoding
 each image in full to refuse a broken one, then the panels for the printer), shows what
 the agent costs beyond that work. Rates run from the first job done to the last, so the
-agent's start is not in them.
+agent's start is not in them. The run works in a RabbitMQ vhost of its own, deleted at the
+end with its queues and events.
 
     .venv/bin/python bench/message_path.py [--jobs 300] [--runs 3]
         [--broker-url amqp://guest:guest@127.0.0.1:5672/%2F]
@@ -22,7 +23,17 @@ import time
 import uuid
 
 import pika
-from common import KEY, KEY_ID, NATIVE, make_agent, median, report, signed_jobs
+from common import (
+    DEFAULT_BROKER,
+    KEY,
+    KEY_ID,
+    NATIVE,
+    make_agent,
+    median,
+    own_vhost,
+    report,
+    signed_jobs,
+)
 
 from printstation.agent import contract
 from printstation.agent.broker.topology import declare
@@ -98,13 +109,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=300)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--broker-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
+    p.add_argument("--broker-url", default=DEFAULT_BROKER)
     args = p.parse_args()
     mine, bare, imaging = [], [], []
-    for _ in range(args.runs):
-        mine.append(agent_run(args.broker_url, args.jobs))
-        bare.append(bare_run(args.broker_url, args.jobs))
-        imaging.append(bare_run(args.broker_url, args.jobs, with_images=True))
+    with own_vhost(args.broker_url) as broker_url:
+        for _ in range(args.runs):
+            mine.append(agent_run(broker_url, args.jobs))
+            bare.append(bare_run(broker_url, args.jobs))
+            imaging.append(bare_run(broker_url, args.jobs, with_images=True))
     name = f"message path, {args.jobs} two-sided jobs, print time 0"
     report(name, median(mine), "jobs/s", median(bare), "bare pika loop",
            ">= 50 % of the bare loop")
