@@ -1,8 +1,9 @@
 """Shared by the benchmarks: an agent on the in-process simulator, signed sample jobs, and
 one way of printing a figure beside its baseline measured in the same run.
 
-A benchmark leaves nothing behind: the folders it makes (`scratch`) are removed when it
-exits, however it exits (SIGTERM included), and one that uses RabbitMQ works in a vhost of
+A benchmark leaves nothing behind: the folders it makes (`scratch`) are removed and the
+processes it starts (`child`) ended when it exits, however it exits (SIGTERM included),
+and one that uses RabbitMQ works in a vhost of
 its own (`own_vhost`), deleted at the end with every queue and dead-lettered event in it,
 so that nothing lands in the default vhost and no other run's messages are counted.
 """
@@ -44,6 +45,7 @@ logs.configure("error")
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 _SCRATCH: list[Path] = []
+_CHILDREN: list[subprocess.Popen] = []
 
 
 def scratch(prefix: str = "printstation-bench-") -> Path:
@@ -53,8 +55,29 @@ def scratch(prefix: str = "printstation-bench-") -> Path:
     return path
 
 
+def child(args: list[str], **kwargs: Any) -> subprocess.Popen:
+    """A process the benchmark starts (an agent, a bare client): if it is still running
+    when the benchmark exits, however it exits, it is ended then."""
+    proc = subprocess.Popen(args, **kwargs)
+    _CHILDREN.append(proc)
+    return proc
+
+
+def _end_children() -> None:
+    for proc in _CHILDREN:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in _CHILDREN:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @atexit.register
-def _remove_scratch() -> None:
+def _clean_up() -> None:
+    _end_children()
     for path in _SCRATCH:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -84,6 +107,7 @@ def own_vhost(broker_url: str) -> Iterator[str]:
                     ".*", ".*", ".*")
         yield urlunsplit(parts._replace(path="/" + quote(name, safe="")))
     finally:
+        _end_children()  # before their vhost goes: they end as asked, not cut off
         rabbitmqctl("delete_vhost", name)
 
 

@@ -26,7 +26,16 @@ import time
 import uuid
 
 import pika
-from common import DEFAULT_BROKER, KEY, KEY_ID, iter_signed_jobs, own_vhost, report, scratch
+from common import (
+    DEFAULT_BROKER,
+    KEY,
+    KEY_ID,
+    child,
+    iter_signed_jobs,
+    own_vhost,
+    report,
+    scratch,
+)
 from footprint import cpu_seconds
 
 from printstation.agent.central.tools import EventTap, Submitter
@@ -75,7 +84,7 @@ def run(args: argparse.Namespace, broker_url: str) -> bool:
                 f'{root / station / "cards"}"\nstate_dir = "{root / station / "state"}"\n'
                 'web_listen = ""\nmetrics_listen = ""\n'
                 f'[trusted_keys]\n{KEY_ID} = "{keys}"\n')
-            procs.append(subprocess.Popen(
+            procs.append(child(
                 [sys.executable, "-m", "printstation.agent", "run", "--config", str(cfg)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ))
         counts: collections.Counter[str] = collections.Counter()

@@ -40,6 +40,7 @@ import pika
 from common import (
     DEFAULT_BROKER,
     Finals,
+    child,
     iter_signed_jobs,
     make_agent,
     median,
@@ -100,9 +101,8 @@ def start_agent(broker_url: str, root: Path, station: str | None = None,
                    'web_listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\n')
     env = {**os.environ, "NOTIFY_SOCKET": str(root / "notify.sock")}
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "printstation.agent", "run", "--config",
-                             str(cfg)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = child([sys.executable, "-m", "printstation.agent", "run", "--config", str(cfg)],
+                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     notify.settimeout(30)
     while b"READY=1" not in notify.recv(4096):
         pass
@@ -148,7 +148,7 @@ while True:
 def idle(broker_url: str, seconds: float) -> None:
     root = scratch()
     proc, notify, _ = start_agent(broker_url, root)
-    bare = subprocess.Popen([sys.executable, "-c", BARE_IDLE, broker_url])
+    bare = child([sys.executable, "-c", BARE_IDLE, broker_url])
     time.sleep(5)  # let both settle after start-up (a measurement window, not a sync)
     a0, b0 = cpu_seconds(proc.pid), cpu_seconds(bare.pid)
     time.sleep(seconds)
