@@ -3,9 +3,9 @@ one way of printing a figure beside its baseline measured in the same run.
 
 A benchmark leaves nothing behind: the folders it makes (`scratch`) are removed and the
 processes it starts (`child`) ended when it exits, however it exits (SIGTERM included),
-and one that uses RabbitMQ works in a vhost of
-its own (`own_vhost`), deleted at the end with every queue and dead-lettered event in it,
-so that nothing lands in the default vhost and no other run's messages are counted.
+and one that uses RabbitMQ works in a vhost of its own (`own_vhost`), deleted at the end
+with every queue and dead-lettered event in it, so that nothing lands in the default
+vhost and no other run's messages are counted.
 """
 
 from __future__ import annotations
