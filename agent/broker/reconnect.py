@@ -112,12 +112,14 @@ def run_with_reconnect(name: str, stop: threading.Event, session: Callable[[], N
                        on_state: Callable[[bool], None], max_delay: float = 30.0,
                        on_fatal: Callable[[BaseException], None],
                        on_refused: Callable[[str], None] = lambda reason: None,
-                       url: str | None = None) -> None:
+                       url: str | None = None,
+                       node: Callable[[], str | None] = lambda: None) -> None:
     """Call `session` until `stop` is set; it returns normally only when asked to stop.
 
     `url` (its password is never shown) is where the broker is: knocked on while its port
-    is closed, and named in the log. `on_refused` hears each refusal: the broker's reason
-    and what a person must do, in one line.
+    is closed, and named in the log; `node`, when it gives one, is the URL of the node the
+    session was on, which the log names instead. `on_refused` hears each refusal: the
+    broker's reason and what a person must do, in one line.
     """
     # With several nodes, a lost connection is retried at once: the session begins with
     # the next node (session.BrokerThread), which is most likely up.
@@ -133,7 +135,7 @@ def run_with_reconnect(name: str, stop: threading.Event, session: Callable[[], N
         except BROKER_ERRORS as exc:
             on_state(False)
             _recovered(started, lost, refused)
-            problem = explain(exc, url)
+            problem = explain(exc, node() or url)
             if problem.refused:
                 delay = refused.next()
                 log.error("broker_login_refused", owner=name, error=problem.text[:500],

@@ -48,6 +48,7 @@ class BrokerThread(ThreadedComponent):
         #: `host:port` of the node this thread is connected to, or None.
         self.node: str | None = None
         self._node_index: int | None = None
+        self._lost: str | None = None
 
     def _run(self) -> None:
         try:
@@ -60,21 +61,28 @@ class BrokerThread(ThreadedComponent):
                            on_state=self.on_connected, on_fatal=self.on_fatal,
                            on_refused=self._refused,
                            max_delay=self.settings.reconnect_max_delay,
-                           url=self.settings.broker_url)
+                           url=self.settings.broker_url, node=self._lost_node)
 
     def _session_on_a_node(self) -> None:
         """One session; when it ends in an error, the next connection begins with the node
         after the one it was on, so a dead node is tried last, not first, every time (on a
         network that drops packets, a dead node costs a whole connect timeout)."""
         self._node_index = None
+        self._lost = None
         try:
             self._session()
         except BaseException:
             if self._node_index is not None:
+                self._lost = self._nodes[self._node_index % len(self._nodes)]
                 self._first_node = self._node_index + 1
             raise
         finally:
             self.node = None
+
+    def _lost_node(self) -> str | None:
+        """The URL (as configured) of the node a failed session was on, for its message;
+        None when it never connected (every node was tried: the message names them all)."""
+        return self._lost if len(self._nodes) > 1 else None
 
     def _refused(self, reason: str) -> None:
         """The broker refused us: say so, and read the password again before the next try."""

@@ -112,6 +112,8 @@ def _run(cluster: Cluster, make_cluster_station, signing_key: Ed25519PrivateKey,
         events.wait_status(every, {"printed"}, timeout=60)
         for station in stations:
             assert _nodes_of(station) <= live
+            if victim is agents_on:  # on the next node of their list, not back at the first
+                assert _nodes_of(station) == {order[1].address}
 
     for station, sid in zip(stations, ids, strict=True):
         issued = Counter(station.issued())
