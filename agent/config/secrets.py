@@ -204,7 +204,8 @@ def exposed_password_warning(settings: Settings, config_file: Path | str | None)
         _, userinfo, _ = _split_userinfo(node)
         has_password = has_password or bool(userinfo and userinfo.partition(":")[2])
     exposed = readable_by_others(path, mode)
-    if from_file != settings.broker_url or not has_password or exposed is None:
+    if not isinstance(from_file, str) or join_nodes(split_nodes(from_file)) != \
+            settings.broker_url or not has_password or exposed is None:
         return None
     how = exposed.partition(";")[0].removeprefix("is ")
     return (f"broker_url in {path} carries the broker password, and the file is {how}: keep "

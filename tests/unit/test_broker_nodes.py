@@ -128,3 +128,14 @@ def test_the_replica_count_is_declared_only_when_set():
     assert "x-quorum-initial-group-size" not in queue_arguments(load_settings())
     args = queue_arguments(load_settings(quorum_group_size=3))
     assert args["x-quorum-initial-group-size"] == 3
+
+
+def test_a_password_in_any_node_of_a_readable_config_is_warned_about(tmp_path):
+    from printstation.agent.config import exposed_password_warning
+
+    config = tmp_path / "p.toml"
+    config.write_text('broker_url = "amqp://u@a/%2F, amqp://u:secret@b/%2F"\n')
+    config.chmod(0o644)
+    warning = exposed_password_warning(load_settings(config), config)
+    assert warning is not None and "carries the broker password" in warning
+    assert "secret" not in warning
