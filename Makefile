@@ -86,7 +86,8 @@ ipp: install system-deps
 	  $(BIN)/pip install -q -e '.[test,ipp]'; }
 
 # Every tier: unit, broker (RabbitMQ at 127.0.0.1:5672), pcsc (a pcscd of its own), ipp (a
-# cupsd and ippeveprinter of its own) and system (end to end, chaos).
+# cupsd and ippeveprinter of its own), cluster (three RabbitMQ nodes of its own) and system
+# (end to end, chaos).
 test: lint system-deps pcsc ipp
 	$(BIN)/python -m pytest
 

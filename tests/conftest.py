@@ -7,6 +7,8 @@ and the tiers themselves, told apart by folder.
     tests/pcsc/    a pcscd of the tests' own with vpcd's virtual readers (marked `pcsc`)
     tests/ipp/     a cupsd of the tests' own with ippeveprinter as the card printer (marked
                    `ipp`)
+    tests/cluster/ a three-node RabbitMQ cluster of the tests' own beside the system broker:
+                   broker failover (marked `cluster`)
     tests/system/  end to end: the command, device processes, the chaos run (marked `broker`
                    and `system`)
 
@@ -59,6 +61,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.pcsc)
         if tier == "ipp":
             item.add_marker(pytest.mark.ipp)
+        if tier == "cluster":
+            item.add_marker(pytest.mark.cluster)
         if tier == "unit":
             wanted = BROKER_FIXTURES & set(getattr(item, "fixturenames", ()))
             if wanted:

@@ -18,6 +18,7 @@ import structlog
 
 from printstation.agent.broker.session import BrokerThread
 from printstation.agent.config import Settings
+from printstation.agent.config.nodes import split_nodes
 from printstation.agent.station.components import PUBLISHER
 from printstation.agent.station.journal import Journal
 
@@ -30,7 +31,8 @@ log = structlog.get_logger("printstation.publisher")
 
 def broker_user(url: str) -> str | None:
     """The user a broker URL logs in as (pika's default, guest, when it names none)."""
-    credentials = pika.URLParameters(url).credentials
+    # Every node of a cluster names the same user (config.nodes): the first speaks for all.
+    credentials = pika.URLParameters((split_nodes(url) or [url])[0]).credentials
     return credentials.username if isinstance(credentials, pika.PlainCredentials) else None
 
 

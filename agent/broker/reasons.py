@@ -29,6 +29,7 @@ from pika.adapters.utils.connection_workflow import (
     AMQPConnectorStackTimeout,
 )
 
+from printstation.agent.config.nodes import node_address, split_nodes
 from printstation.drivers.errors import PrintstationError
 
 ACCESS_REFUSED = 403
@@ -61,10 +62,19 @@ class BrokerAddress:
     user: str
     vhost: str
 
+    #: For a broker_url of several nodes, every node's `host:port`, as messages name them.
+    nodes: tuple[str, ...] = ()
+
     @classmethod
     def of(cls, url: str | None) -> BrokerAddress | None:
         if not url:
             return None
+        several = split_nodes(url)
+        if len(several) > 1:
+            first = cls.of(several[0])
+            assert first is not None
+            return cls(first.host, first.port, first.user, first.vhost,
+                       tuple(node_address(node) for node in several))
         parts = urlsplit(url)
         try:
             port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
@@ -75,6 +85,8 @@ class BrokerAddress:
                    vhost)
 
     def __str__(self) -> str:
+        if self.nodes:
+            return f"any of the nodes {', '.join(self.nodes)}"
         return f"{self.host}:{self.port}"
 
 

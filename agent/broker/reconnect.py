@@ -23,6 +23,7 @@ import structlog
 
 from printstation.agent.broker.reasons import BROKER_ERRORS, explain
 from printstation.agent.broker.topology import TopologyMismatch
+from printstation.agent.config.nodes import split_nodes
 
 log = structlog.get_logger("printstation.reconnect")
 
@@ -45,7 +46,12 @@ PROBE_SECONDS = 0.25
 
 
 def port_open(url: str) -> bool:
-    """Whether the broker's TCP port accepts a connection now (no AMQP, no login)."""
+    """Whether the broker's TCP port accepts a connection now (no AMQP, no login); for a
+    broker_url of several nodes, whether any node's does."""
+    return any(_node_port_open(node) for node in split_nodes(url) or [url])
+
+
+def _node_port_open(url: str) -> bool:
     parts = urlsplit(url)
     port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
     try:
@@ -81,15 +87,22 @@ class Backoff:
 
     first: float
     most: float
+    #: The first retry after a reset comes at once (a cluster: the next node is tried).
+    immediate: bool = False
     _next: float = field(init=False)
+    _now: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self._next = self.first
+        self.reset()
 
     def reset(self) -> None:
         self._next = self.first
+        self._now = self.immediate
 
     def next(self) -> float:
+        if self._now:
+            self._now = False
+            return 0.0
         delay = self._next
         self._next = min(self._next * 2, self.most)
         return delay
@@ -99,14 +112,18 @@ def run_with_reconnect(name: str, stop: threading.Event, session: Callable[[], N
                        on_state: Callable[[bool], None], max_delay: float = 30.0,
                        on_fatal: Callable[[BaseException], None],
                        on_refused: Callable[[str], None] = lambda reason: None,
-                       url: str | None = None) -> None:
+                       url: str | None = None,
+                       node: Callable[[], str | None] = lambda: None) -> None:
     """Call `session` until `stop` is set; it returns normally only when asked to stop.
 
     `url` (its password is never shown) is where the broker is: knocked on while its port
-    is closed, and named in the log. `on_refused` hears each refusal: the broker's reason
-    and what a person must do, in one line.
+    is closed, and named in the log; `node`, when it gives one, is the URL of the node the
+    session was on, which the log names instead. `on_refused` hears each refusal: the
+    broker's reason and what a person must do, in one line.
     """
-    lost = Backoff(0.5, max_delay)
+    # With several nodes, a lost connection is retried at once: the session begins with
+    # the next node (session.BrokerThread), which is most likely up.
+    lost = Backoff(0.5, max_delay, immediate=len(split_nodes(url or "")) > 1)
     refused = Backoff(max_delay, max_delay * REFUSED_SLOWDOWN)
     while not stop.is_set():
         started = time.monotonic()
@@ -118,7 +135,7 @@ def run_with_reconnect(name: str, stop: threading.Event, session: Callable[[], N
         except BROKER_ERRORS as exc:
             on_state(False)
             _recovered(started, lost, refused)
-            problem = explain(exc, url)
+            problem = explain(exc, node() or url)
             if problem.refused:
                 delay = refused.next()
                 log.error("broker_login_refused", owner=name, error=problem.text[:500],
@@ -138,7 +155,8 @@ def run_with_reconnect(name: str, stop: threading.Event, session: Callable[[], N
                       retry_in=round(delay, 1))
         else:
             continue
-        wait_or_port_back(stop, delay * random.uniform(0.8, 1.2), url)
+        if delay > 0:
+            wait_or_port_back(stop, delay * random.uniform(0.8, 1.2), url)
 
 
 def _recovered(started: float, *backoffs: Backoff) -> None:

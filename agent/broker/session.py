@@ -42,6 +42,13 @@ class BrokerThread(ThreadedComponent):
         self.on_refused: Callable[[str], None] = lambda reason: None
         self._url = SecretStr("")
         self._password_stale = False
+        #: broker_url's nodes, and the one the next connection tries first.
+        self._nodes = settings.broker_nodes()
+        self._first_node = 0
+        #: `host:port` of the node this thread is connected to, or None.
+        self.node: str | None = None
+        self._node_index: int | None = None
+        self._lost: str | None = None
 
     def _run(self) -> None:
         try:
@@ -50,11 +57,32 @@ class BrokerThread(ThreadedComponent):
             self.on_fatal(exc)
             return
         self._before_connecting()
-        run_with_reconnect(self.name, self._stop, self._session,
+        run_with_reconnect(self.name, self._stop, self._session_on_a_node,
                            on_state=self.on_connected, on_fatal=self.on_fatal,
                            on_refused=self._refused,
                            max_delay=self.settings.reconnect_max_delay,
-                           url=self.settings.broker_url)
+                           url=self.settings.broker_url, node=self._lost_node)
+
+    def _session_on_a_node(self) -> None:
+        """One session; when it ends in an error, the next connection begins with the node
+        after the one it was on, so a dead node is tried last, not first, every time (on a
+        network that drops packets, a dead node costs a whole connect timeout)."""
+        self._node_index = None
+        self._lost = None
+        try:
+            self._session()
+        except BaseException:
+            if self._node_index is not None:
+                self._lost = self._nodes[self._node_index % len(self._nodes)]
+                self._first_node = self._node_index + 1
+            raise
+        finally:
+            self.node = None
+
+    def _lost_node(self) -> str | None:
+        """The URL (as configured) of the node a failed session was on, for its message;
+        None when it never connected (every node was tried: the message names them all)."""
+        return self._lost if len(self._nodes) > 1 else None
 
     def _refused(self, reason: str) -> None:
         """The broker refused us: say so, and read the password again before the next try."""
@@ -83,10 +111,21 @@ class BrokerThread(ThreadedComponent):
         """A new connection, named for this thread and station in the broker's UI."""
         if self._password_stale:
             self._fresh_password()
-        return pika.BlockingConnection(connection_parameters(
+        params = connection_parameters(
             self._url.get_secret_value(), heartbeat=self.settings.heartbeat,
             name=f"printstation-{self.name}-{self.settings.station_id}",
-            tls=TlsFiles.of(self.settings)))
+            tls=TlsFiles.of(self.settings), start=self._first_node)
+        conn = pika.BlockingConnection(params)
+        # Which node answered: pika keeps the parameters it connected with.
+        used = conn._impl.params
+        tried = next((i for i, p in enumerate(params)
+                      if (p.host, p.port) == (used.host, used.port)), 0)
+        self._node_index = (self._first_node + tried) % len(params)
+        self._first_node = self._node_index
+        self.node = f"{used.host}:{used.port}"
+        if len(params) > 1:
+            log.info("broker_node", owner=self.name, node=self.node)
+        return conn
 
     def _session(self) -> None:
         """One connection's life: open it, work until stopped or lost, close it."""

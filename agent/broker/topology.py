@@ -20,6 +20,7 @@ import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from printstation.agent.config import Settings
+from printstation.agent.config.nodes import rotated, split_nodes
 from printstation.drivers.errors import PrintstationError
 
 log = structlog.get_logger("printstation.topology")
@@ -60,7 +61,8 @@ def queue_arguments(settings: Settings) -> dict[str, Any]:
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
         "x-delivery-limit": settings.delivery_limit,
-    }
+    } | ({"x-quorum-initial-group-size": settings.quorum_group_size}
+         if settings.quorum_group_size is not None else {})
 
 
 def exchanges(settings: Settings) -> list[tuple[str, str]]:
@@ -176,8 +178,19 @@ def tls_options(url: str, tls: TlsFiles | None) -> pika.SSLOptions | None:
 
 
 def connection_parameters(url: str, *, heartbeat: int = 30, name: str = "printstation",
-                          tls: TlsFiles | None = None) -> pika.URLParameters:
-    """pika's parameters for `url`; a URL it cannot read is a ValueError naming it (masked)."""
+                          tls: TlsFiles | None = None, start: int = 0
+                          ) -> list[pika.URLParameters]:
+    """pika's parameters for each node of `url` (several separated by commas), beginning
+    with the node at `start`: `pika.BlockingConnection` tries them in that order, once
+    each, and connects to the first that answers. A URL it cannot read is a ValueError
+    naming it (masked)."""
+    return [node_parameters(node, heartbeat=heartbeat, name=name, tls=tls)
+            for node in rotated(split_nodes(url) or [url], start)]
+
+
+def node_parameters(url: str, *, heartbeat: int = 30, name: str = "printstation",
+                    tls: TlsFiles | None = None) -> pika.URLParameters:
+    """pika's parameters for one node's URL."""
     from printstation.agent.config import mask_url
 
     try:
@@ -190,7 +203,9 @@ def connection_parameters(url: str, *, heartbeat: int = 30, name: str = "printst
         params.ssl_options = options
     params.heartbeat = heartbeat
     params.blocked_connection_timeout = 60
+    # One attempt per node and no pause between nodes: the reconnect loop paces retries.
     params.connection_attempts = 1
+    params.retry_delay = 0
     params.socket_timeout = 10
     params.client_properties = {"connection_name": name}
     return params

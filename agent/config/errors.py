@@ -55,9 +55,11 @@ def problems(exc: ValidationError, model: type[BaseModel]) -> list[str]:
         elif error["type"] == "missing":
             msg = "missing: this table needs it"
         key = ".".join(loc) or "config"
-        line = f"config key {key}: {msg}"
-        if line not in lines:
-            lines.append(line)
+        # A validator that finds several problems in one value gives one line for each.
+        for part in msg.split("\n"):
+            line = f"config key {key}: {part}"
+            if line not in lines:
+                lines.append(line)
     return lines
 
 

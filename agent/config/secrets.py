@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote
 from pydantic import SecretStr
 
 from printstation.agent.config.errors import ConfigError
+from printstation.agent.config.nodes import join_nodes, split_nodes
 
 if TYPE_CHECKING:
     from printstation.agent.config.settings import Settings
@@ -44,7 +45,14 @@ def _split_userinfo(url: str) -> tuple[str, str | None, str]:
 
 
 def mask_url(value: str) -> str:
-    """The URL with the password of its user info as `***`; anything else unchanged."""
+    """The URL with the password of its user info as `***`; anything else unchanged. A
+    broker_url of several nodes (comma-separated) has each node's password masked."""
+    if "," in value and "://" in value:
+        return ",".join(_mask_one(part) for part in value.split(","))
+    return _mask_one(value)
+
+
+def _mask_one(value: str) -> str:
     head, userinfo, rest = _split_userinfo(value)
     if userinfo is None or ":" not in userinfo:
         return value
@@ -61,7 +69,11 @@ def mask_secrets(value: Any) -> Any:
 
 
 def with_password(url: str, password: str) -> str:
-    """The URL's user with `password`, quoted so that pika's unquoting gives it back whole."""
+    """The URL's user with `password`, quoted so that pika's unquoting gives it back whole;
+    on every node of a broker_url of several."""
+    nodes = split_nodes(url)
+    if len(nodes) > 1:
+        return join_nodes([with_password(node, password) for node in nodes])
     head, userinfo, rest = _split_userinfo(url)
     user = (userinfo or "").partition(":")[0]
     return f"{head}{user}:{quote(password, safe='')}@{rest}"
@@ -132,7 +144,8 @@ def resolve_broker_password(url: str, configured: Path | None
     user) raise ConfigError now.
     """
     key = "config key broker_password_file"
-    _, userinfo, _ = _split_userinfo(url)
+    # Every node names the same user (nodes.node_problems): the first one speaks for all.
+    _, userinfo, _ = _split_userinfo((split_nodes(url) or [url])[0])
     user = unquote((userinfo or "").partition(":")[0])
     path = configured
     if path is None and os.environ.get("CREDENTIALS_DIRECTORY"):
@@ -186,10 +199,13 @@ def exposed_password_warning(settings: Settings, config_file: Path | str | None)
         from_file = tomllib.loads(path.read_text()).get("broker_url")
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
-    _, userinfo, _ = _split_userinfo(settings.broker_url)
-    has_password = bool(userinfo and userinfo.partition(":")[2])
+    has_password = False
+    for node in split_nodes(settings.broker_url):
+        _, userinfo, _ = _split_userinfo(node)
+        has_password = has_password or bool(userinfo and userinfo.partition(":")[2])
     exposed = readable_by_others(path, mode)
-    if from_file != settings.broker_url or not has_password or exposed is None:
+    if not isinstance(from_file, str) or join_nodes(split_nodes(from_file)) != \
+            settings.broker_url or not has_password or exposed is None:
         return None
     how = exposed.partition(";")[0].removeprefix("is ")
     return (f"broker_url in {path} carries the broker password, and the file is {how}: keep "

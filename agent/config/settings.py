@@ -35,6 +35,7 @@ from pydantic_settings import (
 )
 
 from printstation.agent.config.errors import ConfigError, problems
+from printstation.agent.config.nodes import join_nodes, node_problems, split_nodes
 from printstation.agent.config.secrets import mask_url, resolve_broker_password, with_password
 from printstation.agent.contract import NAME_PATTERN, NAME_RE
 
@@ -123,6 +124,11 @@ class Settings(BaseSettings):
     cleaning_interval: int = Field(default=1000, ge=0)
     names: Names = Field(default_factory=Names)
     delivery_limit: int = Field(default=20, ge=1, le=1000)
+    #: x-quorum-initial-group-size of the quorum queues the agent declares: on how many
+    #: cluster nodes each is replicated. Unset: the broker's default (argument left out).
+    #: The broker refuses a re-declaration with another value, so every station and
+    #: `declare-shared` must give the same one.
+    quorum_group_size: int | None = Field(default=None, ge=1, le=99)
     max_attempts: int = Field(default=3, ge=1, le=20)
     handback_after: float = Field(default=300.0, ge=0)
     telemetry_interval: float = Field(default=30.0, gt=0, le=30.0)
@@ -148,12 +154,21 @@ class Settings(BaseSettings):
     #: (LANG=id_ID.UTF-8 is Indonesian). See printstation.agent.i18n.
     language: Literal["id", "en"] | None = None
 
+    @field_validator("broker_url", mode="before")
+    @classmethod
+    def _one_string(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError("give several nodes as one string of URLs separated by commas, "
+                             'e.g. "amqp://u@node-1/%2F,amqp://u@node-2/%2F"; not a list')
+        return value
+
     @field_validator("broker_url")
     @classmethod
     def _amqp_url(cls, value: str) -> str:
-        if not value.startswith(("amqp://", "amqps://")):
-            raise ValueError("must start with amqp:// or amqps://")
-        return value
+        found = node_problems(value)
+        if found:
+            raise ValueError("\n".join(found))
+        return join_nodes(split_nodes(value))
 
     @field_validator("pools", "stocks", "ribbon_types", mode="before")
     @classmethod
@@ -256,6 +271,10 @@ class Settings(BaseSettings):
         if _TOML_FILE.path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_TOML_FILE.path))
         return tuple(sources)
+
+    def broker_nodes(self) -> list[str]:
+        """broker_url's node URLs, in the order given (one for a single broker)."""
+        return split_nodes(self.broker_url)
 
     def station_queue(self) -> str:
         return self.names.station_queue.format(station=self.station_id)
