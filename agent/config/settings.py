@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     names: Names = Field(default_factory=Names)
     delivery_limit: int = Field(default=20, ge=1, le=1000)
     max_attempts: int = Field(default=3, ge=1, le=20)
+    #: Jobs held here with their images at once (README, "A bounded local backlog"):
+    #: beyond that the station queue waits at the broker until cards print.
+    max_held_jobs: int = Field(default=50, ge=1, le=100000)
     handback_after: float = Field(default=300.0, ge=0)
     telemetry_interval: float = Field(default=30.0, gt=0, le=30.0)
     reconnect_max_delay: float = Field(default=30.0, gt=0)
