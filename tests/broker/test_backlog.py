@@ -105,3 +105,28 @@ def test_a_500_job_station_queue_is_held_50_at_a_time_and_all_printed_once(
     # The consumer reads the count after every job it takes; the sampler from outside.
     assert consumer.most_held == BOUND, consumer.most_held
     assert sampler.samples > 100 and sampler.most == BOUND, (sampler.samples, sampler.most)
+
+
+def test_a_full_backlog_still_hears_a_cancel_and_takes_the_next_job_in_its_place(
+        make_station, signing_key, submitter, broker_url, station_id):
+    """The control queue is consumed while the station queue waits: a cancel ends a held
+    job, and the room it leaves is filled from the broker."""
+    bound, n = 5, 12
+    station = make_station(station_id, sim="print_time=0.01&render=0", max_held_jobs=bound)
+    agent = station.agent
+    jobs = agent.journal.jobs
+    queue = agent.settings.station_queue()
+    agent.station.pause("test", "fill the station queue first")
+    bodies = small_jobs(station_id, n)
+    publish_all(broker_url, station_id, signing_key, bodies)
+    wait_for(lambda: jobs.held() == bound and ready_messages(broker_url, queue) == n - bound,
+             20, f"{bound} held and {n - bound} at the broker")
+    first = bodies[0]["job_id"]
+    submitter.control(station_id, "cancel", job_id=first)
+    wait_for(lambda: jobs.known(first) == "cancelled" and jobs.held() == bound
+             and ready_messages(broker_url, queue) == n - bound - 1, 20,
+             "the cancel, and one more job taken in its place")
+    agent.station.resume("test", "print them")
+    rest = [b["job_id"] for b in bodies[1:]]
+    wait_for(lambda: len(station.ledger()) >= n - 1, 30, f"{n - 1} cards printed")
+    assert sorted(station.issued()) == sorted(rest)
