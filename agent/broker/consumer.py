@@ -7,6 +7,15 @@ acknowledged only after intake stored it in the journal, so a crash before that 
 in the queue. When the station cannot store (`storefault.StationFault`: a full disk), the
 delivery goes back to the queue and the consumers are cancelled until it can store again,
 so the broker keeps the jobs and no delivery is spent in a loop against the delivery limit.
+
+The station holds at most `max_held_jobs` jobs with their images (README, "A bounded local
+backlog"). While there is more room than the consumer's prefetch, the station queue is
+consumed (pushed, at once); with less, the consumer is cancelled and jobs are taken one at a
+time with `basic.get`, only as many as fit, so the rest wait at the broker. Getting, not
+consuming and returning: a delivery handed back to a quorum queue counts against its
+delivery limit, and a consumer paused and resumed at every card would hand back the same
+prefetched jobs again and again until they were dead-lettered. The printer thread only
+signals (a status stored wakes this thread); this thread alone touches the connection.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ from printstation.agent.station.storefault import STORE_RETRY_SECONDS
 log = structlog.get_logger("printstation.consumer")
 
 POOL_POLL_SECONDS = 0.5
+#: Unacknowledged deliveries the broker may push to each consumer.
+PREFETCH = 4
 IDLE_WAIT = 5.0
 RECOVERY_WAIT = 30.0
 
@@ -59,6 +70,12 @@ class AmqpSource(BrokerThread):
         self._conn: pika.BlockingConnection | None = None
         #: Pool claims the broker committed and the journal has not recorded yet.
         self._committed: list[str] = []
+        #: The station queue's consumer tag while it is consumed (None: faulted, or full).
+        self._station_tag: str | None = None
+        #: The backlog bound is reached or near: jobs are got one at a time, as they fit.
+        self.backlog_full = False
+        #: The most jobs held at once this run (what the bound must keep <= max_held_jobs).
+        self.most_held = 0
 
     def _wake(self) -> None:
         conn = self._conn
@@ -73,46 +90,101 @@ class AmqpSource(BrokerThread):
             self.after.wait(RECOVERY_WAIT)
 
     def _session(self) -> None:
-        conn = self._connect()
-        self._conn = conn
+        conn = self._conn = self._connect()
+        self._station_tag = None
+
+        def waker() -> None:  # another thread stored an event (a card printed, say)
+            if self.backlog_full:
+                self._wake()
+
+        self.journal.store.outbox_event.add_waker(waker)
         try:
             topology.declare(conn, self.settings)
             ch = conn.channel()
-            ch.basic_qos(prefetch_count=4)
-            tags = self._consume(ch) if self.intake.fault.why is None else []
+            ch.basic_qos(prefetch_count=PREFETCH)
+            control_tag: str | None = None
+            if self.intake.fault.why is None:
+                control_tag = self._consume_control(ch)
+                self._fit_station(ch)
             pool_ch = conn.channel() if self.settings.pools else None
             if pool_ch is not None:
                 pool_ch.tx_select()
             self.on_connected(True)
             log.info("consumer_connected", station_queue=self.settings.station_queue(),
-                     pools=self.settings.pools)
-            # Without pools there is nothing to poll: deliveries and stop() wake the loop.
-            wait = POOL_POLL_SECONDS if pool_ch is not None else IDLE_WAIT
+                     pools=self.settings.pools, max_held_jobs=self.settings.max_held_jobs)
             while not self._stop.is_set():
-                conn.process_data_events(
-                    time_limit=wait if tags else STORE_RETRY_SECONDS)
+                conn.process_data_events(time_limit=self._wait_for(control_tag, pool_ch))
                 fault = self.intake.fault
-                if tags and fault.why is not None:
-                    for tag in tags:  # pika returns what was prefetched to the queue
-                        ch.basic_cancel(tag)
-                    tags = []
+                if control_tag and fault.why is not None:
+                    # pika returns what was prefetched to the queue
+                    for tag in (control_tag, self._station_tag):
+                        if tag:
+                            ch.basic_cancel(tag)
+                    control_tag = self._station_tag = None
                     log.warning("consuming_stopped", why=fault.why)
-                elif not tags and fault.cleared():
+                elif not control_tag and fault.cleared():
                     self._confirm_claims()
                     if fault.why is None:
-                        tags = self._consume(ch)
+                        control_tag = self._consume_control(ch)
                         log.info("consuming_again")
-                if pool_ch is not None and tags:
-                    self._poll_pools(pool_ch)
+                if control_tag:
+                    self._fit_station(ch)
+                    if pool_ch is not None:
+                        self._poll_pools(pool_ch)
         finally:
+            self.journal.store.outbox_event.remove_waker(waker)
             self._conn = None
+            self._station_tag = None
             if conn.is_open:
                 with contextlib.suppress(pika.exceptions.AMQPError):
                     conn.close()
 
-    def _consume(self, ch: BlockingChannel) -> list[str]:
-        return [ch.basic_consume(self.settings.station_queue(), self._on_station),
-                ch.basic_consume(self.settings.control_queue(), self._on_control)]
+    def _wait_for(self, control_tag: str | None, pool_ch: BlockingChannel | None) -> float:
+        """How long one round waits for the broker: deliveries, stop() and (while the
+        backlog is full) a card printed wake it sooner."""
+        if not control_tag:
+            return STORE_RETRY_SECONDS
+        if pool_ch is not None or self._station_tag is None:
+            return POOL_POLL_SECONDS
+        return IDLE_WAIT
+
+    def _consume_control(self, ch: BlockingChannel) -> str:
+        return ch.basic_consume(self.settings.control_queue(), self._on_control)
+
+    def _room(self) -> int:
+        """How many more jobs with their images this station may take now."""
+        held = self.journal.jobs.held()
+        self.most_held = max(self.most_held, held)
+        return self.settings.max_held_jobs - held
+
+    def _fit_station(self, ch: BlockingChannel) -> None:
+        """Consume the station queue while more than a prefetch fits; else get what fits.
+
+        The switch to getting cancels the consumer, which returns at most a prefetch of
+        deliveries to the queue, once per filling of the backlog, not once per card.
+        """
+        room = self._room()
+        if room > PREFETCH:
+            if self._station_tag is None:
+                self._station_tag = ch.basic_consume(self.settings.station_queue(),
+                                                     self._on_station)
+                if self.backlog_full:
+                    self.backlog_full = False
+                    log.info("backlog_room_again", held=self.settings.max_held_jobs - room)
+            return
+        if self._station_tag is not None:
+            ch.basic_cancel(self._station_tag)
+            self._station_tag = None
+        if not self.backlog_full:
+            self.backlog_full = True
+            log.info("backlog_near_bound", held=self.settings.max_held_jobs - room,
+                     max_held_jobs=self.settings.max_held_jobs)
+        while room > 0 and not self._stop.is_set() and self.intake.fault.why is None:
+            method, props, body = ch.basic_get(self.settings.station_queue())
+            if method is None:
+                return
+            self._on_station(ch, method, props, body)
+            room = self._room()
 
     # ------------------------------------------------------------------------ deliveries
 
@@ -137,6 +209,11 @@ class AmqpSource(BrokerThread):
 
     def _on_station(self, ch: BlockingChannel, method: Any, props: pika.BasicProperties,
                     body: bytes) -> None:
+        if self._room() <= 0:
+            # More came than fit (a prefetch in flight when the bound was reached): it
+            # waits at the broker. Only the switch to getting can lead here.
+            ch.basic_reject(method.delivery_tag, requeue=True)
+            return
         d = Delivery(body=body, headers=_headers(props), message_id=props.message_id,
                      source="station", redelivered=bool(method.redelivered))
         self._apply(ch, method.delivery_tag, self._decide(self.intake.job, d))
@@ -149,7 +226,8 @@ class AmqpSource(BrokerThread):
 
     def _poll_pools(self, ch: BlockingChannel) -> None:
         for pool in self.settings.pools:
-            while not self._stop.is_set() and self.can_take_pool_job(pool):
+            while (not self._stop.is_set() and self._room() > 0
+                   and self.can_take_pool_job(pool)):
                 method, props, body = ch.basic_get(self.settings.pool_queue(pool))
                 if method is None:
                     break

@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     #: `declare-shared` must give the same one.
     quorum_group_size: int | None = Field(default=None, ge=1, le=99)
     max_attempts: int = Field(default=3, ge=1, le=20)
+    #: Jobs held here with their images at once (README, "A bounded local backlog"):
+    #: beyond that the station queue waits at the broker until cards print.
+    max_held_jobs: int = Field(default=50, ge=1, le=100000)
     handback_after: float = Field(default=300.0, ge=0)
     telemetry_interval: float = Field(default=30.0, gt=0, le=30.0)
     reconnect_max_delay: float = Field(default=30.0, gt=0)

@@ -175,6 +175,11 @@ class TelemetryFields(_Fields):
     alerts: list[OpenAlert] = []
     counters: Counters
     queued_jobs: int
+    #: Beyond the contract: jobs held here with their images (waiting, printing, waiting
+    #: for a check, handed back), and the most it holds before the rest wait at the broker
+    #: (`max_held_jobs`). None from an agent before the bound.
+    held_jobs: int | None = None
+    max_held_jobs: int | None = None
 
 
 class Telemetry(TelemetryFields, _Event):

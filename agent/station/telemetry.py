@@ -127,7 +127,8 @@ class TelemetryLoop(ThreadedComponent):
             maintenance=contract.Maintenance(**self.maintenance()),
             alerts=[contract.OpenAlert(**a) for a in s.alerts.open_alerts()],
             counters=contract.Counters(**s.journal.cards.counts()),
-            queued_jobs=s.journal.jobs.waiting())
+            queued_jobs=s.journal.jobs.waiting(), held_jobs=s.journal.jobs.held(),
+            max_held_jobs=s.settings.max_held_jobs)
         return fields, levels, fc
 
     def event(self) -> dict[str, Any]:

@@ -109,6 +109,13 @@ class StationCollector(Collector):
                                 value=1.0 if t["taking_jobs"] else 0.0)
         yield GaugeMetricFamily("printstation_queued_jobs", "Jobs held, waiting to print",
                                 value=t["queued_jobs"])
+        if t.get("held_jobs") is not None:
+            yield GaugeMetricFamily("printstation_held_jobs",
+                                    "Jobs held with their images (bounded by max_held_jobs)",
+                                    value=t["held_jobs"])
+            yield GaugeMetricFamily("printstation_max_held_jobs",
+                                    "The most jobs held with their images before the rest "
+                                    "wait at the broker", value=t["max_held_jobs"])
         yield GaugeMetricFamily("printstation_outbox_backlog",
                                 "Events stored and not yet confirmed by the broker",
                                 value=a.backlog())

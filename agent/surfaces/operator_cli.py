@@ -27,6 +27,11 @@ TEXT = {
     # TRANSLATORS: `status`'s first column: each label is padded to 10 characters.
     "state_label": N_("state"), "printer_label": N_("printer"), "queued_label": N_("queued"),
     "printer": N_("{model} {serial}: {words}"),
+    # TRANSLATORS: `status`'s label for the jobs kept on this PC with their images.
+    "held_label": N_("held"),
+    "held": N_("{held} of at most {most} jobs, with their images"),
+    "held_full": N_("{held} of at most {most} jobs, with their images; the rest wait at the "
+                    "broker"),
     "yes": N_("yes"), "no": N_("no"),
     # TRANSLATORS: an alert in `status`; {severity} is critical, warning or info in words.
     "alert": N_("ALERT {severity}: {message}"),
@@ -139,8 +144,12 @@ def format_status(answer: dict[str, Any]) -> list[str]:
     lines = [_row("state_label", station[:1].lower() + station[1:] + why),
              _row("printer_label", say("printer", model=p["model"], serial=p["serial"],
                                        words=words)),
-             _row("queued_label", queued),
-             format_stock(t)]
+             _row("queued_label", queued)]
+    if t.get("held_jobs") is not None:  # from an agent that bounds its backlog
+        full = t["held_jobs"] >= t["max_held_jobs"]
+        lines.append(_row("held_label", say("held_full" if full else "held",
+                                            held=t["held_jobs"], most=t["max_held_jobs"])))
+    lines.append(format_stock(t))
     # A check's alert says what the block below says, at more length.
     lines += [say("alert", severity=_word(SEVERITIES, a["severity"]), message=a["message"])
               for a in t.get("alerts", []) if not a["condition"].startswith(CONDITION_PREFIX)]

@@ -73,6 +73,8 @@ def test_precedence_file_then_environment_then_flags(tmp_path, monkeypatch):
      "config key thresholds.toner: unknown key; valid: ribbon, film, cards"),
     ("[thresholds.film]\nwarning = 1\ncritical = 5", "critical level is above the warning"),
     ("delivery_limit = 0", "config key delivery_limit"),
+    ("max_held_jobs = 0", "config key max_held_jobs: Input should be greater than or equal to 1"),
+    ('max_held_jobs = "many"', "config key max_held_jobs"),
     ("station_id = ", "not valid TOML"),
 ])
 def test_a_bad_config_names_the_key_and_the_problem(tmp_path, text, needle):
@@ -149,6 +151,11 @@ def test_listen_flags_override_the_file_and_the_environment(tmp_path, monkeypatc
     assert (s.web_listen, s.metrics_listen) == ("127.0.0.1:3001", "")
     with pytest.raises(ConfigError, match="config key metrics_listen: must be HOST:PORT"):
         load(parse([*command, "--metrics-listen", "9470"]))
+
+
+def test_max_held_jobs_is_50_unless_set(tmp_path):
+    assert load_settings(write(tmp_path, "")).max_held_jobs == 50
+    assert load_settings(write(tmp_path, "max_held_jobs = 200")).max_held_jobs == 200
 
 
 def test_a_missing_file_is_named(tmp_path):

@@ -396,3 +396,21 @@ def test_card_numbers_are_never_used_twice_even_after_the_ledger_is_pruned(
     assert journal.store.db.execute("SELECT COUNT(*) FROM cards").fetchone()[0] == 0
     assert journal.cards.drawn() == 3  # the life count, from the counter
     assert journal.cards.test(None, CardUse(stock="ektp", sides=1), "t") == max(first) + 1
+
+
+def test_held_counts_every_job_whose_images_are_on_disk_until_they_are_erased(tmp_path, job):
+    """`held` is what `max_held_jobs` bounds: a job counts from stored until its images go,
+    a printed one whose images wait for the next card included."""
+    journal = Journal(tmp_path, "s1")
+    assert journal.jobs.held() == 0
+    journal.jobs.take(job[0], job[1], {}, "station")
+    second = job[0].model_copy(update={"job_id": "J-2"})
+    journal.jobs.take(second, job[1], {}, "station")
+    assert (journal.jobs.held(), journal.jobs.waiting()) == (2, 2)
+    journal.progress.start_printing("J-1", 0)
+    journal.progress.card_printed("J-1", 1, between_cards=True)
+    assert (journal.jobs.held(), journal.jobs.waiting()) == (2, 1)  # its images still here
+    journal.jobs.erase_finished_images()
+    assert journal.jobs.held() == 1
+    assert journal.progress.finish("J-2", "expired")
+    assert journal.jobs.held() == 0

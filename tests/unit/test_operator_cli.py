@@ -30,6 +30,16 @@ def test_status_says_the_printer_prints_while_the_station_prints_and_faults_in_w
     assert lines[0] == "state     not printing" and lines[2] == "queued    2 jobs; taking jobs: yes"
 
 
+def test_status_shows_the_jobs_held_and_says_when_the_rest_wait_at_the_broker():
+    answer = _status("printing", "ready", [])
+    assert not any(line.startswith("held") for line in format_status(answer))  # an old agent
+    answer["telemetry"].update(held_jobs=12, max_held_jobs=50)
+    assert format_status(answer)[3] == "held      12 of at most 50 jobs, with their images"
+    answer["telemetry"].update(held_jobs=50)
+    assert format_status(answer)[3] == ("held      50 of at most 50 jobs, with their images; "
+                                        "the rest wait at the broker")
+
+
 def test_a_check_is_shown_once_within_80_columns():
     lines = format_status(_status("ready", "ready", []))
     text = "\n".join(lines)

@@ -311,6 +311,12 @@ class Jobs:
             return self.store.db.execute(
                 "SELECT COUNT(*) FROM jobs WHERE state IN (?, ?)", WAITING).fetchone()[0]
 
+    def held(self) -> int:
+        """Jobs whose message (the citizen's images) this station holds on its disk: from
+        the moment a job is stored until its images are erased. `max_held_jobs` bounds it."""
+        with self.store.lock:
+            return self.store.db.execute("SELECT COUNT(*) FROM job_data").fetchone()[0]
+
     def erase_finished_images(self) -> None:
         """Erase the message of every job that is no longer live: the printed ones that
         `Progress.card_printed(between_cards=True)` left, and any other left behind.

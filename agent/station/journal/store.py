@@ -38,12 +38,17 @@ class Signal(threading.Event):
     def __init__(self) -> None:
         super().__init__()
         self._wakers: tuple[Callable[[], None], ...] = ()
+        #: Two connections (publisher, consumer) add and remove theirs from their own
+        #: threads: a read-modify-write unguarded could drop the other's waker.
+        self._wakers_lock = threading.Lock()
 
     def add_waker(self, waker: Callable[[], None]) -> None:
-        self._wakers = (*self._wakers, waker)
+        with self._wakers_lock:
+            self._wakers = (*self._wakers, waker)
 
     def remove_waker(self, waker: Callable[[], None]) -> None:
-        self._wakers = tuple(w for w in self._wakers if w is not waker)
+        with self._wakers_lock:
+            self._wakers = tuple(w for w in self._wakers if w is not waker)
 
     def set(self) -> None:
         super().set()
