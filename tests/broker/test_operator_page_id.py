@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pika.exceptions import UnroutableError
 
 from printstation.agent import i18n
 from printstation.agent.central.samples import sample_job
@@ -24,6 +23,7 @@ from printstation.agent.surfaces.control_socket import call
 from tests.broker.test_operator_page import _readable, screenshots  # noqa: F401  (fixture)
 from tests.broker.test_web import browser, web_url  # noqa: F401  (the browser fixture)
 from tests.support import CLI, control_answers, run, wait_for
+from tests.support.broker import submit_when_queued
 
 #: What decides a process's language besides its configuration: none of it may say "id"
 #: here, so that only `language = "id"` in the file makes the agent and the CLI Indonesian.
@@ -118,16 +118,8 @@ def test_the_page_and_the_commands_in_indonesian(indonesian_agent, browser,  # n
     assert text("message") == "Dijeda: pencetakan berhenti setelah kartu yang ada di printer."
     bodies = [sample_job(f"ID-{station_id}-{i}", two_sided=False,
                          reference=f"PERMOHONAN-00020{i}").body for i in range(2)]
-
-    def submitted(body: dict) -> bool:
-        try:
-            submitter.submit_job(body, station=station_id)
-        except UnroutableError:  # the agent has not declared its queue yet
-            return False
-        return True
-
     for body in bodies:
-        wait_for(lambda b=body: submitted(b), 30, "the station's queue")
+        submit_when_queued(submitter, body, station_id)
     wait_for(lambda: text("waiting-title") == "Menunggu dicetak (2)", 20, "two waiting")
     rows = browser.find_elements(By.CSS_SELECTOR, "#waiting tr")
     assert [r.find_elements(By.TAG_NAME, "td")[3].text for r in rows] == ["menunggu"] * 2

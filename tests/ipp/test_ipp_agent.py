@@ -13,14 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pika.exceptions import UnroutableError
 
 from printstation.agent.central.samples import sample_job
 from printstation.agent.central.tools import EventTap
 from tests.ipp.conftest import CardQueue
 from tests.support import wait_for
 from tests.support.agents import AgentProcess
-from tests.support.broker import Events
+from tests.support.broker import Events, submit_when_queued
 
 
 @pytest.fixture
@@ -39,16 +38,7 @@ def ipp_agent(card_queue: CardQueue, tmp_path: Path, broker_url: str, station_id
 
 
 def submit(submitter, station_id: str, job_id: str) -> None:
-    body = sample_job(job_id, two_sided=True).body
-
-    def routed() -> bool:
-        try:
-            submitter.submit_job(body, station=station_id)
-        except UnroutableError:
-            return False
-        return True
-
-    wait_for(routed, 30, "the station's queue")
+    submit_when_queued(submitter, sample_job(job_id, two_sided=True).body, station_id)
 
 
 def issued(card_queue: CardQueue, job_id: str) -> list[dict]:

@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pika.exceptions import UnroutableError
 
 from printstation.agent.central.samples import SampleJob, sample_job
 from printstation.agent.central.tools import EventTap
 from printstation.simulator.chip import digest_of_writes
 from tests.support import wait_for
 from tests.support.agents import AgentProcess
-from tests.support.broker import Events
+from tests.support.broker import Events, submit_when_queued
 from tests.support.pcsc import Pcscd
 from tests.support.sim import SimProcess
 
@@ -46,18 +45,6 @@ def chip_printer(pcscd: Pcscd, sim_process, tmp_path: Path, broker_url: str,
     yield make
     for agent in agents:
         agent.stop()
-
-
-def submit_when_queued(submitter, body: dict, station_id: str) -> None:
-    """Submit once the agent has declared its queue (mandatory routing refuses it before)."""
-    def submitted() -> bool:
-        try:
-            submitter.submit_job(body, station=station_id)
-        except UnroutableError:
-            return False
-        return True
-
-    wait_for(submitted, 30, "the station's queue")
 
 
 def personal_traces(job: SampleJob) -> list[bytes]:

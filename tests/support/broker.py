@@ -123,3 +123,16 @@ class Events:
             return all(self.final(j) for j in job_ids)
         wait_for(done, timeout, f"a terminal status for {len(job_ids)} jobs")
         return {j: self.final(j) for j in job_ids}  # type: ignore[misc]
+
+
+def submit_when_queued(submitter, body: dict, station_id: str, timeout: float = 30) -> None:
+    """Submit a job once its station's agent has declared its queue: mandatory routing
+    refuses it before (UnroutableError), so a test that starts an agent waits here."""
+    def submitted() -> bool:
+        try:
+            submitter.submit_job(body, station=station_id)
+        except pika.exceptions.UnroutableError:
+            return False
+        return True
+
+    wait_for(submitted, timeout, "the station's queue")

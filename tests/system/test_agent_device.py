@@ -8,6 +8,7 @@ import pytest
 
 from printstation.agent.central.samples import sample_job
 from tests.support import job_fingerprint, wait_for
+from tests.support.broker import submit_when_queued
 
 
 def _url(sim, transport: str, monkeypatch) -> str:
@@ -192,8 +193,6 @@ def test_an_agent_killed_mid_card_leaves_a_check_saying_what_the_printer_said(
     import subprocess
     import sys
 
-    from pika.exceptions import UnroutableError
-
     from tests.support import control_answers, run
 
     sim = sim_process("print_time=3.0", "render=0", "counter=7")
@@ -213,15 +212,7 @@ def test_an_agent_killed_mid_card_leaves_a_check_saying_what_the_printer_said(
     agent = start()
     try:
         body = sample_job(f"KILLED-{station_id}", two_sided=False).body
-
-        def submitted() -> bool:  # once the agent has declared its queue
-            try:
-                submitter.submit_job(body, station=station_id)
-            except UnroutableError:
-                return False
-            return True
-
-        wait_for(submitted, 30, "the station's queue")
+        submit_when_queued(submitter, body, station_id)
         wait_for(lambda: sim.control(cmd="status")["printing"], 30, "the card in the printer")
         agent.kill()
         agent.wait(10)
