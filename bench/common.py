@@ -212,3 +212,44 @@ def report(name: str, value: float, unit: str, baseline: float | None = None,
 
 def timed_runs(runs: int, one: Callable[[], float]) -> list[float]:
     return [one() for _ in range(runs)]
+
+
+def start_agents(root: Path, stations: list[str], broker_url: str,
+                 print_time: float) -> list[subprocess.Popen]:
+    """A `printstation run` process per station, each on its own `sim://` printer (its
+    ledger in ROOT/STATION/cards) and state folder under `root`, trusting this run's key."""
+    from cryptography.hazmat.primitives import serialization
+
+    keys = root / "central.pub"
+    keys.write_bytes(KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    procs = []
+    for station in stations:
+        cfg = root / f"{station}.toml"
+        cfg.write_text(
+            f'station_id = "{station}"\nbroker_url = "{broker_url}"\n'
+            f'printer_url = "sim://?print_time={print_time}&render=0&out='
+            f'{root / station / "cards"}"\nstate_dir = "{root / station / "state"}"\n'
+            'web_listen = ""\nmetrics_listen = ""\n'
+            f'[trusted_keys]\n{KEY_ID} = "{keys}"\n')
+        procs.append(child(
+            [sys.executable, "-m", "printstation.agent", "run", "--config", str(cfg)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
+def wait_telemetry(events: Callable[[float], Iterator[dict]], stations: list[str],
+                   timeout: float = 300) -> None:
+    """Until every station has published telemetry (it runs and reached the broker), read
+    from `events` (an EventTap's)."""
+    import time
+
+    ready: set[str] = set()
+    ours = set(stations)
+    deadline = time.monotonic() + timeout
+    while len(ready) < len(stations) and time.monotonic() < deadline:
+        for e in events(1.0):
+            if e.get("station_id") in ours and e["schema"] == "printstation.telemetry/1":
+                ready.add(e["station_id"])
+            if len(ready) == len(stations):
+                break

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import subprocess
 import sys
 import time
@@ -30,11 +29,12 @@ from common import (
     DEFAULT_BROKER,
     KEY,
     KEY_ID,
-    child,
     iter_signed_jobs,
     own_vhost,
     report,
     scratch,
+    start_agents,
+    wait_telemetry,
 )
 from footprint import cpu_seconds
 
@@ -63,39 +63,16 @@ def main() -> None:
 def run(args: argparse.Namespace, broker_url: str) -> bool:
     """The fleet on `broker_url`; True when every job was printed."""
     root = scratch("printstation-fleet-")
-    keys = root / "central.pub"
-    from cryptography.hazmat.primitives import serialization
-
-    keys.write_bytes(KEY.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
     tag = uuid.uuid4().hex[:6]
     stations = [f"fleet-{tag}-{i:03d}" for i in range(args.agents)]
     ours = set(stations)
     expected: set[str] = set()
-    procs = []
     beam = broker_pid()
     with EventTap(broker_url, binding=["status.#", "card.#", "telemetry.#",
                                             "alert.#"]) as tap:
-        for station in stations:
-            cfg = root / f"{station}.toml"
-            cfg.write_text(
-                f'station_id = "{station}"\nbroker_url = "{broker_url}"\n'
-                f'printer_url = "sim://?print_time={args.print_time}&render=0&out='
-                f'{root / station / "cards"}"\nstate_dir = "{root / station / "state"}"\n'
-                'web_listen = ""\nmetrics_listen = ""\n'
-                f'[trusted_keys]\n{KEY_ID} = "{keys}"\n')
-            procs.append(child(
-                [sys.executable, "-m", "printstation.agent", "run", "--config", str(cfg)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ))
+        procs = start_agents(root, stations, broker_url, args.print_time)
         counts: collections.Counter[str] = collections.Counter()
-        ready: set[str] = set()
-        deadline = time.monotonic() + 300
-        while len(ready) < len(stations) and time.monotonic() < deadline:
-            for e in tap.events(1.0):
-                if e.get("station_id") in ours and e["schema"] == "printstation.telemetry/1":
-                    ready.add(e["station_id"])
-                if len(ready) == len(stations):
-                    break
+        wait_telemetry(tap.events, stations)
         started = time.monotonic()
         cpu0 = cpu_seconds(beam)
         with Submitter(broker_url, key=KEY, key_id=KEY_ID) as sub:

@@ -22,16 +22,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from datetime import datetime
 
 import pika
-from common import DEFAULT_BROKER, KEY, KEY_ID, child, iter_signed_jobs, own_vhost, scratch
+from common import (
+    DEFAULT_BROKER,
+    KEY,
+    KEY_ID,
+    iter_signed_jobs,
+    own_vhost,
+    scratch,
+    start_agents,
+    wait_telemetry,
+)
 
 from printstation.agent.central.tools import EventTap, Submitter
 
@@ -67,35 +74,14 @@ def bare_round_trips(broker_url: str, count: int = 200) -> list[float]:
 
 def run_agents(broker_url: str, agents: int, jobs: int, print_time: float) -> list[float]:
     """Latency of every card printed by `agents` agents with `jobs` jobs each."""
-    from cryptography.hazmat.primitives import serialization
-
     root = scratch("printstation-latency-")
-    keys = root / "central.pub"
-    keys.write_bytes(KEY.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     tag = uuid.uuid4().hex[:6]
     stations = [f"lat-{tag}-{i:03d}" for i in range(agents)]
     ours = set(stations)
-    procs = []
     arrived: dict[str, float] = {}
     with EventTap(broker_url, binding=["status.#", "telemetry.#"]) as tap:
-        for station in stations:
-            cfg = root / f"{station}.toml"
-            cfg.write_text(
-                f'station_id = "{station}"\nbroker_url = "{broker_url}"\n'
-                f'printer_url = "sim://?print_time={print_time}&render=0&out='
-                f'{root / station / "cards"}"\nstate_dir = "{root / station / "state"}"\n'
-                'web_listen = ""\nmetrics_listen = ""\n'
-                f'[trusted_keys]\n{KEY_ID} = "{keys}"\n')
-            procs.append(child(
-                [sys.executable, "-m", "printstation.agent", "run", "--config", str(cfg)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ))
-        ready: set[str] = set()
-        deadline = time.monotonic() + 300
-        while len(ready) < agents and time.monotonic() < deadline:
-            for e in tap.events(1.0):
-                if e.get("station_id") in ours and e["schema"] == "printstation.telemetry/1":
-                    ready.add(e["station_id"])
+        procs = start_agents(root, stations, broker_url, print_time)
+        wait_telemetry(tap.events, stations)
         expected = set()
         signed = {station: list(iter_signed_jobs(jobs, f"L{station}", to=station))
                   for station in stations}
