@@ -71,10 +71,17 @@ class Outcomes:
         log.warning("card_fault", job_id=job_id, fault=exc.fault.value, attempt=attempt)
         spoiled = partial(self.journal.cards.spoiled, job_id, exc.counter, exc.fault.value, use,
                           chip_uid=chip_uid)
-        if attempt >= max_attempts and exc.fault not in STOCK_FAULTS:
-            self.settle(spoiled, partial(progress.finish, job_id, JobState.FAILED,
-                                         "attempts_exhausted",
-                                         f"{attempt} blanks spoiled ({exc.fault.value})"))
-        else:
-            self.settle(spoiled, partial(progress.back_to_queue, job_id))
+        self.spoiled(job_id, spoiled,
+                     last=attempt >= max_attempts and exc.fault not in STOCK_FAULTS,
+                     code="attempts_exhausted",
+                     detail=f"{attempt} blanks spoiled ({exc.fault.value})")
         return "spoiled"
+
+    def spoiled(self, job_id: str, spoiled: Callable[[], object], *, last: bool, code: str,
+                detail: str) -> None:
+        """A blank spoiled for the job (`spoiled` records it): on its `last` attempt the job
+        fails with `code` and `detail`, else it waits for a new blank."""
+        progress = self.journal.progress
+        then = partial(progress.finish, job_id, JobState.FAILED, code, detail) if last \
+            else partial(progress.back_to_queue, job_id)
+        self.settle(spoiled, then)

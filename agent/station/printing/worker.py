@@ -433,20 +433,15 @@ class PrinterWorker(ThreadedComponent):
                         error=exc.detail if isinstance(exc, PrinterError) else type(exc).__name__)
         spoiled = partial(self.journal.cards.spoiled, job_id, parked.card_no or None,
                           result.fault or ENCODE_FAILED, unprinted, chip_uid=result.uid)
-        progress = self.journal.progress
-        if attempt >= self.max_attempts:
-            code = result.fault or ENCODE_FAILED
-            self.settle(spoiled, partial(progress.finish, job_id, JobState.FAILED, code,
-                                         f"{attempt} blanks spoiled; the last: {result.detail}"))
-        elif result.fault == ENCODER_FAULT:
+        last = attempt >= self.max_attempts
+        self.outcomes.spoiled(job_id, spoiled, last=last, code=result.fault or ENCODE_FAILED,
+                              detail=f"{attempt} blanks spoiled; the last: {result.detail}")
+        self.update(current_job=None, error=None)
+        if result.fault == ENCODER_FAULT and not last:
             # The station's fault, not the card's: the job waits while it is shown, and no
             # other blank is drawn for a chip until someone acts (a blank was lost already).
-            self.settle(spoiled, partial(progress.back_to_queue, job_id))
             self.refused(PrinterError(FaultCode.ENCODER, result.detail), None,
                          until_someone_acts=True)
-        else:
-            self.settle(spoiled, partial(progress.back_to_queue, job_id))
-        self.update(current_job=None)
         return None
 
     def _cannot_encode(self, row: JobRow, why: str) -> None:
