@@ -76,6 +76,9 @@ class AmqpSource(BrokerThread):
         self.backlog_full = False
         #: The most jobs held at once this run (what the bound must keep <= max_held_jobs).
         self.most_held = 0
+        #: The whole topology, bindings included, was declared in this run: a reconnect
+        #: only checks it is still there (topology's docstring: a hung node).
+        self._declared = False
 
     def _wake(self) -> None:
         conn = self._conn
@@ -99,7 +102,9 @@ class AmqpSource(BrokerThread):
 
         self.journal.store.outbox_event.add_waker(waker)
         try:
-            topology.declare(conn, self.settings)
+            if not (self._declared and topology.present(conn, self.settings)):
+                topology.declare(conn, self.settings)
+                self._declared = True
             ch = conn.channel()
             ch.basic_qos(prefetch_count=PREFETCH)
             control_tag: str | None = None

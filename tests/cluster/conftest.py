@@ -42,8 +42,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture
 def live_cluster(cluster: Cluster) -> Cluster:
     """The cluster with every node running: one a test killed is started again (it
-    rejoins by itself) before the next test."""
+    rejoins by itself) before the next test, and one a failed test left frozen is killed
+    first."""
     for node in cluster.nodes:
+        if cluster.frozen(node):
+            cluster.kill(node)
         if cluster._own_pid(node) is None:
             cluster.restart(node)
     running = cluster.ctl(cluster.nodes[0], "eval", "length(rabbit_nodes:all_running()).")

@@ -7,6 +7,10 @@ node that stays up).
    node: the queues elect a new leader and the agents' consumers carry on.
 2. The node the agents are connected to dies: they connect to the next node of their
    broker_url and consume again.
+3. and 4. The same two nodes hang instead (SIGSTOP: a frozen machine, whose sockets stay
+   open and silent, so no peer sees a connection close). The agents learn it from missed
+   AMQP heartbeats (`heartbeat`, 10 s here, 30 s by default), the other nodes from their
+   own failure detection; nothing is lost or printed twice all the same.
 
 Each prints the time printing stood still (the longest gap between two cards of a station
 around the kill) and the time from the kill to the first card after it.
@@ -61,7 +65,8 @@ def _when(card: dict) -> float:
 
 
 def _run(cluster: Cluster, make_cluster_station, signing_key: Ed25519PrivateKey, *,
-         leader: Node, agents_on: Node, central: Node, victim: Node, what: str) -> None:
+         leader: Node, agents_on: Node, central: Node, victim: Node, what: str,
+         hang: bool = False) -> None:
     tag = uuid.uuid4().hex[:6]
     ids = [f"fo-{tag}-1", f"fo-{tag}-2"]
     _declare_on(cluster, leader, ids)
@@ -100,16 +105,22 @@ def _run(cluster: Cluster, make_cluster_station, signing_key: Ed25519PrivateKey,
         sender.start()
         assert kill_at.wait(60), "the central side did not get a third of the jobs out"
         killed = time.time()
-        cluster.kill(victim)
+        if hang:
+            cluster.freeze(victim)
+        else:
+            cluster.kill(victim)
         live = {n.address for n in cluster.nodes if n is not victim}
+        # A hung node is found out by missed heartbeats: up to 2 x heartbeat + 5 s.
         wait_for(lambda: all(_nodes_of(s) <= live and None not in _nodes_of(s)
-                             for s in stations), 60, "the agents to be on live nodes")
+                             for s in stations), 90, "the agents to be on live nodes")
         attached = time.time() - killed
-        sender.join(120)
+        sender.join(180)
         assert not failure, f"the central side's submitter failed: {failure[0]!r}"
         every = [job for sid in ids for job in sent[sid]]
         assert len(every) == 2 * JOBS
-        events.wait_status(every, {"printed"}, timeout=60)
+        events.wait_status(every, {"printed"}, timeout=120)
+        if hang:
+            cluster.kill(victim)  # the next test starts it again, rather than resume it
         for station in stations:
             assert _nodes_of(station) <= live
             if victim is agents_on:  # on the next node of their list, not back at the first
@@ -131,7 +142,10 @@ def _run(cluster: Cluster, make_cluster_station, signing_key: Ed25519PrivateKey,
     print(f"\nfailover, {what}: agents on live nodes {attached:.2f} s after the kill; first "
           f"card {min(firsts):.2f}-{max(firsts):.2f} s after it; printing stood still at most "
           f"{max(gaps):.2f} s (a card takes 0.05 s)")
-    assert max(gaps) < 30
+    # A hung node is noticed only by missed heartbeats: pika gives up after heartbeat + 5 s
+    # of silence, checked every heartbeat + 5 s, so up to twice that.
+    heartbeat = stations[0].agent.settings.heartbeat
+    assert max(gaps) < 30 + (2 * (heartbeat + 5) if hang else 0)
 
 
 def test_killing_the_queue_leader_loses_and_repeats_nothing(
@@ -146,3 +160,17 @@ def test_killing_the_agents_node_loses_and_repeats_nothing(
     a, b, c = live_cluster.nodes
     _run(live_cluster, make_cluster_station, signing_key, leader=b, agents_on=a, central=c,
          victim=a, what="the agents' node killed")
+
+
+def test_a_hung_queue_leader_loses_and_repeats_nothing(
+        live_cluster: Cluster, make_cluster_station, signing_key: Ed25519PrivateKey):
+    a, b, c = live_cluster.nodes
+    _run(live_cluster, make_cluster_station, signing_key, leader=a, agents_on=b, central=c,
+         victim=a, what="the queues' leader hung (SIGSTOP)", hang=True)
+
+
+def test_a_hung_agents_node_loses_and_repeats_nothing(
+        live_cluster: Cluster, make_cluster_station, signing_key: Ed25519PrivateKey):
+    a, b, c = live_cluster.nodes
+    _run(live_cluster, make_cluster_station, signing_key, leader=b, agents_on=a, central=c,
+         victim=a, what="the agents' node hung (SIGSTOP)", hang=True)

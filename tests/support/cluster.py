@@ -146,6 +146,24 @@ class Cluster:
         if node.proc is not None:
             node.proc.wait(timeout=10)
 
+    def freeze(self, node: Node) -> None:
+        """SIGSTOP one node's Erlang VM: a hung machine, whose sockets stay open and say
+        nothing, unlike a killed one whose peers see the connection close at once. `kill`
+        ends it afterwards (SIGKILL works on a stopped process); resuming it instead would
+        leave a partitioned node behind for the next test."""
+        pid = self._own_pid(node)
+        if pid is None:
+            raise RuntimeError(f"{node.name} is not running: nothing to freeze")
+        os.kill(pid, signal.SIGSTOP)
+
+    def frozen(self, node: Node) -> bool:
+        """Whether the node's VM is stopped by `freeze`."""
+        pid = self._own_pid(node)
+        try:
+            return pid is not None and Path(f"/proc/{pid}/stat").read_text().split()[2] == "T"
+        except OSError:
+            return False
+
     def restart(self, node: Node) -> None:
         """Start a killed node again with its data; it rejoins the cluster by itself."""
         self._boot(node)
