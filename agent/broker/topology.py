@@ -183,9 +183,9 @@ def present(conn: BlockingConnection, settings: Settings) -> bool:
         try:
             check(ch)
         except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code != NOT_FOUND:
-                raise
-            log.warning("topology_gone", what=exc.reply_text)
+            # Gone (404) or anything else: `declare` makes it, or says what is wrong.
+            log.warning("topology_gone" if exc.reply_code == NOT_FOUND else "topology_unsure",
+                        what=exc.reply_text)
             return False
     ch.close()
     return True
