@@ -131,21 +131,31 @@ def _run(cluster: Cluster, make_cluster_station, signing_key: Ed25519PrivateKey,
         twice = [job for job, count in issued.items() if count > 1]
         assert not twice, f"{sid} printed twice: {twice}"
         assert sorted(issued) == sorted(sent[sid]), f"{sid} printed other jobs than it was sent"
-    gaps, firsts = [], []
+    gaps, firsts, resumed, lasts = [], [], [], []
     for station in stations:
         times = sorted(_when(c) for c in station.ledger() if c["outcome"] == "issued")
         after = [t for t in times if t > killed]
         before = [t for t in times if t <= killed]
         firsts.append(after[0] - killed)
+        resumed.append(next(t for t in after if t > killed + attached) - killed)
+        lasts.append(after[-1] - killed)
         around = ([before[-1]] if before else []) + after
         gaps.append(max(b - a for a, b in pairwise(around)))
-    print(f"\nfailover, {what}: agents on live nodes {attached:.2f} s after the kill; first "
-          f"card {min(firsts):.2f}-{max(firsts):.2f} s after it; printing stood still at most "
-          f"{max(gaps):.2f} s (a card takes 0.05 s)")
-    # A hung node is noticed only by missed heartbeats: pika gives up after heartbeat + 5 s
-    # of silence, checked every heartbeat + 5 s, so up to twice that.
-    heartbeat = stations[0].agent.settings.heartbeat
-    assert max(gaps) < 30 + (2 * (heartbeat + 5) if hang else 0)
+    print(f"\nfailover, {what}: agents on live nodes {attached:.2f} s after it; first card "
+          f"{min(firsts):.2f}-{max(firsts):.2f} s after it, and {max(resumed):.2f} s after it "
+          f"once on live nodes; printing stood still at most {max(gaps):.2f} s (a card takes "
+          f"0.05 s); the last card {max(lasts):.2f} s after it")
+    if hang and victim is agents_on:
+        # Found out by missed heartbeats (pika gives up after heartbeat + 5 s of silence,
+        # checked as often, so up to twice that), then the jobs waiting at the broker print
+        # at once. The few the hung node had delivered and not seen acknowledged (up to
+        # the prefetch) come back only when the cluster gives the node up (net_ticktime),
+        # and print then, once: the counts above.
+        heartbeat = stations[0].agent.settings.heartbeat
+        assert attached < 2 * (heartbeat + 5) + 5
+        assert max(resumed) < attached + 10
+    else:
+        assert max(gaps) < 30
 
 
 def test_killing_the_queue_leader_loses_and_repeats_nothing(
