@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -61,9 +62,14 @@ class AmqpSource(BrokerThread):
                  can_take_pool_job: Callable[[str], bool],
                  on_connected: Callable[[bool], None],
                  on_fatal: Callable[[BaseException], None],
-                 after: threading.Event | None = None):
+                 after: threading.Event | None = None,
+                 on_waiting: Callable[[int | None], None] = lambda count: None):
         super().__init__(settings, on_connected=on_connected, on_fatal=on_fatal)
         self.after = after
+        #: Told how many jobs wait in the station queue at the broker (None: unknown).
+        self.on_waiting = on_waiting
+        #: When the station queue's waiting jobs were last counted (monotonic seconds).
+        self._counted_at = float("-inf")
         self.journal = journal
         self.intake = intake
         self.can_take_pool_job = can_take_pool_job
@@ -95,6 +101,7 @@ class AmqpSource(BrokerThread):
     def _session(self) -> None:
         conn = self._conn = self._connect()
         self._station_tag = None
+        self._counted_at = float("-inf")  # count what waits as soon as this session can
 
         def waker() -> None:  # another thread stored an event (a card printed, say)
             if self.backlog_full:
@@ -136,7 +143,9 @@ class AmqpSource(BrokerThread):
                     self._fit_station(ch)
                     if pool_ch is not None:
                         self._poll_pools(pool_ch)
+                self._count_waiting(ch)
         finally:
+            self.on_waiting(None)
             self.journal.store.outbox_event.remove_waker(waker)
             self._conn = None
             self._station_tag = None
@@ -161,6 +170,20 @@ class AmqpSource(BrokerThread):
         held = self.journal.jobs.held()
         self.most_held = max(self.most_held, held)
         return self.settings.max_held_jobs - held
+
+    def _count_waiting(self, ch: BlockingChannel) -> None:
+        """Count the jobs waiting at the broker once a telemetry interval (a passive
+        declaration: one round trip), for the telemetry's `waiting_jobs`. While jobs are
+        got one at a time each get says how many are left, and counts as well."""
+        now = time.monotonic()
+        if now - self._counted_at < self.settings.telemetry_interval:
+            return
+        queue = self.settings.station_queue()
+        self._waiting(ch.queue_declare(queue, passive=True).method.message_count)
+
+    def _waiting(self, count: int) -> None:
+        self._counted_at = time.monotonic()
+        self.on_waiting(count)
 
     def _fit_station(self, ch: BlockingChannel) -> None:
         """Consume the station queue while more than a prefetch fits; else get what fits.
@@ -187,7 +210,9 @@ class AmqpSource(BrokerThread):
         while room > 0 and not self._stop.is_set() and self.intake.fault.why is None:
             method, props, body = ch.basic_get(self.settings.station_queue())
             if method is None:
+                self._waiting(0)
                 return
+            self._waiting(method.message_count)
             self._on_station(ch, method, props, body)
             room = self._room()
 

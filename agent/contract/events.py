@@ -180,6 +180,10 @@ class TelemetryFields(_Fields):
     #: (`max_held_jobs`). None from an agent before the bound.
     held_jobs: int | None = None
     max_held_jobs: int | None = None
+    #: Beyond the contract: jobs waiting for this station in its queue at the broker, as
+    #: the consumer last counted them (at most `telemetry_interval` ago). None while it is
+    #: not connected, or from an agent before the count.
+    waiting_jobs: int | None = None
 
 
 class Telemetry(TelemetryFields, _Event):

@@ -155,10 +155,14 @@ class Agent:
                  AmqpSource(self.settings, self.journal, self.station.intake,
                             can_take_pool_job=self.station.can_take_pool_job,
                             on_connected=lambda up: self._broker("consumer", up),
-                            on_fatal=self._fatal, after=self.printer.recovered)]
+                            on_fatal=self._fatal, after=self.printer.recovered,
+                            on_waiting=self._waiting_at_broker)]
         for part, owner in zip(parts, ("publisher", "consumer"), strict=True):
             part.on_refused = lambda reason, owner=owner: self._broker_refused(owner, reason)
         return parts
+
+    def _waiting_at_broker(self, count: int | None) -> None:
+        self.station.broker.waiting_jobs = count
 
     def _bind_http(self) -> list:
         """The operator page and the metrics, bound (each on localhost unless configured

@@ -38,6 +38,9 @@ class BrokerLink:
     down_since: float | None = field(default_factory=time.monotonic)
     #: Why the broker refuses a connection's login or rights, by owner, until it connects.
     refused: dict[str, str] = field(default_factory=dict)
+    #: Jobs waiting in the station queue at the broker, as the consumer last counted them
+    #: (None: not connected). Written by the consumer's thread only.
+    waiting_jobs: int | None = None
 
     def set(self, owner: str, is_up: bool) -> bool:
         """Record a connection's state; True when it changed."""

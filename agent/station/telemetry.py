@@ -128,7 +128,7 @@ class TelemetryLoop(ThreadedComponent):
             alerts=[contract.OpenAlert(**a) for a in s.alerts.open_alerts()],
             counters=contract.Counters(**s.journal.cards.counts()),
             queued_jobs=s.journal.jobs.waiting(), held_jobs=s.journal.jobs.held(),
-            max_held_jobs=s.settings.max_held_jobs)
+            max_held_jobs=s.settings.max_held_jobs, waiting_jobs=s.broker.waiting_jobs)
         return fields, levels, fc
 
     def event(self) -> dict[str, Any]:

@@ -116,6 +116,10 @@ class StationCollector(Collector):
             yield GaugeMetricFamily("printstation_max_held_jobs",
                                     "The most jobs held with their images before the rest "
                                     "wait at the broker", value=t["max_held_jobs"])
+        if t.get("waiting_jobs") is not None:
+            yield GaugeMetricFamily("printstation_waiting_jobs",
+                                    "Jobs waiting for this station in its queue at the broker",
+                                    value=t["waiting_jobs"])
         yield GaugeMetricFamily("printstation_outbox_backlog",
                                 "Events stored and not yet confirmed by the broker",
                                 value=a.backlog())

@@ -30,6 +30,8 @@ TEXT = {
     # TRANSLATORS: `status`'s label for the jobs kept on this PC with their images.
     "held_label": N_("held"),
     "held": N_("{held} of at most {most} jobs, with their images"),
+    # TRANSLATORS: `status`'s label for the jobs waiting for this station at the broker.
+    "waiting_label": N_("waiting"),
     "held_full": N_("{held} of at most {most} jobs, with their images; the rest wait at the "
                     "broker"),
     "yes": N_("yes"), "no": N_("no"),
@@ -149,6 +151,10 @@ def format_status(answer: dict[str, Any]) -> list[str]:
         full = t["held_jobs"] >= t["max_held_jobs"]
         lines.append(_row("held_label", say("held_full" if full else "held",
                                             held=t["held_jobs"], most=t["max_held_jobs"])))
+    if t.get("waiting_jobs") is not None:  # counted while connected to the broker
+        lines.append(_row("waiting_label", ngettext(
+            "{n} job at the broker, for this station", "{n} jobs at the broker, for this station",
+            t["waiting_jobs"]).format(n=t["waiting_jobs"])))
     lines.append(format_stock(t))
     # A check's alert says what the block below says, at more length.
     lines += [say("alert", severity=_word(SEVERITIES, a["severity"]), message=a["message"])

@@ -70,8 +70,9 @@ def publish_all(broker_url: str, station_id: str, key: Ed25519PrivateKey,
 
 def test_a_500_job_station_queue_is_held_50_at_a_time_and_all_printed_once(
         make_station, signing_key, broker_url, station_id):
+    # A telemetry interval of 1 s: the consumer counts what waits at the broker that often.
     station = make_station(station_id, sim="print_time=0.01&render=0&cards=1000",
-                           max_held_jobs=BOUND)
+                           max_held_jobs=BOUND, telemetry_interval=1)
     agent = station.agent
     jobs = agent.journal.jobs
     sampler = HeldSampler(jobs.held)
@@ -89,6 +90,8 @@ def test_a_500_job_station_queue_is_held_50_at_a_time_and_all_printed_once(
         telemetry = agent.view.telemetry()
         assert (telemetry["held_jobs"], telemetry["max_held_jobs"], telemetry["queued_jobs"]) == \
             (BOUND, BOUND, BOUND)
+        wait_for(lambda: agent.view.telemetry()["waiting_jobs"] == JOBS - BOUND, 10,
+                 f"the telemetry to count {JOBS - BOUND} jobs waiting at the broker")
         agent.station.resume("test", "print them")
         wait_for(lambda: len(station.ledger()) >= JOBS, 60, f"{JOBS} cards printed")
         wait_for(lambda: jobs.held() == 0, 10, "the last images erased")
@@ -100,6 +103,8 @@ def test_a_500_job_station_queue_is_held_50_at_a_time_and_all_printed_once(
     assert sorted(issued) == sorted(ids) and len(issued) == len(set(issued)) == JOBS
     assert [c["outcome"] for c in station.ledger()] == ["issued"] * JOBS
     assert ready_messages(broker_url, queue) == 0
+    wait_for(lambda: agent.view.telemetry()["waiting_jobs"] == 0, 10,
+             "the telemetry to count no job waiting at the broker")
     assert jobs.ended()["printed"] == JOBS
     consumer = next(c for c in agent.components if isinstance(c, AmqpSource))
     # The consumer reads the count after every job it takes; the sampler from outside.

@@ -38,6 +38,9 @@ def test_status_shows_the_jobs_held_and_says_when_the_rest_wait_at_the_broker():
     answer["telemetry"].update(held_jobs=50)
     assert format_status(answer)[3] == ("held      50 of at most 50 jobs, with their images; "
                                         "the rest wait at the broker")
+    assert not any(line.startswith("waiting") for line in format_status(answer))  # not counted
+    answer["telemetry"].update(waiting_jobs=450)
+    assert format_status(answer)[4] == "waiting   450 jobs at the broker, for this station"
 
 
 def test_a_check_is_shown_once_within_80_columns():
