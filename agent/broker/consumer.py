@@ -70,6 +70,8 @@ class AmqpSource(BrokerThread):
         self.on_waiting = on_waiting
         #: When the station queue's waiting jobs were last counted (monotonic seconds).
         self._counted_at = float("-inf")
+        #: A job came from the station queue since that count.
+        self._delivered = True
         self.journal = journal
         self.intake = intake
         self.can_take_pool_job = can_take_pool_job
@@ -102,6 +104,7 @@ class AmqpSource(BrokerThread):
         conn = self._conn = self._connect()
         self._station_tag = None
         self._counted_at = float("-inf")  # count what waits as soon as this session can
+        self._delivered = True  # and ask the broker, as this session knows nothing yet
 
         def waker() -> None:  # another thread stored an event (a card printed, say)
             if self.backlog_full:
@@ -172,17 +175,27 @@ class AmqpSource(BrokerThread):
         return self.settings.max_held_jobs - held
 
     def _count_waiting(self, ch: BlockingChannel) -> None:
-        """Count the jobs waiting at the broker once a telemetry interval (a passive
-        declaration: one round trip), for the telemetry's `waiting_jobs`. While jobs are
-        got one at a time each get says how many are left, and counts as well."""
+        """Count the jobs waiting at the broker once a telemetry interval, for the
+        telemetry's `waiting_jobs`, asking the broker only when the answer is not known.
+
+        While jobs are got one at a time, each get says how many are left. While the
+        station queue is consumed and nothing came from it since the last count, none
+        waits: the broker pushes a waiting job to a consumer with room at once. Only
+        otherwise (jobs came, or the station takes none while it cannot store) is the
+        queue declared passively, one round trip; so an idle station, as most are most
+        of the day, costs the broker nothing for it (docs/SCALE.md)."""
         now = time.monotonic()
         if now - self._counted_at < self.settings.telemetry_interval:
+            return
+        if self._station_tag is not None and not self._delivered:
+            self._waiting(0)
             return
         queue = self.settings.station_queue()
         self._waiting(ch.queue_declare(queue, passive=True).method.message_count)
 
     def _waiting(self, count: int) -> None:
         self._counted_at = time.monotonic()
+        self._delivered = False
         self.on_waiting(count)
 
     def _fit_station(self, ch: BlockingChannel) -> None:
@@ -244,6 +257,7 @@ class AmqpSource(BrokerThread):
             # waits at the broker. Only the switch to getting can lead here.
             ch.basic_reject(method.delivery_tag, requeue=True)
             return
+        self._delivered = True
         d = Delivery(body=body, headers=_headers(props), message_id=props.message_id,
                      source="station", redelivered=bool(method.redelivered))
         self._apply(ch, method.delivery_tag, self._decide(self.intake.job, d))
