@@ -169,7 +169,9 @@ class IdleStations:
         self.loop = asyncio.new_event_loop()
         self.connections: list[AsyncioConnection] = []
         self.lost: list[str] = []
+        self._closing = False
         self._closed = 0
+        self._all_closed = threading.Condition()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
 
@@ -203,7 +205,7 @@ class IdleStations:
                 done.set_exception(RuntimeError(f"{name}: {exc!r}"))
 
         def closed(_conn: AsyncioConnection, exc: BaseException) -> None:
-            self._closed += 1
+            self._count_closed()
             if not self._closing:
                 self.lost.append(f"{name}: {exc!r}")
 
@@ -226,7 +228,10 @@ class IdleStations:
         ch.basic_qos(prefetch_count=PREFETCH, callback=lambda _f: ch.basic_consume(
             settings.control_queue(), on_message, callback=consumed))
 
-    _closing = False
+    def _count_closed(self) -> None:
+        with self._all_closed:
+            self._closed += 1
+            self._all_closed.notify_all()
 
     def close(self, timeout: float = 120) -> None:
         """Close every connection, waiting (with a deadline) until the broker has closed
@@ -237,13 +242,12 @@ class IdleStations:
             for conn in self.connections:
                 if conn.is_open:
                     conn.close()
-                else:
-                    self._closed += 1
+                elif conn.is_closed:
+                    self._count_closed()
 
         self.loop.call_soon_threadsafe(close_all)
-        deadline = time.monotonic() + timeout
-        while self._closed < len(self.connections) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with self._all_closed:
+            self._all_closed.wait_for(lambda: self._closed >= len(self.connections), timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
 
