@@ -139,6 +139,11 @@ class Store:
         #: outside the lock and a commit may come in meanwhile.
         self._commits = 0
         self._on_disk = -1
+        #: The last seq committed, on disk or not: read without the lock, so the publisher
+        #: need not wait for a job being stored to learn whether anything waits.
+        self._stored_seq = 0
+        #: Guards `_on_disk` and `synced_seq` after a sync, which runs outside `lock`.
+        self._sync_lock = threading.Lock()
         self.outbox_event = Signal()
         self.job_event = threading.Event()
         with self.tx() as db:
@@ -196,28 +201,32 @@ class Store:
                     self.write_error = str(exc)[:200]
                 raise
             self.write_error = None
+            # In this order: `sync` reads them the other way round, without the lock.
             self._commits += 1
+            seq = self._stored_seq = self._last_seq()
             if not durable:
-                if self._last_seq() > self.synced_seq:
+                if seq > self.synced_seq:
                     self.outbox_event.set()  # the publisher syncs them (`sync_events`)
             elif self._on_disk < before:
                 # SQLite skips the fsync of a commit that wrote nothing: sync explicitly.
                 self.sync()
             else:
                 # Every commit before had its fsync, and this one its own.
-                self._on_disk = self._commits
-                self._publishable(self._last_seq())
+                with self._sync_lock:
+                    self._on_disk = self._commits
+                    self._publishable(seq)
 
     def sync(self) -> None:
         """Make every commit durable (and its events publishable) now.
 
-        The fsync runs outside the lock (unless the caller holds it): a commit that comes
-        meanwhile waits for nothing, and is covered by the next sync or its own fsync."""
-        with self.lock:
-            target = self._commits
-            if self._on_disk >= target:
-                return
-            seq = self._last_seq()
+        Neither the fsync nor what comes before it takes the lock (unless the caller holds
+        it): a commit that comes meanwhile waits for nothing, and is covered by the next
+        sync or its own fsync. The commits counted are read before the seq: every event up
+        to that seq was committed before the fsync starts, so it is on disk after it."""
+        target = self._commits
+        seq = self._stored_seq
+        if self._on_disk >= target and self.synced_seq >= seq:
+            return
         # Commits live in the write-ahead log until a checkpoint, which syncs the log
         # before copying it and the database after; syncing both therefore covers every
         # commit up to `target`, wherever it is now.
@@ -233,14 +242,13 @@ class Store:
                 raise sqlite3.OperationalError(self.write_error) from None
             finally:
                 os.close(fd)
-        with self.lock:
+        with self._sync_lock:
             self._on_disk = max(self._on_disk, target)
             self._publishable(seq)
 
     def unsynced_events(self) -> bool:
         """Events are stored that are not on disk yet (committed without an fsync)."""
-        with self.lock:
-            return self._last_seq() > self.synced_seq
+        return self._stored_seq > self.synced_seq
 
     def sync_events(self) -> None:
         """The publisher's side of `tx(durable=False)`: events stored without an fsync are
