@@ -355,8 +355,11 @@ def run_failover(agents: int, jobs: int, print_time: float) -> None:
                           kill=lambda: cluster.kill(a))
     assert fleet.kill is not None
     again = fleet.check_once()
+    before = [j for j, out in fleet.cards.items() if out <= fleet.kill]
     after = [j for j, out in fleet.cards.items() if out > fleet.kill]
     figures = percentiles([fleet.latency(j) for j in after])
+    print(f"before the kill, on the cluster (same run): the {len(before)} cards printed: "
+          f"{ms(percentiles([fleet.latency(j) for j in before]))}", flush=True)
     firsts: dict[str, float] = {}
     for job_id in fleet.printed:
         for p in fleet.printed[job_id]:
