@@ -201,7 +201,8 @@ class Store:
                     self.write_error = str(exc)[:200]
                 raise
             self.write_error = None
-            # In this order: `sync` reads them the other way round, without the lock.
+            # Both only after the commit: whatever `sync` reads of them (without the lock)
+            # was committed before its fsync starts.
             self._commits += 1
             seq = self._stored_seq = self._last_seq()
             if not durable:
@@ -221,8 +222,8 @@ class Store:
 
         Neither the fsync nor what comes before it takes the lock (unless the caller holds
         it): a commit that comes meanwhile waits for nothing, and is covered by the next
-        sync or its own fsync. The commits counted are read before the seq: every event up
-        to that seq was committed before the fsync starts, so it is on disk after it."""
+        sync or its own fsync. The commits counted and the seq are read before the fsync
+        starts, and both were committed by then, so both are on disk after it."""
         target = self._commits
         seq = self._stored_seq
         if self._on_disk >= target and self.synced_seq >= seq:
