@@ -7,7 +7,9 @@ marked published exactly as the AMQP publisher would after a confirm.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections.abc import Callable
 
 import structlog
@@ -48,6 +50,8 @@ class EmbeddedSink(ThreadedComponent):
     def _run(self) -> None:
         while True:
             self.journal.store.outbox_event.clear()
+            with contextlib.suppress(sqlite3.Error):  # the printer thread syncs them then
+                self.journal.store.sync_events()  # as the publisher does (`tx(durable=False)`)
             rows = self.journal.outbox.unpublished(200)
             for _seq, _rk, body in rows:
                 try:

@@ -10,6 +10,7 @@ of vanishing; unroutable telemetry is dropped, as the next one supersedes it.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Callable
 
 import pika
@@ -49,6 +50,8 @@ class AmqpPublisher(BrokerThread):
         self.published = 0
         #: Hand-backs published (confirmed or not) whose outcome is not recorded yet.
         self._handed: list[tuple[str, bool]] = []
+        #: The last `_make_durable` could not sync the journal.
+        self._sync_failed = False
 
     def _wake(self) -> None:
         self.journal.store.outbox_event.set()
@@ -68,9 +71,10 @@ class AmqpPublisher(BrokerThread):
             self.journal.store.outbox_event.add_waker(waker)
             while not self._stop.is_set():
                 self._hand_back(ch)
+                self._make_durable()
                 if not self._drain(ch):
                     self.journal.store.outbox_event.clear()
-                    if not self.journal.outbox.unpublished(1):
+                    if not (self._sync_due() or self.journal.outbox.unpublished(1)):
                         while not (self.journal.store.outbox_event.is_set() or self._stop.is_set()):
                             conn.process_data_events(time_limit=IDLE_WAIT)
             self._drain(ch)
@@ -78,6 +82,24 @@ class AmqpPublisher(BrokerThread):
             self.journal.store.outbox_event.remove_waker(waker)
             if conn.is_open:
                 conn.close()
+
+    def _make_durable(self) -> None:
+        """Sync events committed without an fsync (a card's outcome, between two cards), so
+        that they go out now: left to the printer thread, a card's `printed` waited for
+        the next card's start, and that for the next card's images to be decoded. A
+        journal that cannot be synced (a failing disk) is tried again on the next wake,
+        not in a loop; the printer thread reports it."""
+        try:
+            self.journal.store.sync_events()
+            self._sync_failed = False
+        except sqlite3.Error as exc:
+            if not self._sync_failed:
+                log.warning("journal_sync_failed", error=str(exc)[:200])
+            self._sync_failed = True
+
+    def _sync_due(self) -> bool:
+        """Events wait for `_make_durable` (committed after it looked), unless it failed."""
+        return not self._sync_failed and self.journal.store.unsynced_events()
 
     def _hand_back(self, ch: pika.adapters.blocking_connection.BlockingChannel) -> None:
         """Publish pool jobs handed back to the central system on `printstation.handback`,

@@ -25,6 +25,7 @@ from printstation.agent.station.alerts import AlertBook
 from printstation.agent.station.components import Component
 from printstation.agent.station.consumables import Consumables
 from printstation.agent.station.intake import ControlActions, Intake, Policy
+from printstation.agent.station.interpreter import shorten_switch_interval
 from printstation.agent.station.journal import Journal
 from printstation.agent.station.memory import tune_allocator
 from printstation.agent.station.printing import PrinterWorker
@@ -72,6 +73,7 @@ class Agent:
     def __init__(self, settings: Settings, *, driver: PrinterDriver | None = None,
                  verifier: Verifier | None = None):
         tune_allocator()  # before the threads that decode images exist
+        shorten_switch_interval()  # light threads are not held 5 ms by image work
         self.journal = Journal(settings.state_dir, settings.station_id)
         verifier = verifier or Verifier.from_files(settings.trusted_keys,
                                                    enabled=settings.verify_signatures)

@@ -92,6 +92,75 @@ def test_a_card_recorded_between_cards_is_published_only_once_on_disk(tmp_path, 
     assert journal.jobs.get("J-1").body is None
 
 
+def test_a_card_recorded_between_cards_wakes_the_publisher_which_syncs_it(tmp_path, job,
+                                                                       monkeypatch):
+    """Its status must not wait for the printer thread's next durable commit: the commit
+    wakes the publisher, whose `sync_events` makes it durable, and only then publishable."""
+    import os
+
+    journal = Journal(tmp_path, "s1")
+    journal.jobs.take(job[0], job[1], {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    before = [s for s, _, _ in journal.outbox.unpublished()]
+    journal.store.outbox_event.clear()
+    journal.progress.card_printed("J-1", 1, between_cards=True)
+    assert journal.store.outbox_event.is_set()
+    assert journal.store.unsynced_events()
+    assert [s for s, _, _ in journal.outbox.unpublished()] == before  # not yet on disk
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(store.os, "fsync", spy)
+    journal.store.sync_events()
+    assert synced
+    assert [s for s, _, _ in journal.outbox.unpublished()] == [*before, 3, 4]  # card, printed
+    assert not journal.store.unsynced_events()
+    synced.clear()
+    journal.store.sync_events()  # nothing waits: no fsync
+    assert not synced
+
+
+def test_a_commit_made_while_a_sync_runs_is_not_taken_for_synced(tmp_path, job, monkeypatch):
+    """`sync` fsyncs outside the lock, so another thread may commit meanwhile: that commit
+    need not be in what was synced, so its events stay unpublished until the next sync."""
+    import os
+    import threading
+
+    journal = Journal(tmp_path, "s1")
+    journal.jobs.take(job[0], job[1], {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    journal.progress.card_printed("J-1", 1, between_cards=True)  # seq 3, 4
+    real_fsync = os.fsync
+    late: list[threading.Thread] = []
+
+    def commit_meanwhile(fd: int) -> None:
+        if not late:
+            late.append(threading.Thread(target=_quick_event, args=(journal,)))
+            late[0].start()
+            late[0].join(5)
+            assert not late[0].is_alive(), "a commit waited for the fsync (the lock was held)"
+        real_fsync(fd)
+
+    monkeypatch.setattr(store.os, "fsync", commit_meanwhile)
+    journal.store.sync()
+    monkeypatch.setattr(store.os, "fsync", real_fsync)
+    published = [s for s, _, _ in journal.outbox.unpublished()]
+    assert published[-1] == 4  # the card and `printed`, not the event committed meanwhile
+    assert journal.store.unsynced_events()
+    journal.store.sync_events()
+    assert [s for s, _, _ in journal.outbox.unpublished()][-1] == 5
+
+
+def _quick_event(journal: Journal) -> None:
+    """An event committed without an fsync, as a card's outcome is between cards."""
+    with journal.store.tx(durable=False) as db:
+        journal.outbox.status(db, "J-1", "printed")
+
+
 def test_a_printed_jobs_images_left_by_a_stop_are_erased_at_the_next_start(tmp_path, job):
     """Killed (or stopped) after a card recorded between cards, the station must not keep
     that citizen's images on disk: the next start erases them before anything else."""

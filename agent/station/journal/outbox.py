@@ -32,8 +32,9 @@ class Outbox:
     def emit(self, db: sqlite3.Connection, fields: Any) -> int:
         """Store one event (its content, a contract `*Fields` model) with the next `seq`.
 
-        The publisher is woken once the event is on disk (`Store._now_synced`), not before:
-        woken now it would only find nothing to send, and take the lock to find it.
+        The publisher is woken once the transaction commits (`Store.tx`): a durable one's
+        events are on disk then, a non-durable one's the publisher syncs before it sends
+        them (`Store.sync_events`).
         """
         seq = int(db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]) + 1
         if isinstance(fields, contract.TelemetryFields) and self._replace_unsent_telemetry(

@@ -133,8 +133,17 @@ class Store:
         self.generation = 0
         #: Events up to this seq are on disk and may be published; see `tx(durable=False)`.
         self.synced_seq = 0
-        # A killed predecessor's last commits may still be in the page cache only.
-        self._unsynced = True
+        #: Write transactions committed by this process, and how many of the first are
+        #: known to be on disk: -1 at first, as a killed predecessor's last commits may
+        #: still be in the page cache only. Counted, not flagged, because `sync` fsyncs
+        #: outside the lock and a commit may come in meanwhile.
+        self._commits = 0
+        self._on_disk = -1
+        #: The last seq committed, on disk or not: read without the lock, so the publisher
+        #: need not wait for a job being stored to learn whether anything waits.
+        self._stored_seq = 0
+        #: Guards `_on_disk` and `synced_seq` after a sync, which runs outside `lock`.
+        self._sync_lock = threading.Lock()
         self.outbox_event = Signal()
         self.job_event = threading.Event()
         with self.tx() as db:
@@ -161,10 +170,13 @@ class Store:
         also makes every earlier commit durable. A non-durable one skips that fsync (it
         survives the agent being killed, not the machine losing power) until the next
         durable commit or `sync()`; the events it stores are not published before then, so
-        nobody hears of what a power cut could still undo.
+        nobody hears of what a power cut could still undo. It wakes the publisher, which
+        makes them durable at once (`sync_events`) off the committing thread: a card's
+        `printed` does not wait for the next card's start, which may be a decode away.
         """
         with self.lock:
             self.generation += 1  # any write may change what was read: read it again
+            before = self._commits
             try:
                 if not durable:
                     self.db.execute("PRAGMA synchronous=NORMAL")
@@ -189,38 +201,67 @@ class Store:
                     self.write_error = str(exc)[:200]
                 raise
             self.write_error = None
+            # Both only after the commit: whatever `sync` reads of them (without the lock)
+            # was committed before its fsync starts.
+            self._commits += 1
+            seq = self._stored_seq = self._last_seq()
             if not durable:
-                self._unsynced = True
-            elif self._unsynced:
+                if seq > self.synced_seq:
+                    self.outbox_event.set()  # the publisher syncs them (`sync_events`)
+            elif self._on_disk < before:
                 # SQLite skips the fsync of a commit that wrote nothing: sync explicitly.
                 self.sync()
             else:
-                self._now_synced()  # every commit so far had its own fsync
+                # Every commit before had its fsync, and this one its own.
+                with self._sync_lock:
+                    self._on_disk = self._commits
+                    self._publishable(seq)
 
     def sync(self) -> None:
-        """Make every commit durable (and its events publishable) now."""
-        with self.lock:
-            if not self._unsynced:
-                return
-            # Commits live in the write-ahead log until a checkpoint, which syncs the log
-            # before copying it; syncing the log therefore covers every commit so far.
-            for name in (f"{self.path}-wal", str(self.path)):
-                try:
-                    fd = os.open(name, os.O_RDONLY)
-                except FileNotFoundError:
-                    continue
-                try:
-                    os.fsync(fd)
-                except OSError as exc:
-                    self.write_error = f"journal cannot be synced: {exc.strerror}"
-                    raise sqlite3.OperationalError(self.write_error) from None
-                finally:
-                    os.close(fd)
-            self._now_synced()
+        """Make every commit durable (and its events publishable) now.
 
-    def _now_synced(self) -> None:
-        self._unsynced = False
-        seq = int(self.db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0])
+        Neither the fsync nor what comes before it takes the lock (unless the caller holds
+        it): a commit that comes meanwhile waits for nothing, and is covered by the next
+        sync or its own fsync. The commits counted and the seq are read before the fsync
+        starts, and both were committed by then, so both are on disk after it."""
+        target = self._commits
+        seq = self._stored_seq
+        if self._on_disk >= target and self.synced_seq >= seq:
+            return
+        # Commits live in the write-ahead log until a checkpoint, which syncs the log
+        # before copying it and the database after; syncing both therefore covers every
+        # commit up to `target`, wherever it is now.
+        for name in (f"{self.path}-wal", str(self.path)):
+            try:
+                fd = os.open(name, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                self.write_error = f"journal cannot be synced: {exc.strerror}"
+                raise sqlite3.OperationalError(self.write_error) from None
+            finally:
+                os.close(fd)
+        with self._sync_lock:
+            self._on_disk = max(self._on_disk, target)
+            self._publishable(seq)
+
+    def unsynced_events(self) -> bool:
+        """Events are stored that are not on disk yet (committed without an fsync)."""
+        return self._stored_seq > self.synced_seq
+
+    def sync_events(self) -> None:
+        """The publisher's side of `tx(durable=False)`: events stored without an fsync are
+        made durable now, so that they can be published; nothing when there are none."""
+        if self.unsynced_events():
+            self.sync()
+
+    def _last_seq(self) -> int:
+        return int(self.db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0])
+
+    def _publishable(self, seq: int) -> None:
+        """Events up to `seq` are on disk: the publisher may send them."""
         if seq > self.synced_seq:
             self.synced_seq = seq
             self.outbox_event.set()

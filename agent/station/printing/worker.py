@@ -377,7 +377,8 @@ class PrinterWorker(ThreadedComponent):
                                                       "parked")))
             return
         log.info("card_printed", job_id=job_id, counter=result.counter)
-        # Its fsync comes with the next card's start, or before the printer thread waits;
+        # Committed without an fsync: the publisher syncs it at once (Store.tx), off this
+        # thread, unless the next card's start or a wait does first;
         # its images are erased by the preparing thread while the next card prints.
         self.settle(partial(self.journal.progress.card_printed, job_id, result.counter, use,
                              between_cards=True, chip_uid=chip_uid))
