@@ -85,8 +85,11 @@ class AmqpSource(BrokerThread):
         #: The most jobs held at once this run (what the bound must keep <= max_held_jobs).
         self.most_held = 0
         #: The whole topology, bindings included, was declared in this run: a reconnect
-        #: only checks it is still there (topology's docstring: a hung node).
+        #: binds behind, on a connection of its own (topology's docstring: a hung node).
         self._declared = False
+        self._binder: threading.Thread | None = None
+        #: The broker cancelled a consumer of this session (its queue was deleted, say).
+        self._cancelled: str | None = None
 
     def _wake(self) -> None:
         conn = self._conn
@@ -112,10 +115,15 @@ class AmqpSource(BrokerThread):
 
         self.journal.store.outbox_event.add_waker(waker)
         try:
-            if not (self._declared and topology.present(conn, self.settings)):
+            if self._declared:
+                topology.declare(conn, self.settings, bind_queues=False)
+                self._bind_behind()
+            else:
                 topology.declare(conn, self.settings)
                 self._declared = True
             ch = conn.channel()
+            self._cancelled = None
+            ch.add_on_cancel_callback(self._on_cancelled)
             ch.basic_qos(prefetch_count=PREFETCH)
             control_tag: str | None = None
             if self.intake.fault.why is None:
@@ -129,6 +137,9 @@ class AmqpSource(BrokerThread):
                      pools=self.settings.pools, max_held_jobs=self.settings.max_held_jobs)
             while not self._stop.is_set():
                 conn.process_data_events(time_limit=self._wait_for(control_tag, pool_ch))
+                if self._cancelled is not None:
+                    # A new session declares the queue again; this one cannot consume it.
+                    raise pika.exceptions.ConsumerCancelled(self._cancelled)
                 fault = self.intake.fault
                 if control_tag and fault.why is not None:
                     # pika returns what was prefetched to the queue
@@ -173,6 +184,38 @@ class AmqpSource(BrokerThread):
         held = self.journal.jobs.held()
         self.most_held = max(self.most_held, held)
         return self.settings.max_held_jobs - held
+
+    def _on_cancelled(self, method: Any) -> None:
+        self._cancelled = f"the broker cancelled consumer {method.method.consumer_tag}"
+        log.warning("consumer_cancelled_by_broker", consumer_tag=method.method.consumer_tag)
+
+    def _bind_behind(self) -> None:
+        """Bind the station's queues again, on a connection and a thread of their own, while
+        this session consumes: a binding waits for a hung node of the cluster (topology's
+        docstring), and a queue re-created or a binding lost since the first declaration
+        is routed to again once this is done. One at a time: a binder still waiting for a
+        hung node is not joined by another."""
+        if self._binder is not None and self._binder.is_alive():
+            return
+        params = topology.connection_parameters(
+            self._url.get_secret_value(), heartbeat=self.settings.heartbeat,
+            name=f"printstation-binder-{self.settings.station_id}",
+            tls=topology.TlsFiles.of(self.settings), start=self._node_index or 0)
+
+        def bind() -> None:
+            try:
+                conn = pika.BlockingConnection(params)
+                try:
+                    topology.bind(conn, self.settings)
+                finally:
+                    if conn.is_open:
+                        conn.close()
+            except Exception as exc:  # the next reconnect binds again; say why not now
+                log.warning("binding_again_failed", error=type(exc).__name__,
+                            detail=str(exc)[:200])
+
+        self._binder = threading.Thread(target=bind, name="consumer-binder", daemon=True)
+        self._binder.start()
 
     def _count_waiting(self, ch: BlockingChannel) -> None:
         """Count the jobs waiting at the broker once a telemetry interval, for the

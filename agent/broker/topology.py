@@ -4,16 +4,16 @@ An object that already exists with other arguments stops the agent with an error
 it and the difference: the agent never deletes or re-creates a queue, because a queue
 holds citizens' jobs.
 
-The agent declares everything (bindings included) when it first connects, and on every
-later reconnect of the same run only checks that its exchanges and queues still exist
-(`present`), declaring again in full only if one is gone. A binding, even one that exists,
-is written in a transaction across every node of the cluster, and a node that hangs
-(rather than dies) holds that transaction until the cluster gives it up as down
-(`net_ticktime`, 60 s by default): a station reconnecting to a live node would wait that
-long before consuming. The checks are passive declarations, which read the node's own
-copy of the metadata. Measured on the tests' three-node cluster with one node stopped by
-SIGSTOP: `queue.bind` of an existing binding 60.5 s, passive and active `queue.declare`,
-`exchange.declare` and `basic.consume` at once.
+The agent declares everything, bindings included, before it first consumes. On a
+reconnect in the same run it declares the exchanges and queues again (which also finds a
+queue re-created with other arguments) but leaves the bindings to a connection and thread
+of their own (`bind`, from the consumer), while it consumes: a binding, even one that
+exists, is written in a transaction across every node of the cluster, and a node that
+hangs (rather than dies) holds that transaction until the cluster gives it up as down
+(`net_ticktime`, 60 s by default), so a station reconnecting to a live node would wait that
+long before consuming. Measured on the tests' three-node cluster with one node stopped by
+SIGSTOP: `queue.bind` of an existing binding 60.5 s; `queue.declare` and
+`exchange.declare` of existing objects, passive or not, and `basic.consume` at once.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import pika.exceptions
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from printstation.agent.broker.reasons import ACCESS_REFUSED, NOT_FOUND
+from printstation.agent.broker.reasons import ACCESS_REFUSED
 from printstation.agent.config import Settings
 from printstation.agent.config.nodes import rotated, split_nodes
 from printstation.drivers.errors import PrintstationError
@@ -142,7 +142,9 @@ def declare_shared(conn: BlockingConnection, settings: Settings) -> None:
     ch.close()
 
 
-def declare(conn: BlockingConnection, settings: Settings) -> None:
+def declare(conn: BlockingConnection, settings: Settings, *, bind_queues: bool = True) -> None:
+    """The station's exchanges and queues, and (unless `bind_queues` is False: see the
+    module's docstring) their bindings."""
     for name, kind in exchanges(settings):
         _declare(
             conn, f"exchange {name!r}",
@@ -150,13 +152,20 @@ def declare(conn: BlockingConnection, settings: Settings) -> None:
             lambda ch, name=name: ch.exchange_declare(name, passive=True),
         )
     args = queue_arguments(settings)
-    shared = shared_queues(settings)
     for spec in queues(settings):
         _declare(
             conn, f"queue {spec.name!r}",
             lambda ch, s=spec: ch.queue_declare(s.name, durable=True, arguments=args),
             lambda ch, s=spec: ch.queue_declare(s.name, passive=True),
         )
+    if bind_queues:
+        bind(conn, settings)
+
+
+def bind(conn: BlockingConnection, settings: Settings) -> None:
+    """Bind the station's queues (idempotent); the shared ones only where it may."""
+    shared = shared_queues(settings)
+    for spec in queues(settings):
         ch = conn.channel()
         try:
             ch.queue_bind(spec.name, spec.exchange, routing_key=spec.routing_key)
@@ -168,27 +177,6 @@ def declare(conn: BlockingConnection, settings: Settings) -> None:
             log.info("shared_queue_binding_left_to_admin", queue=spec.name)
         if ch.is_open:
             ch.close()
-
-
-def present(conn: BlockingConnection, settings: Settings) -> bool:
-    """Whether every exchange and queue `declare` makes exists, by passive declarations
-    only (see the module's docstring for why not declare again)."""
-    checks: list[Callable[[BlockingChannel], Any]] = [
-        lambda ch, name=name: ch.exchange_declare(name, passive=True)
-        for name, _ in exchanges(settings)]
-    checks += [lambda ch, name=spec.name: ch.queue_declare(name, passive=True)
-               for spec in queues(settings)]
-    ch = conn.channel()
-    for check in checks:
-        try:
-            check(ch)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            # Gone (404) or anything else: `declare` makes it, or says what is wrong.
-            log.warning("topology_gone" if exc.reply_code == NOT_FOUND else "topology_unsure",
-                        what=exc.reply_text)
-            return False
-    ch.close()
-    return True
 
 
 def tls_options(url: str, tls: TlsFiles | None) -> pika.SSLOptions | None:
