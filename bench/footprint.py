@@ -129,11 +129,13 @@ def startup(broker_url: str, runs: int) -> None:
                         "printstation.agent.broker.consumer, printstation.agent.broker.publisher"],
                        check=True)
         base.append(time.monotonic() - started)
-    report("start to READY=1 and consuming", median(mine), "s", median(base),
+    report("start to READY=1 and both consumers on broker", median(mine), "s", median(base),
            "importing the agent", "<= 1.5 s", higher_is_better=False)
-    print(f"  target {'met' if median(mine) <= 1.5 else 'missed'}; runs {runs}: "
-          + ", ".join(f"{x:.2f}" for x in mine) + " s; READY=1 alone "
-          + ", ".join(f"{x:.2f}" for x in ready) + " s")
+    print(f"  target {'met' if median(mine) <= 1.5 else 'missed'} (the figure is the later of "
+          f"READY=1 and the station and control queues' consumers); runs {runs}: "
+          + ", ".join(f"{x:.2f}" for x in mine) + " s; READY=1 alone, which the agent sends "
+          "before any broker connection is up, so it does not show a station that can take "
+          "a job: " + ", ".join(f"{x:.2f}" for x in ready) + " s")
 
 
 BARE_IDLE = """

@@ -6,16 +6,15 @@ first card in to the last card out.
 
 Busy time is the pure print time: `--print-time` for each card printed, nothing else. The
 simulated printer runs in the agent's process, and the interval it logs for a card (from
-`draw_blank` taking the blank to the end of `print_drawn`) also holds work done on the
-host's side of a real printer's cable: the simulator's own state file (an fsync on each
-draw and each side) and ledger line, done while the agent's threads hold the interpreter
-and the disk, and the late wake-up of its print timer when another thread holds the
-interpreter lock. About 1.3 ms a card of that was once counted as printing; it is the
-agent's own contention, so it counts as idle here. (The old figure, the logged intervals
+`draw_blank` taking the blank to the end of `print_drawn`) also holds the late wake-up of
+its print timer when another thread holds the interpreter lock, and its ledger line: the
+agent's own contention, which counts as idle here. (The old figure, the logged intervals
 summed, is printed beside it for comparison with earlier runs.) The simulator's own work
-for a card, uncontended, counts as idle too: that is in the baseline as well, which is
-why the baseline is the ceiling on the machine it ran on, below 100% (on a machine that
-is busy with other work, well below).
+for a card is kept out of the card's cycle as a printer's controller keeps it out of the
+mechanics' (the card's fingerprint is taken while it prints, each side ends at its time
+from the card's start, the ledger line is written without an fsync); what is left of it
+uncontended is in the baseline as well, which is why the baseline is the ceiling on the
+machine it ran on, just below 100% (on a machine busy with other work, lower).
 
 Baseline, same run: the same simulated printer fed the same cards, already prepared, back
 to back by a bare loop, measured the same way (the most any host could get out of it).

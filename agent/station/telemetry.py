@@ -33,6 +33,8 @@ log = structlog.get_logger("printstation.telemetry")
 CLOCK_JUMP_SECONDS = 120.0
 #: Shortest time between two telemetry computations.
 TELEMETRY_MIN_SPACING = 0.5
+#: Printing back to back, telemetry waits at most this long for the next card to start.
+CARD_START_WAIT = 2.0
 #: A broker away longer than this raises an alert (stored, so published when it is back).
 BROKER_ALERT_AFTER = 60.0
 #: A refused signature keeps its alert raised this long after the last one.
@@ -77,6 +79,7 @@ class TelemetryLoop(ThreadedComponent):
 
     def _wake(self) -> None:
         self._asked.set()
+        self.station.printer.card_started.set()  # a stop does not wait for a card
 
     def request(self) -> None:
         """Something changed: publish telemetry if the state it reports changed."""
@@ -221,6 +224,7 @@ class TelemetryLoop(ThreadedComponent):
             # Changes that come in a burst (a card every half second) are reported together,
             # at most once a second, so reporting never competes with printing.
             self._stop.wait(TELEMETRY_MIN_SPACING)
+            self._between_cards_passed()
             self._check_clock()
             if self._stop.is_set() or self.station.stopping:
                 return
@@ -236,6 +240,19 @@ class TelemetryLoop(ThreadedComponent):
             except Exception as exc:  # a closed journal at shutdown, or a bug: keep running
                 log.error("telemetry_error", error=type(exc).__name__)
                 self._stop.wait(0.5)
+
+    def _between_cards_passed(self) -> None:
+        """Printing back to back, wait for the next card to start (at most
+        `CARD_START_WAIT`): a request comes from the printer thread between two cards, and
+        half a second later, the spacing, is the next such stretch at 0.5 s a card, where
+        building telemetry (milliseconds of journal reads under its lock, and the
+        interpreter) held the next blank up every card (bench/utilisation.py)."""
+        printer = self.station.printer
+        if printer.idle.is_set():
+            return
+        printer.card_started.clear()
+        if not printer.idle.is_set():
+            printer.card_started.wait(CARD_START_WAIT)
 
     def _check_clock(self) -> None:
         """A wall clock that jumps (a bad RTC battery, NTP after days offline) is reported.

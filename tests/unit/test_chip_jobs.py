@@ -210,7 +210,8 @@ def test_an_encoder_failing_with_a_card_parked_spoils_that_blank_and_no_other_un
                  "the encoder fault to show")
         [card] = station.ledger()
         assert (card["outcome"], card["reason"]) == ("spoiled", "rejected_by_host")
-        [event] = station.of("card")
+        # Published once on disk, by the publisher's thread: it may follow the fault.
+        [event] = wait_for(lambda: station.of("card"), 10, "the spoiled blank's card event")
         assert (event["outcome"], event["reason"]) == ("spoiled", "encoder_fault")
         # Held with no time limit: only an operator's action (or the printer's state
         # changing) lets another blank be drawn for a chip.

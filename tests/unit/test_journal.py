@@ -161,6 +161,55 @@ def _quick_event(journal: Journal) -> None:
         journal.outbox.status(db, "J-1", "printed")
 
 
+def test_a_durable_commit_that_writes_releases_what_waited_with_its_own_fsync(tmp_path, job,
+                                                                             monkeypatch):
+    """The next card's start writes: SQLite's fsync of the log at its commit covers the
+    card recorded between cards, and no second fsync stands between the two cards."""
+    import os
+
+    journal = Journal(tmp_path, "s1")
+    journal.jobs.take(job[0], job[1], {}, "station")
+    raw = json.dumps(sample_job("J-2", two_sided=False, destination="station.s1").body).encode()
+    journal.jobs.take(Job.model_validate_json(raw), raw, {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    journal.progress.card_printed("J-1", 1, between_cards=True)
+    waiting = len(journal.outbox.unpublished())
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(store.os, "fsync", spy)
+    assert journal.progress.start_printing("J-2", 1) == 1
+    assert not synced, "a second fsync between two cards"
+    assert len(journal.outbox.unpublished()) == waiting + 3  # card, printed, printing
+    assert not journal.store.unsynced_events()
+    journal.close()
+
+
+def test_the_log_starts_over_on_the_preparing_thread_not_in_the_cards_outcome(tmp_path, job):
+    """After the erase's complete checkpoint, the next commit that writes restarts the
+    write-ahead log (new salts in its header) and SQLite fsyncs that header in it: the
+    erase makes that commit itself, so the card recorded between cards is not the one."""
+    journal = Journal(tmp_path, "s1")
+    wal = tmp_path / "journal.sqlite3-wal"
+    journal.jobs.take(job[0], job[1], {}, "station")
+    raw = json.dumps(sample_job("J-2", two_sided=False, destination="station.s1").body).encode()
+    journal.jobs.take(Job.model_validate_json(raw), raw, {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    journal.progress.card_printed("J-1", 1, between_cards=True)
+    journal.progress.start_printing("J-2", 1)
+    salts = wal.read_bytes()[16:24]
+    journal.jobs.erase_finished_images()  # the preparing thread, while J-2 prints
+    assert wal.read_bytes()[16:24] != salts, "the erase did not start the log over"
+    salts = wal.read_bytes()[16:24]
+    journal.progress.card_printed("J-2", 2, between_cards=True)
+    assert wal.read_bytes()[16:24] == salts, "the card's outcome started the log over"
+    journal.close()
+
+
 def test_a_printed_jobs_images_left_by_a_stop_are_erased_at_the_next_start(tmp_path, job):
     """Killed (or stopped) after a card recorded between cards, the station must not keep
     that citizen's images on disk: the next start erases them before anything else."""

@@ -323,7 +323,11 @@ class Jobs:
 
         Durable, and followed by a passive checkpoint: zeroing the images writes some
         200 KB, whose fsync and copy into the database belong here, on the preparing
-        thread while a card prints, not in the next commit between two cards.
+        thread while a card prints, not in the next commit between two cards. So does the
+        start of the log over: after a complete checkpoint the next commit that writes
+        restarts the write-ahead log and SQLite fsyncs its new header in that commit, which
+        would otherwise be the card's outcome, between two cards; a small write here makes
+        it.
         """
         live = tuple(LIVE)
         marks = ",".join("?" * len(live))
@@ -336,3 +340,6 @@ class Jobs:
                 db.execute("DELETE FROM job_data WHERE job_id IN (SELECT job_id FROM jobs "
                            f"WHERE state NOT IN ({marks}))", live)
             self.store.checkpoint("PASSIVE")
+            with self.store.tx() as db:
+                db.execute("INSERT INTO meta VALUES ('log_restarts', '1') ON CONFLICT(key) "
+                           "DO UPDATE SET value=CAST(value AS INTEGER) + 1")

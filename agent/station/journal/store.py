@@ -172,11 +172,15 @@ class Store:
         durable commit or `sync()`; the events it stores are not published before then, so
         nobody hears of what a power cut could still undo. It wakes the publisher, which
         makes them durable at once (`sync_events`) off the committing thread: a card's
-        `printed` does not wait for the next card's start, which may be a decode away.
+        `printed` does not wait for the next card's start, which may be a decode away. A
+        durable commit that wrote rows had SQLite fsync the write-ahead log, which holds
+        every earlier commit too (a checkpoint syncs what it copies): no second fsync of
+        the log and the database is added between two cards.
         """
         with self.lock:
             self.generation += 1  # any write may change what was read: read it again
             before = self._commits
+            changes = self.db.total_changes
             try:
                 if not durable:
                     self.db.execute("PRAGMA synchronous=NORMAL")
@@ -208,11 +212,11 @@ class Store:
             if not durable:
                 if seq > self.synced_seq:
                     self.outbox_event.set()  # the publisher syncs them (`sync_events`)
-            elif self._on_disk < before:
+            elif self._on_disk < before and self.db.total_changes == changes:
                 # SQLite skips the fsync of a commit that wrote nothing: sync explicitly.
                 self.sync()
             else:
-                # Every commit before had its fsync, and this one its own.
+                # Every commit before had its fsync, or this one's covered them (it wrote).
                 with self._sync_lock:
                     self._on_disk = self._commits
                     self._publishable(seq)

@@ -82,6 +82,10 @@ class PrinterWorker(ThreadedComponent):
         self._lock = threading.Lock()
         super().__init__()
         self.idle = threading.Event()
+        #: Set as each card goes to the printer, its stretch between cards over: work on
+        #: other threads that takes the journal's lock (telemetry) waits for it (see
+        #: `Telemetry._run`) rather than fall in the next stretch.
+        self.card_started = threading.Event()
         self.recovered = threading.Event()
         #: Monotonic time the loop last came round: the watchdog's sign of life.
         self.heartbeat = time.monotonic()
@@ -352,6 +356,7 @@ class PrinterWorker(ThreadedComponent):
         failpoints.hit_within("mid_card", 0.3)
         card.note_submitted = partial(self._submitted, job_id)
         card.note_status = self._status_while_printing
+        self.card_started.set()
         try:
             result = self.driver.print_card(card)
         except PrinterError as exc:
