@@ -137,7 +137,8 @@ def _run(cluster: Cluster, make_cluster_station, signing_key: Ed25519PrivateKey,
         after = [t for t in times if t > killed]
         before = [t for t in times if t <= killed]
         firsts.append(after[0] - killed)
-        resumed.append(next(t for t in after if t > killed + attached) - killed)
+        # No card after the agents were back (never, in a passing run): infinitely late.
+        resumed.append(next((t for t in after if t > killed + attached), float("inf")) - killed)
         lasts.append(after[-1] - killed)
         around = ([before[-1]] if before else []) + after
         gaps.append(max(b - a for a, b in pairwise(around)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
 
 import pytest
@@ -122,6 +123,58 @@ def test_a_card_recorded_between_cards_wakes_the_publisher_which_syncs_it(tmp_pa
     synced.clear()
     journal.store.sync_events()  # nothing waits: no fsync
     assert not synced
+
+
+def test_a_card_whose_next_card_follows_leaves_the_publisher_to_the_next_start(tmp_path,
+                                                                               job):
+    """With the next card prepared, the printer thread commits its start (durable) at
+    once: that commit, not the publisher's fsync beside it, makes `printed` publishable."""
+    journal = Journal(tmp_path, "s1")
+    journal.jobs.take(job[0], job[1], {}, "station")
+    second = job[0].model_copy(update={"job_id": "J-2"})
+    journal.jobs.take(second, job[1], {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    before = [s for s, _, _ in journal.outbox.unpublished()]
+    journal.store.outbox_event.clear()
+    journal.progress.card_printed("J-1", 1, between_cards=True, next_card_follows=True)
+    assert not journal.store.outbox_event.is_set()
+    assert [s for s, _, _ in journal.outbox.unpublished()] == before  # not yet on disk
+    journal.progress.start_printing("J-2", 1)
+    assert journal.store.outbox_event.is_set()
+    after = [s for s, _, _ in journal.outbox.unpublished()]
+    assert after[:len(before)] == before and len(after) == len(before) + 3  # card, printed,
+    # and J-2's `printing`
+    assert not journal.store.unsynced_events()
+
+
+def test_after_a_failed_fsync_nothing_more_is_published_in_this_run(tmp_path, job,
+                                                                  monkeypatch):
+    """Linux reports a failed write-back once and drops the pages that failed, so the next
+    fsync succeeds without them: a retry must not make `printed` publishable. Modelled by
+    an fsync that fails once, then succeeds; the journal stays failed until a restart."""
+    import errno
+
+    journal = Journal(tmp_path, "s1")
+    journal.jobs.take(job[0], job[1], {}, "station")
+    journal.progress.start_printing("J-1", 0)
+    journal.progress.card_printed("J-1", 1, between_cards=True)  # not on disk yet
+    before = [s for s, _, _ in journal.outbox.unpublished()]
+    calls: list[int] = []
+
+    def fails_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(store.os, "fsync", fails_once)
+    for _ in range(2):  # the publisher's next wake, the printer thread's retry
+        with pytest.raises(sqlite3.OperationalError, match="restart the agent"):
+            journal.store.sync_events()
+    with pytest.raises(sqlite3.OperationalError):  # a durable commit publishes nothing either
+        journal.progress.not_started("J-1")
+    assert [s for s, _, _ in journal.outbox.unpublished()] == before
+    assert "check the disk" in (journal.store.write_error or "")
+    assert len(calls) == 1
 
 
 def test_a_commit_made_while_a_sync_runs_is_not_taken_for_synced(tmp_path, job, monkeypatch):

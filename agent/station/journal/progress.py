@@ -57,7 +57,8 @@ class Progress:
                               (job_id,)).fetchone()[0]
 
     def card_printed(self, job_id: str, counter: int | None, use: CardUse | None = None, *,
-                     between_cards: bool = False, chip_uid: str | None = None) -> int:
+                     between_cards: bool = False, chip_uid: str | None = None,
+                     next_card_follows: bool = False) -> int:
         """A good card came out.
 
         `between_cards` is the printer thread's quick form, which holds the next card up
@@ -66,8 +67,12 @@ class Progress:
         reprint), and the images are left for `Jobs.erase_finished_images`, as zeroing them
         (`secure_delete`) writes every page they filled. `chip_uid` is the UID of the chip
         the encoder wrote, on the card's event and on `printed` (contract v2 4a, 4b).
+        `next_card_follows`: the next card's start is committed at once, durably, and
+        publishes `printed` with it (`Store.tx(wake=False)`); otherwise the publisher syncs
+        and sends it at once.
         """
-        with self.store.tx(durable=not between_cards) as db:
+        with self.store.tx(durable=not between_cards,
+                           wake=not (between_cards and next_card_follows)) as db:
             card_no = self.cards.record(db, job_id, "issued", None, counter, use, chip_uid)
             cur = db.execute(f"UPDATE jobs SET state=?, card_no=?, updated_at=? "
                              f"WHERE job_id=? AND {_PRINTED[0]}",

@@ -142,8 +142,18 @@ class Store:
         #: The last seq committed, on disk or not: read without the lock, so the publisher
         #: need not wait for a job being stored to learn whether anything waits.
         self._stored_seq = 0
-        #: Guards `_on_disk` and `synced_seq` after a sync, which runs outside `lock`.
+        #: Guards `_on_disk` and `synced_seq` after a sync, which runs outside `lock`, and
+        #: `_sync_fds`.
         self._sync_lock = threading.Lock()
+        #: The log's and the database's descriptors for `sync`, opened once, closed by
+        #: `close`: closing a descriptor of the database drops every POSIX lock this
+        #: process holds on it, SQLite's among them (sqlite.org/howtocorrupt.html, 2.2).
+        self._sync_fds: dict[str, int] = {}
+        #: Why the journal cannot be trusted to be on disk any more in this run: set by
+        #: the first failed fsync, for good. Linux reports a failed write-back once to
+        #: each open file and drops the pages that failed, so a later fsync that succeeds
+        #: proves nothing of them, and nothing committed since may be published.
+        self._sync_broken: str | None = None
         self.outbox_event = Signal()
         self.job_event = threading.Event()
         with self.tx() as db:
@@ -160,10 +170,14 @@ class Store:
                     self.sync()
                 self.db.close()
             finally:
+                for fd in self._sync_fds.values():
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                self._sync_fds.clear()
                 os.close(self._lock_fd)
 
     @contextmanager
-    def tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def tx(self, *, durable: bool = True, wake: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction.
 
         A durable one is on disk when it returns: SQLite fsyncs the write-ahead log, which
@@ -176,6 +190,11 @@ class Store:
         durable commit that wrote rows had SQLite fsync the write-ahead log, which holds
         every earlier commit too (a checkpoint syncs what it copies): no second fsync of
         the log and the database is added between two cards.
+
+        `wake=False` (non-durable only) leaves the publisher asleep: the caller makes a
+        durable commit at once (the printer thread, whose next card is prepared, commits
+        its start), which publishes these events too; the publisher's fsync would only
+        stand beside that commit's, between two cards.
         """
         with self.lock:
             self.generation += 1  # any write may change what was read: read it again
@@ -210,10 +229,12 @@ class Store:
             self._commits += 1
             seq = self._stored_seq = self._last_seq()
             if not durable:
-                if seq > self.synced_seq:
+                if wake and seq > self.synced_seq:
                     self.outbox_event.set()  # the publisher syncs them (`sync_events`)
-            elif self._on_disk < before and self.db.total_changes == changes:
+            elif self._sync_broken is not None or (
+                    self._on_disk < before and self.db.total_changes == changes):
                 # SQLite skips the fsync of a commit that wrote nothing: sync explicitly.
+                # A journal that failed to sync stays failed (`sync` raises).
                 self.sync()
             else:
                 # Every commit before had its fsync, or this one's covered them (it wrote).
@@ -228,6 +249,9 @@ class Store:
         it): a commit that comes meanwhile waits for nothing, and is covered by the next
         sync or its own fsync. The commits counted and the seq are read before the fsync
         starts, and both were committed by then, so both are on disk after it."""
+        if self._sync_broken is not None:
+            self.write_error = self._sync_broken
+            raise sqlite3.OperationalError(self._sync_broken)
         target = self._commits
         seq = self._stored_seq
         if self._on_disk >= target and self.synced_seq >= seq:
@@ -236,20 +260,35 @@ class Store:
         # before copying it and the database after; syncing both therefore covers every
         # commit up to `target`, wherever it is now.
         for name in (f"{self.path}-wal", str(self.path)):
-            try:
-                fd = os.open(name, os.O_RDONLY)
-            except FileNotFoundError:
+            fd = self._sync_fd(name)
+            if fd is None:
                 continue
             try:
                 os.fsync(fd)
             except OSError as exc:
-                self.write_error = f"journal cannot be synced: {exc.strerror}"
-                raise sqlite3.OperationalError(self.write_error) from None
-            finally:
-                os.close(fd)
+                self._sync_broken = self.write_error = (
+                    f"journal cannot be synced: {exc.strerror}; what was written since the "
+                    "last sync may be lost: check the disk, then restart the agent")
+                raise sqlite3.OperationalError(self._sync_broken) from None
         with self._sync_lock:
             self._on_disk = max(self._on_disk, target)
             self._publishable(seq)
+
+    def _sync_fd(self, name: str) -> int | None:
+        """The descriptor `sync` uses for `name` (kept: see `_sync_fds`); None while the
+        file does not exist (the log, before the first write)."""
+        with self._sync_lock:
+            fd = self._sync_fds.get(name)
+            if fd is None:
+                try:
+                    fd = os.open(name, os.O_RDONLY)
+                except FileNotFoundError:
+                    return None
+                except OSError as exc:  # too many open files, say: try again next time
+                    self.write_error = f"journal cannot be synced: {exc.strerror}"
+                    raise sqlite3.OperationalError(self.write_error) from None
+                self._sync_fds[name] = fd
+            return fd
 
     def unsynced_events(self) -> bool:
         """Events are stored that are not on disk yet (committed without an fsync)."""

@@ -62,6 +62,13 @@ class CardPreparer:
         if self._next is None or self._next.done():
             self._next = self._pool.submit(self._build_next)
 
+    def ready(self) -> bool:
+        """The next waiting job's card is prepared: the printer thread starts it at once
+        (unless a fault, a pause or the stock stops it, and then it waits, which syncs)."""
+        ahead = self._next
+        return (ahead is not None and ahead.done() and not ahead.cancelled()
+                and ahead.exception() is None and ahead.result() is not None)
+
     def _build_next(self) -> tuple[str, CardJob | Exception] | None:
         try:
             self.journal.jobs.erase_finished_images()  # of the card that came out before

@@ -382,11 +382,13 @@ class PrinterWorker(ThreadedComponent):
                                                       "parked")))
             return
         log.info("card_printed", job_id=job_id, counter=result.counter)
-        # Committed without an fsync: the publisher syncs it at once (Store.tx), off this
-        # thread, unless the next card's start or a wait does first;
-        # its images are erased by the preparing thread while the next card prints.
+        # Committed without an fsync. With the next card prepared, that card's start (a
+        # durable commit, at once) carries it to disk and to the publisher; else the
+        # publisher syncs and sends it at once (Store.tx), off this thread. Its images are
+        # erased by the preparing thread while the next card prints.
         self.settle(partial(self.journal.progress.card_printed, job_id, result.counter, use,
-                             between_cards=True, chip_uid=chip_uid))
+                             between_cards=True, chip_uid=chip_uid,
+                             next_card_follows=self._cards.ready()))
 
     def _status_while_printing(self, status: PrinterStatus) -> None:
         """What the driver read of the printer while it waits for a card: shown at once."""
