@@ -214,10 +214,11 @@ def timed_runs(runs: int, one: Callable[[], float]) -> list[float]:
     return [one() for _ in range(runs)]
 
 
-def start_agents(root: Path, stations: list[str], broker_url: str,
-                 print_time: float) -> list[subprocess.Popen]:
+def start_agents(root: Path, stations: list[str], broker_url: str, print_time: float,
+                 extra: str = "") -> list[subprocess.Popen]:
     """A `printstation run` process per station, each on its own `sim://` printer (its
-    ledger in ROOT/STATION/cards) and state folder under `root`, trusting this run's key."""
+    ledger in ROOT/STATION/cards) and state folder under `root`, trusting this run's key;
+    `extra`: more TOML settings."""
     from cryptography.hazmat.primitives import serialization
 
     keys = root / "central.pub"
@@ -230,7 +231,7 @@ def start_agents(root: Path, stations: list[str], broker_url: str,
             f'station_id = "{station}"\nbroker_url = "{broker_url}"\n'
             f'printer_url = "sim://?print_time={print_time}&render=0&out='
             f'{root / station / "cards"}"\nstate_dir = "{root / station / "state"}"\n'
-            'web_listen = ""\nmetrics_listen = ""\n'
+            f'web_listen = ""\nmetrics_listen = ""\n{extra}'
             f'[trusted_keys]\n{KEY_ID} = "{keys}"\n')
         procs.append(child(
             [sys.executable, "-m", "printstation.agent", "run", "--config", str(cfg)],

@@ -50,7 +50,15 @@ from datetime import datetime
 from pathlib import Path
 
 import pika
-from common import DEFAULT_BROKER, KEY, KEY_ID, child, iter_signed_jobs, own_vhost, scratch
+from common import (
+    DEFAULT_BROKER,
+    KEY,
+    KEY_ID,
+    iter_signed_jobs,
+    own_vhost,
+    scratch,
+    start_agents,
+)
 
 from printstation.agent.broker.topology import connection_parameters, declare
 from printstation.agent.central.tools import Submitter
@@ -194,30 +202,6 @@ class Arrivals:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
-
-
-def start_agents(root: Path, stations: list[str], broker_url: str, print_time: float,
-                 extra: str = "") -> list[subprocess.Popen]:
-    """A `printstation run` process per station, each on its own `sim://` printer (its
-    ledger in ROOT/STATION/cards), trusting this run's key; `extra`: more TOML settings."""
-    from cryptography.hazmat.primitives import serialization
-
-    keys = root / "central.pub"
-    keys.write_bytes(KEY.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    procs = []
-    for station in stations:
-        cfg = root / f"{station}.toml"
-        cfg.write_text(
-            f'station_id = "{station}"\nbroker_url = "{broker_url}"\n'
-            f'printer_url = "sim://?print_time={print_time}&render=0&out='
-            f'{root / station / "cards"}"\nstate_dir = "{root / station / "state"}"\n'
-            f'web_listen = ""\nmetrics_listen = ""\n{extra}'
-            f'[trusted_keys]\n{KEY_ID} = "{keys}"\n')
-        procs.append(child(
-            [sys.executable, "-m", "printstation.agent", "run", "--config", str(cfg)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    return procs
 
 
 def stop_agents(procs: list[subprocess.Popen]) -> None:
