@@ -14,6 +14,20 @@ from printstation.agent.contract import Job
 from printstation.agent.station.journal import Journal, JournalError, Taken, schema, store
 
 
+def spy_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, the descriptor of every fsync the journal makes (each still made)."""
+    import os
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(store.os, "fsync", spy)
+    return synced
+
 @pytest.fixture
 def job() -> tuple[Job, bytes]:
     body = sample_job("J-1", two_sided=False, destination="station.s1")
@@ -97,7 +111,6 @@ def test_a_card_recorded_between_cards_wakes_the_publisher_which_syncs_it(tmp_pa
                                                                        monkeypatch):
     """Its status must not wait for the printer thread's next durable commit: the commit
     wakes the publisher, whose `sync_events` makes it durable, and only then publishable."""
-    import os
 
     journal = Journal(tmp_path, "s1")
     journal.jobs.take(job[0], job[1], {}, "station")
@@ -108,14 +121,7 @@ def test_a_card_recorded_between_cards_wakes_the_publisher_which_syncs_it(tmp_pa
     assert journal.store.outbox_event.is_set()
     assert journal.store.unsynced_events()
     assert [s for s, _, _ in journal.outbox.unpublished()] == before  # not yet on disk
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def spy(fd: int) -> None:
-        synced.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(store.os, "fsync", spy)
+    synced = spy_fsyncs(monkeypatch)
     journal.store.sync_events()
     assert synced
     assert [s for s, _, _ in journal.outbox.unpublished()] == [*before, 3, 4]  # card, printed
@@ -218,7 +224,6 @@ def test_a_durable_commit_that_writes_releases_what_waited_with_its_own_fsync(tm
                                                                              monkeypatch):
     """The next card's start writes: SQLite's fsync of the log at its commit covers the
     card recorded between cards, and no second fsync stands between the two cards."""
-    import os
 
     journal = Journal(tmp_path, "s1")
     journal.jobs.take(job[0], job[1], {}, "station")
@@ -227,14 +232,7 @@ def test_a_durable_commit_that_writes_releases_what_waited_with_its_own_fsync(tm
     journal.progress.start_printing("J-1", 0)
     journal.progress.card_printed("J-1", 1, between_cards=True)
     waiting = len(journal.outbox.unpublished())
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def spy(fd: int) -> None:
-        synced.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(store.os, "fsync", spy)
+    synced = spy_fsyncs(monkeypatch)
     assert journal.progress.start_printing("J-2", 1) == 1
     assert not synced, "a second fsync between two cards"
     assert len(journal.outbox.unpublished()) == waiting + 3  # card, printed, printing
@@ -310,7 +308,6 @@ def test_a_commit_that_writes_nothing_syncs_before_what_waited_is_published(tmp_
                                                                            monkeypatch):
     """SQLite skips the fsync of an empty commit (a redelivery, a finish of a finished job):
     events that waited for a durable commit go out only after an explicit fsync."""
-    import os
 
 
     journal = Journal(tmp_path, "s1")
@@ -318,14 +315,7 @@ def test_a_commit_that_writes_nothing_syncs_before_what_waited_is_published(tmp_
     journal.progress.start_printing("J-1", 0)
     journal.progress.card_printed("J-1", 1, between_cards=True)
     waiting = len(journal.outbox.unpublished())
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def spy(fd: int) -> None:
-        synced.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(store.os, "fsync", spy)
+    synced = spy_fsyncs(monkeypatch)
     assert journal.jobs.take(job[0], job[1], {}, "station") is Taken.DUPLICATE  # writes nothing
     assert synced, "the events were released without an fsync"
     assert len(journal.outbox.unpublished()) == waiting + 2  # card, printed
