@@ -88,6 +88,9 @@ class AmqpSource(BrokerThread):
         #: binds behind, on a connection of its own (topology's docstring: a hung node).
         self._declared = False
         self._binder: threading.Thread | None = None
+        #: Guards `_binder` and `_bind_owed`: a session asks for binds, the binder owes them.
+        self._bind_lock = threading.Lock()
+        self._bind_owed = False
         #: The broker cancelled a consumer of this session (its queue was deleted, say).
         self._cancelled: str | None = None
 
@@ -193,16 +196,33 @@ class AmqpSource(BrokerThread):
         """Bind the station's queues again, on a connection and a thread of their own, while
         this session consumes: a binding waits for a hung node of the cluster (topology's
         docstring), and a queue re-created or a binding lost since the first declaration
-        is routed to again once this is done. One at a time: a binder still waiting for a
-        hung node is not joined by another."""
-        if self._binder is not None and self._binder.is_alive():
-            return
-        params = topology.connection_parameters(
-            self._url.get_secret_value(), heartbeat=self.settings.heartbeat,
-            name=f"printstation-binder-{self.settings.station_id}",
-            tls=topology.TlsFiles.of(self.settings), start=self._node_index or 0)
+        is routed to again once this is done.
 
-        def bind() -> None:
+        One binder at a time, owing binds: a session that starts while the binder works
+        (waiting for a hung node, say) leaves it one more round, so a queue declared by
+        that session is bound too. A failed round is tried again with a growing pause (up
+        to `reconnect_max_delay`) until it succeeds or the agent stops, not left to the
+        next reconnect, which on a sound link may be days away."""
+        with self._bind_lock:
+            self._bind_owed = True
+            if self._stop.is_set() or (self._binder is not None and self._binder.is_alive()):
+                return
+            self._binder = threading.Thread(target=self._binder_rounds, name="consumer-binder",
+                                            daemon=True)
+            self._binder.start()
+
+    def _binder_rounds(self) -> None:
+        pause = 1.0
+        while True:
+            with self._bind_lock:
+                if not self._bind_owed or self._stop.is_set():
+                    self._binder = None
+                    return
+                self._bind_owed = False
+            params = topology.connection_parameters(
+                self._url.get_secret_value(), heartbeat=self.settings.heartbeat,
+                name=f"printstation-binder-{self.settings.station_id}",
+                tls=topology.TlsFiles.of(self.settings), start=self._node_index or 0)
             try:
                 conn = pika.BlockingConnection(params)
                 try:
@@ -210,12 +230,14 @@ class AmqpSource(BrokerThread):
                 finally:
                     if conn.is_open:
                         conn.close()
-            except Exception as exc:  # the next reconnect binds again; say why not now
+                pause = 1.0
+            except Exception as exc:
+                with self._bind_lock:
+                    self._bind_owed = True
                 log.warning("binding_again_failed", error=type(exc).__name__,
-                            detail=str(exc)[:200])
-
-        self._binder = threading.Thread(target=bind, name="consumer-binder", daemon=True)
-        self._binder.start()
+                            detail=str(exc)[:200], retry_in=pause)
+                self._stop.wait(pause)
+                pause = min(pause * 2, self.settings.reconnect_max_delay)
 
     def _count_waiting(self, ch: BlockingChannel) -> None:
         """Count the jobs waiting at the broker once a telemetry interval, for the

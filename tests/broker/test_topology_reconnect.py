@@ -4,8 +4,12 @@ under the agent, or a binding lost, is routed to again."""
 
 from __future__ import annotations
 
-import pika
+import threading
 
+import pika
+import pika.exceptions
+
+from printstation.agent.broker import topology
 from printstation.agent.central.samples import sample_job
 from tests.support import wait_for
 from tests.support.broker import close_agent_connections
@@ -69,3 +73,28 @@ def test_a_binding_lost_while_the_queue_stays_is_made_again_on_reconnect(
     wait_for(lambda: station.agent.station.broker.all_up, 30, "the agent to connect again")
     wait_for(lambda: _routable(broker_url, s.names.job_exchange, key), 30,
              "the station queue to be bound again behind the new session")
+
+
+def test_a_binding_round_that_fails_is_tried_again_while_the_session_stays_up(
+        make_station, station_id, broker_url, vhost, monkeypatch):
+    station = make_station(station_id)
+    s = station.agent.settings
+    key = f"station.{station_id}"
+    real_bind = topology.bind
+    rounds: list[str] = []
+
+    def lost_once(conn, settings):
+        rounds.append(threading.current_thread().name)
+        if len(rounds) == 1:  # the node it was on went down mid-bind, say
+            raise pika.exceptions.StreamLostError("connection lost mid-bind")
+        return real_bind(conn, settings)
+
+    monkeypatch.setattr(topology, "bind", lost_once)
+    _admin(broker_url, lambda ch: ch.queue_unbind(s.station_queue(), s.names.job_exchange,
+                                                  routing_key=key))
+    close_agent_connections(vhost)
+    wait_for(lambda: not station.agent.station.broker.all_up, 20, "connections closed")
+    wait_for(lambda: station.agent.station.broker.all_up, 30, "connected again")
+    wait_for(lambda: _routable(broker_url, s.names.job_exchange, key), 30,
+             "the station queue to be bound again after a failed round")
+    assert len(rounds) >= 2 and set(rounds) == {"consumer-binder"}, rounds

@@ -11,7 +11,14 @@ import pytest
 from printstation.agent import contract
 from printstation.agent.central.samples import sample_job
 from printstation.agent.contract import Job
-from printstation.agent.station.journal import Journal, JournalError, Taken, schema, store
+from printstation.agent.station.journal import (
+    JobState,
+    Journal,
+    JournalError,
+    Taken,
+    schema,
+    store,
+)
 
 
 def spy_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -181,6 +188,48 @@ def test_after_a_failed_fsync_nothing_more_is_published_in_this_run(tmp_path, jo
     assert [s for s, _, _ in journal.outbox.unpublished()] == before
     assert "check the disk" in (journal.store.write_error or "")
     assert len(calls) == 1
+
+
+def _break_sync(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One fsync fails (EIO) with something not yet on disk: the journal is failed."""
+    import errno
+
+    with journal.store.tx(durable=False) as db:
+        db.execute("INSERT INTO meta VALUES ('k', '1')")
+
+    def eio(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(store.os, "fsync", eio)
+    with pytest.raises(sqlite3.OperationalError):
+        journal.store.sync()
+    monkeypatch.undo()
+
+
+def test_a_failed_journal_writes_nothing_it_then_reports_failed(tmp_path, job, monkeypatch):
+    """A start committed and then reported failed would leave a job `printing` that never
+    started, again at every retry of the printer thread's."""
+    journal = Journal(tmp_path, "s1")
+    journal.jobs.take(job[0], job[1], {}, "station")
+    journal.jobs.take(job[0].model_copy(update={"job_id": "J-2"}), job[1], {}, "station")
+    _break_sync(journal, monkeypatch)
+    for _ in range(2):
+        row = journal.jobs.next(with_body=False)
+        with pytest.raises(sqlite3.OperationalError):
+            journal.progress.start_printing(row.job_id, 0)
+    assert journal.jobs.in_states(JobState.PRINTING) == []
+
+
+def test_a_failed_journal_leaves_no_space_probe_behind(tmp_path, monkeypatch):
+    """The station's space probe, every few seconds while it cannot store, must not pile
+    its rows up on a disk that just failed."""
+    journal = Journal(tmp_path, "s1")
+    _break_sync(journal, monkeypatch)
+    for _ in range(3):
+        assert not journal.store.can_store(300_000)
+    with journal.store.lock:
+        n = journal.store.db.execute("SELECT count(*) FROM space_probe").fetchone()[0]
+    assert n == 0, f"{n} probe rows left in the journal"
 
 
 def test_a_commit_made_while_a_sync_runs_is_not_taken_for_synced(tmp_path, job, monkeypatch):

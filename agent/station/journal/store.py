@@ -195,8 +195,15 @@ class Store:
         durable commit at once (the printer thread, whose next card is prepared, commits
         its start), which publishes these events too; the publisher's fsync would only
         stand beside that commit's, between two cards.
+
+        After a failed fsync (`_sync_broken`) nothing is written any more in this run: a
+        commit that went in and was then reported failed would leave a job `printing`
+        that never started, or the space probe's rows on a failing disk.
         """
         with self.lock:
+            if self._sync_broken is not None:
+                self.write_error = self._sync_broken
+                raise sqlite3.OperationalError(self._sync_broken)
             self.generation += 1  # any write may change what was read: read it again
             before = self._commits
             changes = self.db.total_changes
@@ -231,10 +238,8 @@ class Store:
             if not durable:
                 if wake and seq > self.synced_seq:
                     self.outbox_event.set()  # the publisher syncs them (`sync_events`)
-            elif self._sync_broken is not None or (
-                    self._on_disk < before and self.db.total_changes == changes):
+            elif self._on_disk < before and self.db.total_changes == changes:
                 # SQLite skips the fsync of a commit that wrote nothing: sync explicitly.
-                # A journal that failed to sync stays failed (`sync` raises).
                 self.sync()
             else:
                 # Every commit before had its fsync, or this one's covered them (it wrote).
