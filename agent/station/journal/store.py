@@ -201,9 +201,7 @@ class Store:
         that never started, or the space probe's rows on a failing disk.
         """
         with self.lock:
-            if self._sync_broken is not None:
-                self.write_error = self._sync_broken
-                raise sqlite3.OperationalError(self._sync_broken)
+            self._refuse_if_broken()
             self.generation += 1  # any write may change what was read: read it again
             before = self._commits
             changes = self.db.total_changes
@@ -254,9 +252,7 @@ class Store:
         it): a commit that comes meanwhile waits for nothing, and is covered by the next
         sync or its own fsync. The commits counted and the seq are read before the fsync
         starts, and both were committed by then, so both are on disk after it."""
-        if self._sync_broken is not None:
-            self.write_error = self._sync_broken
-            raise sqlite3.OperationalError(self._sync_broken)
+        self._refuse_if_broken()
         target = self._commits
         seq = self._stored_seq
         if self._on_disk >= target and self.synced_seq >= seq:
@@ -278,6 +274,12 @@ class Store:
         with self._sync_lock:
             self._on_disk = max(self._on_disk, target)
             self._publishable(seq)
+
+    def _refuse_if_broken(self) -> None:
+        """After a failed fsync (`_sync_broken`) neither a write nor a sync is done."""
+        if self._sync_broken is not None:
+            self.write_error = self._sync_broken
+            raise sqlite3.OperationalError(self._sync_broken)
 
     def _sync_fd(self, name: str) -> int | None:
         """The descriptor `sync` uses for `name` (kept: see `_sync_fds`); None while the
