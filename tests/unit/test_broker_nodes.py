@@ -18,14 +18,8 @@ THREE = ("amqps://st-1@rmq-1.example/%2F, amqps://st-1@rmq-2.example:5673/%2F,"
          "amqps://st-1@rmq-3.example/%2F")
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("PRINTSTATION_"):
-            monkeypatch.delenv(key)
-    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+#: Settings are read with none of the shell's PRINTSTATION_ variables (conftest.py).
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def password_file(tmp_path, text: str = "s3cret,with:comma\n"):

@@ -21,15 +21,8 @@ from printstation.agent.config import (
 )
 from tests.support import REPO
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("PRINTSTATION_"):
-            monkeypatch.delenv(key)
-    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+#: Settings are read with none of the shell's PRINTSTATION_ variables (conftest.py).
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def write(tmp_path: Path, text: str) -> Path:
