@@ -66,9 +66,13 @@ and register it in that package's `pyproject.toml`, for printer URLs `list://...
 size the agent renders for (1016 x 648 by default). A printer with a contactless encoding
 station sets `chip_station = True` and implements `park_card` and `reject_card`: the agent
 parks the card, has its encoder (`encoder`) write the chip, then calls `print_card` (which
-prints the parked card) or `reject_card` (which sends it out unprinted). `sim://`
-(`printstation.simulator.driver`) is a driver registered this way too, and `tests/plugins/`
-holds one the tests install.
+prints the parked card) or `reject_card` (which sends it out unprinted). A printer that
+goes on printing a card by itself once it is sent (its own buffer and controller) sets
+`overlaps_cards = True` and implements `feed_card`: the agent feeds the card, records the
+last card's outcome and makes the next card ready while this one prints, then calls
+`print_card`, which waits for the fed card, and feeds the next at once, so the printer
+never waits for the PC between cards. `sim://` (`printstation.simulator.driver`) is a
+driver registered this way too, and `tests/plugins/` holds one the tests install.
 """
 
 from __future__ import annotations
@@ -227,6 +231,9 @@ class PrinterDriver(abc.ABC):
     #: Whether the printer can park a card at a contactless encoding station (`park_card`).
     #: Without one, the station takes no chip job.
     chip_station: ClassVar[bool] = False
+    #: Whether `feed_card` starts a card that the printer then prints by itself. The agent
+    #: uses it for cards without a chip.
+    overlaps_cards: ClassVar[bool] = False
 
     @classmethod
     @abc.abstractmethod
@@ -267,6 +274,17 @@ class PrinterDriver(abc.ABC):
         """
         raise PrinterError(FaultCode.OTHER, f"the {self.name} driver has no contactless "
                            "station", card_drawn=False)
+
+    def feed_card(self, card: CardJob) -> int | None:
+        """Draw a blank and start printing `card` without waiting for it; return the
+        printer's card counter with this card counted (None when the printer cannot say).
+
+        Raises PrinterError as `print_card` does; `card_drawn=False`: nothing was started.
+        The next `print_card` waits for this card and returns its result. Only a printer
+        with `overlaps_cards` is asked.
+        """
+        raise PrinterError(FaultCode.OTHER, f"the {self.name} driver does not take a card "
+                           "while one prints", card_drawn=False)
 
     def reject_card(self, card: CardJob) -> None:  # noqa: B027 - optional hook
         """The parked card leaves unprinted, to the reject tray (its chip could not be

@@ -26,6 +26,7 @@ What an operator records with `printstation load` or `unload` is done to this pr
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -68,11 +69,15 @@ def parse_sim_url(url: str) -> tuple[SimParams, Path | None]:
 class SimDriver(PrinterDriver):
     name = "sim"
     chip_station = True
+    overlaps_cards = True
 
     def __init__(self, printer: SimulatedPrinter):
         self.printer = printer
         #: The blank held at the contactless station, printed by the next `print_card`.
         self._parked: int | None = None
+        #: The card fed and printing by itself (its number, when its printing began), which
+        #: the next `print_card` waits for.
+        self._fed: tuple[int, float] | None = None
         #: The reader name the in-process encoder finds this printer's station by; with
         #: vpcd, the PC/SC encoder's own reader setting names it instead.
         self.reader = None if printer.params.vpcd_port else f"sim:{printer.params.serial}"
@@ -98,13 +103,25 @@ class SimDriver(PrinterDriver):
         return self.printer.status()
 
     def print_card(self, card: CardJob) -> CardResult:
+        fed, self._fed = self._fed, None
+        if fed is not None:
+            return self.printer.print_drawn(fed[0], card, started=fed[1])
         parked, self._parked = self._parked, None
         if parked is None:
             return self.printer.print_card(card)
         return self.printer.print_drawn(parked, card)
 
+    def feed_card(self, card: CardJob) -> int:
+        """The card's printing begins as its blank is drawn; `print_card` waits for it."""
+        if self._parked is not None or self._fed is not None:
+            raise PrinterError(FaultCode.PROTOCOL, "a card is already in the printer",
+                               card_drawn=False)
+        number = self.printer.draw_blank()
+        self._fed = (number, time.monotonic())
+        return number
+
     def park_card(self, card: CardJob) -> ParkedCard:
-        if self._parked is not None:
+        if self._parked is not None or self._fed is not None:
             raise PrinterError(FaultCode.PROTOCOL, "a card is already at the contactless "
                                "station", card_drawn=False)
         self._parked = self.printer.park_blank()

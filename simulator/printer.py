@@ -341,10 +341,15 @@ class SimulatedPrinter:
         if self._vpcd is not None:
             self._vpcd.remove()
 
-    def print_drawn(self, number: int, card: CardJob) -> CardResult:
-        """Print the blank in the printer; a fault spoils it (it goes to the reject box)."""
+    def print_drawn(self, number: int, card: CardJob, *,
+                    started: float | None = None) -> CardResult:
+        """Print the blank in the printer; a fault spoils it (it goes to the reject box).
+
+        `started`: when its printing began (a fed card's, at its draw: the printer prints it
+        while the host does other work), else now.
+        """
         self._unpark(number)
-        started = time.monotonic()
+        started = time.monotonic() if started is None else started
         # The simulator's own work for the ledger, done while the card prints, as a
         # printer's controller works while its mechanics run: it is not print time.
         mark = fingerprint(card.front.black)

@@ -143,9 +143,14 @@ class Consumables:
         return CardUse(stock=stock, sides=sides, ribbon=sides if per == "side" else 1,
                        film=sides if self.uses_film else 0)
 
-    def shortage(self, status: PrinterStatus, use: CardUse) -> str | None:
-        """Why this card cannot start with what is left, or None when it can."""
+    def shortage(self, status: PrinterStatus, use: CardUse,
+                 ahead: CardUse | None = None) -> str | None:
+        """Why this card cannot start with what is left, or None when it can; `ahead` is
+        a card in the printer before it, which the counts may not show used yet."""
         needs = {"cards": 1, "ribbon": use.ribbon, "film": use.film}
+        if ahead is not None:
+            needs = {"cards": 2, "ribbon": use.ribbon + ahead.ribbon,
+                     "film": use.film + ahead.film}
         for level in self.levels(status):
             need = needs[level.kind]
             if level.remaining is not None and need and level.remaining < need:

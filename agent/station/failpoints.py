@@ -4,7 +4,8 @@ Off unless PRINTSTATION_FAILPOINTS is set, e.g. "after_store=0.02,mid_card=0.05"
 named point the process sends itself SIGKILL with that probability, which is exactly what
 a power cut does there. Points: after_store (job journaled, delivery not yet acknowledged),
 after_ack, mid_card (while the printer prints), after_submit (a spooler's reference for
-the card journaled, the card not yet sent to it), after_card (the card is out, its status
+the card journaled, the card not yet sent to it), after_arm (the next card's start
+journaled while one prints, its blank not drawn), after_card (the card is out, its status
 not yet journaled), printer_hang (the printer thread blocks forever, as a driver call that
 never returns would: the systemd watchdog must notice).
 """

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .armed import ArmedJobs
 from .cards import Cards
 from .control import Control
 from .errors import JournalError, JournalLocked
@@ -44,9 +45,10 @@ class Journal:
         self.outbox = Outbox(self.store)
         self.cards = Cards(self.store, self.outbox)
         self.jobs = Jobs(self.store, self.outbox)
-        self.progress = Progress(self.store, self.outbox, self.cards)
+        self.armed = ArmedJobs()
+        self.progress = Progress(self.store, self.outbox, self.cards, self.armed)
         self.handback = HandBacks(self.store, self.outbox)
-        self.control = Control(self.store, self.outbox)
+        self.control = Control(self.store, self.outbox, self.armed)
         self.retention = Retention(self.store)
 
     def close(self) -> None:

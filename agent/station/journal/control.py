@@ -11,6 +11,7 @@ from datetime import datetime
 
 from printstation.agent import contract
 
+from .armed import ArmedJobs
 from .jobs import erase_data
 from .jobstate import JobState, moves
 from .outbox import Outbox
@@ -18,18 +19,22 @@ from .store import Store
 
 S = JobState
 _CANCEL = moves(S.CANCELLED, S.QUEUED, S.HANDING_BACK)
+#: ... and a job armed to print next, its blank not drawn (`ArmedJobs`), once withdrawn.
+_CANCEL_ARMED = moves(S.CANCELLED, S.PRINTING)
 #: A job the station does not hold now: a cancel for it is remembered.
 _NOT_HELD = (None, S.RELEASED, S.CLAIMING, S.HANDBACK_SENDING)
 
 
 class Control:
-    def __init__(self, store: Store, outbox: Outbox):
+    def __init__(self, store: Store, outbox: Outbox, armed: ArmedJobs):
         self.store = store
         self.outbox = outbox
+        self.armed = armed
 
     def cancel(self, job_id: str, code: str, detail: str, *, central: bool = False,
                issued_at: datetime | None = None) -> str:
-        """Cancel a job that has not started printing; returns what became of it.
+        """Cancel a job that has not started printing (its blank not drawn); returns what
+        became of it.
 
         From the central system (contract 5), a job this station has not taken yet is
         remembered and ends cancelled when it arrives. One it never saw (or released) is
@@ -62,9 +67,12 @@ class Control:
                         "cancel_unknown", "this station has not taken the job; it ends "
                         "cancelled if it arrives"))
                 return "not received yet: it will be cancelled when it arrives"
+            # A job armed to print next is `printing` with no blank drawn: still cancelled.
+            guard, sources = _CANCEL_ARMED if state == S.PRINTING \
+                and self.armed.withdraw(job_id) else _CANCEL
             cur = db.execute(f"UPDATE jobs SET state=?, reason_code=?, reason_detail=?, "
-                             f"updated_at=? WHERE job_id=? AND {_CANCEL[0]}",
-                             (S.CANCELLED, code, detail, now, job_id, *_CANCEL[1]))
+                             f"updated_at=? WHERE job_id=? AND {guard}",
+                             (S.CANCELLED, code, detail, now, job_id, *sources))
             if cur.rowcount:
                 db.execute("DELETE FROM handback WHERE job_id=?", (job_id,))
                 erase_data(db, job_id)

@@ -42,7 +42,10 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.CLAIMING: frozenset({S.QUEUED, S.CANCELLED, S.RELEASED, S.FAILED, S.EXPIRED}),
     S.QUEUED: frozenset({S.PRINTING, S.CANCELLED, S.HANDING_BACK, S.RELEASED, S.FAILED,
                          S.EXPIRED}),
-    S.PRINTING: frozenset({S.PRINTED, S.QUEUED, S.NEEDS_CHECK, S.FAILED, S.EXPIRED}),
+    # To cancelled: only a job armed to print next whose blank was never drawn
+    # (`ArmedJobs.withdraw`).
+    S.PRINTING: frozenset({S.PRINTED, S.QUEUED, S.NEEDS_CHECK, S.FAILED, S.EXPIRED,
+                           S.CANCELLED}),
     S.NEEDS_CHECK: frozenset({S.PRINTED, S.FAILED, S.EXPIRED}),
     S.HANDING_BACK: frozenset({S.HANDBACK_SENDING, S.CANCELLED, S.RELEASED}),
     S.HANDBACK_SENDING: frozenset({S.RELEASED}),

@@ -13,6 +13,7 @@ from typing import Any
 
 from printstation.agent import contract
 
+from .armed import ArmedJobs
 from .cards import Cards
 from .jobs import erase_data
 from .jobstate import JobState, moves
@@ -33,10 +34,11 @@ _FINISH = {to: moves(to, S.CLAIMING, S.QUEUED, S.PRINTING, S.NEEDS_CHECK)
 
 
 class Progress:
-    def __init__(self, store: Store, outbox: Outbox, cards: Cards):
+    def __init__(self, store: Store, outbox: Outbox, cards: Cards, armed: ArmedJobs):
         self.store = store
         self.outbox = outbox
         self.cards = cards
+        self.armed = armed
 
     def start_printing(self, job_id: str, counter_before: int | None, *,
                        announce: bool = True) -> int | None:
@@ -55,6 +57,37 @@ class Progress:
                 self.outbox.status(db, job_id, "printing")
             return db.execute("SELECT attempt FROM jobs WHERE job_id=?",
                               (job_id,)).fetchone()[0]
+
+    def arm(self, job_id: str, counter_before: int | None) -> int | None:
+        """Journal the start of the card to feed next while another prints (`ArmedJobs`):
+        durably `printing`, with `counter_before` the printer's counter once the card in it
+        is counted, and no `printing` status yet (`announce_printing` says it once the
+        blank is in). Returns the attempt, or None as `start_printing` does."""
+        self.armed.add(job_id)
+        try:
+            attempt = self.start_printing(job_id, counter_before, announce=False)
+        except BaseException:
+            self.armed.withdraw(job_id)
+            raise
+        if attempt is None:
+            self.armed.withdraw(job_id)
+        return attempt
+
+    def take_armed(self, job_id: str) -> bool:
+        """The armed job's card is about to be fed: False when a cancel withdrew it."""
+        return self.armed.take(job_id)
+
+    def unarm(self, job_id: str) -> None:
+        """The armed job's card will not be fed now (the card before failed, a pause, a
+        stop): it waits again, its attempt not counted, nothing said."""
+        self.armed.withdraw(job_id)
+        self.not_started(job_id)
+
+    def announce_printing(self, job_id: str) -> None:
+        """The armed job's blank is in the printer: its `printing` status. No fsync of its
+        own (the card before's outcome follows at once and wakes the publisher)."""
+        with self.store.tx(durable=False, wake=False) as db:
+            self.outbox.status(db, job_id, "printing")
 
     def card_printed(self, job_id: str, counter: int | None, use: CardUse | None = None, *,
                      between_cards: bool = False, chip_uid: str | None = None,

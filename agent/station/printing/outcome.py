@@ -46,9 +46,15 @@ class Outcomes:
         return made
 
     def settle(self, *writes: Callable[[], object]) -> None:
-        """Record an outcome before anything else happens (see `record`)."""
-        self._pending = list(writes)
+        """Record an outcome before anything else happens (see `record`), after what
+        still waits."""
+        self._pending.extend(writes)
         self.record()
+
+    def add(self, write: Callable[[], object]) -> None:
+        """A write the next `settle` makes before its own (with a card's failure, taking
+        back the start of the card armed to follow it), kept as an outcome's are."""
+        self._pending.append(write)
 
     def failure(self, job_id: str, attempt: int, exc: PrinterError, use: CardUse,
                 max_attempts: int, chip_uid: str | None = None

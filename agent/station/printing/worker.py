@@ -11,6 +11,15 @@ recorded before any other blank is drawn (`_record_outcome`). A card the printer
 is held as a fault (`refusal`), and the next card is prepared while one prints (`cards`).
 A chip card is parked at the contactless station and encoded before it is printed; one
 whose chip fails is rejected unprinted, and the job goes on with a new blank (`chip`).
+
+A printer that prints a fed card by itself (`PrinterDriver.overlaps_cards`) is never left
+waiting between cards without chips: while one prints, the next job's start is journaled
+(`Progress.arm`, its counter the one the printer will show with this card counted); the
+moment this card is out the next is fed, and only then is this one's outcome recorded
+(`_finish_fed`). Anything that needs a look first (a fault, a pause, stock near its end, a
+chip, a test card) leaves the next job to the ordinary way, after this card; an armed job
+whose card is not fed (the card before failed, a cancel withdrew it) waits again as if it
+had never started.
 """
 
 from __future__ import annotations
@@ -23,7 +32,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import partial
 
 import structlog
@@ -54,6 +64,28 @@ from .snapshot import PrinterSnapshot
 from .testcard import print_test_card
 
 log = structlog.get_logger("printstation.printer")
+
+
+@dataclass
+class Started:
+    """A card whose start is journaled: its job, attempt, panels and what it takes.
+    `announced`: its `printing` status was said (an armed card's is said once it is fed)."""
+
+    job_id: str
+    attempt: int
+    card: CardJob
+    use: CardUse
+    announced: bool = True
+    expires: datetime | None = None
+
+
+@dataclass
+class Fed:
+    """A card fed to a printer that prints it by itself; `counter`: the printer's card
+    counter with it counted."""
+
+    started: Started
+    counter: int | None
 
 POLL_SECONDS = 1.0
 #: How often an idle, healthy printer is asked for its state: a fault (a cover opened) shows
@@ -100,6 +132,8 @@ class PrinterWorker(ThreadedComponent):
         #: The contactless station and its encoder: a chip job they cannot encode is not
         #: printed here.
         self.chips = ChipStation(driver, encoder)
+        #: The card in a printer that prints by itself (`overlaps_cards`), not yet out.
+        self._fed: Fed | None = None
 
     def _wake(self) -> None:
         """Stop between cards: a card in the printer is finished first."""
@@ -204,6 +238,9 @@ class PrinterWorker(ThreadedComponent):
                 with contextlib.suppress(sqlite3.Error):
                     self.journal.store.sync()  # what is committed gets published all the same
                 self._stop.wait(5.0)
+        with contextlib.suppress(sqlite3.Error):  # then the outcome waits, below
+            while self._fed is not None:  # the card in the printer is finished first
+                self._finish_fed()
         if self.outcomes.waiting:
             try:
                 self._record_outcome()
@@ -228,7 +265,8 @@ class PrinterWorker(ThreadedComponent):
     def _record_outcome(self) -> None:
         """The last card's outcome, if it still waits; raises while it cannot be recorded."""
         if self.outcomes.record():
-            self.update(current_job=None, error=None)
+            fed = self._fed
+            self.update(current_job=fed.started.job_id if fed else None, error=None)
 
     def settle(self, *writes: Callable[[], object]) -> None:
         self.outcomes.settle(*writes)
@@ -242,6 +280,9 @@ class PrinterWorker(ThreadedComponent):
         self.update(status=self.refusals.shown(status), error=exc.detail)
 
     def _step(self) -> None:
+        if self._fed is not None:
+            self._finish_fed()
+            return
         self._tell_stock_changes()
         status = self._poll()
         if status.state != "offline":
@@ -353,9 +394,12 @@ class PrinterWorker(ThreadedComponent):
             if encoded is None:
                 return
             chip_uid, parked_no = encoded[0].uid, encoded[1]
-        failpoints.hit_within("mid_card", 0.3)
         card.note_submitted = partial(self._submitted, job_id)
         card.note_status = self._status_while_printing
+        if card.chip is None and self.driver.overlaps_cards:
+            self._feed(Started(job_id, attempt, card, use))
+            return
+        failpoints.hit_within("mid_card", 0.3)
         self.card_started.set()
         try:
             result = self.driver.print_card(card)
@@ -389,6 +433,118 @@ class PrinterWorker(ThreadedComponent):
         self.settle(partial(self.journal.progress.card_printed, job_id, result.counter, use,
                              between_cards=True, chip_uid=chip_uid,
                              next_card_follows=self._cards.ready()))
+
+    # ------------------------------------------------- a printer that prints by itself
+
+    def _feed(self, started: Started, last: Callable[[], object] | None = None) -> None:
+        """Feed a card to a printer that prints it by itself; `last` records the outcome of
+        the card that came out just before, once this one is in."""
+        try:
+            counter = self.driver.feed_card(started.card)
+        except Exception as exc:
+            if last is not None:
+                self.outcomes.add(last)  # recorded first, with what becomes of this card
+            self._not_fed(started, exc)
+            return
+        self._fed = Fed(started, counter)
+        self.card_started.set()
+        failpoints.hit_within("mid_card", 0.3)
+        if last is not None:
+            self.outcomes.settle(last)
+        self.update(current_job=started.job_id, error=None)
+        if not started.announced:
+            log.info("card_started", job_id=started.job_id, attempt=started.attempt)
+            self.journal.progress.announce_printing(started.job_id)
+
+    def _not_fed(self, started: Started, exc: Exception) -> None:
+        """The printer did not take the card (`feed_card` raised)."""
+        if not isinstance(exc, PrinterError):
+            self._driver_failed(started.job_id, exc)
+            return
+        # Not printed: a blank drawn and spoiled at the feed took no ribbon or film.
+        self._card_failed(started.job_id, started.attempt, exc,
+                          replace(started.use, ribbon=0, film=0), announced=started.announced)
+
+    def _finish_fed(self) -> None:
+        """Arm the next card while the fed one prints, wait for the fed one, feed the armed
+        one the moment it is out, then record the fed one's outcome."""
+        fed = self._fed
+        if fed is None:
+            return
+        started = fed.started
+        armed = self._arm_next(fed)
+        try:
+            result = self.driver.print_card(started.card)
+        except Exception as exc:
+            self._fed = None
+            if armed is not None:
+                self.outcomes.add(partial(self.journal.progress.unarm, armed.job_id))
+            if not isinstance(exc, PrinterError):
+                self._driver_failed(started.job_id, exc)
+                return
+            if exc.card_drawn is False:
+                exc.card_drawn = True  # its blank left the feeder when it was fed
+            self._card_failed(started.job_id, started.attempt, exc, started.use)
+            return
+        self._fed = None
+        self.refusals.cleared()
+        failpoints.hit("after_card")
+        log.info("card_printed", job_id=started.job_id, counter=result.counter)
+        # Without an fsync of its own (the publisher syncs and sends it at once): it is
+        # recorded while the next card prints. Its images are erased by the preparing thread.
+        printed = partial(self.journal.progress.card_printed, started.job_id, result.counter,
+                          started.use, between_cards=True)
+        if armed is not None and self._may_feed(armed):
+            self._feed(armed, last=printed)
+            return
+        if armed is not None:
+            self.outcomes.add(partial(self.journal.progress.unarm, armed.job_id))
+        self.settle(printed)
+
+    def _may_feed(self, armed: Started) -> bool:
+        """The armed card goes in now: nothing asks for a look between cards, and no cancel
+        withdrew it (`ArmedJobs`; taken, it can no longer be)."""
+        return (not self._stop.is_set() and not self.paused() and self.tests.empty()
+                and self._stock_changes.empty()
+                and (armed.expires is None or contract.now() <= armed.expires)
+                and self.journal.progress.take_armed(armed.job_id))
+
+    def _arm_next(self, fed: Fed) -> Started | None:
+        """While `fed` prints, journal the next job's start so that it can go in the
+        moment `fed` is out; None when the next job needs the ordinary way, after it."""
+        if (fed.counter is None or self._stop.is_set() or self.paused()
+                or not self.tests.empty() or not self._stock_changes.empty()
+                or self.refusals.refusal is not None):
+            return None
+        try:
+            status = self._poll()
+            if status.faults or status.state == "offline":
+                return None
+            self.consumables.observe(status)
+            row = self.journal.jobs.next(with_body=False)
+            stock = self.loaded_stock()
+            if (row is None or row.chip_profile is not None or row.card_stock != stock
+                    or (row.expires is not None and contract.now() > row.expires)):
+                return None
+            use = self.consumables.card_use(status, stock, row.sides)
+            if self.consumables.shortage(status, use, ahead=fed.started.use) is not None:
+                return None
+            card = self._cards.card_for(row)
+            if card.chip is not None:
+                return None
+            card.note_submitted = partial(self._submitted, row.job_id)
+            card.note_status = self._status_while_printing
+            attempt = self.journal.progress.arm(row.job_id, fed.counter)
+        except sqlite3.Error as exc:
+            log.error("next_card_not_armed", error=str(exc)[:200])
+            return None
+        except Exception:  # a card that cannot be built: the ordinary way fails its job
+            return None
+        if attempt is None:
+            return None
+        failpoints.hit("after_arm")
+        self._cards.prepare_next()
+        return Started(row.job_id, attempt, card, use, announced=False, expires=row.expires)
 
     def _status_while_printing(self, status: PrinterStatus) -> None:
         """What the driver read of the printer while it waits for a card: shown at once."""
@@ -493,11 +649,13 @@ class PrinterWorker(ThreadedComponent):
         self.journal.store.job_event.set()
 
     def _card_failed(self, job_id: str, attempt: int, exc: PrinterError,
-                     use: CardUse, chip_uid: str | None = None) -> None:
+                     use: CardUse, chip_uid: str | None = None, *,
+                     announced: bool = True) -> None:
         what = self.outcomes.failure(job_id, attempt, exc, use, self.max_attempts, chip_uid)
         if what == "refused":
             self.update(current_job=None)
-            self.refused(exc, job_id)
+            # Its retry says `printing` unless it was said already.
+            self.refused(exc, job_id if announced else None)
             return
         if what == "spoiled":
             self.refusals.cleared()

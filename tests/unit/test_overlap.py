@@ -1,0 +1,188 @@
+"""Cards fed back to back to a printer that prints a fed card by itself (`overlaps_cards`).
+
+While one card prints, the printer thread journals the next job's start (`armed`), feeds
+it the moment the card before is out, then records that card's outcome. Each test runs the
+real agent on the in-process `sim://` printer, which is such a printer, and checks its
+ledger and the statuses published: every job printed once, the armed job cancellable while
+its blank is not drawn, an armed job whose card before failed waiting again unannounced,
+and a restart settling two `printing` jobs by the printer's one counter.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from printstation.agent.broker.embedded import EmbeddedSource
+from printstation.agent.central.samples import sample_job
+from printstation.agent.config import Settings
+from printstation.agent.contract import Job
+from printstation.agent.signing import Verifier
+from printstation.agent.station.agent import Agent
+from printstation.agent.station.journal import JobState, Journal
+from printstation.agent.station.recovery import settle_printing
+from printstation.drivers.base import PrinterStatus
+from printstation.simulator.printer import read_ledger
+from tests.support import KEY_ID, job_fingerprint, signed, wait_for
+
+STATION = "overlap-1"
+
+
+@dataclass
+class Station:
+    agent: Agent
+    cards: Path
+    key: object
+    started: list[Agent]
+    events: list[dict] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def submit(self, *job_ids: str) -> list[dict]:
+        """Store the jobs, then start the agent: all are waiting when the first prints."""
+        bodies = []
+        for job_id in job_ids:
+            body = sample_job(job_id, destination=f"station.{STATION}").body
+            raw, headers = signed(self.key, body)
+            EmbeddedSource(self.agent.station.intake).submit(raw, headers, message_id=job_id)
+            bodies.append(body)
+        self.agent.start(embedded_sink=self._sink)
+        self.started.append(self.agent)
+        return bodies
+
+    def _sink(self, event: dict) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def statuses(self, job_id: str) -> list[tuple[str, int]]:
+        with self.lock:
+            return [(e["status"], e["attempt"]) for e in self.events
+                    if e["schema"] == "printstation.status/1" and e["job_id"] == job_id]
+
+    def ended(self, *job_ids: str) -> bool:
+        done = ("printed", "failed", "cancelled")
+        return all(any(s in done for s, _ in self.statuses(j)) for j in job_ids)
+
+    def state(self, job_id: str) -> str | None:
+        row = self.agent.journal.jobs.get(job_id)
+        return row.state if row else None
+
+    def in_printer(self) -> int | None:
+        """The number of the card the simulated printer is printing now, if any."""
+        printer = self.agent.driver.printer  # type: ignore[attr-defined]
+        return printer.counter if printer.status().state == "busy" else None
+
+
+@pytest.fixture
+def station(tmp_path: Path, signing_key) -> Iterator:
+    started: list[Agent] = []
+
+    def make(sim: str = "") -> Station:
+        cards = tmp_path / "cards"
+        s = Settings(station_id=STATION, state_dir=tmp_path / "state",
+                     printer_url=f"sim://?render=0&out={cards}{sim}",
+                     web_listen="", metrics_listen="")
+        agent = Agent(s, verifier=Verifier({KEY_ID: signing_key.public_key()}))
+        return Station(agent, cards, signing_key, started)
+
+    yield make
+    for agent in started:
+        agent.stop()
+
+
+def test_the_next_job_is_started_while_a_card_prints_and_every_job_prints_once(station):
+    s = station("&print_time=0.6")
+    bodies = s.submit("OV-1", "OV-2", "OV-3")
+    # While card 1 prints, job 2's start is journaled with the counter card 1 leaves.
+    wait_for(lambda: s.in_printer() == 1 and s.state("OV-2") == JobState.PRINTING, 10,
+             "job 2 armed while card 1 prints")
+    row = s.agent.journal.jobs.get("OV-2")
+    assert row is not None and row.counter_before == 1
+    assert s.statuses("OV-2") == [("accepted", 0)], "printing was said before its blank went in"
+    wait_for(lambda: s.ended("OV-1", "OV-2", "OV-3"), 20, "the three jobs to end")
+    ledger = read_ledger(s.cards)
+    assert [(c["card_no"], c["job_id"], c["outcome"], c["fingerprint"]) for c in ledger] == \
+        [(n + 1, b["job_id"], "issued", job_fingerprint(b)) for n, b in enumerate(bodies)]
+    for b in bodies:
+        assert s.statuses(b["job_id"]) == [("accepted", 0), ("printing", 1), ("printed", 1)]
+
+
+def test_a_cancel_takes_the_armed_job_whose_blank_is_not_drawn(station):
+    s = station("&print_time=1.0")
+    s.submit("CA-1", "CA-2", "CA-3")
+    wait_for(lambda: s.in_printer() == 1 and s.state("CA-2") == JobState.PRINTING, 10,
+             "job 2 armed while card 1 prints")
+    assert s.agent.station.cancel("CA-2", "cancelled_by_central", "data changed") == "cancelled"
+    wait_for(lambda: s.ended("CA-1", "CA-3"), 20, "jobs 1 and 3 to end")
+    assert [(c["job_id"], c["outcome"]) for c in read_ledger(s.cards)] == \
+        [("CA-1", "issued"), ("CA-3", "issued")]
+    assert s.statuses("CA-2") == [("accepted", 0), ("cancelled", 1)]
+    assert s.statuses("CA-3")[-1] == ("printed", 1)
+
+
+def test_an_armed_job_whose_card_before_jams_waits_again_as_never_started(station):
+    s = station("&print_time=0.6&jam_at=1&clear_after=0.2")
+    s.submit("JA-1", "JA-2")
+    wait_for(lambda: s.state("JA-2") == JobState.PRINTING and s.in_printer() == 1, 10,
+             "job 2 armed while card 1 prints")
+    wait_for(lambda: s.ended("JA-1", "JA-2"), 20, "both jobs to end")
+    assert [(c["card_no"], c["job_id"], c["outcome"]) for c in read_ledger(s.cards)] == \
+        [(1, "JA-1", "spoiled"), (2, "JA-1", "issued"), (3, "JA-2", "issued")]
+    assert s.statuses("JA-1") == [("accepted", 0), ("printing", 1), ("printing", 2),
+                                  ("printed", 2)]
+    # Its armed start was taken back: one attempt, one `printing`.
+    assert s.statuses("JA-2") == [("accepted", 0), ("printing", 1), ("printed", 1)]
+
+
+def test_a_pause_while_a_card_prints_leaves_the_armed_job_unprinted_until_resumed(station):
+    s = station("&print_time=0.6")
+    s.submit("PA-1", "PA-2")
+    wait_for(lambda: s.in_printer() == 1 and s.state("PA-2") == JobState.PRINTING, 10,
+             "job 2 armed while card 1 prints")
+    s.agent.station.pause("operator", "lunch")
+    wait_for(lambda: s.ended("PA-1") and s.state("PA-2") == JobState.QUEUED, 10,
+             "card 1 out and job 2 waiting again")
+    assert [c["job_id"] for c in read_ledger(s.cards)] == ["PA-1"]
+    assert s.statuses("PA-2") == [("accepted", 0)]
+    s.agent.station.resume("operator", "back")
+    wait_for(lambda: s.ended("PA-2"), 10, "job 2 to print once resumed")
+    assert s.statuses("PA-2") == [("accepted", 0), ("printing", 1), ("printed", 1)]
+
+
+@pytest.mark.parametrize(("counter", "first", "armed"), [
+    (8, JobState.NEEDS_CHECK, JobState.QUEUED),  # card 8 drawn; the armed one's never was
+    (9, JobState.NEEDS_CHECK, JobState.NEEDS_CHECK),  # both may be out
+    (7, JobState.QUEUED, JobState.NEEDS_CHECK),  # no feed leaves this: nobody can say
+])
+def test_a_restart_settles_the_card_in_the_printer_and_the_armed_one_by_the_counter(
+        tmp_path, counter, first, armed):
+    """Card 8 (job 1) was fed at counter 7 and job 2 armed behind it when the agent died."""
+    journal = Journal(tmp_path / "state", STATION)
+    try:
+        for job_id in ("RE-1", "RE-2"):
+            raw = json.dumps(sample_job(job_id, destination=f"station.{STATION}").body).encode()
+            journal.jobs.take(Job.model_validate_json(raw), raw, {}, "station")
+        assert journal.progress.start_printing("RE-1", 7) == 1
+        assert journal.progress.arm("RE-2", 8) == 1
+        settle_printing(journal, PrinterStatus(state="ready", card_counter=counter))
+        assert [journal.jobs.get(j).state for j in ("RE-1", "RE-2")] == [first, armed]
+    finally:
+        journal.close()
+
+
+def test_a_cancel_cannot_take_a_job_whose_armed_card_was_taken_for_feeding(tmp_path):
+    journal = Journal(tmp_path / "state", STATION)
+    try:
+        raw = json.dumps(sample_job("TK-1", destination=f"station.{STATION}").body).encode()
+        journal.jobs.take(Job.model_validate_json(raw), raw, {}, "station")
+        assert journal.progress.arm("TK-1", 3) == 1
+        assert journal.progress.take_armed("TK-1")
+        assert journal.control.cancel("TK-1", "cancelled_by_central", "late",
+                                      central=True) == "printing"
+        assert not journal.progress.take_armed("TK-1"), "a card is fed once"
+    finally:
+        journal.close()
