@@ -16,6 +16,11 @@ from the card's start, the ledger line is written without an fsync); what is lef
 uncontended is in the baseline as well, which is why the baseline is the ceiling on the
 machine it ran on, just below 100% (on a machine busy with other work, lower).
 
+The simulated printer prints a fed card by itself (`overlaps_cards`), so the agent feeds
+the next card the moment one is out and records the outcome while the next prints: what is
+left between two cards is the printer thread's return from one card and its feed of the
+next, and the interpreter it shares with the agent's other threads.
+
 Baseline, same run: the same simulated printer fed the same cards, already prepared, back
 to back by a bare loop, measured the same way (the most any host could get out of it).
 Target: at least 99.8% at 0.5 s/card.

@@ -457,11 +457,11 @@ class PrinterWorker(ThreadedComponent):
             self.journal.progress.announce_printing(started.job_id)
 
     def _not_fed(self, started: Started, exc: Exception) -> None:
-        """The printer did not take the card (`feed_card` raised)."""
+        """The fed card did not become a card (`feed_card` or `print_card` raised)."""
         if not isinstance(exc, PrinterError):
             self._driver_failed(started.job_id, exc)
             return
-        # Not printed: a blank drawn and spoiled at the feed took no ribbon or film.
+        # Counted as the ordinary way counts a card that failed: no ribbon or film.
         self._card_failed(started.job_id, started.attempt, exc,
                           replace(started.use, ribbon=0, film=0), announced=started.announced)
 
@@ -479,12 +479,9 @@ class PrinterWorker(ThreadedComponent):
             self._fed = None
             if armed is not None:
                 self.outcomes.add(partial(self.journal.progress.unarm, armed.job_id))
-            if not isinstance(exc, PrinterError):
-                self._driver_failed(started.job_id, exc)
-                return
-            if exc.card_drawn is False:
+            if isinstance(exc, PrinterError) and exc.card_drawn is False:
                 exc.card_drawn = True  # its blank left the feeder when it was fed
-            self._card_failed(started.job_id, started.attempt, exc, started.use)
+            self._not_fed(started, exc)
             return
         self._fed = None
         self.refusals.cleared()
@@ -520,7 +517,6 @@ class PrinterWorker(ThreadedComponent):
             status = self._poll()
             if status.faults or status.state == "offline":
                 return None
-            self.consumables.observe(status)
             row = self.journal.jobs.next(with_body=False)
             stock = self.loaded_stock()
             if (row is None or row.chip_profile is not None or row.card_stock != stock
