@@ -494,8 +494,10 @@ def fingerprint(black: Image.Image) -> str:
 
 
 def read_ledger(output_dir: Path) -> list[dict]:
-    """Every card the simulated printer produced, in order."""
+    """Every card the simulated printer produced, in order; a line still being written
+    (read beside the printer's write, without its newline yet) is left for the next read."""
     path = output_dir / "ledger.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text().split("\n")[:-1]
+    return [json.loads(line) for line in lines if line.strip()]

@@ -26,7 +26,7 @@ from printstation.agent.signing import Verifier
 from printstation.agent.station.agent import Agent
 from printstation.agent.station.journal import JobState, Journal
 from printstation.agent.station.recovery import settle_printing
-from printstation.drivers.base import PrinterStatus
+from printstation.drivers.base import FaultCode, PrinterStatus
 from printstation.simulator.printer import read_ledger
 from tests.support import KEY_ID, job_fingerprint, signed, wait_for
 
@@ -71,10 +71,24 @@ class Station:
         row = self.agent.journal.jobs.get(job_id)
         return row.state if row else None
 
-    def in_printer(self) -> int | None:
-        """The number of the card the simulated printer is printing now, if any."""
+    def hold(self, number: int) -> threading.Event:
+        """Card `number` stays in the simulated printer until the event is set: what the
+        test does while it prints cannot come too late."""
         printer = self.agent.driver.printer  # type: ignore[attr-defined]
-        return printer.counter if printer.status().state == "busy" else None
+        release, print_drawn = threading.Event(), printer.print_drawn
+
+        def held(drawn: int, card, **kwargs):
+            if drawn == number:
+                release.wait(30)
+            return print_drawn(drawn, card, **kwargs)
+
+        printer.print_drawn = held
+        return release
+
+    def wait_armed(self, job_id: str) -> None:
+        """The job's start journaled while the held card is in the printer."""
+        wait_for(lambda: self.state(job_id) == JobState.PRINTING, 10,
+                 f"{job_id} armed while the card before prints")
 
 
 @pytest.fixture
@@ -95,14 +109,15 @@ def station(tmp_path: Path, signing_key) -> Iterator:
 
 
 def test_the_next_job_is_started_while_a_card_prints_and_every_job_prints_once(station):
-    s = station("&print_time=0.6")
+    s = station("&print_time=0.2")
+    release = s.hold(1)
     bodies = s.submit("OV-1", "OV-2", "OV-3")
     # While card 1 prints, job 2's start is journaled with the counter card 1 leaves.
-    wait_for(lambda: s.in_printer() == 1 and s.state("OV-2") == JobState.PRINTING, 10,
-             "job 2 armed while card 1 prints")
+    s.wait_armed("OV-2")
     row = s.agent.journal.jobs.get("OV-2")
-    assert row is not None and row.counter_before == 1
+    assert row is not None and (row.counter_before, row.attempt) == (1, 1)
     assert s.statuses("OV-2") == [("accepted", 0)], "printing was said before its blank went in"
+    release.set()
     wait_for(lambda: s.ended("OV-1", "OV-2", "OV-3"), 20, "the three jobs to end")
     ledger = read_ledger(s.cards)
     assert [(c["card_no"], c["job_id"], c["outcome"], c["fingerprint"]) for c in ledger] == \
@@ -112,23 +127,26 @@ def test_the_next_job_is_started_while_a_card_prints_and_every_job_prints_once(s
 
 
 def test_a_cancel_takes_the_armed_job_whose_blank_is_not_drawn(station):
-    s = station("&print_time=1.0")
+    s = station("&print_time=0.2")
+    release = s.hold(1)
     s.submit("CA-1", "CA-2", "CA-3")
-    wait_for(lambda: s.in_printer() == 1 and s.state("CA-2") == JobState.PRINTING, 10,
-             "job 2 armed while card 1 prints")
+    s.wait_armed("CA-2")
     assert s.agent.station.cancel("CA-2", "cancelled_by_central", "data changed") == "cancelled"
+    release.set()
     wait_for(lambda: s.ended("CA-1", "CA-3"), 20, "jobs 1 and 3 to end")
     assert [(c["job_id"], c["outcome"]) for c in read_ledger(s.cards)] == \
         [("CA-1", "issued"), ("CA-3", "issued")]
-    assert s.statuses("CA-2") == [("accepted", 0), ("cancelled", 1)]
+    # No blank was drawn for it: no attempt counted.
+    assert s.statuses("CA-2") == [("accepted", 0), ("cancelled", 0)]
     assert s.statuses("CA-3")[-1] == ("printed", 1)
 
 
 def test_an_armed_job_whose_card_before_jams_waits_again_as_never_started(station):
-    s = station("&print_time=0.6&jam_at=1&clear_after=0.2")
+    s = station("&print_time=0.2&jam_at=1&clear_after=0.2")
+    release = s.hold(1)
     s.submit("JA-1", "JA-2")
-    wait_for(lambda: s.state("JA-2") == JobState.PRINTING and s.in_printer() == 1, 10,
-             "job 2 armed while card 1 prints")
+    s.wait_armed("JA-2")
+    release.set()
     wait_for(lambda: s.ended("JA-1", "JA-2"), 20, "both jobs to end")
     assert [(c["card_no"], c["job_id"], c["outcome"]) for c in read_ledger(s.cards)] == \
         [(1, "JA-1", "spoiled"), (2, "JA-1", "issued"), (3, "JA-2", "issued")]
@@ -139,11 +157,12 @@ def test_an_armed_job_whose_card_before_jams_waits_again_as_never_started(statio
 
 
 def test_a_pause_while_a_card_prints_leaves_the_armed_job_unprinted_until_resumed(station):
-    s = station("&print_time=0.6")
+    s = station("&print_time=0.2")
+    release = s.hold(1)
     s.submit("PA-1", "PA-2")
-    wait_for(lambda: s.in_printer() == 1 and s.state("PA-2") == JobState.PRINTING, 10,
-             "job 2 armed while card 1 prints")
+    s.wait_armed("PA-2")
     s.agent.station.pause("operator", "lunch")
+    release.set()
     wait_for(lambda: s.ended("PA-1") and s.state("PA-2") == JobState.QUEUED, 10,
              "card 1 out and job 2 waiting again")
     assert [c["job_id"] for c in read_ledger(s.cards)] == ["PA-1"]
@@ -151,6 +170,45 @@ def test_a_pause_while_a_card_prints_leaves_the_armed_job_unprinted_until_resume
     s.agent.station.resume("operator", "back")
     wait_for(lambda: s.ended("PA-2"), 10, "job 2 to print once resumed")
     assert s.statuses("PA-2") == [("accepted", 0), ("printing", 1), ("printed", 1)]
+
+
+def test_a_stop_while_a_card_prints_finishes_it_and_leaves_the_armed_job_waiting(
+        station, tmp_path):
+    s = station("&print_time=0.2")
+    release = s.hold(1)
+    s.submit("ST-1", "ST-2")
+    s.wait_armed("ST-2")
+    stopping = threading.Thread(target=s.agent.stop)
+    stopping.start()
+    release.set()
+    stopping.join(30)
+    assert not stopping.is_alive()
+    assert [c["job_id"] for c in read_ledger(s.cards)] == ["ST-1"]
+    assert s.statuses("ST-1")[-1] == ("printed", 1)
+    assert s.statuses("ST-2") == [("accepted", 0)]
+    journal = Journal(tmp_path / "state", STATION)
+    try:
+        row = journal.jobs.get("ST-2")
+        assert row is not None and (row.state, row.attempt) == (JobState.QUEUED, 0)
+    finally:
+        journal.close()
+
+
+def test_an_armed_card_the_printer_refuses_is_announced_once_when_it_prints(station):
+    s = station("&print_time=0.2")
+    release = s.hold(1)
+    s.submit("RF-1", "RF-2")
+    s.wait_armed("RF-2")
+    printer = s.agent.driver.printer  # type: ignore[attr-defined]
+    printer.inject(FaultCode.COVER_OPEN)  # the next blank is refused at its feed
+    release.set()
+    wait_for(lambda: s.ended("RF-1") and s.state("RF-2") == JobState.QUEUED, 10,
+             "card 1 out and job 2 refused")
+    printer.clear(FaultCode.COVER_OPEN)
+    wait_for(lambda: s.ended("RF-2"), 20, "job 2 to print once the cover is shut")
+    assert [(c["card_no"], c["job_id"]) for c in read_ledger(s.cards)] == \
+        [(1, "RF-1"), (2, "RF-2")]
+    assert s.statuses("RF-2") == [("accepted", 0), ("printing", 1), ("printed", 1)]
 
 
 @pytest.mark.parametrize(("counter", "first", "armed"), [
@@ -184,5 +242,25 @@ def test_a_cancel_cannot_take_a_job_whose_armed_card_was_taken_for_feeding(tmp_p
         assert journal.control.cancel("TK-1", "cancelled_by_central", "late",
                                       central=True) == "printing"
         assert not journal.progress.take_armed("TK-1"), "a card is fed once"
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("cancel_first", [True, False])
+def test_a_cancel_and_taking_back_an_armed_start_end_the_job_cancelled_either_way(
+        tmp_path, cancel_first):
+    journal = Journal(tmp_path / "state", STATION)
+    try:
+        raw = json.dumps(sample_job("UA-1", destination=f"station.{STATION}").body).encode()
+        journal.jobs.take(Job.model_validate_json(raw), raw, {}, "station")
+        assert journal.progress.arm("UA-1", 3) == 1
+        if not cancel_first:
+            journal.progress.unarm("UA-1")
+        assert journal.control.cancel("UA-1", "cancelled_by_central", "data changed",
+                                      central=True) == "cancelled"
+        journal.progress.unarm("UA-1")
+        row = journal.jobs.get("UA-1")
+        assert row is not None and (row.state, row.attempt) == (JobState.CANCELLED, 0)
+        assert not journal.progress.take_armed("UA-1")
     finally:
         journal.close()

@@ -67,12 +67,15 @@ class Control:
                         "cancel_unknown", "this station has not taken the job; it ends "
                         "cancelled if it arrives"))
                 return "not received yet: it will be cancelled when it arrives"
-            # A job armed to print next is `printing` with no blank drawn: still cancelled.
-            guard, sources = _CANCEL_ARMED if state == S.PRINTING \
-                and self.armed.withdraw(job_id) else _CANCEL
+            # A job armed to print next is `printing` with no blank drawn: still cancelled,
+            # and its attempt, which drew no blank, not counted.
+            armed = state == S.PRINTING and self.armed.withdraw(job_id)
+            guard, sources = _CANCEL_ARMED if armed else _CANCEL
             cur = db.execute(f"UPDATE jobs SET state=?, reason_code=?, reason_detail=?, "
-                             f"updated_at=? WHERE job_id=? AND {guard}",
-                             (S.CANCELLED, code, detail, now, job_id, *sources))
+                             f"updated_at=?, attempt=MAX(attempt - ?, 0) WHERE job_id=? "
+                             f"AND {guard}",
+                             (S.CANCELLED, code, detail, now, 1 if armed else 0, job_id,
+                              *sources))
             if cur.rowcount:
                 db.execute("DELETE FROM handback WHERE job_id=?", (job_id,))
                 erase_data(db, job_id)

@@ -79,14 +79,15 @@ class Progress:
 
     def unarm(self, job_id: str) -> None:
         """The armed job's card will not be fed now (the card before failed, a pause, a
-        stop): it waits again, its attempt not counted, nothing said."""
-        self.armed.withdraw(job_id)
-        self.not_started(job_id)
+        stop): it waits again, its attempt not counted, nothing said. Withdrawn in the same
+        transaction, under the lock a cancel takes: a cancel meanwhile finds it either
+        armed (and cancels it) or queued (and cancels it)."""
+        self.not_started(job_id, withdraw=True)
 
     def announce_printing(self, job_id: str) -> None:
-        """The armed job's blank is in the printer: its `printing` status. No fsync of its
-        own (the card before's outcome follows at once and wakes the publisher)."""
-        with self.store.tx(durable=False, wake=False) as db:
+        """The armed job's blank is in the printer: its `printing` status, without an
+        fsync of its own (the publisher syncs and sends it at once)."""
+        with self.store.tx(durable=False) as db:
             self.outbox.status(db, job_id, "printing")
 
     def card_printed(self, job_id: str, counter: int | None, use: CardUse | None = None, *,
@@ -130,10 +131,12 @@ class Progress:
         with self.store.tx() as db:
             db.execute("UPDATE jobs SET printer_ref=? WHERE job_id=?", (ref[:200], job_id))
 
-    def not_started(self, job_id: str) -> None:
+    def not_started(self, job_id: str, *, withdraw: bool = False) -> None:
         """The printer refused the card before drawing a blank: it waits, and the attempt
-        does not count (no blank was used)."""
+        does not count (no blank was used). `withdraw`: an armed job's (`unarm`)."""
         with self.store.tx() as db:
+            if withdraw:
+                self.armed.withdraw(job_id)
             db.execute(f"UPDATE jobs SET state=?, attempt=MAX(attempt - 1, 0), updated_at=? "
                        f"WHERE job_id=? AND {_BACK[0]}",
                        (S.QUEUED, contract.now().isoformat(), job_id, *_BACK[1]))

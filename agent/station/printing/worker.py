@@ -76,7 +76,9 @@ class Started:
     card: CardJob
     use: CardUse
     announced: bool = True
+    #: An armed card's: checked again as it is fed.
     expires: datetime | None = None
+    stock: str | None = None
 
 
 @dataclass
@@ -436,25 +438,23 @@ class PrinterWorker(ThreadedComponent):
 
     # ------------------------------------------------- a printer that prints by itself
 
-    def _feed(self, started: Started, last: Callable[[], object] | None = None) -> None:
-        """Feed a card to a printer that prints it by itself; `last` records the outcome of
-        the card that came out just before, once this one is in."""
+    def _feed(self, started: Started) -> None:
+        """Feed a card to a printer that prints it by itself; then record what waits (the
+        outcome of the card that came out just before, and this one's `printing`)."""
         try:
             counter = self.driver.feed_card(started.card)
         except Exception as exc:
-            if last is not None:
-                self.outcomes.add(last)  # recorded first, with what becomes of this card
-            self._not_fed(started, exc)
+            self._not_fed(started, exc)  # what waits is recorded first
             return
         self._fed = Fed(started, counter)
         self.card_started.set()
         failpoints.hit_within("mid_card", 0.3)
-        if last is not None:
-            self.outcomes.settle(last)
-        self.update(current_job=started.job_id, error=None)
         if not started.announced:
             log.info("card_started", job_id=started.job_id, attempt=started.attempt)
-            self.journal.progress.announce_printing(started.job_id)
+            self.outcomes.add(partial(self.journal.progress.announce_printing,
+                                      started.job_id))
+        self.outcomes.record()
+        self.update(current_job=started.job_id, error=None)
 
     def _not_fed(self, started: Started, exc: Exception) -> None:
         """The fed card did not become a card (`feed_card` or `print_card` raised)."""
@@ -484,36 +484,43 @@ class PrinterWorker(ThreadedComponent):
             self._not_fed(started, exc)
             return
         self._fed = None
+        # Kept before anything else can fail; without an fsync of its own (the publisher
+        # syncs and sends it at once), recorded once the next card is in. Its images are
+        # erased by the preparing thread.
+        self.outcomes.add(partial(self.journal.progress.card_printed, started.job_id,
+                                  result.counter, started.use, between_cards=True))
         self.refusals.cleared()
         failpoints.hit("after_card")
         log.info("card_printed", job_id=started.job_id, counter=result.counter)
-        # Without an fsync of its own (the publisher syncs and sends it at once): it is
-        # recorded while the next card prints. Its images are erased by the preparing thread.
-        printed = partial(self.journal.progress.card_printed, started.job_id, result.counter,
-                          started.use, between_cards=True)
         if armed is not None and self._may_feed(armed):
-            self._feed(armed, last=printed)
+            self._feed(armed)
             return
         if armed is not None:
             self.outcomes.add(partial(self.journal.progress.unarm, armed.job_id))
-        self.settle(printed)
+        self.settle()
 
     def _may_feed(self, armed: Started) -> bool:
-        """The armed card goes in now: nothing asks for a look between cards, and no cancel
-        withdrew it (`ArmedJobs`; taken, it can no longer be)."""
-        return (not self._stop.is_set() and not self.paused() and self.tests.empty()
-                and self._stock_changes.empty()
-                and (armed.expires is None or contract.now() <= armed.expires)
-                and self.journal.progress.take_armed(armed.job_id))
+        """The armed card goes in now: nothing asks for a look between cards (the blanks in
+        the feeder still the job's), and no cancel withdrew it (`ArmedJobs`; taken, it
+        can no longer be). A check that fails to answer says no."""
+        try:
+            return (not self._stop.is_set() and not self.paused() and self.tests.empty()
+                    and self._stock_changes.empty()
+                    and armed.stock == self.loaded_stock()
+                    and (armed.expires is None or contract.now() <= armed.expires)
+                    and self.journal.progress.take_armed(armed.job_id))
+        except Exception as exc:
+            log.error("next_card_not_fed", error=type(exc).__name__)
+            return False
 
     def _arm_next(self, fed: Fed) -> Started | None:
         """While `fed` prints, journal the next job's start so that it can go in the
         moment `fed` is out; None when the next job needs the ordinary way, after it."""
-        if (fed.counter is None or self._stop.is_set() or self.paused()
-                or not self.tests.empty() or not self._stock_changes.empty()
-                or self.refusals.refusal is not None):
-            return None
         try:
+            if (fed.counter is None or self._stop.is_set() or self.paused()
+                    or not self.tests.empty() or not self._stock_changes.empty()
+                    or self.refusals.refusal is not None):
+                return None
             status = self._poll()
             if status.faults or status.state == "offline":
                 return None
@@ -540,7 +547,8 @@ class PrinterWorker(ThreadedComponent):
             return None
         failpoints.hit("after_arm")
         self._cards.prepare_next()
-        return Started(row.job_id, attempt, card, use, announced=False, expires=row.expires)
+        return Started(row.job_id, attempt, card, use, announced=False, expires=row.expires,
+                       stock=row.card_stock)
 
     def _status_while_printing(self, status: PrinterStatus) -> None:
         """What the driver read of the printer while it waits for a card: shown at once."""
