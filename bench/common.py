@@ -137,13 +137,14 @@ def _native_body(body: dict) -> dict:
 
 
 def iter_signed_jobs(n: int, prefix: str, *, to: str, two_sided: bool = True,
-                     native: bool = False) -> Iterator[tuple[str, bytes, dict]]:
+                     native: bool = False, chip: bool = False
+                     ) -> Iterator[tuple[str, bytes, dict]]:
     """(job_id, body, headers) for `n` sample jobs signed for station `to`, made one at a
     time (8 images, reused), so that a benchmark's own memory does not grow with the number
     of jobs. `native`: images at the printer's 1016 x 648 instead of the samples' 1012 x
-    638."""
+    638. `chip`: each with a chip section."""
     base = [sample_job(f"{prefix}-seed-{i}", seed=i, two_sided=two_sided,
-                       destination=f"station.{to}").body for i in range(8)]
+                       destination=f"station.{to}", chip=chip).body for i in range(8)]
     if native:
         base = [_native_body(b) for b in base]
     for i in range(n):
@@ -153,8 +154,9 @@ def iter_signed_jobs(n: int, prefix: str, *, to: str, two_sided: bool = True,
 
 
 def signed_jobs(n: int, prefix: str, *, to: str, two_sided: bool = True,
-                native: bool = False) -> list[tuple[str, bytes, dict]]:
-    return list(iter_signed_jobs(n, prefix, to=to, two_sided=two_sided, native=native))
+                native: bool = False, chip: bool = False) -> list[tuple[str, bytes, dict]]:
+    return list(iter_signed_jobs(n, prefix, to=to, two_sided=two_sided, native=native,
+                                 chip=chip))
 
 
 def make_agent(sim: str, *, root: Path | None = None, **settings: Any) -> Agent:
