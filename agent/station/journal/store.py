@@ -81,6 +81,11 @@ def _lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
+#: SQLite's own fsync of the journal failed (`sqlite_errorcode`): as with ours (`sync`), what
+#: it wrote may be gone from the disk whatever a later fsync says.
+_FAILED_SYNC = (sqlite3.SQLITE_IOERR_FSYNC, sqlite3.SQLITE_IOERR_DIR_FSYNC)
+
+
 def station_fault(exc: sqlite3.Error) -> bool:
     """A failure of the station's own storage (full disk, I/O error, read-only), not a bug."""
     return isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not \
@@ -225,8 +230,9 @@ class Store:
                     if not durable:
                         self.db.execute("PRAGMA synchronous=FULL")
             except sqlite3.Error as exc:
+                self._note_failed_sync(exc)
                 if station_fault(exc):
-                    self.write_error = str(exc)[:200]
+                    self.write_error = self._sync_broken or str(exc)[:200]
                 raise
             self.write_error = None
             # Both only after the commit: whatever `sync` reads of them (without the lock)
@@ -274,6 +280,14 @@ class Store:
         with self._sync_lock:
             self._on_disk = max(self._on_disk, target)
             self._publishable(seq)
+
+    def _note_failed_sync(self, exc: sqlite3.Error) -> None:
+        """SQLite's fsync failed in a commit or a checkpoint: the journal is failed as it
+        is when ours fails (`_sync_broken`), and raises saying so from now on."""
+        if getattr(exc, "sqlite_errorcode", None) in _FAILED_SYNC:
+            self._sync_broken = self.write_error = (
+                f"journal cannot be synced: {exc}; what was written since the last sync "
+                "may be lost: check the disk, then restart the agent")
 
     def _refuse_if_broken(self) -> None:
         """After a failed fsync (`_sync_broken`) neither a write nor a sync is done."""
@@ -325,7 +339,12 @@ class Store:
         """
         assert mode in ("PASSIVE", "TRUNCATE")
         with self.lock:
-            self.db.execute(f"PRAGMA wal_checkpoint({mode})")
+            self._refuse_if_broken()
+            try:
+                self.db.execute(f"PRAGMA wal_checkpoint({mode})")
+            except sqlite3.Error as exc:
+                self._note_failed_sync(exc)
+                raise
 
     def can_store(self, size: int) -> bool:
         """Whether the journal takes a message of `size` bytes now, tried for real.
