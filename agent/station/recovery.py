@@ -39,16 +39,21 @@ def settle_printing(journal: Journal, status: PrinterStatus,
     """Jobs that were `printing` when the agent stopped. A card handed to a spooler (its
     reference journaled) is settled by what the spooler says became of it. Else by the
     printer's card counter now: unchanged, the blank never left the feeder (the job prints
-    once, later); moved, nobody knows, and an operator must say (`needs_check`), shown what
-    the printer said now. Never a blind reprint."""
+    once, later, its attempt not counted; a pool job goes back to its pool, as one not
+    started does); moved, nobody knows, and an operator must say (`needs_check`), shown what
+    the printer said now. Never a blind reprint. A job armed behind the card in the printer
+    (cards back to back) has the counter that card leaves: the one counter settles both."""
     counter = status.card_counter
     for row in journal.jobs.in_states(JobState.PRINTING):
         if row.printer_ref is not None and driver is not None:
             _settle_by_spooler(journal, row.job_id, row.printer_ref, driver)
         elif counter is not None and row.counter_before is not None \
                 and counter == row.counter_before:
-            journal.progress.back_to_queue(row.job_id)
+            journal.progress.not_started(row.job_id)
             log.info("recovered_not_printed", job_id=row.job_id)
+            if row.source.startswith("pool:") and journal.handback.hand_back(
+                    row.job_id, "the station restarted before printing it"):
+                log.info("pool_job_handed_back", job_id=row.job_id)
         else:
             journal.progress.mark_needs_check(
                 row.job_id, "the agent stopped while this card was in the printer; an "

@@ -124,7 +124,8 @@ class Station:
         if wanted is not None and wanted != self.consumables.feeder_stock(
                 self.printer.snapshot.status):
             return False
-        return self.state().taking_jobs and not self.journal.jobs.any_queued()
+        return (self.state().taking_jobs and not self.journal.jobs.any_queued()
+                and not self.journal.armed.any())  # an armed job is one waiting, too
 
     # ----------------------------------------------------- what operators and central do
 

@@ -116,7 +116,8 @@ def test_the_next_job_is_started_while_a_card_prints_and_every_job_prints_once(s
     s.wait_armed("OV-2")
     row = s.agent.journal.jobs.get("OV-2")
     assert row is not None and (row.counter_before, row.attempt) == (1, 1)
-    assert s.statuses("OV-2") == [("accepted", 0)], "printing was said before its blank went in"
+    assert "printing" not in [st for st, _ in s.statuses("OV-2")], \
+        "printing was said before its blank went in"
     release.set()
     wait_for(lambda: s.ended("OV-1", "OV-2", "OV-3"), 20, "the three jobs to end")
     ledger = read_ledger(s.cards)
@@ -180,6 +181,7 @@ def test_a_stop_while_a_card_prints_finishes_it_and_leaves_the_armed_job_waiting
     s.wait_armed("ST-2")
     stopping = threading.Thread(target=s.agent.stop)
     stopping.start()
+    wait_for(s.agent.printer._stop.is_set, 10, "the printer thread told to stop")
     release.set()
     stopping.join(30)
     assert not stopping.is_alive()
@@ -227,7 +229,11 @@ def test_a_restart_settles_the_card_in_the_printer_and_the_armed_one_by_the_coun
         assert journal.progress.start_printing("RE-1", 7) == 1
         assert journal.progress.arm("RE-2", 8) == 1
         settle_printing(journal, PrinterStatus(state="ready", card_counter=counter))
-        assert [journal.jobs.get(j).state for j in ("RE-1", "RE-2")] == [first, armed]
+        rows = [journal.jobs.get(j) for j in ("RE-1", "RE-2")]
+        assert [r.state for r in rows] == [first, armed]
+        # A job whose blank the counter says was never drawn counts no attempt.
+        assert [r.attempt for r in rows] == [0 if s == JobState.QUEUED else 1
+                                             for s in (first, armed)]
     finally:
         journal.close()
 
@@ -262,5 +268,22 @@ def test_a_cancel_and_taking_back_an_armed_start_end_the_job_cancelled_either_wa
         row = journal.jobs.get("UA-1")
         assert row is not None and (row.state, row.attempt) == (JobState.CANCELLED, 0)
         assert not journal.progress.take_armed("UA-1")
+    finally:
+        journal.close()
+
+
+def test_a_pool_job_armed_when_the_agent_stopped_goes_back_to_its_pool(tmp_path):
+    """Never started (the counter did not move): as a pool job not started does at a
+    restart, it goes back to the central system for another station (contract 7.1)."""
+    journal = Journal(tmp_path / "state", STATION)
+    try:
+        for job_id, source in (("PO-1", "station"), ("PO-2", "pool:ektp-bogor")):
+            raw = json.dumps(sample_job(job_id, destination=f"station.{STATION}").body).encode()
+            journal.jobs.take(Job.model_validate_json(raw), raw, {}, source)
+        assert journal.progress.start_printing("PO-1", 7) == 1
+        assert journal.progress.arm("PO-2", 8) == 1
+        settle_printing(journal, PrinterStatus(state="ready", card_counter=8))
+        assert [journal.jobs.get(j).state for j in ("PO-1", "PO-2")] == \
+            [JobState.NEEDS_CHECK, JobState.HANDING_BACK]
     finally:
         journal.close()

@@ -26,6 +26,11 @@ class ArmedJobs:
         with self._lock:
             self._jobs.add(job_id)
 
+    def any(self) -> bool:
+        """A job is armed: one more than the printer is printing waits for it."""
+        with self._lock:
+            return bool(self._jobs)
+
     def take(self, job_id: str) -> bool:
         """The printer thread is about to feed the job's card: True unless it was withdrawn."""
         return self._remove(job_id)

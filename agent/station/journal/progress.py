@@ -134,12 +134,17 @@ class Progress:
     def not_started(self, job_id: str, *, withdraw: bool = False) -> None:
         """The printer refused the card before drawing a blank: it waits, and the attempt
         does not count (no blank was used). `withdraw`: an armed job's (`unarm`)."""
-        with self.store.tx() as db:
-            if withdraw:
-                self.armed.withdraw(job_id)
-            db.execute(f"UPDATE jobs SET state=?, attempt=MAX(attempt - 1, 0), updated_at=? "
-                       f"WHERE job_id=? AND {_BACK[0]}",
-                       (S.QUEUED, contract.now().isoformat(), job_id, *_BACK[1]))
+        withdrawn = False
+        try:
+            with self.store.tx() as db:
+                withdrawn = withdraw and self.armed.withdraw(job_id)
+                db.execute(f"UPDATE jobs SET state=?, attempt=MAX(attempt - 1, 0), "
+                           f"updated_at=? WHERE job_id=? AND {_BACK[0]}",
+                           (S.QUEUED, contract.now().isoformat(), job_id, *_BACK[1]))
+        except BaseException:
+            if withdrawn:  # still armed as far as a cancel is concerned: it is `printing`
+                self.armed.add(job_id)
+            raise
         self.store.job_event.set()
 
     def back_to_queue(self, job_id: str) -> None:

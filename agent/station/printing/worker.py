@@ -501,10 +501,12 @@ class PrinterWorker(ThreadedComponent):
 
     def _may_feed(self, armed: Started) -> bool:
         """The armed card goes in now: nothing asks for a look between cards (the blanks in
-        the feeder still the job's), and no cancel withdrew it (`ArmedJobs`; taken, it
-        can no longer be). A check that fails to answer says no."""
+        the feeder still the job's; the journal writing, as no card is printed that could
+        not be recorded), and no cancel withdrew it (`ArmedJobs`; taken, it can no longer
+        be). A check that fails to answer says no."""
         try:
-            return (not self._stop.is_set() and not self.paused() and self.tests.empty()
+            return (not self._stop.is_set() and self.journal.store.write_error is None
+                    and not self.paused() and self.tests.empty()
                     and self._stock_changes.empty()
                     and armed.stock == self.loaded_stock()
                     and (armed.expires is None or contract.now() <= armed.expires)
