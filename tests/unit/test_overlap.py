@@ -11,6 +11,7 @@ and a restart settling two `printing` jobs by the printer's one counter.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -286,4 +287,44 @@ def test_a_pool_job_armed_when_the_agent_stopped_goes_back_to_its_pool(tmp_path)
         assert [journal.jobs.get(j).state for j in ("PO-1", "PO-2")] == \
             [JobState.NEEDS_CHECK, JobState.HANDING_BACK]
     finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("failing", ["cancel", "take back"])
+def test_an_armed_job_whose_withdrawal_was_not_written_is_still_cancelled_after(
+        tmp_path, failing):
+    """A cancel or a take-back whose transaction fails (a full disk) leaves the job armed:
+    the cancel that comes once the disk has room still cancels it, its blank not drawn."""
+    journal = Journal(tmp_path / "state", STATION)
+    real = journal.store.db
+
+    class CommitFailsOnce:
+        failed = False
+
+        def __getattr__(self, name: str):
+            return getattr(real, name)
+
+        def execute(self, sql: str, *args):
+            if sql == "COMMIT" and not self.failed:
+                self.failed = True
+                raise sqlite3.OperationalError("database or disk is full")
+            return real.execute(sql, *args)
+
+    try:
+        raw = json.dumps(sample_job("WD-1", destination=f"station.{STATION}").body).encode()
+        journal.jobs.take(Job.model_validate_json(raw), raw, {}, "station")
+        assert journal.progress.arm("WD-1", 3) == 1
+        journal.store.db = CommitFailsOnce()  # type: ignore[assignment]
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            if failing == "cancel":
+                journal.control.cancel("WD-1", "cancelled_by_central", "data changed",
+                                       central=True)
+            else:
+                journal.progress.unarm("WD-1")
+        journal.store.db = real
+        assert journal.jobs.get("WD-1").state == JobState.PRINTING
+        assert journal.control.cancel("WD-1", "cancelled_by_central", "data changed",
+                                      central=True) == "cancelled"
+    finally:
+        journal.store.db = real
         journal.close()

@@ -8,6 +8,7 @@ is a duplicate.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from printstation.agent import contract
 
@@ -70,6 +71,8 @@ class Control:
             # A job armed to print next is `printing` with no blank drawn: still cancelled,
             # and its attempt, which drew no blank, not counted.
             armed = state == S.PRINTING and self.armed.withdraw(job_id)
+            if armed:
+                self.store.on_rollback(partial(self.armed.add, job_id))
             guard, sources = _CANCEL_ARMED if armed else _CANCEL
             cur = db.execute(f"UPDATE jobs SET state=?, reason_code=?, reason_detail=?, "
                              f"updated_at=?, attempt=MAX(attempt - ?, 0) WHERE job_id=? "

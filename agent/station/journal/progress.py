@@ -9,6 +9,7 @@ cannot know (`needs_check`) with `resolve`.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from printstation.agent import contract
@@ -134,17 +135,13 @@ class Progress:
     def not_started(self, job_id: str, *, withdraw: bool = False) -> None:
         """The printer refused the card before drawing a blank: it waits, and the attempt
         does not count (no blank was used). `withdraw`: an armed job's (`unarm`)."""
-        withdrawn = False
-        try:
-            with self.store.tx() as db:
-                withdrawn = withdraw and self.armed.withdraw(job_id)
-                db.execute(f"UPDATE jobs SET state=?, attempt=MAX(attempt - 1, 0), "
-                           f"updated_at=? WHERE job_id=? AND {_BACK[0]}",
-                           (S.QUEUED, contract.now().isoformat(), job_id, *_BACK[1]))
-        except BaseException:
-            if withdrawn:  # still armed as far as a cancel is concerned: it is `printing`
-                self.armed.add(job_id)
-            raise
+        with self.store.tx() as db:
+            if withdraw and self.armed.withdraw(job_id):
+                # Not written: still armed as far as a cancel is concerned (`printing`).
+                self.store.on_rollback(partial(self.armed.add, job_id))
+            db.execute(f"UPDATE jobs SET state=?, attempt=MAX(attempt - 1, 0), updated_at=? "
+                       f"WHERE job_id=? AND {_BACK[0]}",
+                       (S.QUEUED, contract.now().isoformat(), job_id, *_BACK[1]))
         self.store.job_event.set()
 
     def back_to_queue(self, job_id: str) -> None:

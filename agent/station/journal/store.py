@@ -143,6 +143,8 @@ class Store:
         #: still be in the page cache only. Counted, not flagged, because `sync` fsyncs
         #: outside the lock and a commit may come in meanwhile.
         self._commits = 0
+        #: What the transaction under way changed in memory, undone if it does not commit.
+        self._undo: list[Callable[[], object]] = []
         self._on_disk = -1
         #: The last seq committed, on disk or not: read without the lock, so the publisher
         #: need not wait for a job being stored to learn whether anything waits.
@@ -215,6 +217,7 @@ class Store:
                     self.db.execute("PRAGMA synchronous=NORMAL")
                 try:
                     self.db.execute("BEGIN IMMEDIATE")
+                    self._undo = []
                     try:
                         yield self.db
                         self.db.execute("COMMIT")
@@ -223,8 +226,11 @@ class Store:
                         if self.db.in_transaction:
                             with contextlib.suppress(sqlite3.Error):
                                 self.db.execute("ROLLBACK")
+                        for undo in reversed(self._undo):
+                            undo()
                         raise
                     finally:
+                        self._undo = []
                         self.generation += 1
                 finally:
                     if not durable:
@@ -250,6 +256,11 @@ class Store:
                 with self._sync_lock:
                     self._on_disk = self._commits
                     self._publishable(seq)
+
+    def on_rollback(self, undo: Callable[[], object]) -> None:
+        """Within `tx`: what to do in memory if the transaction does not commit (an armed
+        job withdrawn in it is armed again: `ArmedJobs`)."""
+        self._undo.append(undo)
 
     def sync(self) -> None:
         """Make every commit durable (and its events publishable) now.
