@@ -19,6 +19,7 @@ from printstation.agent.station.journal import (
     schema,
     store,
 )
+from tests.support.journal import commit_fails_once
 
 
 def spy_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -196,31 +197,14 @@ def test_sqlites_own_failed_fsync_fails_the_journal_as_ours_does(tmp_path, job):
     by the COMMIT failing once with that code; every later statement would succeed."""
     journal = Journal(tmp_path, "s1")
     journal.jobs.take(job[0], job[1], {}, "station")
-    real = journal.store.db
-
-    class CommitFsyncFailsOnce:
-        failed = False
-
-        def __getattr__(self, name: str):
-            return getattr(real, name)
-
-        def execute(self, sql: str, *args):
-            if sql == "COMMIT" and not self.failed:
-                self.failed = True
-                exc = sqlite3.OperationalError("disk I/O error")
-                exc.sqlite_errorcode = sqlite3.SQLITE_IOERR_FSYNC
-                raise exc
-            return real.execute(sql, *args)
-
-    journal.store.db = CommitFsyncFailsOnce()  # type: ignore[assignment]
-    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
-        journal.progress.start_printing("J-1", 0)
-    for write in (lambda: journal.progress.start_printing("J-1", 0), journal.store.sync,
-                  lambda: journal.store.checkpoint("TRUNCATE")):
-        with pytest.raises(sqlite3.OperationalError, match="restart the agent"):
-            write()
+    with commit_fails_once(journal, "disk I/O error", sqlite3.SQLITE_IOERR_FSYNC):
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            journal.progress.start_printing("J-1", 0)
+        for write in (lambda: journal.progress.start_printing("J-1", 0), journal.store.sync,
+                      lambda: journal.store.checkpoint("TRUNCATE")):
+            with pytest.raises(sqlite3.OperationalError, match="restart the agent"):
+                write()
     assert "check the disk" in (journal.store.write_error or "")
-    journal.store.db = real
 
 
 def _break_sync(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:

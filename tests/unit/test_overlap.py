@@ -30,6 +30,7 @@ from printstation.agent.station.recovery import settle_printing
 from printstation.drivers.base import FaultCode, PrinterStatus
 from printstation.simulator.printer import read_ledger
 from tests.support import KEY_ID, job_fingerprint, signed, wait_for
+from tests.support.journal import commit_fails_once
 
 STATION = "overlap-1"
 
@@ -296,35 +297,19 @@ def test_an_armed_job_whose_withdrawal_was_not_written_is_still_cancelled_after(
     """A cancel or a take-back whose transaction fails (a full disk) leaves the job armed:
     the cancel that comes once the disk has room still cancels it, its blank not drawn."""
     journal = Journal(tmp_path / "state", STATION)
-    real = journal.store.db
-
-    class CommitFailsOnce:
-        failed = False
-
-        def __getattr__(self, name: str):
-            return getattr(real, name)
-
-        def execute(self, sql: str, *args):
-            if sql == "COMMIT" and not self.failed:
-                self.failed = True
-                raise sqlite3.OperationalError("database or disk is full")
-            return real.execute(sql, *args)
-
     try:
         raw = json.dumps(sample_job("WD-1", destination=f"station.{STATION}").body).encode()
         journal.jobs.take(Job.model_validate_json(raw), raw, {}, "station")
         assert journal.progress.arm("WD-1", 3) == 1
-        journal.store.db = CommitFailsOnce()  # type: ignore[assignment]
-        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        with commit_fails_once(journal, "database or disk is full"), \
+                pytest.raises(sqlite3.OperationalError, match="disk is full"):
             if failing == "cancel":
                 journal.control.cancel("WD-1", "cancelled_by_central", "data changed",
                                        central=True)
             else:
                 journal.progress.unarm("WD-1")
-        journal.store.db = real
         assert journal.jobs.get("WD-1").state == JobState.PRINTING
         assert journal.control.cancel("WD-1", "cancelled_by_central", "data changed",
                                       central=True) == "cancelled"
     finally:
-        journal.store.db = real
         journal.close()
