@@ -42,11 +42,11 @@ class Progress:
         self.armed = armed
 
     def start_printing(self, job_id: str, counter_before: int | None, *,
-                       announce: bool = True) -> int | None:
+                       announce: bool = True, armed: bool = False) -> int | None:
         """Mark the blank as about to enter the printer; returns the attempt number, or
         None when the job is no longer queued (cancelled or handed back a moment ago):
         then no blank may be drawn for it. Without `announce`, no `printing` status (the
-        same attempt, tried again after the printer refused it)."""
+        same attempt, tried again after the printer refused it). `armed`: see `arm`."""
         with self.store.tx() as db:
             cur = db.execute(
                 f"UPDATE jobs SET state=?, attempt=attempt+1, counter_before=?, updated_at=?, "
@@ -54,6 +54,9 @@ class Progress:
                 (S.PRINTING, counter_before, contract.now().isoformat(), job_id, *_START[1]))
             if cur.rowcount == 0:
                 return None
+            if armed:
+                self.armed.add(job_id)
+                self.store.on_rollback(partial(self.armed.withdraw, job_id))
             if announce:
                 self.outbox.status(db, job_id, "printing")
             return db.execute("SELECT attempt FROM jobs WHERE job_id=?",
@@ -64,15 +67,7 @@ class Progress:
         durably `printing`, with `counter_before` the printer's counter once the card in it
         is counted, and no `printing` status yet (`announce_printing` says it once the
         blank is in). Returns the attempt, or None as `start_printing` does."""
-        self.armed.add(job_id)
-        try:
-            attempt = self.start_printing(job_id, counter_before, announce=False)
-        except BaseException:
-            self.armed.withdraw(job_id)
-            raise
-        if attempt is None:
-            self.armed.withdraw(job_id)
-        return attempt
+        return self.start_printing(job_id, counter_before, announce=False, armed=True)
 
     def take_armed(self, job_id: str) -> bool:
         """The armed job's card is about to be fed: False when a cancel withdrew it."""

@@ -52,8 +52,9 @@ class Outcomes:
         self.record()
 
     def add(self, write: Callable[[], object]) -> None:
-        """A write the next `settle` makes before its own (with a card's failure, taking
-        back the start of the card armed to follow it), kept as an outcome's are."""
+        """A write kept as an outcome's are, made by the next `record` (or `settle`, before
+        its own): a card's outcome recorded once the next card is in, or the start of a
+        card armed to follow a failed one taken back."""
         self._pending.append(write)
 
     def failure(self, job_id: str, attempt: int, exc: PrinterError, use: CardUse,

@@ -505,9 +505,7 @@ class PrinterWorker(ThreadedComponent):
         not be recorded), and no cancel withdrew it (`ArmedJobs`; taken, it can no longer
         be). A check that fails to answer says no."""
         try:
-            return (not self._stop.is_set() and self.journal.store.write_error is None
-                    and not self.paused() and self.tests.empty()
-                    and self._stock_changes.empty()
+            return (self.journal.store.write_error is None and self._no_call_between_cards()
                     and armed.stock == self.loaded_stock()
                     and (armed.expires is None or contract.now() <= armed.expires)
                     and self.journal.progress.take_armed(armed.job_id))
@@ -515,12 +513,17 @@ class PrinterWorker(ThreadedComponent):
             log.error("next_card_not_fed", error=type(exc).__name__)
             return False
 
+    def _no_call_between_cards(self) -> bool:
+        """Nothing needs the printer thread between two cards: no stop, pause, test card or
+        stock change waits."""
+        return not (self._stop.is_set() or self.paused() or not self.tests.empty()
+                    or not self._stock_changes.empty())
+
     def _arm_next(self, fed: Fed) -> Started | None:
         """While `fed` prints, journal the next job's start so that it can go in the
         moment `fed` is out; None when the next job needs the ordinary way, after it."""
         try:
-            if (fed.counter is None or self._stop.is_set() or self.paused()
-                    or not self.tests.empty() or not self._stock_changes.empty()
+            if (fed.counter is None or not self._no_call_between_cards()
                     or self.refusals.refusal is not None):
                 return None
             status = self._poll()
